@@ -1,0 +1,36 @@
+# Everything a fresh clone needs, with only python3 installed (CONTRACT.md section 2).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.requirements-installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap run test migrate clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+.env:
+	cp .env.example .env
+	@echo "Created .env from .env.example (edit it for your setup)."
+
+bootstrap: $(STAMP) .env
+
+migrate: bootstrap
+	$(BIN)/python manage.py migrate --noinput
+
+## Serve the API for local development on http://$(HOST):$(PORT) with a demo user.
+run: migrate
+	$(BIN)/python manage.py create_demo_user
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## The whole test suite (SQLite by default; DATABASE_URL=postgres://... for PostgreSQL).
+test: bootstrap
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,2 @@
+"""Routes of the billing API (service orders); with and without a trailing slash."""
+urlpatterns: list = []

@@ -1,0 +1,79 @@
+"""Shared pytest fixtures: a temporary MEDIA_ROOT, users, an authenticated API client, a local
+file server on 127.0.0.1, and a helper that runs a request with its on-commit work executed."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from crm.testing import LocalHTTPServer
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings: Any, tmp_path: Path) -> Path:
+    """Every test stores files in its own empty MEDIA_ROOT."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = root
+    settings.URL_INVOICE_MIFACT_V3 = ""
+    settings.URL_SV = ""
+    return root
+
+
+@pytest.fixture
+def user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="ventas", password="clave-segura-123")
+
+
+@pytest.fixture
+def api_client(user: Any) -> APIClient:
+    """An API client that sends a valid `Authorization: Bearer` header."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    return client
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def make_opportunity(db: None) -> Callable[..., Any]:
+    """Create an opportunity directly in the database (`name` defaults to a patient sale)."""
+    from opportunities.models import Opportunity
+
+    def make(**fields: Any) -> Opportunity:
+        fields.setdefault("name", "Venta consulta dermatología")
+        return Opportunity.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def http_server() -> Iterator[LocalHTTPServer]:
+    """A real HTTP server on 127.0.0.1 (random port) with routes set by the test."""
+    server = LocalHTTPServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def put_process(
+    api_client: APIClient, django_capture_on_commit_callbacks: Any
+) -> Callable[[str, Any], Any]:
+    """PUT a process-update body and run the on-commit work (file moves) as a real commit would."""
+
+    def put(opportunity_id: str, body: Any, **extra: Any) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return api_client.put(
+                f"/opportunity/update-opportunity-procces/{opportunity_id}", body, format="json", **extra
+            )
+
+    return put

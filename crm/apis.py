@@ -1,0 +1,73 @@
+"""Project-level endpoints: sign-in (JWT) and the health check (CONTRACT.md section 4)."""
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.db import connection
+from django.db.utils import Error as DatabaseError
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from crm.errors import ApiError, error_body
+from opportunities.fields import StrictCharField
+
+
+class SigninApi(APIView):
+    """`POST /auth/signin`: exchange a username and password for a bearer access token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "signin"
+
+    class InputSerializer(serializers.Serializer):
+        username = StrictCharField(max_length=150)
+        password = StrictCharField(max_length=128, trim_whitespace=False)
+
+    class OutputSerializer(serializers.Serializer):
+        access_token = serializers.CharField()
+        token_type = serializers.CharField()
+        expires_in = serializers.IntegerField(help_text="seconds")
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[], tags=["auth"])
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request,
+            username=serializer.validated_data["username"],
+            password=serializer.validated_data["password"],
+        )
+        if user is None or not user.is_active:
+            raise ApiError("Usuario o contraseña incorrectos", status_code=401)
+        token = AccessToken.for_user(user)
+        lifetime = int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
+        return Response({"access_token": str(token), "token_type": "Bearer", "expires_in": lifetime})
+
+
+class HealthApi(APIView):
+    """`GET /health`: 200 when the database answers a trivial query, 503 otherwise."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={200: inline_serializer("Health", {"status": serializers.CharField()})},
+        auth=[], tags=["health"],
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        except DatabaseError:
+            return Response(
+                error_body(503, "La base de datos no responde"), status=status.HTTP_503_SERVICE_UNAVAILABLE
+            )
+        return Response({"status": "ok"})

@@ -1,0 +1,121 @@
+"""The error shape of every API response (CONTRACT.md section 4).
+
+Every error is JSON ``{"statusCode": int, "message": str}`` with optional ``"error"`` (the HTTP
+reason phrase) and ``"errors"`` (``{field: [messages]}``). Messages are Spanish.
+"""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+INVALID_DATA_MESSAGE = "La solicitud contiene datos inválidos"
+
+_MESSAGES: dict[type[exceptions.APIException], str] = {
+    exceptions.NotAuthenticated: "No autenticado: envíe la cabecera Authorization: Bearer <access_token>",
+    exceptions.AuthenticationFailed: "Token inválido o expirado",
+    exceptions.PermissionDenied: "No tiene permiso para realizar esta acción",
+    exceptions.NotFound: "Recurso no encontrado",
+    exceptions.MethodNotAllowed: "Método no permitido",
+    exceptions.UnsupportedMediaType: "Tipo de contenido no soportado: use application/json",
+    exceptions.NotAcceptable: "Formato de respuesta no aceptable",
+    exceptions.ParseError: "El cuerpo de la solicitud no es JSON válido",
+}
+
+
+class ApiError(exceptions.APIException):
+    """A client error with an explicit Spanish message and optional per-field errors.
+
+    Raise it from services when a rule of the source document is broken (e.g. the
+    `reservationId` rule); the handler renders ``{"statusCode", "message", "errors"?}``.
+    """
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str, *, status_code: int = 400, errors: dict[str, list[str]] | None = None):
+        super().__init__(detail=message)
+        self.status_code = status_code
+        self.message = message
+        self.errors = errors
+
+
+def error_body(status_code: int, message: str, errors: Any = None) -> dict[str, Any]:
+    """Build the error body for `status_code` with the reason phrase in `error`."""
+    try:
+        reason = HTTPStatus(status_code).phrase
+    except ValueError:
+        reason = "Error"
+    body: dict[str, Any] = {"statusCode": status_code, "message": message, "error": reason}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(k): _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return [str(item) for item in detail]
+        return [_flatten(item) for item in detail]
+    return [str(detail)]
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF exception handler that renders every error in the contract's shape, never a traceback."""
+    if isinstance(exc, ApiError):
+        return Response(error_body(exc.status_code, exc.message, exc.errors), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
+        return Response(error_body(500, "Error interno del servidor"), status=500)
+
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            body = error_body(400, INVALID_DATA_MESSAGE, _flatten(detail))
+        else:
+            messages = _flatten(detail)
+            body = error_body(400, messages[0] if messages else INVALID_DATA_MESSAGE)
+    elif isinstance(exc, exceptions.Throttled):
+        wait = exc.wait
+        message = "Demasiadas solicitudes; intente de nuevo"
+        if wait is not None:
+            message += f" en {int(wait) + 1} s"
+        body = error_body(exc.status_code, message)
+    else:
+        message = next((m for cls, m in _MESSAGES.items() if isinstance(exc, cls)), None)
+        if message is None:
+            message = str(getattr(exc, "detail", "Error"))
+        body = error_body(response.status_code, message)
+    response.data = body
+    return response
+
+
+def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Django handler404 for paths no route matches."""
+    return JsonResponse(error_body(404, "Ruta no encontrada"), status=404)
+
+
+def json_500(request: HttpRequest) -> JsonResponse:
+    """Django handler500: a JSON body without a traceback."""
+    return JsonResponse(error_body(500, "Error interno del servidor"), status=500)
+
+
+def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Django handler400 (e.g. a disallowed Host header)."""
+    return JsonResponse(error_body(400, "Solicitud inválida"), status=400)
+
+
+def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Django handler403."""
+    return JsonResponse(error_body(403, "Acceso denegado"), status=403)

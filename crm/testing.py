@@ -1,0 +1,199 @@
+"""Helpers for tests: a local HTTP server with scripted answers and small PDF bodies.
+
+Importable without pytest. Typical use (see ``billing/tests/conftest.py``)::
+
+    srv = LocalHTTPServer()
+    srv.route("/f.pdf", body=SMALL_PDF)
+    srv.redirect("/old.pdf", "/f.pdf")
+    requests.get(srv.url("/old.pdf"))
+    assert srv.requests == ["/old.pdf", "/f.pdf"]
+    srv.close()
+"""
+from __future__ import annotations
+
+import http.server
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["LocalHTTPServer", "SMALL_PDF", "make_pdf"]
+
+_CHUNK = 1024
+_NOT_FOUND_BODY = (b"<!DOCTYPE html><html><head><title>404 Not Found</title></head>"
+                   b"<body><h1>Not Found</h1></body></html>")
+
+
+@dataclass(frozen=True)
+class _Route:
+    status: int
+    body: bytes
+    headers: dict[str, str | None] = field(default_factory=dict)
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    # HTTP/1.0: one request per connection, so a body without Content-Length ends at close.
+    protocol_version = "HTTP/1.0"
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(send_body=False)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # keep test output clean
+
+    def _answer(self, *, send_body: bool) -> None:
+        owner = self.server.owner
+        owner._record(self.path)
+        route = owner._find(self.path)
+        try:
+            if route.delay and owner._closing.wait(route.delay):
+                return
+            self.send_response(route.status)
+            headers: dict[str, str | None] = {
+                "Content-Type": ("application/pdf" if route.body.startswith(b"%PDF")
+                                 else "application/octet-stream"),
+                "Content-Length": str(len(route.body)),
+            }
+            # Case-insensitive override; a None value removes a default header.
+            for name, value in route.headers.items():
+                for existing in [k for k in headers if k.lower() == name.lower()]:
+                    del headers[existing]
+                headers[name] = value
+            for name, value in headers.items():
+                if value is not None:
+                    self.send_header(name, value)
+            self.end_headers()
+            if not send_body:
+                return
+            for start in range(0, len(route.body), _CHUNK):
+                if start and route.chunk_delay and owner._closing.wait(route.chunk_delay):
+                    return
+                self.wfile.write(route.body[start:start + _CHUNK])
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            pass  # the client gave up (timeouts, refusals): expected in tests
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    owner: LocalHTTPServer
+
+
+class LocalHTTPServer:
+    """A threading HTTP server on 127.0.0.1 (random free port) serving scripted routes.
+
+    Starts serving on construction, in a daemon thread. Routes match the request path exactly
+    (query string included), else the path without its query string; anything else answers
+    404 with an HTML body. GET and HEAD are supported; the server speaks HTTP/1.0 (one request
+    per connection).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._routes: dict[str, _Route] = {}
+        self._requests: list[str] = []
+        self._closing = threading.Event()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="LocalHTTPServer", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def host_port(self) -> str:
+        """``"127.0.0.1:PORT"``."""
+        return f"127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        """``"http://127.0.0.1:PORT" + path``."""
+        return f"http://{self.host_port}{path}"
+
+    @property
+    def requests(self) -> list[str]:
+        """Paths requested so far (with query string), in arrival order; a copy."""
+        with self._lock:
+            return list(self._requests)
+
+    def route(self, path: str, *, status: int = 200, body: bytes = b"",
+              headers: dict[str, str | None] | None = None, delay: float = 0.0,
+              chunk_delay: float = 0.0) -> None:
+        """Answer ``path`` with ``status`` and ``body``.
+
+        ``headers`` override the defaults (``Content-Type``: application/pdf for bodies starting
+        with ``%PDF``, else application/octet-stream; ``Content-Length``: the body length); a
+        ``None`` value drops the header. ``delay``: seconds to wait before answering.
+        ``chunk_delay``: seconds to wait between the 1 KiB chunks of the body.
+        """
+        with self._lock:
+            self._routes[path] = _Route(status=status, body=bytes(body),
+                                        headers=dict(headers or {}), delay=delay,
+                                        chunk_delay=chunk_delay)
+
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        """Answer ``path`` with a redirect to ``location`` (absolute or relative)."""
+        self.route(path, status=status, headers={"Location": location})
+
+    def close(self) -> None:
+        """Stop serving; handlers still waiting on a delay stop at once."""
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LocalHTTPServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _record(self, path: str) -> None:
+        with self._lock:
+            self._requests.append(path)
+
+    def _find(self, path: str) -> _Route:
+        with self._lock:
+            route = self._routes.get(path) or self._routes.get(path.split("?", 1)[0])
+        if route is None:
+            return _Route(status=404, body=_NOT_FOUND_BODY,
+                          headers={"Content-Type": "text/html; charset=utf-8"})
+        return route
+
+
+def make_pdf(tag: str) -> bytes:
+    """A small valid one-page PDF showing ``tag``; different tags give different bytes."""
+    text = tag.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1", "replace")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
+        + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref_at = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n"
+            f"startxref\n{xref_at}\n%%EOF").encode()
+    return bytes(out)
+
+
+#: A tiny valid-looking PDF (starts with ``%PDF-1.4``, ends with ``%%EOF``).
+SMALL_PDF: bytes = make_pdf("Comprobante de prueba")

@@ -1,0 +1,22 @@
+"""Root URL configuration: the API (with and without trailing slash), docs and admin."""
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from crm import apis
+
+handler400 = "crm.errors.json_400"
+handler403 = "crm.errors.json_403"
+handler404 = "crm.errors.json_404"
+handler500 = "crm.errors.json_500"
+
+urlpatterns = [
+    re_path(r"^auth/signin/?$", apis.SigninApi.as_view(), name="auth-signin"),
+    re_path(r"^health/?$", apis.HealthApi.as_view(), name="health"),
+    path("", include("opportunities.urls")),
+    path("", include("billing.urls")),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,187 @@
+"""Opportunities (a patient's sale), their meetings, action history and invoice attachments.
+
+Tables and columns follow the source document sections 2, 4 and 5 (CONTRACT.md section 1).
+"""
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+
+def new_opportunity_id() -> str:
+    """Return a fresh opportunity id: 17 lowercase hex characters (fits `varchar(17)`)."""
+    return secrets.token_hex(9)[:17]
+
+
+class Stage(models.TextChoices):
+    """Sales stages of an opportunity; new ones start in `Prospección`."""
+
+    PROSPECCION = "Prospección", "Prospección"
+    CALIFICACION = "Calificación", "Calificación"
+    PROPUESTA = "Propuesta", "Propuesta"
+    NEGOCIACION = "Negociación", "Negociación"
+    CIERRE_GANADO = "Cierre ganado", "Cierre ganado"
+    CIERRE_PERDIDO = "Cierre perdido", "Cierre perdido"
+
+
+class FacturacionSubEstado(models.TextChoices):
+    """Billing sub-state of a *Cierre ganado* opportunity (source document section 4)."""
+
+    FACTURA_DIRECTA = "factura_directa", "Factura directa"
+    ORDEN_SERVICIO_PENDIENTE_FACTURA = (
+        "orden_servicio_pendiente_factura",
+        "O.S pendiente de factura",
+    )
+
+
+class Opportunity(models.Model):
+    """A patient's sale in the CRM (table `opportunity`)."""
+
+    id = models.CharField(primary_key=True, max_length=17, default=new_opportunity_id, editable=False)
+    name = models.CharField("nombre", max_length=255)
+    stage = models.CharField("etapa", max_length=20, choices=Stage.choices, default=Stage.PROSPECCION)
+    amount = models.DecimalField("monto", max_digits=12, decimal_places=2, null=True, blank=True)
+
+    # Customer / patient ("main" data, source document section 2.1)
+    c_last_name_father = models.CharField("apellido paterno del cliente", max_length=100, blank=True, default="")
+    c_last_name_mother = models.CharField("apellido materno del cliente", max_length=100, blank=True, default="")
+    c_customer_document_type = models.CharField("tipo de documento del cliente", max_length=20, blank=True, default="")
+    c_customer_document = models.CharField("documento del cliente", max_length=20, blank=True, default="")
+    c_patientsname = models.CharField("nombre del paciente", max_length=200, blank=True, default="")
+    c_patients_paternal_last_name = models.CharField("apellido paterno del paciente", max_length=100, blank=True, default="")
+    c_patients_maternal_last_name = models.CharField("apellido materno del paciente", max_length=100, blank=True, default="")
+    c_patient_document = models.CharField("documento del paciente", max_length=20, blank=True, default="")
+    c_patient_document_type = models.CharField("tipo de documento del paciente", max_length=20, blank=True, default="")
+    c_clinic_history = models.CharField("historia clínica", max_length=50, blank=True, default="", db_index=True)
+
+    # Appointment (source document section 2.4)
+    c_appointment = models.CharField("horario", max_length=20, blank=True, default="")
+    c_date_reservation = models.DateField("fecha de reserva", null=True, blank=True)
+    c_doctor = models.CharField("doctor", max_length=150, blank=True, default="")
+    c_environment = models.CharField("ambiente", max_length=150, blank=True, default="")
+    c_specialty = models.CharField("especialidad", max_length=150, blank=True, default="")
+    c_tariff = models.CharField("tarifa", max_length=150, blank=True, default="")
+    reservation_id = models.PositiveIntegerField("reserva (SV)", null=True, blank=True)
+
+    c_facturacion_sub_estado = models.CharField(
+        "sub-estado de facturación",
+        max_length=40,
+        choices=FacturacionSubEstado.choices,
+        null=True,
+        blank=True,
+    )
+    is_presaved = models.BooleanField("pre-guardada", default=True)
+    created_at = models.DateTimeField("creada", auto_now_add=True)
+    modified_at = models.DateTimeField("modificada", auto_now=True)
+
+    class Meta:
+        db_table = "opportunity"
+        verbose_name = "oportunidad"
+        verbose_name_plural = "oportunidades"
+        ordering = ["-modified_at"]
+        indexes = [models.Index(fields=["stage", "c_facturacion_sub_estado"], name="opportunity_stage_sub_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class Meeting(models.Model):
+    """An appointment (cita) booked for an opportunity; one per SV reservation."""
+
+    class Status(models.TextChoices):
+        PLANNED = "Planned", "Planificada"
+
+    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="meetings", verbose_name="oportunidad")
+    name = models.CharField("nombre", max_length=255)
+    status = models.CharField("estado", max_length=20, choices=Status.choices, default=Status.PLANNED)
+    date_start = models.DateTimeField("inicio", null=True, blank=True)
+    date_end = models.DateTimeField("fin", null=True, blank=True)
+    doctor = models.CharField("doctor", max_length=150, blank=True, default="")
+    environment = models.CharField("ambiente", max_length=150, blank=True, default="")
+    specialty = models.CharField("especialidad", max_length=150, blank=True, default="")
+    tariff = models.CharField("tarifa", max_length=150, blank=True, default="")
+    reservation_id = models.PositiveIntegerField("reserva (SV)")
+    created_at = models.DateTimeField("creada", auto_now_add=True)
+    updated_at = models.DateTimeField("actualizada", auto_now=True)
+
+    class Meta:
+        db_table = "opportunity_meeting"
+        verbose_name = "reunión"
+        verbose_name_plural = "reuniones"
+        ordering = ["date_start", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["opportunity", "reservation_id"], name="meeting_unique_reservation"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ActionHistory(models.Model):
+    """One audit record of something done to an opportunity (by a user, or by the poller)."""
+
+    class Action(models.TextChoices):
+        OPPORTUNITY_CREATED = "opportunity_created", "Oportunidad creada"
+        OPPORTUNITY_UPDATED = "opportunity_updated", "Oportunidad actualizada"
+        MEETING_CREATED = "meeting_created", "Reunión creada"
+        MEETING_UPDATED = "meeting_updated", "Reunión actualizada"
+        CLOSED_WON = "closed_won", "Cierre ganado"
+        INVOICE_ATTACHED = "invoice_attached", "Comprobante adjuntado"
+        SERVICE_ORDERS_REGISTERED = "service_orders_registered", "O.S registradas"
+        SERVICE_ORDER_INVOICED = "service_order_invoiced", "O.S facturada"
+
+    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="history", verbose_name="oportunidad")
+    action = models.CharField("acción", max_length=40, choices=Action.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name="usuario")
+    user_name = models.CharField("nombre de usuario", max_length=150, null=True, blank=True)
+    data = models.JSONField("datos", default=dict, blank=True)
+    created_at = models.DateTimeField("fecha", auto_now_add=True)
+
+    class Meta:
+        db_table = "opportunity_action_history"
+        verbose_name = "historial de acciones"
+        verbose_name_plural = "historial de acciones"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+def attachment_upload_to(instance: "Attachment", filename: str) -> str:
+    return f"invoices/{instance.opportunity_id}/{filename}"
+
+
+class Attachment(models.Model):
+    """An invoice PDF (comprobante) attached to an opportunity, stored in `MEDIA_ROOT`.
+
+    Unique per opportunity by SHA-256: the same PDF sent twice is stored once.
+    """
+
+    class Kind(models.TextChoices):
+        COMPROBANTE_SOLES = "comprobante_soles", "Comprobante en soles"
+        COMPROBANTE_DOLARES = "comprobante_dolares", "Comprobante en dólares"
+
+    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="attachments", verbose_name="oportunidad")
+    kind = models.CharField("tipo", max_length=30, choices=Kind.choices)
+    file = models.FileField("archivo", upload_to=attachment_upload_to, max_length=255)
+    file_name = models.CharField("nombre de archivo", max_length=255)
+    size = models.PositiveBigIntegerField("tamaño (bytes)")
+    sha256 = models.CharField("SHA-256", max_length=64)
+    content_type = models.CharField("tipo de contenido", max_length=100, default="application/pdf")
+    source_url = models.TextField("URL de origen")
+    service_order_id = models.PositiveIntegerField("O.S", null=True, blank=True)
+    created_at = models.DateTimeField("creado", auto_now_add=True)
+
+    class Meta:
+        db_table = "opportunity_attachment"
+        verbose_name = "comprobante adjunto"
+        verbose_name_plural = "comprobantes adjuntos"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["opportunity", "sha256"], name="attachment_unique_sha256"),
+        ]
+
+    def __str__(self) -> str:
+        return self.file_name

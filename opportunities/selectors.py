@@ -1,0 +1,38 @@
+"""Reads on opportunities and what hangs from them (CONTRACT.md section 4)."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import ActionHistory, Attachment, Meeting, Opportunity
+
+
+def opportunity_get(*, opportunity_id: str) -> Opportunity:
+    """Return the opportunity with `opportunity_id`; raises `Http404` when there is none."""
+    try:
+        return Opportunity.objects.get(pk=opportunity_id)
+    except Opportunity.DoesNotExist:
+        raise Http404("Oportunidad no encontrada") from None
+
+
+def meeting_list(*, opportunity: Opportunity) -> QuerySet[Meeting]:
+    """The opportunity's meetings, earliest first."""
+    return Meeting.objects.filter(opportunity=opportunity).order_by("date_start", "id")
+
+
+def action_history_list(*, opportunity: Opportunity) -> QuerySet[ActionHistory]:
+    """The opportunity's action history, newest first."""
+    return ActionHistory.objects.filter(opportunity=opportunity).order_by("-created_at", "-id")
+
+
+def attachment_list(*, opportunity: Opportunity) -> QuerySet[Attachment]:
+    """The opportunity's attached comprobantes, oldest first."""
+    return Attachment.objects.filter(opportunity=opportunity).order_by("created_at", "id")
+
+
+def attachment_get(*, opportunity: Opportunity, attachment_id: int) -> Attachment:
+    """One attachment of `opportunity`; raises `Http404` when it is not one of its own."""
+    try:
+        return Attachment.objects.get(opportunity=opportunity, pk=attachment_id)
+    except (Attachment.DoesNotExist, ValueError):
+        raise Http404("Comprobante no encontrado") from None

@@ -1,0 +1,362 @@
+"""Writes on opportunities: create, the process update, attachments (CONTRACT.md section 5).
+
+Every function here is keyword-only and runs its writes in one transaction. Network work
+(downloading comprobantes) happens before the transaction opens; files reach `MEDIA_ROOT` only
+after the rows that reference them are committed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from billing.downloads import DownloadedPdf, DownloadError, download_pdf
+from crm.errors import ApiError
+
+from .fields import parse_appointment
+from .models import ActionHistory, Attachment, FacturacionSubEstado, Meeting, Opportunity, Stage
+from .serializers import APPOINTMENT_FIELDS, FIELD_COLUMNS, MAIN_FIELDS
+
+logger = logging.getLogger(__name__)
+
+RESERVATION_REQUIRED_MESSAGE = "El campo reservationId no puede estar vacío"
+CLINIC_HISTORY_REQUIRED_MESSAGE = "El campo cClinicHistory es obligatorio para el Cierre ganado"
+
+
+class ProcessCase(enum.Enum):
+    """The four cases of the source document section 3."""
+
+    APPOINTMENT_ONLY = "solo_cita"
+    MAIN_ONLY = "solo_datos_principales"
+    MAIN_AND_APPOINTMENT = "datos_principales_y_cita"
+    OTHER = "otro"
+
+    @property
+    def has_appointment(self) -> bool:
+        return self in (ProcessCase.APPOINTMENT_ONLY, ProcessCase.MAIN_AND_APPOINTMENT)
+
+
+def process_case_detect(sent_fields: Iterable[str]) -> ProcessCase:
+    """Classify a process-update body by the keys that were sent (source document section 3).
+
+    `sent_fields` are API keys whose values count as sent (not null, not blank).
+    """
+    sent = set(sent_fields)
+    has_main = any(field in sent for field in MAIN_FIELDS)
+    has_appointment = any(field in sent for field in APPOINTMENT_FIELDS)
+    if has_appointment and has_main:
+        return ProcessCase.MAIN_AND_APPOINTMENT
+    if has_appointment:
+        return ProcessCase.APPOINTMENT_ONLY
+    if has_main:
+        return ProcessCase.MAIN_ONLY
+    return ProcessCase.OTHER
+
+
+def _user_fields(user: AbstractBaseUser | None) -> dict[str, Any]:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return {"user": None, "user_name": None}
+    return {"user": user, "user_name": user.get_username()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def history_record(
+    *, opportunity: Opportunity, action: str, user: AbstractBaseUser | None, data: Mapping[str, Any]
+) -> ActionHistory:
+    """Append one action-history record to `opportunity` (``user`` None for the poller)."""
+    return ActionHistory.objects.create(
+        opportunity=opportunity, action=action, data=dict(data), **_user_fields(user)
+    )
+
+
+def opportunity_create(*, user: AbstractBaseUser | None, data: Mapping[str, Any]) -> Opportunity:
+    """Create an opportunity from validated `POST /opportunity` data (camelCase keys).
+
+    New opportunities start in `Prospección` with `isPresaved = true` unless `stage` is given.
+    """
+    values: dict[str, Any] = {"name": data["name"]}
+    if "stage" in data:
+        values["stage"] = data["stage"]
+    if "amount" in data:
+        values["amount"] = data["amount"]
+    for key, column in FIELD_COLUMNS.items():
+        if key in data:
+            values[column] = data[key]
+    with transaction.atomic():
+        opportunity = Opportunity.objects.create(**values)
+        history_record(
+            opportunity=opportunity,
+            action=ActionHistory.Action.OPPORTUNITY_CREATED,
+            user=user,
+            data={"name": opportunity.name, "stage": opportunity.stage},
+        )
+    return opportunity
+
+
+def _meeting_times(opportunity: Opportunity) -> tuple[dt.datetime | None, dt.datetime | None]:
+    times = parse_appointment(opportunity.c_appointment)
+    day = opportunity.c_date_reservation
+    if times is None or day is None:
+        return None, None
+    zone = ZoneInfo(settings.TIME_ZONE)
+    start, end = times
+    return dt.datetime.combine(day, start, tzinfo=zone), dt.datetime.combine(day, end, tzinfo=zone)
+
+
+def _meeting_name(opportunity: Opportunity) -> str:
+    patient = " ".join(
+        part
+        for part in (
+            opportunity.c_patientsname,
+            opportunity.c_patients_paternal_last_name,
+            opportunity.c_patients_maternal_last_name,
+        )
+        if part
+    )
+    title = f"Cita: {patient or opportunity.name}"
+    if opportunity.c_specialty:
+        title += f" ({opportunity.c_specialty})"
+    return title[:255]
+
+
+def meeting_upsert(
+    *, opportunity: Opportunity, reservation_id: int, user: AbstractBaseUser | None
+) -> Meeting:
+    """Create, or update, the opportunity's meeting for `reservation_id` from its stored appointment.
+
+    Writes `meeting_created` or (when something changed) `meeting_updated` to the history.
+    Must run inside the caller's transaction with the opportunity row locked.
+    """
+    date_start, date_end = _meeting_times(opportunity)
+    values = {
+        "name": _meeting_name(opportunity),
+        "date_start": date_start,
+        "date_end": date_end,
+        "doctor": opportunity.c_doctor,
+        "environment": opportunity.c_environment,
+        "specialty": opportunity.c_specialty,
+        "tariff": opportunity.c_tariff,
+    }
+    meeting = Meeting.objects.filter(opportunity=opportunity, reservation_id=reservation_id).first()
+    if meeting is None:
+        meeting = Meeting.objects.create(opportunity=opportunity, reservation_id=reservation_id, **values)
+        history_record(
+            opportunity=opportunity,
+            action=ActionHistory.Action.MEETING_CREATED,
+            user=user,
+            data={"meetingId": meeting.pk, "reservationId": reservation_id,
+                  **{k: _jsonable(v) for k, v in values.items()}},
+        )
+        return meeting
+    changes = {
+        key: {"old": _jsonable(getattr(meeting, key)), "new": _jsonable(value)}
+        for key, value in values.items()
+        if getattr(meeting, key) != value
+    }
+    if changes:
+        for key, value in values.items():
+            setattr(meeting, key, value)
+        meeting.save()
+        history_record(
+            opportunity=opportunity,
+            action=ActionHistory.Action.MEETING_UPDATED,
+            user=user,
+            data={"meetingId": meeting.pk, "reservationId": reservation_id, "changes": changes},
+        )
+    return meeting
+
+
+def _store_file_after_commit(attachment_id: int, name: str, pdf: DownloadedPdf) -> None:
+    try:
+        with pdf.path.open("rb") as handle:
+            saved = default_storage.save(name, File(handle, name=pdf.file_name))
+        if saved != name:
+            Attachment.objects.filter(pk=attachment_id).update(file=saved)
+    except Exception:
+        # A row without its file would be served as a broken download: drop the row.
+        logger.exception("Could not store attachment %s; removing its row", attachment_id)
+        Attachment.objects.filter(pk=attachment_id).delete()
+    finally:
+        pdf.discard()
+
+
+def attachment_store_pdfs(
+    *,
+    opportunity: Opportunity,
+    pdfs: Iterable[tuple[str, DownloadedPdf]],
+    service_order_id: int | None = None,
+) -> list[Attachment]:
+    """Attach downloaded PDFs `(kind, pdf)` to `opportunity`; returns the attachments created.
+
+    A PDF whose SHA-256 the opportunity already has is not stored again. Must run inside a
+    transaction: each file is moved from its temporary path into storage only after that
+    transaction commits (and its temp file deleted); on rollback the caller discards the PDFs.
+    """
+    existing = set(opportunity.attachments.values_list("sha256", flat=True))
+    created: list[Attachment] = []
+    for kind, pdf in pdfs:
+        if pdf.sha256 in existing:
+            transaction.on_commit(pdf.discard)
+            continue
+        existing.add(pdf.sha256)
+        name = f"invoices/{opportunity.pk}/{pdf.sha256[:16]}-{pdf.file_name}"
+        attachment = Attachment.objects.create(
+            opportunity=opportunity,
+            kind=kind,
+            file=name,
+            file_name=pdf.file_name,
+            size=pdf.size,
+            sha256=pdf.sha256,
+            content_type=pdf.content_type,
+            source_url=pdf.source_url,
+            service_order_id=service_order_id,
+        )
+        transaction.on_commit(
+            lambda attachment_id=attachment.pk, name=name, pdf=pdf: _store_file_after_commit(
+                attachment_id, name, pdf
+            )
+        )
+        created.append(attachment)
+    return created
+
+
+def discard_pdfs(pdfs: Iterable[tuple[str, DownloadedPdf]]) -> None:
+    """Delete the temporary files of downloaded PDFs (used when their transaction fails)."""
+    for _kind, pdf in pdfs:
+        pdf.discard()
+
+
+def _download_facturas(facturas: Mapping[str, str]) -> list[tuple[str, DownloadedPdf]]:
+    downloaded: list[tuple[str, DownloadedPdf]] = []
+    try:
+        for kind in (Attachment.Kind.COMPROBANTE_SOLES, Attachment.Kind.COMPROBANTE_DOLARES):
+            url = facturas.get(kind.value)
+            if url:
+                downloaded.append((kind.value, download_pdf(url)))
+    except DownloadError as exc:
+        discard_pdfs(downloaded)
+        raise ApiError(
+            f"No se pudo descargar el comprobante {exc.url}: {exc.reason}",
+            errors={f"cFacturas.{kind.value}": [f"{exc.reason} ({exc.url})"]},
+        ) from exc
+    except BaseException:
+        discard_pdfs(downloaded)
+        raise
+    return downloaded
+
+
+def _apply_fields(
+    *, opportunity: Opportunity, data: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    changes: dict[str, dict[str, Any]] = {}
+    for key, column in FIELD_COLUMNS.items():
+        if key not in data:
+            continue
+        old, new = getattr(opportunity, column), data[key]
+        if old != new:
+            changes[key] = {"old": _jsonable(old), "new": _jsonable(new)}
+            setattr(opportunity, column, new)
+    return changes
+
+
+def opportunity_close_won(
+    *,
+    opportunity: Opportunity,
+    sub_state: str,
+    user: AbstractBaseUser | None,
+    data: Mapping[str, Any],
+) -> bool:
+    """Put `opportunity` in *Cierre ganado* with billing `sub_state` (source document section 4).
+
+    `factura_directa` also sets `isPresaved = false`. Writes `closed_won` (with `data`) when the
+    stage or sub-state changed; returns whether it did. The caller saves the opportunity.
+    """
+    changed = opportunity.stage != Stage.CIERRE_GANADO or opportunity.c_facturacion_sub_estado != sub_state
+    opportunity.stage = Stage.CIERRE_GANADO
+    opportunity.c_facturacion_sub_estado = sub_state
+    if sub_state == FacturacionSubEstado.FACTURA_DIRECTA:
+        opportunity.is_presaved = False
+    if changed:
+        history_record(
+            opportunity=opportunity,
+            action=ActionHistory.Action.CLOSED_WON,
+            user=user,
+            data={"stage": Stage.CIERRE_GANADO.value, "subState": sub_state, **data},
+        )
+    return changed
+
+
+def opportunity_process_update(
+    *, opportunity_id: str, user: AbstractBaseUser | None, data: Mapping[str, Any]
+) -> Opportunity:
+    """Apply a process update (source document sections 2, 3, 8; CONTRACT.md section 5).
+
+    `data` is the validated body (camelCase keys, only fields that count as sent). In order:
+    detect the case; require `reservationId` when appointment fields are sent; require the
+    clinic history when closing; download `cFacturas` PDFs (before any lock); then, in one
+    transaction: store the fields, create or update the meeting, attach the PDFs and close as
+    *Cierre ganado* / `factura_directa`, writing the history.
+
+    Raises `ApiError` (400, nothing changed) for a missing `reservationId`, a missing clinic
+    history or a failed download; `Opportunity.DoesNotExist` for an unknown id.
+    """
+    opportunity = Opportunity.objects.get(pk=opportunity_id)
+    case = process_case_detect(data.keys())
+    if case.has_appointment and "reservationId" not in data:
+        raise ApiError(RESERVATION_REQUIRED_MESSAGE, errors={"reservationId": [RESERVATION_REQUIRED_MESSAGE]})
+
+    facturas = {k: v for k, v in (data.get("cFacturas") or {}).items() if v}
+    if facturas and not (data.get("cClinicHistory") or opportunity.c_clinic_history):
+        raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
+
+    pdfs = _download_facturas(facturas) if facturas else []
+    try:
+        with transaction.atomic():
+            opportunity = Opportunity.objects.select_for_update().get(pk=opportunity_id)
+            changes = _apply_fields(opportunity=opportunity, data=data)
+            if changes:
+                history_record(
+                    opportunity=opportunity,
+                    action=ActionHistory.Action.OPPORTUNITY_UPDATED,
+                    user=user,
+                    data={"case": case.value, "changes": changes},
+                )
+            if case.has_appointment:
+                meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], user=user)
+            if pdfs:
+                attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs)
+                closed = opportunity_close_won(
+                    opportunity=opportunity,
+                    sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
+                    user=user,
+                    data={"via": "cFacturas", "attachmentIds": [a.pk for a in attachments]},
+                )
+                if attachments and not closed:
+                    history_record(
+                        opportunity=opportunity,
+                        action=ActionHistory.Action.INVOICE_ATTACHED,
+                        user=user,
+                        data={"attachmentIds": [a.pk for a in attachments]},
+                    )
+            opportunity.save()
+    except BaseException:
+        discard_pdfs(pdfs)
+        raise
+    return opportunity

@@ -1,0 +1,186 @@
+"""Sign-in, bearer authentication and the JSON error shape of every client error."""
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_signin_returns_a_bearer_token_that_opens_the_api(anon_client, user, make_opportunity):
+    response = anon_client.post("/auth/signin", {"username": "ventas", "password": "clave-segura-123"}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] > 0
+    opportunity = make_opportunity()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {body['access_token']}")
+    assert client.get(f"/opportunity/{opportunity.pk}").status_code == 200
+
+
+def test_signin_with_wrong_password_is_401_in_the_error_shape(anon_client, user):
+    response = anon_client.post("/auth/signin", {"username": "ventas", "password": "otra"}, format="json")
+    assert response.status_code == 401
+    assert response.json()["statusCode"] == 401
+    assert response.json()["message"] == "Usuario o contraseña incorrectos"
+
+
+def test_signin_without_fields_is_400_with_field_errors(anon_client):
+    response = anon_client.post("/auth/signin", {"username": 5}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"username", "password"}
+
+
+def test_signin_is_throttled_with_a_json_429(anon_client, user, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"signin": "2/min"}}
+    from django.core.cache import cache
+
+    cache.clear()
+    from rest_framework.throttling import ScopedRateThrottle
+
+    ScopedRateThrottle.THROTTLE_RATES = {"signin": "2/min"}
+    try:
+        codes = [
+            anon_client.post("/auth/signin", {"username": "ventas", "password": "x"}, format="json").status_code
+            for _ in range(3)
+        ]
+        assert codes == [401, 401, 429]
+        last = anon_client.post("/auth/signin", {"username": "ventas", "password": "x"}, format="json")
+        assert last.json()["statusCode"] == 429
+        assert "Demasiadas solicitudes" in last.json()["message"]
+    finally:
+        from rest_framework.settings import api_settings
+
+        ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        cache.clear()
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("get", "/opportunity/abc"),
+        ("post", "/opportunity"),
+        ("put", "/opportunity/update-opportunity-procces/abc"),
+        ("get", "/opportunity/abc/meetings"),
+        ("get", "/opportunity/abc/action-history"),
+        ("get", "/opportunity/abc/attachments"),
+        ("get", "/opportunity/abc/attachments/1/download"),
+    ],
+)
+def test_every_api_route_needs_a_bearer_token(anon_client, method, path):
+    response = getattr(anon_client, method)(path, {}, format="json")
+    assert response.status_code == 401
+    assert response.json()["statusCode"] == 401
+    assert response.json()["message"].startswith("No autenticado")
+
+
+def test_a_forged_token_is_401(anon_client, make_opportunity):
+    opportunity = make_opportunity()
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.jwt")
+    response = anon_client.get(f"/opportunity/{opportunity.pk}")
+    assert response.status_code == 401
+    assert response.json() == {
+        "statusCode": 401,
+        "message": "Token inválido o expirado",
+        "error": "Unauthorized",
+    }
+
+
+def test_routes_answer_with_and_without_trailing_slash(api_client, make_opportunity):
+    opportunity = make_opportunity()
+    assert api_client.get(f"/opportunity/{opportunity.pk}").status_code == 200
+    assert api_client.get(f"/opportunity/{opportunity.pk}/").status_code == 200
+    assert api_client.get("/health/").status_code == 200
+    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}/", {}, format="json")
+    assert response.status_code == 200
+
+
+def test_unknown_route_is_a_json_404(api_client):
+    response = api_client.get("/no-such-thing")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["statusCode"] == 404
+
+
+def test_unknown_opportunity_is_404(api_client):
+    response = api_client.get("/opportunity/00000000000000000")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Recurso no encontrado"
+
+
+def test_wrong_method_is_a_json_405(api_client, make_opportunity):
+    opportunity = make_opportunity()
+    response = api_client.delete(f"/opportunity/{opportunity.pk}")
+    assert response.status_code == 405
+    assert response.json()["message"] == "Método no permitido"
+
+
+def test_non_json_content_type_is_a_json_415(api_client, make_opportunity):
+    opportunity = make_opportunity()
+    response = api_client.put(
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}", "cDoctor=x",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 415
+    assert response.json()["statusCode"] == 415
+
+
+def test_malformed_json_is_a_json_400(api_client, make_opportunity):
+    opportunity = make_opportunity()
+    response = api_client.put(
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}", '{"cDoctor": ', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == "El cuerpo de la solicitud no es JSON válido"
+
+
+def test_health_reports_ok_without_authentication(anon_client):
+    response = anon_client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_health_is_503_when_the_database_fails(anon_client, monkeypatch):
+    from django.db import connection
+    from django.db.utils import OperationalError
+
+    def broken_cursor(*args, **kwargs):
+        raise OperationalError("down")
+
+    monkeypatch.setattr(connection, "cursor", broken_cursor)
+    response = anon_client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["statusCode"] == 503
+
+
+def test_an_unexpected_error_is_a_json_500_without_traceback(api_client, make_opportunity, monkeypatch):
+    from opportunities import services
+
+    def explode(**kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(services, "opportunity_process_update", explode)
+    opportunity = make_opportunity()
+    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", {}, format="json")
+    assert response.status_code == 500
+    assert response.json() == {"statusCode": 500, "message": "Error interno del servidor", "error": "Internal Server Error"}
+    assert b"secret internals" not in response.content
+
+
+def test_create_opportunity_requires_a_name(api_client):
+    response = api_client.post("/opportunity", {"cDoctor": "Dr. Ruiz"}, format="json")
+    assert response.status_code == 400
+    assert "name" in response.json()["errors"]
+
+
+def test_create_opportunity_starts_in_prospeccion_and_presaved(api_client):
+    response = api_client.post("/opportunity", {"name": "Venta láser", "cPatientsname": "Ana"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert len(body["id"]) == 17 and all(c in "0123456789abcdef" for c in body["id"])
+    assert body["stage"] == "Prospección"
+    assert body["isPresaved"] is True
+    assert body["cFacturacionSubEstado"] is None
+    assert body["cPatientsname"] == "Ana"
+    assert api_client.get(f"/opportunity/{body['id']}").json()["name"] == "Venta láser"

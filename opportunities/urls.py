@@ -1,0 +1,30 @@
+"""Routes of the opportunity API; each is served with and without a trailing slash."""
+from django.urls import re_path
+
+from . import apis
+
+urlpatterns = [
+    re_path(r"^opportunity/?$", apis.OpportunityCreateApi.as_view(), name="opportunity-create"),
+    re_path(
+        r"^opportunity/update-opportunity-procces/(?P<opportunity_id>[^/]+)/?$",
+        apis.OpportunityProcessUpdateApi.as_view(),
+        name="opportunity-process-update",
+    ),
+    re_path(r"^opportunity/(?P<opportunity_id>[^/]+)/meetings/?$", apis.MeetingListApi.as_view(), name="opportunity-meetings"),
+    re_path(
+        r"^opportunity/(?P<opportunity_id>[^/]+)/action-history/?$",
+        apis.ActionHistoryListApi.as_view(),
+        name="opportunity-action-history",
+    ),
+    re_path(
+        r"^opportunity/(?P<opportunity_id>[^/]+)/attachments/?$",
+        apis.AttachmentListApi.as_view(),
+        name="opportunity-attachments",
+    ),
+    re_path(
+        r"^opportunity/(?P<opportunity_id>[^/]+)/attachments/(?P<attachment_id>[0-9]{1,18})/download/?$",
+        apis.AttachmentDownloadApi.as_view(),
+        name="opportunity-attachment-download",
+    ),
+    re_path(r"^opportunity/(?P<opportunity_id>[^/]+)/?$", apis.OpportunityDetailApi.as_view(), name="opportunity-detail"),
+]
