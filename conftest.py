@@ -65,6 +65,23 @@ def http_server() -> Iterator[LocalHTTPServer]:
 
 
 @pytest.fixture
+def mifact(settings: Any) -> Iterator[Any]:
+    """invoice-mifact configured at a fake base URL and scripted through `responses`."""
+    import responses
+
+    from billing import services as billing_services
+    from billing.tests.fakes import BASE, FakeMifact
+
+    settings.URL_INVOICE_MIFACT_V3 = BASE
+    settings.INVOICE_MIFACT_USERNAME = "admin"
+    settings.INVOICE_MIFACT_PASSWORD = "secreto"
+    billing_services.reset_shared_mifact_client()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeMifact(rsps)
+    billing_services.reset_shared_mifact_client()
+
+
+@pytest.fixture
 def put_process(
     api_client: APIClient, django_capture_on_commit_callbacks: Any
 ) -> Callable[[str, Any], Any]:

@@ -499,9 +499,10 @@ def _safe_file_name(url: str) -> str:
         return DEFAULT_FILE_NAME
     segment = unquote(path.rsplit("/", 1)[-1]).replace("\\", "/").rsplit("/", 1)[-1]
     ascii_text = unicodedata.normalize("NFKD", segment).encode("ascii", "ignore").decode("ascii")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text).strip("._-")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text)
     stem = name[:-4] if name.lower().endswith(".pdf") else name
-    stem = stem[: MAX_FILE_NAME_LENGTH - 4].rstrip("._-")
+    # No leading dot (hidden file) or dash (looks like an option); no "name..pdf".
+    stem = stem.strip("._-")[: MAX_FILE_NAME_LENGTH - 4].rstrip("._-")
     if not stem:
         return DEFAULT_FILE_NAME
     return f"{stem}.pdf"
@@ -614,8 +615,9 @@ def _as_download_error(exc: Exception, url: str, *, expired: bool) -> DownloadEr
         if exc.url == url:
             return exc
         return DownloadError(url, exc.reason, permanent=exc.permanent)
+    # Not urllib3.exceptions.TimeoutError: NewConnectionError ("connection refused") is one.
     if isinstance(exc, requests.Timeout) or _caused_by(
-            exc, (socket.timeout, urllib3.exceptions.TimeoutError)):
+            exc, (socket.timeout, urllib3.exceptions.ReadTimeoutError)):
         return DownloadError(url, REASON_TIMEOUT, permanent=False)
     if isinstance(exc, requests.exceptions.SSLError):
         return DownloadError(url, REASON_TLS, permanent=False)

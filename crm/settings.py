@@ -159,6 +159,12 @@ URL_SV = env.str("URL_SV", default="").rstrip("/")
 SV_USERNAME = env.str("SV_USERNAME", default="") or USERNAME_ADMIN
 SV_PASSWORD = env.str("SV_PASSWORD", default="") or PASSWORD_ADMIN
 
+# Poller (billing.services.service_orders_poll)
+POLL_WORKERS = env.int("POLL_WORKERS", default=8)
+POLL_BATCH_SIZE = env.int("POLL_BATCH_SIZE", default=100)
+POLL_CLAIM_SECONDS = env.int("POLL_CLAIM_SECONDS", default=300)
+POLL_RECHECK_AFTER_SECONDS = env.int("POLL_RECHECK_AFTER_SECONDS", default=30)
+
 # --- Cron (django-crontab) --------------------------------------------------------------------
 CRONJOBS = [
     ("*/5 * * * *", "django.core.management.call_command", ["poll_invoices"]),

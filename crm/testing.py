@@ -100,7 +100,7 @@ class LocalHTTPServer:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
+                                        kwargs={"poll_interval": 0.01},
                                         name="LocalHTTPServer", daemon=True)
         self._thread.start()
 

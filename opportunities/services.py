@@ -312,7 +312,9 @@ def opportunity_process_update(
     detect the case; require `reservationId` when appointment fields are sent; require the
     clinic history when closing; download `cFacturas` PDFs (before any lock); then, in one
     transaction: store the fields, create or update the meeting, attach the PDFs and close as
-    *Cierre ganado* / `factura_directa`, writing the history.
+    *Cierre ganado* / `factura_directa`; register `cOrdenesServicio` and close with sub-state
+    `orden_servicio_pendiente_factura`, writing the history. After the commit, every pending O.S
+    of the opportunity is checked against invoice-mifact (`billing.services`).
 
     Raises `ApiError` (400, nothing changed) for a missing `reservationId`, a missing clinic
     history or a failed download; `Opportunity.DoesNotExist` for an unknown id.
@@ -323,8 +325,12 @@ def opportunity_process_update(
         raise ApiError(RESERVATION_REQUIRED_MESSAGE, errors={"reservationId": [RESERVATION_REQUIRED_MESSAGE]})
 
     facturas = {k: v for k, v in (data.get("cFacturas") or {}).items() if v}
-    if facturas and not (data.get("cClinicHistory") or opportunity.c_clinic_history):
+    service_order_ids: list[int] = list(data.get("cOrdenesServicio") or [])
+    if (facturas or service_order_ids) and not (data.get("cClinicHistory") or opportunity.c_clinic_history):
         raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
+
+    # billing depends on this module; import it here to keep the dependency one-way at load time.
+    from billing import services as billing_services
 
     pdfs = _download_facturas(facturas) if facturas else []
     try:
@@ -355,8 +361,21 @@ def opportunity_process_update(
                         user=user,
                         data={"attachmentIds": [a.pk for a in attachments]},
                     )
+            if service_order_ids:
+                billing_services.service_orders_register(
+                    opportunity=opportunity,
+                    service_order_ids=service_order_ids,
+                    metadata=data.get("cOrdenesServicioMetadata"),
+                    user=user,
+                )
+                billing_services.opportunity_close_with_service_orders(opportunity=opportunity, user=user)
             opportunity.save()
     except BaseException:
         discard_pdfs(pdfs)
         raise
+
+    # Contract 5.8: after the update, check the opportunity's pending O.S (network, outside the
+    # transaction; failures are recorded on the rows and never fail the request).
+    if billing_services.opportunity_check_service_orders(opportunity_id=opportunity_id):
+        opportunity.refresh_from_db()
     return opportunity

@@ -1,0 +1,476 @@
+"""Writes on service orders (O.S): registration, claiming, checking and completion.
+
+Source document sections 2.3, 5, 6 and 7; CONTRACT.md sections 5 (items 7-8) and 7.
+
+One unit of work is one O.S: `service_order_check` claims it, asks invoice-mifact for its
+status (network, no transaction open), downloads the comprobantes when it is *facturado*
+(network, no transaction open), then completes it in one short transaction that locks the row
+and the opportunity. The PUT endpoint, the `poll_invoices` command and the admin action all go
+through `service_order_check`, so two of them never complete the same O.S twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from billing.downloads import DownloadedPdf, DownloadError, download_pdf
+from billing.mifact import InvoiceStatus, MifactClient, MifactError, MifactNotConfigured
+from billing.models import OpportunityServiceOrder
+from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
+from opportunities.services import attachment_store_pdfs, discard_pdfs, history_record, opportunity_close_won
+
+logger = logging.getLogger(__name__)
+
+ERROR_NO_URLS = "facturado sin URLs de comprobante; se reintentará"
+
+
+class CheckResult(enum.Enum):
+    """What one check of one O.S ended in."""
+
+    PENDING = "pending"  # asked; not facturado yet
+    INVOICED = "invoiced"  # completed now: PDFs attached, opportunity updated
+    ALREADY_DONE = "already_done"  # someone else completed it first
+    SKIPPED = "skipped"  # claimed by another worker right now
+    ERROR = "error"  # error recorded on the row; a later check retries
+    SERVICE_ERROR = "service_error"  # invoice-mifact unreachable or refused us
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """Result of `service_order_check`: the row's id, the result and the error text (or "")."""
+
+    service_order_pk: int
+    result: CheckResult
+    error: str = ""
+
+
+def _claim_seconds() -> int:
+    return int(getattr(settings, "POLL_CLAIM_SECONDS", 300))
+
+
+def pending_service_orders() -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S with `facturado = false` (served by the partial index)."""
+    return OpportunityServiceOrder.objects.filter(facturado=False)
+
+
+def _unclaimed(now: dt.datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+
+# --- registration (inside the process-update transaction) -------------------------------------
+
+
+def service_orders_register(
+    *,
+    opportunity: Opportunity,
+    service_order_ids: Iterable[int],
+    metadata: Mapping[int, Any] | None,
+    user: AbstractBaseUser | None,
+) -> list[int]:
+    """Store each O.S id once for `opportunity` with its metadata; return the ids newly added.
+
+    Existing rows get their metadata replaced when the body carries metadata for them. Writes
+    `service_orders_registered` when ids were added. Runs inside the caller's transaction.
+    """
+    metadata = metadata or {}
+    wanted = list(dict.fromkeys(service_order_ids))
+    existing = {
+        row.service_order_id: row
+        for row in OpportunityServiceOrder.objects.filter(opportunity=opportunity, service_order_id__in=wanted)
+    }
+    added: list[int] = []
+    for service_order_id in wanted:
+        row = existing.get(service_order_id)
+        if row is None:
+            OpportunityServiceOrder.objects.create(
+                opportunity=opportunity, service_order_id=service_order_id, metadata=metadata.get(service_order_id)
+            )
+            added.append(service_order_id)
+        elif service_order_id in metadata and row.metadata != metadata[service_order_id]:
+            row.metadata = metadata[service_order_id]
+            row.save(update_fields=["metadata", "updated_at"])
+    if added:
+        history_record(
+            opportunity=opportunity,
+            action=ActionHistory.Action.SERVICE_ORDERS_REGISTERED,
+            user=user,
+            data={"serviceOrderIds": added},
+        )
+    return added
+
+
+def opportunity_close_with_service_orders(*, opportunity: Opportunity, user: AbstractBaseUser | None) -> None:
+    """*Cierre ganado* with O.S: sub-state `orden_servicio_pendiente_factura` unless already
+    `factura_directa` (CONTRACT.md 5.7). Runs inside the caller's transaction."""
+    sub_state = opportunity.c_facturacion_sub_estado
+    if sub_state != FacturacionSubEstado.FACTURA_DIRECTA:
+        sub_state = FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA
+    opportunity_close_won(opportunity=opportunity, sub_state=sub_state, user=user, data={"via": "cOrdenesServicio"})
+
+
+# --- claiming ---------------------------------------------------------------------------------
+
+
+def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
+    """Claim one pending O.S for `POLL_CLAIM_SECONDS`; False when it is taken or already facturado.
+
+    A conditional UPDATE: on PostgreSQL the row lock makes a concurrent claimer re-check the
+    condition and find it false; on SQLite writes are serialized anyway.
+    """
+    now = now or timezone.now()
+    claimed = (
+        OpportunityServiceOrder.objects.filter(pk=pk, facturado=False)
+        .filter(_unclaimed(now))
+        .update(claimed_until=now + dt.timedelta(seconds=_claim_seconds()))
+    )
+    return claimed == 1
+
+
+def service_orders_claim_batch(
+    *,
+    limit: int,
+    checked_before: dt.datetime,
+    opportunity_id: str | None = None,
+) -> list[OpportunityServiceOrder]:
+    """Claim up to `limit` pending O.S not checked since `checked_before`, oldest check first.
+
+    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED` in a short transaction, so concurrent pollers
+    take disjoint rows without waiting. Elsewhere: a conditional update per candidate row.
+    Returns the claimed rows with their opportunity.
+    """
+    now = timezone.now()
+    until = now + dt.timedelta(seconds=_claim_seconds())
+    candidates = (
+        pending_service_orders()
+        .filter(_unclaimed(now))
+        .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
+        .order_by(models_nulls_first("last_checked_at"), "id")
+    )
+    if opportunity_id is not None:
+        candidates = candidates.filter(opportunity_id=opportunity_id)
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            ids = list(candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+            if ids:
+                OpportunityServiceOrder.objects.filter(pk__in=ids).update(claimed_until=until)
+    else:
+        ids = [pk for pk in candidates.values_list("pk", flat=True)[:limit] if service_order_claim(pk=pk, now=now)]
+    if not ids:
+        return []
+    return list(OpportunityServiceOrder.objects.filter(pk__in=ids).select_related("opportunity").order_by("id"))
+
+
+def models_nulls_first(field: str) -> Any:
+    from django.db.models import F
+
+    return F(field).asc(nulls_first=True)
+
+
+# --- checking and completing ------------------------------------------------------------------
+
+
+def _record(pk: int, *, error: str, checked_at: dt.datetime, **extra: Any) -> None:
+    OpportunityServiceOrder.objects.filter(pk=pk).update(
+        last_checked_at=checked_at, last_error=error[:2000], claimed_until=None, updated_at=checked_at, **extra
+    )
+
+
+def _download_all(status: InvoiceStatus) -> list[tuple[str, DownloadedPdf]]:
+    pdfs: list[tuple[str, DownloadedPdf]] = []
+    try:
+        for kind, url in status.urls.items():
+            pdfs.append((kind, download_pdf(url)))
+    except BaseException:
+        discard_pdfs(pdfs)
+        raise
+    return pdfs
+
+
+def service_order_complete(
+    *, service_order_pk: int, status: InvoiceStatus, pdfs: list[tuple[str, DownloadedPdf]], checked_at: dt.datetime
+) -> bool:
+    """Complete an invoiced O.S in one transaction (source document section 6.1, last paragraph).
+
+    Locks the row; when it is still pending: attaches `pdfs` with the O.S id, fills `facturado`,
+    `invoice_result_head_id`, `url_soles`, `url_dolares`, sets the opportunity's
+    `isPresaved = false` and sub-state `factura_directa` (stage *Cierre ganado*) and writes
+    `service_order_invoiced`. Returns False (and discards `pdfs`) when it was already facturado.
+    """
+    try:
+        with transaction.atomic():
+            row = OpportunityServiceOrder.objects.select_for_update().get(pk=service_order_pk)
+            if row.facturado:
+                discard_pdfs(pdfs)
+                return False
+            opportunity = Opportunity.objects.select_for_update().get(pk=row.opportunity_id)
+            attachments = attachment_store_pdfs(
+                opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
+            )
+            row.facturado = True
+            row.invoice_result_head_id = status.invoice_result_head_id
+            row.url_soles = status.url_soles
+            row.url_dolares = status.url_dolares
+            row.last_checked_at = checked_at
+            row.last_error = ""
+            row.claimed_until = None
+            row.save()
+            opportunity_close_won(
+                opportunity=opportunity,
+                sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
+                user=None,
+                data={"via": "cOrdenesServicio", "serviceOrderId": row.service_order_id},
+            )
+            opportunity.save()
+            history_record(
+                opportunity=opportunity,
+                action=ActionHistory.Action.SERVICE_ORDER_INVOICED,
+                user=None,
+                data={
+                    "serviceOrderId": row.service_order_id,
+                    "invoiceResultHeadId": status.invoice_result_head_id,
+                    "attachmentIds": [a.pk for a in attachments],
+                    "urls": {"soles": status.url_soles, "dolares": status.url_dolares},
+                },
+            )
+    except BaseException:
+        discard_pdfs(pdfs)
+        raise
+    return True
+
+
+def service_order_check(
+    *,
+    service_order: OpportunityServiceOrder,
+    client: MifactClient | None,
+    claimed: bool = False,
+) -> CheckOutcome:
+    """Check one O.S against invoice-mifact and complete it when *facturado* (CONTRACT.md 7).
+
+    Claims the row first unless `claimed`. `client` None means invoice-mifact is not configured
+    (the error is recorded). Never raises for the service's or the download's failures: they are
+    recorded in `last_error` (and `last_checked_at`) and reported in the outcome; the row stays
+    pending so the next check retries.
+    """
+    pk = service_order.pk
+    if not claimed and not service_order_claim(pk=pk):
+        return CheckOutcome(pk, CheckResult.SKIPPED)
+    checked_at = timezone.now()
+    try:
+        if client is None:
+            raise MifactNotConfigured("URL_INVOICE_MIFACT_V3 no está configurada")
+        status = client.get_invoice_status(service_order.service_order_id)
+    except MifactError as exc:
+        _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
+        return CheckOutcome(pk, CheckResult.SERVICE_ERROR, str(exc))
+    except Exception as exc:  # never let one O.S break a request or a poll run
+        logger.exception("Unexpected error checking service order %s", pk)
+        _record(pk, error=f"error inesperado: {exc.__class__.__name__}", checked_at=checked_at)
+        return CheckOutcome(pk, CheckResult.ERROR, exc.__class__.__name__)
+
+    if not status.facturado:
+        _record(pk, error="", checked_at=checked_at)
+        return CheckOutcome(pk, CheckResult.PENDING)
+    if not status.urls:
+        _record(pk, error=ERROR_NO_URLS, checked_at=checked_at)
+        return CheckOutcome(pk, CheckResult.ERROR, ERROR_NO_URLS)
+    try:
+        pdfs = _download_all(status)
+    except DownloadError as exc:
+        message = f"descarga fallida: {exc}"
+        _record(pk, error=message, checked_at=checked_at)
+        return CheckOutcome(pk, CheckResult.ERROR, message)
+    try:
+        done = service_order_complete(service_order_pk=pk, status=status, pdfs=pdfs, checked_at=checked_at)
+    except Exception as exc:
+        logger.exception("Could not complete service order %s", pk)
+        _record(pk, error=f"no se pudo completar: {exc.__class__.__name__}", checked_at=checked_at)
+        return CheckOutcome(pk, CheckResult.ERROR, exc.__class__.__name__)
+    return CheckOutcome(pk, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
+
+
+_client_lock = threading.Lock()
+_shared_client: MifactClient | None = None
+_shared_client_key: tuple[str, str, str, float] | None = None
+
+
+def shared_mifact_client() -> MifactClient | None:
+    """The process-wide client used by the PUT endpoint (token reused across requests).
+
+    None when `URL_INVOICE_MIFACT_V3` is unset. Rebuilt when its settings change.
+    """
+    global _shared_client, _shared_client_key
+    key = (
+        settings.URL_INVOICE_MIFACT_V3,
+        settings.INVOICE_MIFACT_USERNAME,
+        settings.INVOICE_MIFACT_PASSWORD,
+        settings.INVOICE_MIFACT_TIMEOUT,
+    )
+    with _client_lock:
+        if not settings.URL_INVOICE_MIFACT_V3:
+            return None
+        if _shared_client is None or _shared_client_key != key:
+            if _shared_client is not None:
+                _shared_client.close()
+            _shared_client = MifactClient.from_settings()
+            _shared_client_key = key
+        return _shared_client
+
+
+def reset_shared_mifact_client() -> None:
+    """Forget the shared client (and its token); the next use builds a new one."""
+    global _shared_client, _shared_client_key
+    with _client_lock:
+        if _shared_client is not None:
+            _shared_client.close()
+        _shared_client, _shared_client_key = None, None
+
+
+def opportunity_check_service_orders(*, opportunity_id: str) -> list[CheckOutcome]:
+    """Check every pending O.S of one opportunity now (CONTRACT.md 5.8); never raises for
+    invoice-mifact or download failures. O.S being checked by someone else right now are skipped."""
+    pending = list(pending_service_orders().filter(opportunity_id=opportunity_id).order_by("id"))
+    if not pending:
+        return []
+    client = shared_mifact_client()
+    return [service_order_check(service_order=row, client=client) for row in pending]
+
+
+# --- the poll run (manage.py poll_invoices) ---------------------------------------------------
+
+
+@dataclass
+class PollSummary:
+    """Counts of one poll run. `checked`: O.S for which invoice-mifact gave an answer;
+    `invoiced`: completed in this run; `errors`: rows that got an error recorded; `fatal`: why
+    nothing could be checked (sign-in failed, service unreachable, not configured), or ""."""
+
+    pending: int = 0
+    checked: int = 0
+    invoiced: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    fatal: str = ""
+
+    @property
+    def line(self) -> str:
+        text = (
+            f"poll_invoices: checked={self.checked} invoiced={self.invoiced} errors={self.errors} "
+            f"seconds={self.seconds:.2f}"
+        )
+        return f"{text} fatal={self.fatal!r}" if self.fatal else text
+
+
+def _poll_settings_int(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def _run_batch(
+    batch: list[OpportunityServiceOrder], client: MifactClient, workers: int
+) -> list[CheckOutcome]:
+    if workers <= 1 or len(batch) <= 1:
+        return [service_order_check(service_order=row, client=client, claimed=True) for row in batch]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def check(row: OpportunityServiceOrder) -> CheckOutcome:
+        try:
+            return service_order_check(service_order=row, client=client, claimed=True)
+        finally:
+            # Each worker thread opened its own connection; do not leave it behind.
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+        return list(pool.map(check, batch))
+
+
+def service_orders_poll(
+    *,
+    opportunity_id: str | None = None,
+    limit: int | None = None,
+    workers: int = 1,
+    progress: Any = None,
+) -> PollSummary:
+    """Check every pending O.S once (source document section 7; CONTRACT.md 7).
+
+    Rows are claimed in batches of `POLL_BATCH_SIZE` (so memory stays flat), checked by
+    `workers` threads sharing one client (one sign-in), each completion in its own transaction.
+    A sweep (no `opportunity_id`) skips rows checked in the last `POLL_RECHECK_AFTER_SECONDS`
+    (by a PUT or another poller), so overlapping pollers never check one row twice in a round.
+    With nothing pending it returns without signing in. `progress(done, total)` is called after
+    each batch when given. Never raises for the service's failures: see `PollSummary.fatal`.
+    """
+    import time
+
+    started = time.monotonic()
+    summary = PollSummary()
+    round_started = timezone.now()
+    if opportunity_id is None:
+        checked_before = round_started - dt.timedelta(seconds=_poll_settings_int("POLL_RECHECK_AFTER_SECONDS", 30))
+    else:
+        checked_before = round_started
+    pending = pending_service_orders().filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
+    if opportunity_id is not None:
+        pending = pending.filter(opportunity_id=opportunity_id)
+    summary.pending = pending.count()
+    if limit is not None:
+        summary.pending = min(summary.pending, limit)
+    if summary.pending == 0:
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    try:
+        client = MifactClient.from_settings(pool_size=max(1, workers))
+        client.sign_in()
+    except MifactError as exc:
+        summary.fatal = str(exc)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    batch_size = max(1, _poll_settings_int("POLL_BATCH_SIZE", 100))
+    done = 0
+    try:
+        while limit is None or done < limit:
+            size = batch_size if limit is None else min(batch_size, limit - done)
+            batch = service_orders_claim_batch(
+                limit=size, checked_before=checked_before, opportunity_id=opportunity_id
+            )
+            if not batch:
+                break
+            outcomes = _run_batch(batch, client, workers)
+            done += len(batch)
+            service_failures = 0
+            for outcome in outcomes:
+                if outcome.result is CheckResult.SERVICE_ERROR:
+                    summary.errors += 1
+                    service_failures += 1
+                    continue
+                summary.checked += 1
+                if outcome.result is CheckResult.INVOICED:
+                    summary.invoiced += 1
+                elif outcome.result is CheckResult.ERROR:
+                    summary.errors += 1
+            if progress is not None:
+                progress(done, summary.pending)
+            if service_failures == len(outcomes):
+                # The whole batch failed on invoice-mifact itself: stop instead of waiting out
+                # a timeout per row; the rest stays pending for the next run.
+                summary.fatal = outcomes[-1].error or "invoice-mifact no disponible"
+                break
+    finally:
+        client.close()
+    if summary.checked:
+        summary.fatal = ""
+    summary.seconds = time.monotonic() - started
+    return summary

@@ -1,0 +1,213 @@
+"""The invoice-mifact-v3 client (source document section 6; CONTRACT.md 7), HTTP faked with responses."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from billing.mifact import (
+    InvoiceStatus,
+    MifactAuthError,
+    MifactBadResponse,
+    MifactClient,
+    MifactNotConfigured,
+    MifactUnavailable,
+)
+
+BASE = "http://mifact.test/api"
+SIGNIN = f"{BASE}/auth/signin"
+
+
+def status_url(service_order_id: int) -> str:
+    return f"{BASE}/service-order/{service_order_id}/invoice-status"
+
+
+@pytest.fixture
+def client() -> MifactClient:
+    return MifactClient(base_url=BASE, username="admin", password="secreto", timeout=2, status_retries=0)
+
+
+@responses.activate
+def test_sign_in_posts_credentials_and_keeps_the_token(client):
+    responses.post(SIGNIN, json={"access_token": "tok-1"},
+                   match=[matchers.json_params_matcher({"username": "admin", "password": "secreto"})])
+    assert client.sign_in() == "tok-1"
+
+
+@pytest.mark.parametrize("key", ["access_token", "accessToken", "token"])
+@responses.activate
+def test_sign_in_reads_any_documented_token_key(client, key):
+    responses.post(SIGNIN, json={key: "tok-x"})
+    assert client.sign_in() == "tok-x"
+
+
+@responses.activate
+def test_token_is_reused_for_many_checks(client):
+    responses.post(SIGNIN, json={"access_token": "tok-1"})
+    for so in (1, 2, 3):
+        responses.get(status_url(so), json={"facturado": False},
+                      match=[matchers.header_matcher({"Authorization": "Bearer tok-1"})])
+    results = [client.get_invoice_status(so) for so in (1, 2, 3)]
+    assert [r.facturado for r in results] == [False, False, False]
+    assert len([c for c in responses.calls if c.request.url == SIGNIN]) == 1
+
+
+@responses.activate
+def test_401_makes_exactly_one_new_sign_in_and_one_retry(client):
+    responses.post(SIGNIN, json={"access_token": "old"})
+    responses.post(SIGNIN, json={"access_token": "new"})
+    responses.get(status_url(7), status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
+    responses.get(status_url(7), json={"facturado": False},
+                  match=[matchers.header_matcher({"Authorization": "Bearer new"})])
+    assert client.get_invoice_status(7).facturado is False
+    assert [c.request.url for c in responses.calls] == [SIGNIN, status_url(7), SIGNIN, status_url(7)]
+
+
+@responses.activate
+def test_401_after_a_fresh_sign_in_is_an_auth_error_not_a_loop(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(status_url(7), status=401)
+    with pytest.raises(MifactAuthError):
+        client.get_invoice_status(7)
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_many_threads_seeing_401_sign_in_again_once(client):
+    responses.post(SIGNIN, json={"access_token": "old"})
+    client.sign_in()
+    responses.replace(responses.POST, SIGNIN, json={"access_token": "new"})
+    responses.get(status_url(1), status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
+    responses.get(status_url(1), json={"facturado": False},
+                  match=[matchers.header_matcher({"Authorization": "Bearer new"})])
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def worker():
+        barrier.wait()
+        try:
+            client.get_invoice_status(1)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert client.sign_in_count == 2  # the first sign-in and exactly one renewal
+
+
+@responses.activate
+def test_rejected_credentials_are_an_auth_error(client):
+    responses.post(SIGNIN, status=401, json={"message": "Unauthorized"})
+    with pytest.raises(MifactAuthError):
+        client.get_invoice_status(1)
+
+
+@responses.activate
+def test_sign_in_without_token_is_an_auth_error(client):
+    responses.post(SIGNIN, json={"ok": True})
+    with pytest.raises(MifactAuthError):
+        client.sign_in()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+@responses.activate
+def test_5xx_is_unavailable(client, status):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(status_url(1), status=status)
+    with pytest.raises(MifactUnavailable):
+        client.get_invoice_status(1)
+
+
+@responses.activate
+def test_status_call_is_retried_on_503_but_sign_in_is_not():
+    client = MifactClient(base_url=BASE, username="a", password="b", timeout=2, status_retries=2)
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(status_url(1), status=503)
+    responses.get(status_url(1), status=503)
+    responses.get(status_url(1), json={"facturado": False})
+    assert client.get_invoice_status(1).facturado is False
+    assert len([c for c in responses.calls if c.request.url == status_url(1)]) == 3
+
+
+@responses.activate
+def test_timeout_is_unavailable(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(status_url(1), body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(MifactUnavailable):
+        client.get_invoice_status(1)
+
+
+@responses.activate
+def test_connection_error_is_unavailable(client):
+    responses.post(SIGNIN, body=requests.exceptions.ConnectionError("refused"))
+    with pytest.raises(MifactUnavailable):
+        client.sign_in()
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", json.dumps([1, 2]), json.dumps({"facturado": "yes"}), json.dumps({}),
+     json.dumps({"facturado": True, "urls": ["x"]}), json.dumps({"facturado": True, "invoice_result_head_id": "12"}),
+     json.dumps({"facturado": True, "urls": {"soles": 5}})],
+)
+@responses.activate
+def test_malformed_answers_are_bad_responses(client, body):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(status_url(1), body=body, content_type="application/json")
+    with pytest.raises(MifactBadResponse):
+        client.get_invoice_status(1)
+
+
+@responses.activate
+def test_404_is_a_bad_response(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(status_url(1), status=404, json={"message": "not found"})
+    with pytest.raises(MifactBadResponse):
+        client.get_invoice_status(1)
+
+
+@responses.activate
+def test_the_three_answer_shapes(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(status_url(1), json={"facturado": False})
+    responses.get(status_url(2), json={"facturado": True, "urls": {"soles": "http://x/s.pdf", "dolares": "http://x/d.pdf"},
+                                       "invoice_result_head_id": 123})
+    responses.get(status_url(3), json={"facturado": True, "urls": {"dolares": "http://x/d.pdf"},
+                                       "invoice_result_head_id": 124})
+    assert client.get_invoice_status(1) == InvoiceStatus(service_order_id=1, facturado=False)
+    both = client.get_invoice_status(2)
+    assert both.invoice_result_head_id == 123
+    assert both.urls == {"comprobante_soles": "http://x/s.pdf", "comprobante_dolares": "http://x/d.pdf"}
+    only_dolares = client.get_invoice_status(3)
+    assert only_dolares.url_soles is None
+    assert only_dolares.urls == {"comprobante_dolares": "http://x/d.pdf"}
+
+
+@responses.activate
+def test_a_given_token_is_used_without_sign_in(client):
+    responses.get(status_url(1), json={"facturado": False},
+                  match=[matchers.header_matcher({"Authorization": "Bearer given"})])
+    assert client.get_invoice_status(1, token="given").facturado is False
+    assert len(responses.calls) == 1
+
+
+def test_from_settings_needs_the_url(settings):
+    settings.URL_INVOICE_MIFACT_V3 = ""
+    with pytest.raises(MifactNotConfigured):
+        MifactClient.from_settings()
+
+
+def test_from_settings_uses_the_invoice_mifact_override(settings):
+    settings.URL_INVOICE_MIFACT_V3 = BASE
+    settings.INVOICE_MIFACT_USERNAME = "facturador"
+    settings.INVOICE_MIFACT_PASSWORD = "x"
+    client = MifactClient.from_settings()
+    assert (client.base_url, client.username) == (BASE, "facturador")
