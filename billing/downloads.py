@@ -423,8 +423,8 @@ class _GuardedAdapter(IPFilterAdapter):
         verify: bool | str,
         cert: str | tuple[str, str] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        # Same parsing as requests' own (urlparse on the prepared URL), so the host checked
-        # here is the host the pool connects to.
+        # Parse the prepared URL the way requests does (urlparse; urlsplit gives the same
+        # host and port), so the host checked here is the host the pool connects to.
         url = request.url or ""
         try:
             parts = urlsplit(url)
@@ -456,8 +456,9 @@ class _GuardedAdapter(IPFilterAdapter):
             raise DownloadError(url, REASON_NO_HOST, permanent=True) from exc
         except requests.ConnectionError as exc:
             raise DownloadError(url, REASON_DNS, permanent=False) from exc
-        # The library's own check is looser than ours (e.g. multicast-only, site-local): judge
-        # the pinned address too, so a DNS answer that changed between the lookups is refused.
+        # The library's own check is looser than ours (it lets e.g. site-local fec0::/10 and
+        # some non-global ranges through): judge the pinned address too, so that any DNS answer
+        # that changed between the two lookups is refused.
         if _is_forbidden_address(str(host_params["host"])):
             logger.warning("Invoice download refused: %s pinned to %s", host, host_params["host"])
             raise DownloadError(url, REASON_BLOCKED, permanent=True)
