@@ -1,0 +1,461 @@
+"""A LOCAL stand-in of invoice-mifact-v3, for development, demos and benchmarks only.
+
+It implements the contract of the source document section 6.2 (and CONTRACT.md section 7) so the
+backend can be exercised end to end without the real invoicing service. It is never used in
+production: it keeps everything in memory, accepts one fixed username/password, and its control
+endpoints (``/api/_standin/...``) have no authentication at all.
+
+Endpoints (all under ``/api``; every answer is JSON unless it is a PDF):
+
+``POST /api/auth/signin``
+    Body ``{"username": str, "password": str}``. 200 ``{"access_token": "<random token>"}`` when
+    they match the configured credentials; 401 ``{"statusCode": 401, "message": ...}`` otherwise;
+    400 when the body is not a JSON object.
+``GET /api/service-order/<id>/invoice-status``
+    Needs ``Authorization: Bearer <token>`` with a token handed out by sign-in (401 otherwise).
+    200 ``{"facturado": false}``, or ``{"facturado": true, "urls": {"soles": url, "dolares": url},
+    "invoice_result_head_id": int}`` where ``urls`` only holds the currencies that exist. Sleeps
+    ``latency`` seconds before answering (to imitate a slow service in benchmarks).
+``GET /api/files/os-<id>-<soles|dolares>.pdf``
+    The comprobante PDF of an invoiced O.S (``application/pdf``, no authentication, as the real
+    URLs are public); 404 JSON when that O.S/currency is not invoiced.
+``GET /api/files/factura-directa-<anything>.pdf``
+    Always a PDF: usable as a direct-invoice URL (``cFacturas``) in demos.
+``POST /api/_standin/service-order/<id>/invoice``
+    Switches the O.S to invoiced "by hand" (e.g. with curl). Optional JSON body
+    ``{"soles": bool = true, "dolares": bool = false, "invoice_result_head_id": int}``; answers
+    200 with the O.S's new invoice-status body.
+``GET /api/_standin/state``
+    ``{"service_orders": {"<id>": <invoice-status body>}, "status_calls": int, "sign_ins": int,
+    "latency_seconds": float}``.
+
+Anything else answers 404 (unknown path) or 405 (known path, wrong method) as JSON.
+
+Typical use::
+
+    standin = MifactStandin(username="admin", password="admin").start()
+    standin.invoice(456, soles=True, dolares=True)
+    client = MifactClient(base_url=standin.base_url, username="admin", password="admin")
+    client.get_invoice_status(456)  # facturado, with both URLs
+    standin.stop()
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import secrets
+import socket
+import threading
+from typing import Any
+
+from crm.testing import make_pdf
+
+__all__ = ["MifactStandin"]
+
+API_PREFIX = "/api"
+CURRENCIES = ("soles", "dolares")
+#: First `invoice_result_head_id` handed out when the caller does not choose one.
+FIRST_HEAD_ID = 1000
+#: Seconds an idle keep-alive connection is kept open by a handler thread.
+IDLE_CONNECTION_TIMEOUT = 30.0
+#: Largest request body read (bytes); larger bodies answer 413.
+MAX_BODY_BYTES = 64 * 1024
+
+_STATUS_RE = re.compile(r"^/service-order/(\d{1,10})/invoice-status$")
+_OS_FILE_RE = re.compile(r"^/files/os-(\d{1,10})-(soles|dolares)\.pdf$")
+_DIRECT_FILE_RE = re.compile(r"^/files/factura-directa-([^/]+)\.pdf$")
+_SWITCH_RE = re.compile(r"^/_standin/service-order/(\d{1,10})/invoice$")
+_STATE_PATH = "/_standin/state"
+_SIGNIN_PATH = "/auth/signin"
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    # HTTP/1.1 keep-alive: the backend's client pools connections, as it would in production.
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_CONNECTION_TIMEOUT
+    server: _Server
+    server_version = "invoice-mifact-standin/1.0"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.owner._track(self.connection, add=False)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        if self.server.owner.log_requests:
+            super().log_message(format, *args)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            body = self._read_body()
+            path = self.path.split("?", 1)[0]
+            if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+                raise _HttpError(404, "Not Found")
+            status, payload, content_type = self.server.owner._handle(
+                method, path[len(API_PREFIX):], body, self.headers.get("Authorization", "")
+            )
+        except _HttpError as exc:
+            status, payload, content_type = exc.status, _error_body(exc.status, exc.message), "application/json"
+        except Exception as exc:  # never leave the client without an answer
+            status, payload, content_type = 500, _error_body(500, exc.__class__.__name__), "application/json"
+        self._send(status, payload, content_type)
+
+    def _read_body(self) -> bytes:
+        length_header = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            raise _HttpError(411, "Content-Length required")
+        if not length_header:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            self.close_connection = True
+            raise _HttpError(400, "Bad Content-Length") from None
+        if length < 0 or length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise _HttpError(413, "Payload Too Large")
+        return self.rfile.read(length)
+
+    def _send(self, status: int, payload: bytes | dict[str, Any], content_type: str) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
+            self.close_connection = True
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    # Do not wait for idle keep-alive connections on close; `stop()` shuts them down instead.
+    block_on_close = False
+    owner: MifactStandin
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    return {"statusCode": status, "message": message}
+
+
+def _json_object(body: bytes, *, required: bool) -> dict[str, Any]:
+    if not body.strip():
+        if required:
+            raise _HttpError(400, "A JSON object body is required")
+        return {}
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise _HttpError(400, "The body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise _HttpError(400, "The body must be a JSON object")
+    return value
+
+
+class MifactStandin:
+    """In-memory invoice-mifact-v3 (source document section 6.2 contract), for local use only.
+
+    `host`/`port`: where to listen (`port=0` picks a free port; read it back from `port` or
+    `base_url` after `start()`). `username`/`password`: the only credentials sign-in accepts.
+    `latency`: seconds every invoice-status call waits before answering (0 = none).
+    `log_requests`: write one access-log line per request to stderr.
+
+    Thread-safe: `invoice()`, `status_calls` and the other accessors may be called from any
+    thread while requests are being served. Also a context manager (starts and stops).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        username: str = "admin",
+        password: str = "admin",
+        latency: float = 0.0,
+        log_requests: bool = False,
+    ) -> None:
+        if latency < 0:
+            raise ValueError("latency must be >= 0 seconds")
+        self.host = host
+        self.username = username
+        self.password = password
+        self.latency = float(latency)
+        self.log_requests = log_requests
+        self._requested_port = port
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._tokens: set[str] = set()
+        # service_order_id -> {"invoice_result_head_id": int, "currencies": tuple[str, ...]}
+        self._invoiced: dict[int, dict[str, Any]] = {}
+        self._next_head_id = FIRST_HEAD_ID
+        self._status_calls = 0
+        self._sign_ins = 0
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> MifactStandin:
+        """Bind and serve in a background daemon thread; returns self.
+
+        Raises `OSError` when the address cannot be bound (e.g. the port is in use) and
+        `RuntimeError` when already started.
+        """
+        if self._server is not None:
+            raise RuntimeError("the stand-in is already running")
+        self._stopping.clear()
+        server = _Server((self.host, self._requested_port), _Handler)
+        server.owner = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="MifactStandin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection (calls waiting on `latency` end at once).
+
+        Safe to call twice or before `start()`.
+        """
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> MifactStandin:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port. Raises `RuntimeError` before `start()`."""
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT/api`` (``127.0.0.1`` when bound to all interfaces): the value for
+        `URL_INVOICE_MIFACT_V3`. Raises `RuntimeError` before `start()`."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}{API_PREFIX}"
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def invoice(
+        self,
+        service_order_id: int,
+        *,
+        soles: bool = True,
+        dolares: bool = False,
+        head_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Switch an O.S to invoiced (facturado) with a comprobante per chosen currency.
+
+        `head_id`: the `invoice_result_head_id` to report (default: the next of a counter
+        starting at 1000). Invoicing again replaces the previous invoice. Returns the
+        invoice-status body the service now answers for it. Raises `ValueError` when the id is
+        not a positive integer or no currency is chosen (the real service would then not
+        report it as facturado either).
+        """
+        service_order_id = _positive_int(service_order_id, "service_order_id")
+        currencies = tuple(c for c, wanted in zip(CURRENCIES, (soles, dolares)) if wanted)
+        if not currencies:
+            raise ValueError("choose at least one currency (soles and/or dolares)")
+        if head_id is not None:
+            head_id = _positive_int(head_id, "head_id")
+        with self._lock:
+            if head_id is None:
+                head_id = self._next_head_id
+                self._next_head_id += 1
+            self._invoiced[service_order_id] = {"invoice_result_head_id": head_id, "currencies": currencies}
+        return self.status_body(service_order_id)
+
+    def status_body(self, service_order_id: int) -> dict[str, Any]:
+        """The invoice-status JSON (source document section 6.2) for one O.S, without counting a
+        call or waiting `latency`. Unknown O.S are not invoiced."""
+        with self._lock:
+            entry = self._invoiced.get(int(service_order_id))
+        if entry is None:
+            return {"facturado": False}
+        return {
+            "facturado": True,
+            "urls": {c: self.file_url(int(service_order_id), c) for c in entry["currencies"]},
+            "invoice_result_head_id": entry["invoice_result_head_id"],
+        }
+
+    def file_url(self, service_order_id: int, currency: str) -> str:
+        """Public URL of the comprobante PDF of an O.S in `currency` ("soles" or "dolares")."""
+        return f"{self.base_url}/files/os-{int(service_order_id)}-{currency}.pdf"
+
+    def direct_invoice_url(self, tag: str = "F001-1") -> str:
+        """A URL that always serves a PDF, for `cFacturas` (direct invoice) in demos.
+        `tag` must be URL-path safe (letters, digits, ``-``, ``_``)."""
+        return f"{self.base_url}/files/factura-directa-{tag}.pdf"
+
+    @property
+    def status_calls(self) -> int:
+        """How many invoice-status requests were answered (any outcome, including 401s)."""
+        with self._lock:
+            return self._status_calls
+
+    @property
+    def sign_ins(self) -> int:
+        """How many successful sign-ins were made."""
+        with self._lock:
+            return self._sign_ins
+
+    def revoke_tokens(self) -> None:
+        """Forget every token handed out (the next status call with one answers 401)."""
+        with self._lock:
+            self._tokens.clear()
+
+    def state(self) -> dict[str, Any]:
+        """Snapshot, as served by ``GET /api/_standin/state`` (shape in the module docstring)."""
+        with self._lock:
+            ids = sorted(self._invoiced)
+            status_calls, sign_ins = self._status_calls, self._sign_ins
+        return {
+            "service_orders": {str(i): self.status_body(i) for i in ids},
+            "status_calls": status_calls,
+            "sign_ins": sign_ins,
+            "latency_seconds": self.latency,
+        }
+
+    # -- request handling (called from handler threads) -----------------------------------------
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _handle(self, method: str, path: str, body: bytes, authorization: str) -> tuple[int, Any, str]:
+        """Route one request; returns (status, JSON-able dict or bytes, content type)."""
+        if path == _SIGNIN_PATH:
+            _allow(method, "POST")
+            return self._sign_in(body)
+        if match := _STATUS_RE.match(path):
+            _allow(method, "GET")
+            return self._invoice_status(int(match.group(1)), authorization)
+        if match := _OS_FILE_RE.match(path):
+            _allow(method, "GET")
+            service_order_id, currency = int(match.group(1)), match.group(2)
+            with self._lock:
+                entry = self._invoiced.get(service_order_id)
+            if entry is None or currency not in entry["currencies"]:
+                raise _HttpError(404, "File not found")
+            head_id = entry["invoice_result_head_id"]
+            return 200, make_pdf(f"O.S {service_order_id} {currency} head {head_id}"), "application/pdf"
+        if match := _DIRECT_FILE_RE.match(path):
+            _allow(method, "GET")
+            return 200, make_pdf(f"Factura directa {match.group(1)}"), "application/pdf"
+        if match := _SWITCH_RE.match(path):
+            _allow(method, "POST")
+            return self._switch(int(match.group(1)), body)
+        if path == _STATE_PATH:
+            _allow(method, "GET")
+            return 200, self.state(), "application/json"
+        raise _HttpError(404, "Not Found")
+
+    def _sign_in(self, body: bytes) -> tuple[int, Any, str]:
+        data = _json_object(body, required=True)
+        username, password = data.get("username"), data.get("password")
+        if not (isinstance(username, str) and isinstance(password, str)):
+            raise _HttpError(401, "Invalid credentials")
+        ok = secrets.compare_digest(username.encode(), self.username.encode()) & secrets.compare_digest(
+            password.encode(), self.password.encode()
+        )
+        if not ok:
+            raise _HttpError(401, "Invalid credentials")
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens.add(token)
+            self._sign_ins += 1
+        return 200, {"access_token": token}, "application/json"
+
+    def _invoice_status(self, service_order_id: int, authorization: str) -> tuple[int, Any, str]:
+        scheme, _, token = authorization.partition(" ")
+        with self._lock:
+            self._status_calls += 1
+            known = scheme.lower() == "bearer" and token.strip() in self._tokens
+        if not known:
+            raise _HttpError(401, "Unauthorized")
+        if self.latency and self._stopping.wait(self.latency):
+            raise _HttpError(503, "Shutting down")
+        return 200, self.status_body(service_order_id), "application/json"
+
+    def _switch(self, service_order_id: int, body: bytes) -> tuple[int, Any, str]:
+        data = _json_object(body, required=False)
+        soles, dolares = data.get("soles", True), data.get("dolares", False)
+        head_id = data.get("invoice_result_head_id")
+        if not isinstance(soles, bool) or not isinstance(dolares, bool):
+            raise _HttpError(400, "'soles' and 'dolares' must be booleans")
+        if head_id is not None and (isinstance(head_id, bool) or not isinstance(head_id, int)):
+            raise _HttpError(400, "'invoice_result_head_id' must be an integer")
+        try:
+            return 200, self.invoice(service_order_id, soles=soles, dolares=dolares, head_id=head_id), "application/json"
+        except ValueError as exc:
+            raise _HttpError(400, str(exc)) from None
+
+
+def _allow(method: str, expected: str) -> None:
+    if method != expected:
+        raise _HttpError(405, f"Method {method} not allowed here; use {expected}")
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+        raise ValueError(f"{name} must be an integer between 1 and 2^31-1")
+    return value
