@@ -20,13 +20,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
 from billing.mifact import InvoiceStatus, MifactClient, MifactError, MifactNotConfigured
 from billing.models import OpportunityServiceOrder
+from crm.claims import claim_batch, claim_one
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
 from opportunities.services import attachment_store_pdfs, discard_pdfs, history_record, opportunity_close_won
 
@@ -62,10 +63,6 @@ def _claim_seconds() -> int:
 def pending_service_orders() -> QuerySet[OpportunityServiceOrder]:
     """Every O.S with `facturado = false` (served by the partial index)."""
     return OpportunityServiceOrder.objects.filter(facturado=False)
-
-
-def _unclaimed(now: dt.datetime) -> Q:
-    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
 # --- registration (inside the process-update transaction) -------------------------------------
@@ -123,18 +120,10 @@ def opportunity_close_with_service_orders(*, opportunity: Opportunity, user: Abs
 
 
 def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
-    """Claim one pending O.S for `POLL_CLAIM_SECONDS`; False when it is taken or already facturado.
-
-    A conditional UPDATE: on PostgreSQL the row lock makes a concurrent claimer re-check the
-    condition and find it false; on SQLite writes are serialized anyway.
-    """
+    """Claim one pending O.S for `POLL_CLAIM_SECONDS`; False when it is taken or already facturado."""
     now = now or timezone.now()
-    claimed = (
-        OpportunityServiceOrder.objects.filter(pk=pk, facturado=False)
-        .filter(_unclaimed(now))
-        .update(claimed_until=now + dt.timedelta(seconds=_claim_seconds()))
-    )
-    return claimed == 1
+    until = now + dt.timedelta(seconds=_claim_seconds())
+    return claim_one(pending_service_orders(), pk=pk, now=now, until=until)
 
 
 def service_orders_claim_batch(
@@ -145,36 +134,21 @@ def service_orders_claim_batch(
 ) -> list[OpportunityServiceOrder]:
     """Claim up to `limit` pending O.S not checked since `checked_before`, oldest check first.
 
-    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED` in a short transaction, so concurrent pollers
-    take disjoint rows without waiting. Elsewhere: a conditional update per candidate row.
-    Returns the claimed rows with their opportunity.
+    `crm.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
+    the claimed rows with their opportunity.
     """
     now = timezone.now()
-    until = now + dt.timedelta(seconds=_claim_seconds())
     candidates = (
         pending_service_orders()
-        .filter(_unclaimed(now))
         .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
-        .order_by(models_nulls_first("last_checked_at"), "id")
+        .order_by(F("last_checked_at").asc(nulls_first=True), "id")
     )
     if opportunity_id is not None:
         candidates = candidates.filter(opportunity_id=opportunity_id)
-    if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
-            ids = list(candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-            if ids:
-                OpportunityServiceOrder.objects.filter(pk__in=ids).update(claimed_until=until)
-    else:
-        ids = [pk for pk in candidates.values_list("pk", flat=True)[:limit] if service_order_claim(pk=pk, now=now)]
+    ids = claim_batch(candidates, limit=limit, now=now, until=now + dt.timedelta(seconds=_claim_seconds()))
     if not ids:
         return []
     return list(OpportunityServiceOrder.objects.filter(pk__in=ids).select_related("opportunity").order_by("id"))
-
-
-def models_nulls_first(field: str) -> Any:
-    from django.db.models import F
-
-    return F(field).asc(nulls_first=True)
 
 
 # --- checking and completing ------------------------------------------------------------------

@@ -158,6 +158,12 @@ INVOICE_DOWNLOAD_TIMEOUT = env.float("INVOICE_DOWNLOAD_TIMEOUT", default=30.0)
 URL_SV = env.str("URL_SV", default="").rstrip("/")
 SV_USERNAME = env.str("SV_USERNAME", default="") or USERNAME_ADMIN
 SV_PASSWORD = env.str("SV_PASSWORD", default="") or PASSWORD_ADMIN
+# Seconds the immediate delivery after a PUT may wait for SV, and a sync_sv delivery.
+SV_INLINE_TIMEOUT = env.float("SV_INLINE_TIMEOUT", default=3.0)
+SV_TIMEOUT = env.float("SV_TIMEOUT", default=10.0)
+SV_SYNC_MAX_ATTEMPTS = env.int("SV_SYNC_MAX_ATTEMPTS", default=20)
+SV_SYNC_BACKOFF_SECONDS = env.int("SV_SYNC_BACKOFF_SECONDS", default=60)
+SV_SYNC_BACKOFF_MAX_SECONDS = env.int("SV_SYNC_BACKOFF_MAX_SECONDS", default=3600)
 
 # Poller (billing.services.service_orders_poll)
 POLL_WORKERS = env.int("POLL_WORKERS", default=8)
@@ -168,6 +174,7 @@ POLL_RECHECK_AFTER_SECONDS = env.int("POLL_RECHECK_AFTER_SECONDS", default=30)
 # --- Cron (django-crontab) --------------------------------------------------------------------
 CRONJOBS = [
     ("*/5 * * * *", "django.core.management.call_command", ["poll_invoices"]),
+    ("*/5 * * * *", "django.core.management.call_command", ["sync_sv"]),
 ]
 CRONTAB_LOCK_JOBS = True
 

@@ -185,3 +185,47 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.file_name
+
+
+class SvDelivery(models.Model):
+    """Outbox row: one (reservation, clinic history) pair to deliver to SV (CONTRACT.md 8).
+
+    Written in the same transaction as the process update that produced the pair; delivered
+    right after the commit and, while SV fails, by `manage.py sync_sv` with exponential backoff.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pendiente"
+        DELIVERED = "delivered", "Entregada"
+        FAILED = "failed", "Fallida (sin más reintentos)"
+        SUPERSEDED = "superseded", "Reemplazada por otra historia clínica"
+
+    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="sv_deliveries", verbose_name="oportunidad")
+    reservation_id = models.PositiveIntegerField("reserva (SV)")
+    clinic_history = models.CharField("historia clínica", max_length=50)
+    status = models.CharField("estado", max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField("intentos", default=0)
+    last_error = models.TextField("último error", blank=True, default="")
+    next_attempt_at = models.DateTimeField("próximo intento", null=True, blank=True)
+    delivered_at = models.DateTimeField("entregada", null=True, blank=True)
+    claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
+    created_at = models.DateTimeField("creada", auto_now_add=True)
+    updated_at = models.DateTimeField("actualizada", auto_now=True)
+
+    class Meta:
+        db_table = "opportunity_sv_delivery"
+        verbose_name = "envío a SV"
+        verbose_name_plural = "envíos a SV"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["opportunity", "reservation_id", "clinic_history"], name="sv_delivery_unique_pair"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at", "id"], condition=models.Q(status="pending"),
+                         name="sv_delivery_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SV reserva {self.reservation_id} ← {self.clinic_history} ({self.get_status_display()})"

@@ -1,0 +1,179 @@
+"""Outgoing HTTP to the clinic's own services (invoice-mifact-v3, SV): the shared client shape.
+
+`BearerApiClient` owns one `requests.Session` with a default timeout on every call, a small retry
+policy for idempotent methods only, and a bearer token obtained with `POST {base}/auth/signin`
+(`{"username", "password"}` -> `access_token` | `accessToken` | `token`). The token is reused
+until the service answers 401; then exactly one new sign-in is made (however many threads saw
+that 401) and the call is repeated once. Every `requests` failure becomes one of the subclass's
+error classes, never a raw `requests` exception. (Source document section 6.1; CONTRACT.md 7, 8.)
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+
+class ServiceError(Exception):
+    """Base error of an outgoing client. `permanent` is True when retrying cannot help."""
+
+    permanent = False
+
+
+class ServiceNotConfigured(ServiceError):
+    """The service's base URL is not set."""
+
+    permanent = True
+
+
+class ServiceUnavailable(ServiceError):
+    """The service could not be reached, timed out, or answered 5xx."""
+
+
+class ServiceAuthError(ServiceError):
+    """Sign-in was refused, gave no token, or a fresh token was refused."""
+
+
+class ServiceBadResponse(ServiceError):
+    """The service answered something that is not the documented JSON, or an unexpected 4xx."""
+
+
+def token_from(body: Any) -> str | None:
+    """The bearer token of a sign-in answer: `access_token`, `accessToken` or `token`
+    (also inside a `data` object); None when there is none."""
+    if not isinstance(body, dict):
+        return None
+    for key in ("access_token", "accessToken", "token"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+    data = body.get("data")
+    return token_from(data) if isinstance(data, dict) else None
+
+
+class BearerApiClient:
+    """A thread-safe client of a JSON API behind `POST /auth/signin` bearer tokens.
+
+    Subclasses set `service_name` (used in Spanish error messages) and the four error classes.
+    `timeout` is the read timeout in seconds (connect is capped at 5 s); `pool_size` the
+    connections kept per host; `retries` how often an idempotent call (GET, PUT, PATCH with
+    `idempotent=True`) is retried on connection errors and 502/503/504.
+    """
+
+    service_name: ClassVar[str] = "servicio"
+    unavailable_error: ClassVar[type[ServiceError]] = ServiceUnavailable
+    auth_error: ClassVar[type[ServiceError]] = ServiceAuthError
+    bad_response_error: ClassVar[type[ServiceError]] = ServiceBadResponse
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        username: str,
+        password: str,
+        timeout: float = 10.0,
+        pool_size: int = 10,
+        retries: int = 2,
+        retry_methods: frozenset[str] = frozenset({"GET"}),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.timeout = (min(5.0, timeout), timeout)
+        self._token: str | None = None
+        self._token_lock = threading.Lock()
+        self.sign_in_count = 0
+        self.session = requests.Session()
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=0.2,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=retry_methods,  # sign-in (POST) is never retried blindly
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, pool_size), max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise self.unavailable_error(
+                f"{self.service_name} no respondió a tiempo ({exc.__class__.__name__})"
+            ) from exc
+        except requests.RequestException as exc:
+            raise self.unavailable_error(
+                f"no se pudo conectar con {self.service_name} ({exc.__class__.__name__})"
+            ) from exc
+
+    def sign_in(self) -> str:
+        """`POST {base}/auth/signin` with the credentials; returns and keeps the access token.
+
+        Raises the auth error (401/403, or no token), the unavailable error (unreachable,
+        timeout, 5xx) or the bad-response error (not JSON, other non-2xx).
+        """
+        response = self._request("POST", "/auth/signin", json={"username": self.username, "password": self.password})
+        self.sign_in_count += 1
+        if response.status_code in (401, 403):
+            raise self.auth_error(f"{self.service_name} rechazó las credenciales ({response.status_code})")
+        if response.status_code >= 500:
+            raise self.unavailable_error(f"{self.service_name} respondió {response.status_code} al iniciar sesión")
+        if not 200 <= response.status_code < 300:
+            raise self.bad_response_error(f"{self.service_name} respondió {response.status_code} al iniciar sesión")
+        try:
+            token = token_from(response.json())
+        except ValueError as exc:
+            raise self.bad_response_error("la respuesta de inicio de sesión no es JSON") from exc
+        if not token:
+            raise self.auth_error(f"{self.service_name} no devolvió un token")
+        self._token = token
+        return token
+
+    def use_token(self, token: str) -> None:
+        """Use `token` for the next calls instead of signing in."""
+        with self._token_lock:
+            self._token = token
+
+    def _current_token(self) -> str:
+        with self._token_lock:
+            if self._token is None:
+                self.sign_in()
+            assert self._token is not None
+            return self._token
+
+    def _renew_token(self, rejected: str) -> str:
+        # Many workers may see the same 401 at once: only the first one signs in again.
+        with self._token_lock:
+            if self._token == rejected or self._token is None:
+                self._token = None
+                self.sign_in()
+            assert self._token is not None
+            return self._token
+
+    def authorized_request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send `method path` with the bearer token; on 401 sign in once more and repeat once.
+
+        Returns the response whatever its status except 401 (then the auth error) and 5xx (then
+        the unavailable error). Network failures raise the unavailable error.
+        """
+        used = self._current_token()
+        response = self._request(method, path, headers={"Authorization": f"Bearer {used}"}, **kwargs)
+        if response.status_code == 401:
+            used = self._renew_token(used)
+            response = self._request(method, path, headers={"Authorization": f"Bearer {used}"}, **kwargs)
+            if response.status_code == 401:
+                raise self.auth_error(f"{self.service_name} rechazó el token recién obtenido")
+        if response.status_code >= 500:
+            raise self.unavailable_error(f"{self.service_name} respondió {response.status_code}")
+        return response

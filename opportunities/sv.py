@@ -1,0 +1,99 @@
+"""Client of the clinic system SV (source document section 1; CONTRACT.md section 8).
+
+`SvClient.update_clinic_history()` sends
+`PATCH {URL_SV}/reservation/<reservationId>/clinic-history-crm` with
+`{"clinicHistoryCrm": "<cClinicHistory>"}`; SV updates the reservation, its patient and its
+payment. Sign-in (`POST {URL_SV}/auth/signin`), token reuse, the single re-sign-in on 401 and the
+translation of `requests` errors come from `crm.outgoing.BearerApiClient`.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+from crm.outgoing import (
+    BearerApiClient,
+    ServiceAuthError,
+    ServiceBadResponse,
+    ServiceError,
+    ServiceNotConfigured,
+    ServiceUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class SvError(ServiceError):
+    """Base error of the SV client."""
+
+
+class SvNotConfigured(SvError, ServiceNotConfigured):
+    """`URL_SV` is not set: SV sync is off."""
+
+    permanent = True
+
+
+class SvUnavailable(SvError, ServiceUnavailable):
+    """SV could not be reached, timed out, or answered 5xx."""
+
+
+class SvAuthError(SvError, ServiceAuthError):
+    """SV refused the credentials, gave no token, or refused a fresh token."""
+
+
+class SvRejected(SvError, ServiceBadResponse):
+    """SV answered a 4xx other than 401 (e.g. an unknown reservation)."""
+
+
+_sync_off_logged = False
+
+
+def sv_sync_enabled() -> bool:
+    """Whether `URL_SV` is set; logs once per process that SV sync is off when it is not."""
+    global _sync_off_logged
+    if settings.URL_SV:
+        return True
+    if not _sync_off_logged:
+        logger.warning("URL_SV is not set: SV sync is off; clinic-history deliveries wait in the outbox")
+        _sync_off_logged = True
+    return False
+
+
+class SvClient(BearerApiClient):
+    """SV client; thread-safe. `timeout` in seconds (read; connect capped at 5 s)."""
+
+    service_name = "SV"
+    unavailable_error = SvUnavailable
+    auth_error = SvAuthError
+    bad_response_error = SvRejected
+
+    @classmethod
+    def from_settings(cls, *, timeout: float | None = None) -> "SvClient":
+        """Build from `URL_SV` and `SV_USERNAME`/`SV_PASSWORD` (falling back to `*_ADMIN`).
+
+        Raises `SvNotConfigured` when `URL_SV` is unset.
+        """
+        if not settings.URL_SV:
+            raise SvNotConfigured("URL_SV no está configurada")
+        return cls(
+            base_url=settings.URL_SV,
+            username=settings.SV_USERNAME,
+            password=settings.SV_PASSWORD,
+            timeout=timeout if timeout is not None else settings.SV_TIMEOUT,
+            retries=0,
+        )
+
+    def update_clinic_history(self, *, reservation_id: int, clinic_history: str) -> None:
+        """`PATCH {URL_SV}/reservation/<reservation_id>/clinic-history-crm` (CONTRACT.md 8).
+
+        Returns on any 2xx. Raises `SvAuthError`, `SvUnavailable` (network, timeout, 5xx) or
+        `SvRejected` (other 4xx).
+        """
+        response = self.authorized_request(
+            "PATCH",
+            f"/reservation/{int(reservation_id)}/clinic-history-crm",
+            json={"clinicHistoryCrm": clinic_history},
+        )
+        if not 200 <= response.status_code < 300:
+            raise SvRejected(f"SV respondió {response.status_code} para la reserva {reservation_id}")

@@ -1,0 +1,435 @@
+"""End-to-end demo of the CRM backend against the local invoice-mifact stand-in (`make demo`).
+
+What it does (source document section 8; CONTRACT.md sections 4, 5 and 7):
+
+1. Makes a throw-away folder with its own SQLite database and MEDIA_ROOT, picks two free ports on
+   127.0.0.1, and runs every Django command with a hermetic environment (`ENV_FILE` empty, so
+   the developer's `.env` is not read; DEBUG on; a fixed SECRET_KEY).
+2. `manage.py migrate`, `manage.py create_demo_user`; starts `manage.py mifact_standin` and
+   `manage.py runserver --noreload` as subprocesses and waits for both to answer.
+3. Signs in (`POST /auth/signin`), creates opportunities A and B (`POST /opportunity`), and sends
+   the section 8 bodies with `PUT /opportunity/update-opportunity-procces/<id>`:
+   8.1 (main data + appointment) and 8.2 (direct invoice) on A, 8.3 (service order 456) on B.
+4. Switches O.S 456 to invoiced on the stand-in, runs `manage.py poll_invoices`, then reads both
+   opportunities, their attachments and service orders back, downloads one attachment, and
+   prints a report.
+
+Exit status: 0 when B ends in *Cierre ganado* / `factura_directa` with attachments (and A was
+closed by its direct invoice); 1 with a message on any failed step; 130 on Ctrl-C. The
+subprocesses are always stopped and the throw-away folder removed. Needs only `requests`
+besides the project (run it with the project's virtualenv python).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = ROOT / "manage.py"
+PYTHON = sys.executable
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-clinica-2026"
+MIFACT_USER, MIFACT_PASSWORD = "admin-demo", "mifact-demo-secret"
+SERVICE_ORDER_ID = 456
+HEAD_ID = 123
+#: Seconds to wait for a subprocess to answer over HTTP, and for a management command to end.
+START_TIMEOUT = 30.0
+COMMAND_TIMEOUT = 60.0
+HTTP_TIMEOUT = 15.0
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message says which and why."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read it back, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(text: str) -> None:
+    say(f"\n==> {text}")
+
+
+class Demo:
+    """One run of the demo; `run()` does everything, `close()` always cleans up."""
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="crm-demo-"))
+        self.media = self.workdir / "media"
+        self.media.mkdir()
+        self.api_port = free_port()
+        self.mifact_port = free_port()
+        while self.mifact_port == self.api_port:
+            self.mifact_port = free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        self.mifact = f"http://127.0.0.1:{self.mifact_port}/api"
+        self.env = self._environment()
+        self.processes: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        self.http = requests.Session()
+        self.token = ""
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                # Hermetic: do not read the developer's .env (values below win anyway).
+                "ENV_FILE": "",
+                "DJANGO_SETTINGS_MODULE": "crm.settings",
+                "PYTHONUNBUFFERED": "1",
+                "DEBUG": "true",
+                "SECRET_KEY": "demo-secret-key-only-for-make-demo-0123456789",
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "DATABASE_URL": f"sqlite:///{self.workdir / 'demo.sqlite3'}",
+                "MEDIA_ROOT": str(self.media),
+                "URL_INVOICE_MIFACT_V3": self.mifact,
+                "USERNAME_ADMIN": MIFACT_USER,
+                "PASSWORD_ADMIN": MIFACT_PASSWORD,
+                "INVOICE_MIFACT_USERNAME": "",
+                "INVOICE_MIFACT_PASSWORD": "",
+                "INVOICE_DOWNLOAD_ALLOWED_HOSTS": "",
+                "URL_SV": "",  # SV sync off
+                # The sweep must re-check the O.S that the PUT checked a moment ago.
+                "POLL_RECHECK_AFTER_SECONDS": "0",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        return env
+
+    # -- subprocesses --------------------------------------------------------------------------
+
+    def manage(self, *args: str) -> str:
+        """Run `manage.py <args>` to completion; return its output. Raises DemoError on failure."""
+        try:
+            done = subprocess.run(
+                [PYTHON, str(MANAGE), *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                timeout=COMMAND_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DemoError(f"manage.py {' '.join(args)} did not finish in {COMMAND_TIMEOUT:.0f} s") from exc
+        output = (done.stdout + done.stderr).strip()
+        if done.returncode != 0:
+            raise DemoError(f"manage.py {' '.join(args)} exited {done.returncode}:\n{output}")
+        return output
+
+    def spawn(self, name: str, *args: str) -> None:
+        """Start `manage.py <args>` in the background, its output going to a log file."""
+        log_path = self.workdir / f"{name}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [PYTHON, str(MANAGE), *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.processes[name] = (process, log_path)
+
+    def wait_until_up(self, name: str, url: str) -> None:
+        """Poll `url` until it answers 2xx; raises DemoError if the process dies or time runs out."""
+        process, _ = self.processes[name]
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise DemoError(f"{name} exited with status {process.returncode} while starting:\n{self.log_tail(name)}")
+            try:
+                if requests.get(url, timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise DemoError(f"{name} did not answer {url} within {START_TIMEOUT:.0f} s:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        _, log_path = self.processes[name]
+        try:
+            text = log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty log)"
+
+    def close(self) -> None:
+        """Stop every subprocess (terminate, then kill after 5 s) and remove the throw-away folder."""
+        self.http.close()
+        for process, _ in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process, _ in self.processes.values():
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, *, expect: int = 200, body: Any = None) -> Any:
+        """Call the CRM API with the bearer token; return the JSON. Raises DemoError on another status."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = self.http.request(method, f"{self.api}{path}", json=body, headers=headers, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise DemoError(f"{method} {path} failed: {exc}") from exc
+        if response.status_code != expect:
+            raise DemoError(f"{method} {path} answered {response.status_code} (expected {expect}): {response.text[:1000]}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise DemoError(f"{method} {path} did not answer JSON: {response.text[:300]}") from exc
+
+    def put_process(self, label: str, opportunity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self.call("PUT", f"/opportunity/update-opportunity-procces/{opportunity_id}", body=body)
+        if not answer.get("success"):
+            raise DemoError(f"PUT {label} did not report success: {answer}")
+        opportunity = answer["opportunity"]
+        say(
+            f"    {label}: 200 stage={opportunity['stage']!r} "
+            f"cFacturacionSubEstado={opportunity['cFacturacionSubEstado']!r} isPresaved={opportunity['isPresaved']}"
+        )
+        return opportunity
+
+    # -- the demo ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        started = time.monotonic()
+        say(f"Throw-away folder: {self.workdir}")
+        say(f"CRM API: {self.api}   invoice-mifact stand-in: {self.mifact}")
+
+        step("manage.py migrate")
+        self.manage("migrate", "--noinput")
+        say("    database ready")
+        step("manage.py create_demo_user")
+        say("    " + self.manage("create_demo_user", "--username", DEMO_USER, "--password", DEMO_PASSWORD))
+
+        step("starting the invoice-mifact stand-in and the API server")
+        self.spawn("mifact_standin", "mifact_standin", "--host", "127.0.0.1", "--port", str(self.mifact_port))
+        self.spawn("runserver", "runserver", "--noreload", f"127.0.0.1:{self.api_port}")
+        self.wait_until_up("mifact_standin", f"{self.mifact}/_standin/state")
+        self.wait_until_up("runserver", f"{self.api}/health")
+        say("    both answer (/health is ok)")
+
+        step("POST /auth/signin")
+        signin = self.call("POST", "/auth/signin", body={"username": DEMO_USER, "password": DEMO_PASSWORD})
+        self.token = signin["access_token"]
+        say(f"    got a {signin.get('token_type', 'Bearer')} token valid {signin.get('expires_in')} s")
+
+        step("POST /opportunity (A and B)")
+        a = self.call("POST", "/opportunity", expect=201, body={"name": "Demo A - consulta dermatología"})
+        b = self.call("POST", "/opportunity", expect=201, body={"name": "Demo B - procedimiento con O.S"})
+        say(f"    A={a['id']} stage={a['stage']!r}   B={b['id']} stage={b['stage']!r}")
+
+        step("PUT update-opportunity-procces (source document section 8)")
+        main_a = {
+            "cLastNameFather": "Quispe",
+            "cLastNameMother": "Huamán",
+            "cCustomerDocumentType": "DNI",
+            "cCustomerDocument": "45678912",
+            "cPatientsname": "Lucía Quispe Huamán",
+            "cPatientsPaternalLastName": "Quispe",
+            "cPatientsMaternalLastName": "Huamán",
+            "cPatientDocument": "45678912",
+            "cPatientDocumentType": "DNI",
+        }
+        after_81 = self.put_process(
+            "8.1 on A (main data + appointment)",
+            a["id"],
+            {
+                **main_a,
+                "cAppointment": "15:30 - 16:00",
+                "cDateReservation": "2026-03-02",
+                "cDoctor": "Dra. Rosa Salazar",
+                "cEnvironment": "Consultorio 3",
+                "cSpecialty": "Dermatología",
+                "cTariff": "Consulta particular",
+                "reservationId": 98765,
+                "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
+            },
+        )
+        direct_url = f"{self.mifact}/files/factura-directa-F001-000123.pdf"
+        after_82 = self.put_process(
+            "8.2 on A (direct invoice)",
+            a["id"],
+            {
+                "cClinicHistory": "HC-000123",
+                "cFacturas": {"comprobante_soles": direct_url, "comprobante_dolares": None},
+            },
+        )
+        after_83 = self.put_process(
+            "8.3 on B (service order)",
+            b["id"],
+            {
+                "cPatientsname": "Carlos Mendoza Ríos",
+                "cPatientDocumentType": "DNI",
+                "cPatientDocument": "40123456",
+                "cClinicHistory": "HC-000456",
+                "cOrdenesServicio": [SERVICE_ORDER_ID],
+                "cOrdenesServicioMetadata": {
+                    str(SERVICE_ORDER_ID): {"descripcion": "Procedimiento láser", "numero_os": "OS-2026-0456"}
+                },
+            },
+        )
+        if after_81["stage"] == "Cierre ganado":
+            raise DemoError("8.1 must not close the opportunity")
+        if (after_82["stage"], after_82["cFacturacionSubEstado"]) != ("Cierre ganado", "factura_directa"):
+            raise DemoError(f"8.2 should close A with factura_directa, got {after_82['stage']!r}/{after_82['cFacturacionSubEstado']!r}")
+        if (after_83["stage"], after_83["cFacturacionSubEstado"]) != ("Cierre ganado", "orden_servicio_pendiente_factura"):
+            raise DemoError(
+                f"8.3 should leave B pending its invoice, got {after_83['stage']!r}/{after_83['cFacturacionSubEstado']!r}"
+            )
+
+        step(f"invoicing O.S {SERVICE_ORDER_ID} on the stand-in (POST /api/_standin/...)")
+        try:
+            switched = requests.post(
+                f"{self.mifact}/_standin/service-order/{SERVICE_ORDER_ID}/invoice",
+                json={"soles": True, "dolares": True, "invoice_result_head_id": HEAD_ID},
+                timeout=HTTP_TIMEOUT,
+            )
+        except requests.RequestException as exc:
+            raise DemoError(f"could not reach the stand-in: {exc}") from exc
+        if switched.status_code != 200:
+            raise DemoError(f"the stand-in refused to invoice O.S {SERVICE_ORDER_ID}: {switched.text[:300]}")
+        say(f"    invoice-status now: {switched.json()}")
+
+        step("manage.py poll_invoices")
+        summary = self.manage("poll_invoices")
+        say("    " + summary.splitlines()[-1])
+        if "invoiced=1" not in summary:
+            raise DemoError(f"poll_invoices did not complete O.S {SERVICE_ORDER_ID}: {summary}")
+
+        step("reading everything back")
+        report = [self.collect("A", a["id"]), self.collect("B", b["id"])]
+        attachments_b = report[1]["attachments"]
+        if not attachments_b:
+            raise DemoError("B has no attachments after the poll")
+        sample = attachments_b[0]
+        pdf = self.download(sample["downloadUrl"])
+        say(f"    downloaded B attachment {sample['id']} ({len(pdf)} bytes, starts with {pdf[:8]!r})")
+
+        self.print_report(report, time.monotonic() - started)
+        self.verify(report)
+
+    def collect(self, label: str, opportunity_id: str) -> dict[str, Any]:
+        """GET the opportunity, its attachments and its service orders."""
+        def as_list(value: Any) -> list[Any]:
+            return value["results"] if isinstance(value, dict) else value
+
+        return {
+            "label": label,
+            "opportunity": self.call("GET", f"/opportunity/{opportunity_id}"),
+            "attachments": as_list(self.call("GET", f"/opportunity/{opportunity_id}/attachments")),
+            "service_orders": as_list(self.call("GET", f"/opportunity/{opportunity_id}/service-orders")),
+        }
+
+    def download(self, url: str) -> bytes:
+        """Download an attachment through the API with the bearer token; it must be a PDF."""
+        if url.startswith("/"):
+            url = f"{self.api}{url}"
+        try:
+            response = self.http.get(url, headers={"Authorization": f"Bearer {self.token}"}, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise DemoError(f"downloading {url} failed: {exc}") from exc
+        if response.status_code != 200:
+            raise DemoError(f"downloading {url} answered {response.status_code}: {response.text[:300]}")
+        if not response.content.startswith(b"%PDF-"):
+            raise DemoError(f"{url} is not a PDF (starts with {response.content[:16]!r})")
+        unauthenticated = requests.get(url, timeout=HTTP_TIMEOUT)
+        if unauthenticated.status_code != 401:
+            raise DemoError(f"{url} answered {unauthenticated.status_code} without a token (expected 401)")
+        return response.content
+
+    @staticmethod
+    def print_report(report: list[dict[str, Any]], seconds: float) -> None:
+        say("\n" + "=" * 78)
+        say("DEMO REPORT")
+        say("=" * 78)
+        for item in report:
+            opp = item["opportunity"]
+            say(f"Opportunity {item['label']}  id={opp['id']}  name={opp['name']!r}")
+            say(f"  stage                 : {opp['stage']}")
+            say(f"  cFacturacionSubEstado : {opp['cFacturacionSubEstado']}")
+            say(f"  isPresaved            : {opp['isPresaved']}")
+            say(f"  cClinicHistory        : {opp.get('cClinicHistory')}   reservationId: {opp.get('reservationId')}")
+            say(f"  attachments ({len(item['attachments'])}):")
+            for att in item["attachments"]:
+                say(
+                    f"    - {att['kind']:<20} {att['fileName']:<34} {att['size']:>6} bytes  "
+                    f"serviceOrderId={att['serviceOrderId']}"
+                )
+            if item["service_orders"]:
+                say(f"  service orders ({len(item['service_orders'])}):")
+                for so in item["service_orders"]:
+                    say(
+                        f"    - O.S {so['serviceOrderId']}: facturado={so['facturado']} "
+                        f"invoiceResultHeadId={so['invoiceResultHeadId']} metadata={so['metadata']} "
+                        f"lastError={so['lastError']!r}"
+                    )
+            say("")
+        say(f"Finished in {seconds:.1f} s.")
+
+    @staticmethod
+    def verify(report: list[dict[str, Any]]) -> None:
+        """Raise DemoError unless A and B ended as the source document says."""
+        a, b = report
+        for item in (a, b):
+            opp = item["opportunity"]
+            if (opp["stage"], opp["cFacturacionSubEstado"]) != ("Cierre ganado", "factura_directa"):
+                raise DemoError(
+                    f"{item['label']} ended in {opp['stage']!r}/{opp['cFacturacionSubEstado']!r}, "
+                    "expected 'Cierre ganado'/'factura_directa'"
+                )
+            if opp["isPresaved"] is not False:
+                raise DemoError(f"{item['label']} is still presaved")
+            if not item["attachments"]:
+                raise DemoError(f"{item['label']} has no attachments")
+        if any(att["serviceOrderId"] != SERVICE_ORDER_ID for att in b["attachments"]):
+            raise DemoError(f"B's attachments should all come from O.S {SERVICE_ORDER_ID}")
+        if not all(so["facturado"] for so in b["service_orders"]) or not b["service_orders"]:
+            raise DemoError(f"O.S {SERVICE_ORDER_ID} is not marked facturado")
+
+
+def _interrupt_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # run the same clean-up as Ctrl-C
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    demo = Demo()
+    try:
+        demo.run()
+    except DemoError as exc:
+        say(f"\nDEMO FAILED: {exc}")
+        for name in demo.processes:
+            say(f"\n--- last lines of {name} ---\n{demo.log_tail(name)}")
+        return 1
+    except KeyboardInterrupt:
+        say("\nDemo interrupted.")
+        return 130
+    except Exception:  # a bug or an unexpected answer: show it, still clean up
+        import traceback
+
+        say("\nDEMO FAILED with an unexpected error:\n" + traceback.format_exc())
+        for name in demo.processes:
+            say(f"\n--- last lines of {name} ---\n{demo.log_tail(name)}")
+        return 1
+    finally:
+        demo.close()
+    say("DEMO OK: B ended in 'Cierre ganado' / 'factura_directa' with its invoice PDFs attached.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
