@@ -65,10 +65,17 @@ def http_server() -> Iterator[LocalHTTPServer]:
 
 
 @pytest.fixture
-def mifact(settings: Any) -> Iterator[Any]:
-    """invoice-mifact configured at a fake base URL and scripted through `responses`."""
+def http_mock() -> Iterator[Any]:
+    """One `responses` mock for the test: every outgoing `requests` call must match a fake."""
     import responses
 
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def mifact(settings: Any, http_mock: Any) -> Iterator[Any]:
+    """invoice-mifact configured at a fake base URL and scripted through `responses`."""
     from billing import services as billing_services
     from billing.tests.fakes import BASE, FakeMifact
 
@@ -76,9 +83,18 @@ def mifact(settings: Any) -> Iterator[Any]:
     settings.INVOICE_MIFACT_USERNAME = "admin"
     settings.INVOICE_MIFACT_PASSWORD = "secreto"
     billing_services.reset_shared_mifact_client()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield FakeMifact(rsps)
+    yield FakeMifact(http_mock)
     billing_services.reset_shared_mifact_client()
+
+
+@pytest.fixture
+def sv(settings: Any, http_mock: Any) -> Any:
+    """SV configured at a fake base URL and scripted through `responses`."""
+    from opportunities.tests.fakes import BASE, FakeSv
+
+    settings.URL_SV = BASE
+    settings.SV_USERNAME, settings.SV_PASSWORD = "admin", "clave"
+    return FakeSv(http_mock)
 
 
 @pytest.fixture

@@ -1,0 +1,201 @@
+"""Django admin for service orders (O.S): a read-only list for clinic staff, plus the action
+"Consultar estado de facturación ahora" that checks the selected pending O.S against
+invoice-mifact right away (the same `service_order_check` the PUT endpoint and the poller use).
+
+Service orders are written only by the API and the poller; the admin never edits them.
+Labels and messages are Spanish (the clinic staff's language).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from billing import services
+from billing.models import OpportunityServiceOrder
+
+# The check runs inside the admin request (network calls with timeouts): keep one click bounded.
+ADMIN_CHECK_MAX_ROWS = 25
+# Consecutive invoice-mifact failures after which the action stops instead of waiting out a
+# timeout per remaining row (the poller retries them later anyway).
+ADMIN_CHECK_MAX_SERVICE_FAILURES = 3
+CHECK_PERMISSION = "billing.change_opportunityserviceorder"
+CHECK_ACTION_LABEL = "Consultar estado de facturación ahora"
+
+
+def pretty_json(value: Any) -> str:
+    """Render a JSON value as indented, escaped HTML (`<pre>`), or "-" when empty."""
+    if value in (None, {}, []):
+        return "-"
+    return format_html(
+        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
+        json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True),
+    )
+
+
+def user_can_check_service_orders(request: HttpRequest) -> bool:
+    """Whether the user may run the invoice-status check (the O.S change permission)."""
+    return request.user.has_perm(CHECK_PERMISSION)
+
+
+def service_orders_check_now(
+    *,
+    request: HttpRequest,
+    rows: Iterable[OpportunityServiceOrder],
+    nothing_pending_message: str = "Ninguna de las órdenes de servicio seleccionadas está pendiente de facturación.",
+) -> None:
+    """Check the given O.S against invoice-mifact now and report the counts to the user.
+
+    Only pending rows (`facturado = false`) are checked, at most `ADMIN_CHECK_MAX_ROWS` per
+    click; each goes through `billing.services.service_order_check` with the shared client, so
+    the completion (PDFs, sub-state, history) is the same as for the PUT and the poller, and a
+    row being checked by someone else right now is skipped. Errors are recorded on the rows.
+    """
+    pending = [row for row in rows if not row.facturado]
+    if not pending:
+        messages.warning(request, nothing_pending_message)
+        return
+    client = services.shared_mifact_client()
+    if client is None:
+        messages.error(
+            request,
+            "invoice-mifact no está configurado (URL_INVOICE_MIFACT_V3); no se consultó ninguna orden de servicio.",
+        )
+        return
+    left_out = pending[ADMIN_CHECK_MAX_ROWS:]
+    checked = invoiced = errors = skipped = 0
+    failures_in_a_row = 0
+    error_lines: list[str] = []
+    stopped_early = 0
+    for index, row in enumerate(pending[:ADMIN_CHECK_MAX_ROWS]):
+        outcome = services.service_order_check(service_order=row, client=client)
+        result = outcome.result
+        if result in (services.CheckResult.SKIPPED, services.CheckResult.ALREADY_DONE):
+            skipped += 1
+            continue
+        if result is services.CheckResult.SERVICE_ERROR:
+            errors += 1
+            failures_in_a_row += 1
+            error_lines.append(f"O.S {row.service_order_id}: invoice-mifact: {outcome.error}")
+            if failures_in_a_row >= ADMIN_CHECK_MAX_SERVICE_FAILURES:
+                stopped_early = len(pending[:ADMIN_CHECK_MAX_ROWS]) - index - 1
+                break
+            continue
+        failures_in_a_row = 0
+        checked += 1
+        if result is services.CheckResult.INVOICED:
+            invoiced += 1
+        elif result is services.CheckResult.ERROR:
+            errors += 1
+            error_lines.append(f"O.S {row.service_order_id}: {outcome.error}")
+
+    summary = f"Órdenes de servicio consultadas: {checked}; facturadas: {invoiced}; con error: {errors}."
+    if skipped:
+        summary += f" Omitidas (en consulta por otro proceso o ya completadas): {skipped}."
+    messages.add_message(request, messages.WARNING if errors else messages.SUCCESS, summary)
+    for line in error_lines[:5]:
+        messages.error(request, line)
+    not_checked = stopped_early + len(left_out)
+    if stopped_early:
+        messages.warning(
+            request,
+            f"invoice-mifact no responde: se detuvo la consulta; {stopped_early} orden(es) quedaron sin consultar.",
+        )
+    if left_out:
+        messages.warning(
+            request, f"Se consultan como máximo {ADMIN_CHECK_MAX_ROWS} órdenes por vez; {len(left_out)} quedaron sin consultar."
+        )
+    if not_checked:
+        messages.info(request, "Las órdenes pendientes sin consultar las revisa el proceso automático cada 5 minutos.")
+
+
+class ServiceOrderInline(admin.TabularInline):
+    """The opportunity's service orders, read-only (shown on the opportunity page)."""
+
+    model = OpportunityServiceOrder
+    fk_name = "opportunity"
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("service_order_id", "facturado", "invoice_result_head_id", "last_checked_at", "last_error", "created_at")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    verbose_name = "orden de servicio"
+    verbose_name_plural = "órdenes de servicio"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OpportunityServiceOrder)
+class OpportunityServiceOrderAdmin(admin.ModelAdmin):
+    """Read-only list of service orders with the "check now" action."""
+
+    list_display = (
+        "service_order_id",
+        "opportunity",
+        "facturado",
+        "invoice_result_head_id",
+        "last_checked_at",
+        "last_error_short",
+    )
+    list_display_links = ("service_order_id",)
+    list_filter = ("facturado", "last_checked_at")
+    # O.S ids are integers: `__exact` makes Django compare them as text, so any term is safe.
+    search_fields = ("service_order_id__exact", "=opportunity__id")
+    search_help_text = "Buscar por número de O.S o por id de la oportunidad."
+    list_select_related = ("opportunity",)
+    list_per_page = 50
+    ordering = ("-created_at", "-id")
+    actions = ("check_invoice_status_now",)
+    fields = (
+        "opportunity",
+        "service_order_id",
+        "facturado",
+        "invoice_result_head_id",
+        "url_soles",
+        "url_dolares",
+        "last_checked_at",
+        "last_error",
+        "metadata_pretty",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="último error")
+    def last_error_short(self, obj: OpportunityServiceOrder) -> str:
+        text = obj.last_error or ""
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description="metadata")
+    def metadata_pretty(self, obj: OpportunityServiceOrder) -> str:
+        return pretty_json(obj.metadata)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_check_permission(self, request: HttpRequest) -> bool:
+        return user_can_check_service_orders(request)
+
+    @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
+    def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[OpportunityServiceOrder]) -> None:
+        service_orders_check_now(request=request, rows=queryset.filter(facturado=False).order_by("id"))

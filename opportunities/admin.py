@@ -1,0 +1,303 @@
+"""Django admin for clinic staff (Spanish): opportunities with their service orders, comprobantes,
+meetings and action history; the action history and the comprobantes on their own.
+
+What the admin may change is deliberately small, because every other write has rules that live
+in the services (history, meetings, closing, SV delivery):
+
+- Opportunity: only its name, amount and the customer's and patient's names and documents; each
+  save writes an `opportunity_updated` history record (`"via": "admin"`) and updates only the
+  changed columns, so a concurrent PUT or poller write to the stage or sub-state is never undone.
+  No add (opportunities come from the front-end) and no delete (their comprobantes are fiscal
+  records).
+- Action history: read-only for everyone, superusers included.
+- Comprobantes (attachments): read-only; they come only from downloads. The PDF is served by a
+  staff-only view (`<attachment pk>/download/` under the attachment admin), never from MEDIA_ROOT.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from billing import services as billing_services
+from billing.admin import (
+    CHECK_ACTION_LABEL,
+    ServiceOrderInline,
+    pretty_json,
+    service_orders_check_now,
+    user_can_check_service_orders,
+)
+
+from .models import ActionHistory, Attachment, Meeting, Opportunity
+from .serializers import FIELD_COLUMNS
+from .services import history_record
+
+admin.site.site_header = "CRM Clínica · Administración"
+admin.site.site_title = "CRM Clínica"
+admin.site.index_title = "Administración del CRM"
+
+# Columns staff may correct in the admin, with the API key used in the history record.
+_API_KEYS: dict[str, str] = {"name": "name", "amount": "amount"} | {
+    column: key for key, column in FIELD_COLUMNS.items()
+}
+EDITABLE_FIELDS: tuple[str, ...] = (
+    "name",
+    "amount",
+    "c_last_name_father",
+    "c_last_name_mother",
+    "c_customer_document_type",
+    "c_customer_document",
+    "c_patientsname",
+    "c_patients_paternal_last_name",
+    "c_patients_maternal_last_name",
+    "c_patient_document_type",
+    "c_patient_document",
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def attachment_download_url(attachment: Attachment) -> str:
+    """The admin URL that streams `attachment`'s PDF to staff."""
+    return reverse("admin:opportunities_attachment_download", args=[attachment.pk])
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that shows rows and never adds, changes or deletes them."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AttachmentInline(ReadOnlyInline):
+    model = Attachment
+    fields = ("kind", "file_name", "size", "service_order_id", "created_at", "download_link")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+    @admin.display(description="PDF")
+    def download_link(self, obj: Attachment) -> str:
+        return format_html('<a href="{}" target="_blank" rel="noopener">Ver PDF</a>', attachment_download_url(obj))
+
+
+class MeetingInline(ReadOnlyInline):
+    model = Meeting
+    fields = ("name", "status", "date_start", "date_end", "doctor", "specialty", "environment", "reservation_id")
+    readonly_fields = fields
+    ordering = ("date_start", "id")
+
+
+class ActionHistoryInline(ReadOnlyInline):
+    model = ActionHistory
+    fields = ("created_at", "action", "user_name", "data_pretty")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+    @admin.display(description="datos")
+    def data_pretty(self, obj: ActionHistory) -> str:
+        return pretty_json(obj.data)
+
+
+@admin.register(Opportunity)
+class OpportunityAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "stage", "c_facturacion_sub_estado", "is_presaved", "c_clinic_history", "modified_at")
+    list_display_links = ("id", "name")
+    list_filter = ("stage", "c_facturacion_sub_estado", "is_presaved")
+    search_fields = (
+        "=id",
+        "name",
+        "c_clinic_history",
+        "c_customer_document",
+        "c_last_name_father",
+        "c_last_name_mother",
+        "c_patient_document",
+        "c_patientsname",
+        "c_patients_paternal_last_name",
+        "c_patients_maternal_last_name",
+    )
+    search_help_text = (
+        "Buscar por id, nombre, historia clínica, documento o nombre y apellidos del cliente o del paciente."
+    )
+    list_per_page = 50
+    ordering = ("-modified_at",)
+    actions = ("check_invoice_status_now",)
+    inlines = (ServiceOrderInline, AttachmentInline, MeetingInline, ActionHistoryInline)
+    fieldsets = (
+        (None, {"fields": ("id", "name", "amount", "stage", "c_facturacion_sub_estado", "is_presaved",
+                           "created_at", "modified_at")}),
+        ("Cliente", {"fields": ("c_last_name_father", "c_last_name_mother", "c_customer_document_type",
+                                "c_customer_document")}),
+        ("Paciente", {"fields": ("c_patientsname", "c_patients_paternal_last_name", "c_patients_maternal_last_name",
+                                 "c_patient_document_type", "c_patient_document", "c_clinic_history")}),
+        ("Cita", {"fields": ("reservation_id", "c_date_reservation", "c_appointment", "c_doctor", "c_environment",
+                             "c_specialty", "c_tariff")}),
+    )
+    readonly_fields = (
+        "id",
+        "stage",
+        "c_facturacion_sub_estado",
+        "is_presaved",
+        "created_at",
+        "modified_at",
+        "c_clinic_history",
+        "reservation_id",
+        "c_date_reservation",
+        "c_appointment",
+        "c_doctor",
+        "c_environment",
+        "c_specialty",
+        "c_tariff",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_check_permission(self, request: HttpRequest) -> bool:
+        return user_can_check_service_orders(request)
+
+    def save_model(self, request: HttpRequest, obj: Opportunity, form: ModelForm, change: bool) -> None:
+        """Save only the changed editable columns and record them in the action history.
+
+        The admin's transaction is already open (changeform_view is atomic).
+        """
+        changed = [name for name in form.changed_data if name in EDITABLE_FIELDS]
+        if not changed:
+            return
+        obj.save(update_fields=[*changed, "modified_at"])
+        history_record(
+            opportunity=obj,
+            action=ActionHistory.Action.OPPORTUNITY_UPDATED,
+            user=request.user,
+            data={
+                "via": "admin",
+                "changes": {
+                    _API_KEYS[name]: {"old": _jsonable(form.initial.get(name)), "new": _jsonable(form.cleaned_data[name])}
+                    for name in changed
+                },
+            },
+        )
+
+    @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
+    def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> None:
+        rows = (
+            billing_services.pending_service_orders()
+            .filter(opportunity_id__in=queryset.values("pk"))
+            .order_by("opportunity_id", "id")
+        )
+        service_orders_check_now(
+            request=request,
+            rows=rows,
+            nothing_pending_message="Las oportunidades seleccionadas no tienen órdenes de servicio pendientes de facturación.",
+        )
+
+
+@admin.register(ActionHistory)
+class ActionHistoryAdmin(admin.ModelAdmin):
+    """The audit trail: visible to staff with the view permission, never writable."""
+
+    list_display = ("created_at", "opportunity", "action", "user_name")
+    list_filter = ("action", "created_at")
+    search_fields = ("=opportunity__id", "opportunity__c_clinic_history", "user_name")
+    search_help_text = "Buscar por id de la oportunidad, historia clínica o usuario."
+    list_select_related = ("opportunity",)
+    list_per_page = 100
+    ordering = ("-created_at", "-id")
+    fields = ("opportunity", "action", "user_name", "created_at", "data_pretty")
+    readonly_fields = fields
+
+    @admin.display(description="datos")
+    def data_pretty(self, obj: ActionHistory) -> str:
+        return pretty_json(obj.data)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Comprobantes: read-only rows; the PDF through the staff-only download view."""
+
+    list_display = ("file_name", "opportunity", "kind", "service_order_id", "size", "created_at", "download_link")
+    list_filter = ("kind", "created_at")
+    search_fields = ("=opportunity__id", "opportunity__c_clinic_history", "file_name", "=sha256")
+    search_help_text = "Buscar por id de la oportunidad, historia clínica, nombre de archivo o SHA-256."
+    list_select_related = ("opportunity",)
+    list_per_page = 50
+    ordering = ("-created_at", "-id")
+    # `file` is never shown as a form field: the stored name is internal and must not be edited.
+    fields = ("opportunity", "kind", "file_name", "size", "sha256", "content_type", "source_url",
+              "service_order_id", "created_at", "download_link")
+    readonly_fields = fields
+
+    @admin.display(description="PDF")
+    def download_link(self, obj: Attachment) -> str:
+        return format_html('<a href="{}" target="_blank" rel="noopener">Ver PDF</a>', attachment_download_url(obj))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        download = path(
+            "<int:attachment_id>/download/",
+            self.admin_site.admin_view(self.download_view),
+            name="opportunities_attachment_download",
+        )
+        return [download, *super().get_urls()]
+
+    def download_view(self, request: HttpRequest, attachment_id: int) -> HttpResponse:
+        """Stream the PDF to an active staff user with the attachment view permission.
+
+        `admin_view` already sends anonymous and non-staff users to the login page and marks the
+        response never-cache.
+        """
+        attachment = get_object_or_404(Attachment, pk=attachment_id)
+        if not self.has_view_permission(request, attachment):
+            raise PermissionDenied
+        try:
+            handle = attachment.file.open("rb")
+        except (OSError, SuspiciousFileOperation, ValueError):
+            messages.error(request, f"El archivo del comprobante «{attachment.file_name}» no está disponible.")
+            return HttpResponseRedirect(reverse("admin:opportunities_opportunity_change", args=[attachment.opportunity_id]))
+        response = FileResponse(handle, content_type="application/pdf", filename=attachment.file_name)
+        response["Cache-Control"] = "private, no-store"
+        return response

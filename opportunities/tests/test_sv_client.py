@@ -1,0 +1,107 @@
+"""The SV client (CONTRACT.md section 8), HTTP faked with responses."""
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from opportunities.sv import SvAuthError, SvClient, SvNotConfigured, SvRejected, SvUnavailable
+
+BASE = "http://sv.test/api"
+SIGNIN = f"{BASE}/auth/signin"
+
+
+def patch_url(reservation_id: int) -> str:
+    return f"{BASE}/reservation/{reservation_id}/clinic-history-crm"
+
+
+@pytest.fixture
+def client() -> SvClient:
+    return SvClient(base_url=BASE, username="admin", password="clave", timeout=2, retries=0)
+
+
+@responses.activate
+def test_update_signs_in_and_patches_the_clinic_history(client):
+    responses.post(SIGNIN, json={"accessToken": "sv-1"},
+                   match=[matchers.json_params_matcher({"username": "admin", "password": "clave"})])
+    responses.patch(patch_url(98765), json={"ok": True}, match=[
+        matchers.header_matcher({"Authorization": "Bearer sv-1"}),
+        matchers.json_params_matcher({"clinicHistoryCrm": "HC-000123"}),
+    ])
+    client.update_clinic_history(reservation_id=98765, clinic_history="HC-000123")
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_token_is_reused(client):
+    responses.post(SIGNIN, json={"token": "sv-1"})
+    responses.patch(patch_url(1), status=204)
+    responses.patch(patch_url(2), status=200)
+    client.update_clinic_history(reservation_id=1, clinic_history="A")
+    client.update_clinic_history(reservation_id=2, clinic_history="B")
+    assert client.sign_in_count == 1
+
+
+@responses.activate
+def test_401_signs_in_once_more_and_repeats_once(client):
+    responses.post(SIGNIN, json={"access_token": "old"})
+    responses.post(SIGNIN, json={"access_token": "new"})
+    responses.patch(patch_url(1), status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
+    responses.patch(patch_url(1), status=200, match=[matchers.header_matcher({"Authorization": "Bearer new"})])
+    client.update_clinic_history(reservation_id=1, clinic_history="A")
+    assert client.sign_in_count == 2
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_persistent_401_is_an_auth_error(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.patch(patch_url(1), status=401)
+    with pytest.raises(SvAuthError):
+        client.update_clinic_history(reservation_id=1, clinic_history="A")
+    assert client.sign_in_count == 2
+
+
+@responses.activate
+def test_5xx_is_unavailable(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.patch(patch_url(1), status=502)
+    with pytest.raises(SvUnavailable):
+        client.update_clinic_history(reservation_id=1, clinic_history="A")
+
+
+@responses.activate
+def test_timeout_is_unavailable(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.patch(patch_url(1), body=requests.exceptions.ConnectTimeout("no route"))
+    with pytest.raises(SvUnavailable):
+        client.update_clinic_history(reservation_id=1, clinic_history="A")
+
+
+@responses.activate
+def test_unknown_reservation_is_rejected(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.patch(patch_url(1), status=404, json={"message": "Reserva no encontrada"})
+    with pytest.raises(SvRejected):
+        client.update_clinic_history(reservation_id=1, clinic_history="A")
+
+
+@responses.activate
+def test_refused_credentials_are_an_auth_error(client):
+    responses.post(SIGNIN, status=403)
+    with pytest.raises(SvAuthError):
+        client.update_clinic_history(reservation_id=1, clinic_history="A")
+
+
+def test_from_settings_needs_url_sv(settings):
+    settings.URL_SV = ""
+    with pytest.raises(SvNotConfigured):
+        SvClient.from_settings()
+
+
+def test_from_settings_uses_sv_credentials(settings):
+    settings.URL_SV = BASE
+    settings.SV_USERNAME, settings.SV_PASSWORD = "sv-user", "sv-pass"
+    client = SvClient.from_settings(timeout=1.5)
+    assert (client.base_url, client.username, client.timeout) == (BASE, "sv-user", (1.5, 1.5))
