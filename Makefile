@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap run test migrate demo clean
+.PHONY: bootstrap run test test-browser serve migrate demo clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,20 @@ run: migrate
 ## The whole test suite (SQLite by default; DATABASE_URL=postgres://... for PostgreSQL).
 test: bootstrap
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Browser tests in headless Chromium (tests_browser/; Debian packages chromium, chromium-driver).
+test-browser: bootstrap
+	$(BIN)/python -m pytest tests_browser -m browser $(PYTEST_ARGS)
+
+## Production: gunicorn on $(HOST):$(PORT) with settings from the environment or .env (see README
+## "Deploying"). Does not create .env from the example (that one has DEBUG=true) and refuses DEBUG.
+serve: $(STAMP)
+	@$(BIN)/python -c "import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'crm.settings'); django.setup(); from django.conf import settings; sys.exit('make serve: DEBUG is on; set DEBUG=false and SECRET_KEY in the environment or .env' if settings.DEBUG else 0)"
+	$(BIN)/python manage.py check --deploy
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput
+	exec $(BIN)/gunicorn crm.wsgi --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2} \
+		--timeout $${GUNICORN_TIMEOUT:-120} --access-logfile -
 
 ## End-to-end demo (source document section 8) against the local invoice-mifact stand-in, on a
 ## throw-away SQLite database and media folder, free ports; leaves nothing behind. Hermetic: it

@@ -8,6 +8,7 @@ Labels and messages are Spanish (the clinic staff's language).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,8 +20,10 @@ from django.utils.html import format_html
 from billing import services
 from billing.models import OpportunityServiceOrder
 
-# The check runs inside the admin request (network calls with timeouts): keep one click bounded.
-ADMIN_CHECK_MAX_ROWS = 25
+# The check runs inside the admin request (network calls with timeouts): keep one click bounded,
+# well inside the web worker's timeout (`make serve`: GUNICORN_TIMEOUT, 120 s).
+ADMIN_CHECK_MAX_ROWS = 20
+ADMIN_CHECK_BUDGET_SECONDS = 45.0
 # Consecutive invoice-mifact failures after which the action stops instead of waiting out a
 # timeout per remaining row (the poller retries them later anyway).
 ADMIN_CHECK_MAX_SERVICE_FAILURES = 3
@@ -51,10 +54,12 @@ def service_orders_check_now(
 ) -> None:
     """Check the given O.S against invoice-mifact now and report the counts to the user.
 
-    Only pending rows (`facturado = false`) are checked, at most `ADMIN_CHECK_MAX_ROWS` per
-    click; each goes through `billing.services.service_order_check` with the shared client, so
-    the completion (PDFs, sub-state, history) is the same as for the PUT and the poller, and a
-    row being checked by someone else right now is skipped. Errors are recorded on the rows.
+    Only pending rows (`facturado = false`) are checked: at most `ADMIN_CHECK_MAX_ROWS` per
+    click, none started after `ADMIN_CHECK_BUDGET_SECONDS`, and the run stops after
+    `ADMIN_CHECK_MAX_SERVICE_FAILURES` invoice-mifact failures in a row. Each row goes through
+    `billing.services.service_order_check` with the shared client, so the completion (PDFs,
+    sub-state, history) is the same as for the PUT and the poller, and a row being checked by
+    someone else right now is skipped. Errors are recorded on the rows.
     """
     pending = [row for row in rows if not row.facturado]
     if not pending:
@@ -72,7 +77,13 @@ def service_orders_check_now(
     failures_in_a_row = 0
     error_lines: list[str] = []
     stopped_early = 0
-    for index, row in enumerate(pending[:ADMIN_CHECK_MAX_ROWS]):
+    out_of_time = 0
+    batch = pending[:ADMIN_CHECK_MAX_ROWS]
+    deadline = time.monotonic() + ADMIN_CHECK_BUDGET_SECONDS
+    for index, row in enumerate(batch):
+        if time.monotonic() > deadline:
+            out_of_time = len(batch) - index
+            break
         outcome = services.service_order_check(service_order=row, client=client)
         result = outcome.result
         if result in (services.CheckResult.SKIPPED, services.CheckResult.ALREADY_DONE):
@@ -83,7 +94,7 @@ def service_orders_check_now(
             failures_in_a_row += 1
             error_lines.append(f"O.S {row.service_order_id}: invoice-mifact: {outcome.error}")
             if failures_in_a_row >= ADMIN_CHECK_MAX_SERVICE_FAILURES:
-                stopped_early = len(pending[:ADMIN_CHECK_MAX_ROWS]) - index - 1
+                stopped_early = len(batch) - index - 1
                 break
             continue
         failures_in_a_row = 0
@@ -100,11 +111,15 @@ def service_orders_check_now(
     messages.add_message(request, messages.WARNING if errors else messages.SUCCESS, summary)
     for line in error_lines[:5]:
         messages.error(request, line)
-    not_checked = stopped_early + len(left_out)
+    not_checked = stopped_early + out_of_time + len(left_out)
     if stopped_early:
         messages.warning(
             request,
             f"invoice-mifact no responde: se detuvo la consulta; {stopped_early} orden(es) quedaron sin consultar.",
+        )
+    if out_of_time:
+        messages.warning(
+            request, f"Se agotó el tiempo de la consulta; {out_of_time} orden(es) quedaron sin consultar."
         )
     if left_out:
         messages.warning(

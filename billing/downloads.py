@@ -8,7 +8,8 @@ API user or from invoice-mifact, so the download is treated as a server-side req
   reserved, unspecified and other non-global addresses (IPv4 and IPv6, including IPv4-mapped IPv6)
   are refused, unless the host is allow-listed in ``settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS``
   (``"host"`` = any port, ``"host:port"``) or is the host:port of
-  ``settings.URL_INVOICE_MIFACT_V3``;
+  ``settings.URL_INVOICE_MIFACT_V3``; with ``settings.INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS`` every
+  other host is refused before it is even resolved;
 * the connection is pinned to the checked IP (``requests_hardened.IPFilterAdapter``), so a DNS
   answer that changes between the check and the connection cannot redirect it;
 * redirects are followed here, at most :data:`MAX_REDIRECTS` hops, each hop checked again;
@@ -75,6 +76,7 @@ REASON_SCHEME = "esquema no permitido (solo http/https)"
 REASON_USERINFO = "la dirección no puede incluir usuario ni contraseña"
 REASON_NO_HOST = "la dirección no indica el servidor"
 REASON_INVALID_URL = "la dirección no es válida"
+REASON_HOST_NOT_ALLOWED = "el servidor no está en la lista de servidores de comprobantes permitidos"
 REASON_BLOCKED = "la dirección apunta a una red privada o reservada"
 REASON_DNS = "no se pudo resolver el nombre del servidor"
 REASON_CONNECT = "no se pudo conectar con el servidor"
@@ -275,6 +277,10 @@ def _check_url(url: str) -> None:
         raise DownloadError(url, REASON_USERINFO, permanent=True)
     if not parts.hostname:
         raise DownloadError(url, REASON_NO_HOST, permanent=True)
+    if getattr(settings, "INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS", False):
+        port = parts.port or _DEFAULT_PORTS[parts.scheme.lower()]
+        if not _is_allowed(parts.hostname, port, _allowed_host_ports()):
+            raise DownloadError(url, REASON_HOST_NOT_ALLOWED, permanent=True)
 
 
 def _check_resolved_addresses(url: str, host: str, port: int) -> None:

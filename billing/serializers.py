@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from opportunities.fields import LocalDateTimeField
+
 from .models import OpportunityServiceOrder
 
 
@@ -14,10 +16,10 @@ class ServiceOrderOutputSerializer(serializers.ModelSerializer):
     invoiceResultHeadId = serializers.IntegerField(source="invoice_result_head_id", allow_null=True)
     urlSoles = serializers.CharField(source="url_soles", allow_null=True)
     urlDolares = serializers.CharField(source="url_dolares", allow_null=True)
-    lastCheckedAt = serializers.DateTimeField(source="last_checked_at", allow_null=True)
+    lastCheckedAt = LocalDateTimeField(source="last_checked_at", allow_null=True)
     lastError = serializers.CharField(source="last_error")
-    createdAt = serializers.DateTimeField(source="created_at")
-    updatedAt = serializers.DateTimeField(source="updated_at")
+    createdAt = LocalDateTimeField(source="created_at")
+    updatedAt = LocalDateTimeField(source="updated_at")
 
     class Meta:
         model = OpportunityServiceOrder

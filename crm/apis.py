@@ -15,6 +15,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from crm.errors import ApiError, error_body
+from crm.schema import error_responses
 from opportunities.fields import StrictCharField
 
 
@@ -26,18 +27,19 @@ class SigninApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "signin"
 
-    class InputSerializer(serializers.Serializer):
+    class SigninInputSerializer(serializers.Serializer):
         username = StrictCharField(max_length=150)
         password = StrictCharField(max_length=128, trim_whitespace=False)
 
-    class OutputSerializer(serializers.Serializer):
+    class SigninOutputSerializer(serializers.Serializer):
         access_token = serializers.CharField()
         token_type = serializers.CharField()
         expires_in = serializers.IntegerField(help_text="seconds")
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[], tags=["auth"])
+    @extend_schema(request=SigninInputSerializer, responses={200: SigninOutputSerializer, **error_responses(400, 401, 413, 415, 429)},
+                   auth=[], tags=["auth"], summary="Iniciar sesión y obtener un access token")
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.SigninInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = authenticate(
             request._request,
@@ -58,8 +60,8 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses={200: inline_serializer("Health", {"status": serializers.CharField()})},
-        auth=[], tags=["health"],
+        responses={200: inline_serializer("Health", {"status": serializers.CharField()}), **error_responses(503)},
+        auth=[], tags=["health"], summary="Estado del servicio (la base de datos responde)",
     )
     def get(self, request: Request) -> Response:
         try:

@@ -28,6 +28,7 @@ _MESSAGES: dict[type[exceptions.APIException], str] = {
     exceptions.NotAcceptable: "Formato de respuesta no aceptable",
     exceptions.ParseError: "El cuerpo de la solicitud no es JSON válido",
 }
+_MESSAGES_BY_STATUS = {413: "El cuerpo de la solicitud es demasiado grande"}
 
 
 class ApiError(exceptions.APIException):
@@ -94,6 +95,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body = error_body(exc.status_code, message)
     else:
         message = next((m for cls, m in _MESSAGES.items() if isinstance(exc, cls)), None)
+        message = message or _MESSAGES_BY_STATUS.get(response.status_code)
         if message is None:
             message = str(getattr(exc, "detail", "Error"))
         body = error_body(response.status_code, message)

@@ -129,15 +129,22 @@ REST_FRAMEWORK = {
         "rest_framework_simplejwt.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "crm.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DATETIME_FORMAT": "%Y-%m-%d %H:%M:%S",
     "DATE_FORMAT": "%Y-%m-%d",
     "DEFAULT_THROTTLE_RATES": {"signin": env.str("SIGNIN_THROTTLE_RATE", default="10/min")},
+    # Proxies in front of the app whose X-Forwarded-For entries are trusted when throttling by
+    # client address. Unset, DRF would key on the whole header, which any client can vary to
+    # escape the sign-in throttle. Default: one proxy when USE_X_FORWARDED_PROTO is on, else none.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=1 if env.bool("USE_X_FORWARDED_PROTO", default=False) else 0),
     "UNAUTHENTICATED_USER": None,
 }
+
+# Largest JSON body the API parses (bytes); larger bodies get a 413.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": __import__("datetime").timedelta(
@@ -170,6 +177,8 @@ INVOICE_MIFACT_PASSWORD = env.str("INVOICE_MIFACT_PASSWORD", default="") or PASS
 INVOICE_MIFACT_TIMEOUT = env.float("INVOICE_MIFACT_TIMEOUT", default=10.0)
 
 INVOICE_DOWNLOAD_ALLOWED_HOSTS = env.list("INVOICE_DOWNLOAD_ALLOWED_HOSTS", default=[])
+# Refuse every download host that is not allow-listed (or the invoice-mifact host).
+INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS = env.bool("INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS", default=False)
 INVOICE_DOWNLOAD_MAX_BYTES = env.int("INVOICE_DOWNLOAD_MAX_BYTES", default=10 * 1024 * 1024)
 INVOICE_DOWNLOAD_TIMEOUT = env.float("INVOICE_DOWNLOAD_TIMEOUT", default=30.0)
 

@@ -19,3 +19,8 @@ from crm.settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"signin": "1000/min"}}  # noqa: F405
+# No collectstatic under tests: plain static storage (no manifest), and WhiteNoise finds the
+# apps' static files itself instead of reading a STATIC_ROOT that does not exist.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

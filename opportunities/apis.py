@@ -4,13 +4,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import FileResponse, Http404
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.errors import ApiError
+from crm.schema import error_responses
 
 from . import selectors, services
 from .models import Opportunity
@@ -25,6 +29,60 @@ from .serializers import (
 
 BODY_NOT_OBJECT_MESSAGE = "El cuerpo de la solicitud debe ser un objeto JSON"
 
+ProcessUpdateResponseSerializer = inline_serializer(
+    "ProcessUpdateResponse",
+    {
+        "success": serializers.BooleanField(),
+        "message": serializers.CharField(),
+        "opportunity": OpportunityOutputSerializer(),
+    },
+)
+
+# The source document's section 8 bodies, as request examples of the process update.
+PROCESS_UPDATE_EXAMPLES = [
+    OpenApiExample(
+        "8.1 Actualizar datos y cita (sin cerrar)",
+        request_only=True,
+        value={
+            "cLastNameFather": "Quispe", "cCustomerDocumentType": "DNI", "cCustomerDocument": "45678912",
+            "cPatientsname": "Lucía", "cPatientsPaternalLastName": "Quispe",
+            "cPatientsMaternalLastName": "Mamani", "cPatientDocument": "71234567", "cPatientDocumentType": "DNI",
+            "cAppointment": "15:30 - 16:00", "cDateReservation": "2026-03-02", "cDoctor": "Dra. Paredes",
+            "cEnvironment": "Consultorio 3", "cSpecialty": "Dermatología", "cTariff": "Particular",
+            "reservationId": 98765,
+            "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
+        },
+    ),
+    OpenApiExample(
+        "8.2 Cierre ganado con factura directa",
+        request_only=True,
+        value={
+            "cClinicHistory": "HC-000123", "cPatientsname": "Lucía",
+            "cFacturas": {"comprobante_soles": "https://facturas.example.com/F001-123.pdf",
+                          "comprobante_dolares": None},
+        },
+    ),
+    OpenApiExample(
+        "8.3 Cierre ganado con O.S",
+        request_only=True,
+        value={
+            "cClinicHistory": "HC-000123", "cOrdenesServicio": [456],
+            "cOrdenesServicioMetadata": {"456": {"descripcion": "Procedimiento láser", "numero_os": "OS-456"}},
+        },
+    ),
+]
+
+
+class FirstRendererNegotiation(BaseContentNegotiation):
+    """Always answer with the view's first renderer (the PDF view sets its body itself), so a
+    client asking `Accept: application/pdf` is not refused with 406."""
+
+    def select_parser(self, request: Request, parsers: list) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
 
 def _require_object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
@@ -37,8 +95,9 @@ class OpportunityCreateApi(APIView):
 
     @extend_schema(
         request=OpportunityCreateInputSerializer,
-        responses={201: OpportunityOutputSerializer},
+        responses={201: OpportunityOutputSerializer, **error_responses(400, 401, 413, 415)},
         tags=["opportunity"],
+        summary="Crear una oportunidad",
     )
     def post(self, request: Request) -> Response:
         serializer = OpportunityCreateInputSerializer(data=_require_object(request.data))
@@ -50,7 +109,8 @@ class OpportunityCreateApi(APIView):
 class OpportunityDetailApi(APIView):
     """`GET /opportunity/<id>`: one opportunity."""
 
-    @extend_schema(responses={200: OpportunityOutputSerializer}, tags=["opportunity"])
+    @extend_schema(responses={200: OpportunityOutputSerializer, **error_responses(401, 404)}, tags=["opportunity"],
+                   summary="Obtener una oportunidad")
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         return Response(OpportunityOutputSerializer(opportunity).data)
@@ -61,9 +121,19 @@ class OpportunityProcessUpdateApi(APIView):
 
     @extend_schema(
         request=ProcessUpdateInputSerializer,
-        responses={200: OpportunityOutputSerializer},
+        responses={200: ProcessUpdateResponseSerializer, **error_responses(400, 401, 404, 413, 415)},
         tags=["opportunity"],
         operation_id="opportunity_update_process",
+        summary="Actualizar la oportunidad con datos del proceso (cliente, paciente, cita, facturas, O.S)",
+        description=(
+            "Fuente: sección 1-9 del documento. Todos los campos son opcionales; un campo cuenta como "
+            "enviado cuando su valor no es null ni texto vacío. Los datos de cita exigen `reservationId` "
+            "(400 `El campo reservationId no puede estar vacío`). `cFacturas` con al menos una URL, o "
+            "`cOrdenesServicio` no vacío, cierran como *Cierre ganado* (requieren `cClinicHistory`, "
+            "enviado o ya guardado). En cada llamada se consulta el estado de facturación de las O.S "
+            "pendientes. Un 4xx no modifica nada."
+        ),
+        examples=PROCESS_UPDATE_EXAMPLES,
     )
     def put(self, request: Request, opportunity_id: str) -> Response:
         selectors.opportunity_get(opportunity_id=opportunity_id)
@@ -87,7 +157,8 @@ class OpportunityProcessUpdateApi(APIView):
 class MeetingListApi(APIView):
     """`GET /opportunity/<id>/meetings`."""
 
-    @extend_schema(responses={200: MeetingOutputSerializer(many=True)}, tags=["opportunity"])
+    @extend_schema(responses={200: MeetingOutputSerializer(many=True), **error_responses(401, 404)},
+                   tags=["opportunity"], summary="Reuniones (citas) de la oportunidad")
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         meetings = selectors.meeting_list(opportunity=opportunity)
@@ -97,7 +168,8 @@ class MeetingListApi(APIView):
 class ActionHistoryListApi(APIView):
     """`GET /opportunity/<id>/action-history`: newest first."""
 
-    @extend_schema(responses={200: ActionHistoryOutputSerializer(many=True)}, tags=["opportunity"])
+    @extend_schema(responses={200: ActionHistoryOutputSerializer(many=True), **error_responses(401, 404)},
+                   tags=["opportunity"], summary="Historial de acciones (más reciente primero)")
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         records = selectors.action_history_list(opportunity=opportunity)
@@ -107,7 +179,8 @@ class ActionHistoryListApi(APIView):
 class AttachmentListApi(APIView):
     """`GET /opportunity/<id>/attachments`."""
 
-    @extend_schema(responses={200: AttachmentOutputSerializer(many=True)}, tags=["opportunity"])
+    @extend_schema(responses={200: AttachmentOutputSerializer(many=True), **error_responses(401, 404)},
+                   tags=["opportunity"], summary="Comprobantes adjuntos")
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         attachments = selectors.attachment_list(opportunity=opportunity)
@@ -117,9 +190,16 @@ class AttachmentListApi(APIView):
 class AttachmentDownloadApi(APIView):
     """`GET /opportunity/<id>/attachments/<attachmentId>/download`: the PDF bytes."""
 
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
+
     @extend_schema(
-        responses={(200, "application/pdf"): bytes},
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="El PDF"),
+            **error_responses(401, 404),
+        },
         tags=["opportunity"],
+        summary="Descargar un comprobante (PDF)",
     )
     def get(self, request: Request, opportunity_id: str, attachment_id: int) -> FileResponse:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)

@@ -10,6 +10,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 MAX_INT32 = 2**31 - 1
@@ -29,6 +31,7 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "integer", "format": "int32", "minimum": 1, "maximum": MAX_INT32})
 class PositiveInt32Field(serializers.Field):
     """A JSON integer in 1..2^31-1 (booleans, strings and fractions are refused)."""
 
@@ -48,6 +51,7 @@ class PositiveInt32Field(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.DATE)
 class ReservationDateField(serializers.Field):
     """A real calendar date written ``yyyy-MM-dd`` (e.g. ``"2026-03-02"``)."""
 
@@ -65,6 +69,8 @@ class ReservationDateField(serializers.Field):
         return value.isoformat()
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\s*([01]\d|2[0-3]):[0-5]\d\s*-\s*([01]\d|2[0-3]):[0-5]\d\s*$",
+                      "example": "15:30 - 16:00"})
 class AppointmentRangeField(StrictCharField):
     """A time range ``"HH:MM - HH:MM"`` with the start before the end; stored normalized."""
 
@@ -93,6 +99,7 @@ def parse_appointment(value: str) -> tuple[dt.time, dt.time] | None:
     return dt.time(h1, m1), dt.time(h2, m2)
 
 
+@extend_schema_field({"type": "string", "format": "uri", "maxLength": 2000, "example": "https://facturas.example.com/F001-123.pdf"})
 class HttpUrlField(StrictCharField):
     """An absolute ``http``/``https`` URL with a host (the downloader does the network checks)."""
 
@@ -113,3 +120,18 @@ class HttpUrlField(StrictCharField):
         if parts.scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in text):
             self.fail("url")
         return text
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "example": "2026-03-02 15:30:00",
+     "description": "yyyy-MM-dd HH:mm:ss en la zona horaria de la clínica (TIME_ZONE)"}
+)
+class LocalDateTimeField(serializers.DateTimeField):
+    """Output date-time ``yyyy-MM-dd HH:mm:ss`` in `TIME_ZONE` (CONTRACT.md section 4).
+
+    Not RFC 3339, so the schema documents it as a patterned string instead of `date-time`.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("format", "%Y-%m-%d %H:%M:%S")
+        super().__init__(**kwargs)

@@ -1,14 +1,21 @@
 """Reads on opportunities and what hangs from them (CONTRACT.md section 4)."""
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 from django.http import Http404
 
 from .models import ActionHistory, Attachment, Meeting, Opportunity
 
+OPPORTUNITY_ID_RE = re.compile(r"[0-9a-f]{17}")
+
 
 def opportunity_get(*, opportunity_id: str) -> Opportunity:
-    """Return the opportunity with `opportunity_id`; raises `Http404` when there is none."""
+    """Return the opportunity with `opportunity_id`; raises `Http404` when there is none
+    (ids are 17 lowercase hex characters, anything else cannot exist)."""
+    if not OPPORTUNITY_ID_RE.fullmatch(opportunity_id or ""):
+        raise Http404("Oportunidad no encontrada")
     try:
         return Opportunity.objects.get(pk=opportunity_id)
     except Opportunity.DoesNotExist:

@@ -4,6 +4,7 @@ Keys are the front-end's camelCase names; `FIELD_COLUMNS` maps each one to its m
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rest_framework import serializers
@@ -11,11 +12,12 @@ from rest_framework import serializers
 from .fields import (
     AppointmentRangeField,
     HttpUrlField,
+    LocalDateTimeField,
     PositiveInt32Field,
     ReservationDateField,
     StrictCharField,
 )
-from .models import ActionHistory, Attachment, Meeting, Opportunity, Stage
+from .models import ActionHistory, Attachment, FacturacionSubEstado, Meeting, Opportunity, Stage
 
 # Source document section 3: the "main" and "appointment" field lists, exactly as written there
 # (note that cLastNameMother is in neither list).
@@ -66,7 +68,22 @@ def _max_length(column: str) -> int | None:
 
 
 def _text(column: str) -> StrictCharField:
-    return StrictCharField(required=False, max_length=_max_length(column))
+    # null and blank are accepted and mean "not sent" (CONTRACT.md 5.2).
+    return StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=_max_length(column))
+
+
+METADATA_MAX_CHARS = 20_000
+
+
+def _storable_json(value: Any) -> bool:
+    """False when a string anywhere in `value` holds NUL or a lone surrogate (jsonb refuses them)."""
+    if isinstance(value, str):
+        return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return all(_storable_json(k) and _storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable_json(item) for item in value)
+    return True
 
 
 def drop_unsent(value: Any) -> Any:
@@ -83,8 +100,10 @@ def drop_unsent(value: Any) -> Any:
 class FacturasInputSerializer(serializers.Serializer):
     """`cFacturas`: public URLs of the invoice PDFs (source document section 2.2)."""
 
-    comprobante_soles = HttpUrlField(required=False, help_text="URL del comprobante en soles")
-    comprobante_dolares = HttpUrlField(required=False, help_text="URL del comprobante en dólares")
+    comprobante_soles = HttpUrlField(required=False, allow_null=True, allow_blank=True,
+                                     help_text="URL del comprobante en soles")
+    comprobante_dolares = HttpUrlField(required=False, allow_null=True, allow_blank=True,
+                                       help_text="URL del comprobante en dólares")
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         return super().to_internal_value(drop_unsent(data))
@@ -103,13 +122,18 @@ class OpportunityFieldsInputSerializer(serializers.Serializer):
     cPatientDocument = _text("c_patient_document")
     cPatientDocumentType = _text("c_patient_document_type")
     cClinicHistory = _text("c_clinic_history")
-    cAppointment = AppointmentRangeField(required=False, max_length=_max_length("c_appointment"))
-    cDateReservation = ReservationDateField(required=False)
+    cAppointment = AppointmentRangeField(required=False, allow_null=True, allow_blank=True,
+                                         max_length=_max_length("c_appointment"),
+                                         help_text='Rango de horario "HH:MM - HH:MM"')
+    cDateReservation = ReservationDateField(required=False, allow_null=True, help_text="Fecha de reserva yyyy-MM-dd")
     cDoctor = _text("c_doctor")
     cEnvironment = _text("c_environment")
     cSpecialty = _text("c_specialty")
     cTariff = _text("c_tariff")
-    reservationId = PositiveInt32Field(required=False, help_text="ID de la reserva en SV")
+    reservationId = PositiveInt32Field(
+        required=False, allow_null=True,
+        help_text="ID de la reserva en SV; obligatorio cuando se envían datos de cita",
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -120,22 +144,31 @@ class OpportunityFieldsInputSerializer(serializers.Serializer):
 class ProcessUpdateInputSerializer(OpportunityFieldsInputSerializer):
     """Body of `PUT /opportunity/update-opportunity-procces/<id>` (source document section 2)."""
 
-    cFacturas = FacturasInputSerializer(required=False)
+    cFacturas = FacturasInputSerializer(
+        required=False, allow_null=True,
+        help_text="URLs de los comprobantes; al menos una no nula cierra como Cierre ganado (factura_directa)",
+    )
     cOrdenesServicio = serializers.ListField(
-        child=PositiveInt32Field(), required=False, max_length=100,
-        help_text="IDs de órdenes de servicio (invoice-mifact-v3)",
+        child=PositiveInt32Field(), required=False, allow_null=True, max_length=100,
+        help_text="IDs de órdenes de servicio (invoice-mifact-v3); no vacío cierra como Cierre ganado",
     )
     cOrdenesServicioMetadata = serializers.DictField(
-        child=serializers.DictField(allow_empty=True), required=False,
+        child=serializers.DictField(allow_empty=True), required=False, allow_null=True,
         help_text="Metadata por O.S: { [serviceOrderId]: { descripcion?, numero_os?, ... } }",
     )
 
     def validate_cOrdenesServicioMetadata(self, value: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        if len(json.dumps(value, ensure_ascii=False)) > METADATA_MAX_CHARS:
+            raise serializers.ValidationError(f"La metadata no puede superar {METADATA_MAX_CHARS} caracteres.")
         cleaned: dict[int, dict[str, Any]] = {}
         for key, item in value.items():
             text = str(key).strip()
             if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
                 raise serializers.ValidationError(f"Clave de O.S inválida: {key!r}")
+            if not _storable_json(item):
+                raise serializers.ValidationError(
+                    "La metadata contiene caracteres no permitidos (NUL o sustitutos Unicode)."
+                )
             cleaned[int(text)] = item
         return cleaned
 
@@ -168,10 +201,12 @@ class OpportunityOutputSerializer(serializers.ModelSerializer):
     cSpecialty = serializers.CharField(source="c_specialty")
     cTariff = serializers.CharField(source="c_tariff")
     reservationId = serializers.IntegerField(source="reservation_id", allow_null=True)
-    cFacturacionSubEstado = serializers.CharField(source="c_facturacion_sub_estado", allow_null=True)
+    cFacturacionSubEstado = serializers.ChoiceField(
+        source="c_facturacion_sub_estado", choices=FacturacionSubEstado.choices, allow_null=True
+    )
     isPresaved = serializers.BooleanField(source="is_presaved")
-    createdAt = serializers.DateTimeField(source="created_at")
-    modifiedAt = serializers.DateTimeField(source="modified_at")
+    createdAt = LocalDateTimeField(source="created_at")
+    modifiedAt = LocalDateTimeField(source="modified_at")
 
     class Meta:
         model = Opportunity
@@ -186,10 +221,10 @@ class OpportunityOutputSerializer(serializers.ModelSerializer):
 class MeetingOutputSerializer(serializers.ModelSerializer):
     """A meeting (cita) as the API returns it."""
 
-    dateStart = serializers.DateTimeField(source="date_start", allow_null=True)
-    dateEnd = serializers.DateTimeField(source="date_end", allow_null=True)
+    dateStart = LocalDateTimeField(source="date_start", allow_null=True)
+    dateEnd = LocalDateTimeField(source="date_end", allow_null=True)
     reservationId = serializers.IntegerField(source="reservation_id")
-    createdAt = serializers.DateTimeField(source="created_at")
+    createdAt = LocalDateTimeField(source="created_at")
 
     class Meta:
         model = Meeting
@@ -203,7 +238,7 @@ class ActionHistoryOutputSerializer(serializers.ModelSerializer):
 
     userName = serializers.CharField(source="user_name", allow_null=True)
     data = serializers.JSONField()
-    createdAt = serializers.DateTimeField(source="created_at")
+    createdAt = LocalDateTimeField(source="created_at")
 
     class Meta:
         model = ActionHistory
@@ -218,7 +253,7 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
     contentType = serializers.CharField(source="content_type")
     sourceUrl = serializers.CharField(source="source_url")
     serviceOrderId = serializers.IntegerField(source="service_order_id", allow_null=True)
-    createdAt = serializers.DateTimeField(source="created_at")
+    createdAt = LocalDateTimeField(source="created_at")
     downloadUrl = serializers.SerializerMethodField()
 
     class Meta:

@@ -648,3 +648,20 @@ def test_download_error_formats_and_pickles() -> None:
     assert str(error) == "el archivo no es un PDF (http://x.example/f.pdf)"
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.url, copy.reason, copy.permanent) == (error.url, error.reason, True)
+
+
+def test_only_allowed_hosts_mode_refuses_any_other_host_before_resolving(http_server, settings, monkeypatch):
+    http_server.route("/ok.pdf", body=make_pdf("ok"))
+    settings.INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS = True
+    settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
+
+    def no_dns(*args, **kwargs):
+        raise AssertionError("must not resolve a host that is not allow-listed")
+
+    pdf = download_pdf(http_server.url("/ok.pdf"))
+    pdf.discard()
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(DownloadError) as info:
+        download_pdf("https://facturas.example.com/F001.pdf")
+    assert info.value.permanent
+    assert "lista de servidores" in info.value.reason

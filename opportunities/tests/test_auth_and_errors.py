@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from opportunities.models import Opportunity
+
 pytestmark = pytest.mark.django_db
 
 
@@ -184,3 +186,42 @@ def test_create_opportunity_starts_in_prospeccion_and_presaved(api_client):
     assert body["cFacturacionSubEstado"] is None
     assert body["cPatientsname"] == "Ana"
     assert api_client.get(f"/opportunity/{body['id']}").json()["name"] == "Venta láser"
+
+
+def test_a_body_nested_too_deeply_is_a_json_400(api_client, make_opportunity):
+    opportunity = make_opportunity()
+    body = '{"cOrdenesServicioMetadata": {"1": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    response = api_client.put(
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}", body, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == "El cuerpo de la solicitud no es JSON válido"
+
+
+def test_a_body_over_the_size_cap_is_a_json_413(api_client, make_opportunity, settings):
+    settings.API_MAX_BODY_BYTES = 1000
+    opportunity = make_opportunity()
+    body = '{"cPatientsname": "' + "a" * 2000 + '"}'
+    response = api_client.put(
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}", body, content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.json()["statusCode"] == 413
+
+
+@pytest.mark.parametrize("escaped", ["a\\u0000b", "\\ud800"])
+def test_text_with_nul_or_lone_surrogates_is_a_400(api_client, make_opportunity, escaped):
+    opportunity = make_opportunity()
+    url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
+    response = api_client.put(url, '{"cPatientsname": "%s"}' % escaped, content_type="application/json")
+    assert response.status_code == 400
+    body = '{"cClinicHistory": "HC", "cOrdenesServicio": [1], "cOrdenesServicioMetadata": {"1": {"x": "%s"}}}'
+    response = api_client.put(url, body % escaped, content_type="application/json")
+    assert response.status_code == 400
+    assert not Opportunity.objects.get(pk=opportunity.pk).c_clinic_history
+
+
+@pytest.mark.parametrize("opportunity_id", ["x" * 300, "abc%00def", "ZZZZZZZZZZZZZZZZZ", "%F0%9F%98%80"])
+def test_odd_ids_are_404_not_500(api_client, opportunity_id):
+    assert api_client.get(f"/opportunity/{opportunity_id}").status_code == 404
+    assert api_client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", {}, format="json").status_code == 404
