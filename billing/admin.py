@@ -123,7 +123,9 @@ def service_orders_check_now(
         )
     if left_out:
         messages.warning(
-            request, f"Se consultan como máximo {ADMIN_CHECK_MAX_ROWS} órdenes por vez; {len(left_out)} quedaron sin consultar."
+            request,
+            f"Se consultan como máximo {ADMIN_CHECK_MAX_ROWS} órdenes por vez; "
+            f"{len(left_out)} quedaron sin consultar.",
         )
     if not_checked:
         messages.info(request, "Las órdenes pendientes sin consultar las revisa el proceso automático cada 5 minutos.")

@@ -14,14 +14,14 @@ import datetime as dt
 import enum
 import logging
 import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db import connections, transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
@@ -29,7 +29,7 @@ from billing.mifact import InvoiceStatus, MifactClient, MifactError, MifactNotCo
 from billing.models import OpportunityServiceOrder
 from crm.claims import claim_batch, claim_one
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
-from opportunities.services import attachment_store_pdfs, discard_pdfs, history_record, opportunity_close_won
+from opportunities.services import HistoryLog, attachment_store_pdfs, discard_pdfs, opportunity_close_won
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ def pending_service_orders() -> QuerySet[OpportunityServiceOrder]:
     return OpportunityServiceOrder.objects.filter(facturado=False)
 
 
+def pending_service_orders_exist() -> Exists:
+    """`EXISTS` (pending O.S of the outer opportunity), to annotate an opportunity query."""
+    return Exists(pending_service_orders().filter(opportunity_id=OuterRef("pk")))
+
+
 # --- registration (inside the process-update transaction) -------------------------------------
 
 
@@ -73,12 +78,12 @@ def service_orders_register(
     opportunity: Opportunity,
     service_order_ids: Iterable[int],
     metadata: Mapping[int, Any] | None,
-    user: AbstractBaseUser | None,
+    log: HistoryLog,
 ) -> list[int]:
     """Store each O.S id once for `opportunity` with its metadata; return the ids newly added.
 
-    Existing rows get their metadata replaced when the body carries metadata for them. Writes
-    `service_orders_registered` when ids were added. Runs inside the caller's transaction.
+    Existing rows get their metadata replaced when the body carries metadata for them. Adds
+    `service_orders_registered` to `log` when ids were added. Runs inside the caller's transaction.
     """
     metadata = metadata or {}
     wanted = list(dict.fromkeys(service_order_ids))
@@ -98,22 +103,17 @@ def service_orders_register(
             row.metadata = metadata[service_order_id]
             row.save(update_fields=["metadata", "updated_at"])
     if added:
-        history_record(
-            opportunity=opportunity,
-            action=ActionHistory.Action.SERVICE_ORDERS_REGISTERED,
-            user=user,
-            data={"serviceOrderIds": added},
-        )
+        log.add(ActionHistory.Action.SERVICE_ORDERS_REGISTERED, {"serviceOrderIds": added})
     return added
 
 
-def opportunity_close_with_service_orders(*, opportunity: Opportunity, user: AbstractBaseUser | None) -> None:
+def opportunity_close_with_service_orders(*, opportunity: Opportunity, log: HistoryLog) -> None:
     """*Cierre ganado* with O.S: sub-state `orden_servicio_pendiente_factura` unless already
     `factura_directa` (CONTRACT.md 5.7). Runs inside the caller's transaction."""
     sub_state = opportunity.c_facturacion_sub_estado
     if sub_state != FacturacionSubEstado.FACTURA_DIRECTA:
         sub_state = FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA
-    opportunity_close_won(opportunity=opportunity, sub_state=sub_state, user=user, data={"via": "cOrdenesServicio"})
+    opportunity_close_won(opportunity=opportunity, sub_state=sub_state, log=log, data={"via": "cOrdenesServicio"})
 
 
 # --- claiming ---------------------------------------------------------------------------------
@@ -182,12 +182,17 @@ def service_order_complete(
     `service_order_invoiced`. Returns False (and discards `pdfs`) when it was already facturado.
     """
     try:
+        opportunity_id = OpportunityServiceOrder.objects.values_list("opportunity_id", flat=True).get(
+            pk=service_order_pk
+        )
         with transaction.atomic():
+            # Same lock order as the PUT (opportunity, then its O.S rows): no deadlock between them.
+            opportunity = Opportunity.objects.select_for_update().get(pk=opportunity_id)
             row = OpportunityServiceOrder.objects.select_for_update().get(pk=service_order_pk)
             if row.facturado:
                 discard_pdfs(pdfs)
                 return False
-            opportunity = Opportunity.objects.select_for_update().get(pk=row.opportunity_id)
+            log = HistoryLog(opportunity=opportunity, user=None)
             attachments = attachment_store_pdfs(
                 opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
             )
@@ -202,21 +207,20 @@ def service_order_complete(
             opportunity_close_won(
                 opportunity=opportunity,
                 sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
-                user=None,
+                log=log,
                 data={"via": "cOrdenesServicio", "serviceOrderId": row.service_order_id},
             )
             opportunity.save()
-            history_record(
-                opportunity=opportunity,
-                action=ActionHistory.Action.SERVICE_ORDER_INVOICED,
-                user=None,
-                data={
+            log.add(
+                ActionHistory.Action.SERVICE_ORDER_INVOICED,
+                {
                     "serviceOrderId": row.service_order_id,
                     "invoiceResultHeadId": status.invoice_result_head_id,
                     "attachmentIds": [a.pk for a in attachments],
                     "urls": {"soles": status.url_soles, "dolares": status.url_dolares},
                 },
             )
+            log.flush()
     except BaseException:
         discard_pdfs(pdfs)
         raise
@@ -349,24 +353,78 @@ def _poll_settings_int(name: str, default: int) -> int:
     return int(getattr(settings, name, default))
 
 
-def _run_batch(
-    batch: list[OpportunityServiceOrder], client: MifactClient, workers: int
-) -> list[CheckOutcome]:
-    if workers <= 1 or len(batch) <= 1:
-        return [service_order_check(service_order=row, client=client, claimed=True) for row in batch]
-    from concurrent.futures import ThreadPoolExecutor
+class _CheckPool:
+    """Runs `service_order_check` for claimed rows: inline with one worker, else on a thread pool
+    that lives for the whole run (each thread keeps one database connection, closed at the end).
+    """
 
-    from django.db import connections
+    def __init__(self, client: MifactClient, workers: int) -> None:
+        self.client = client
+        self.workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: dict[Future[CheckOutcome], int] = {}
+        self._ready: list[CheckOutcome] = []
 
-    def check(row: OpportunityServiceOrder) -> CheckOutcome:
-        try:
-            return service_order_check(service_order=row, client=client, claimed=True)
-        finally:
-            # Each worker thread opened its own connection; do not leave it behind.
+    def __enter__(self) -> "_CheckPool":
+        if self.workers > 1:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="poll")
+        return self
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._futures) + len(self._ready)
+
+    def submit(self, rows: list[OpportunityServiceOrder]) -> None:
+        for row in rows:
+            if self._pool is None:
+                self._ready.append(service_order_check(service_order=row, client=self.client, claimed=True))
+            else:
+                future = self._pool.submit(service_order_check, service_order=row, client=self.client, claimed=True)
+                self._futures[future] = row.pk
+
+    def collect(self) -> list[CheckOutcome]:
+        """Outcomes finished so far (waits for at least one when none is ready)."""
+        if self._ready:
+            ready, self._ready = self._ready, []
+            return ready
+        if not self._futures:
+            return []
+        done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
+        outcomes = []
+        for future in done:
+            pk = self._futures.pop(future)
+            try:
+                outcomes.append(future.result())
+            except Exception as exc:  # service_order_check records its errors; this is a bug
+                logger.exception("Service order %s: check crashed", pk)
+                outcomes.append(CheckOutcome(pk, CheckResult.ERROR, exc.__class__.__name__))
+        return outcomes
+
+    def cancel_pending(self) -> list[int]:
+        """Cancel the checks not started yet; return their row pks (still claimed)."""
+        cancelled = [pk for future, pk in list(self._futures.items()) if future.cancel()]
+        self._futures = {f: pk for f, pk in self._futures.items() if not f.cancelled()}
+        return cancelled
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is None:
+            return
+        for future in list(self._futures):
+            future.cancel()
+        wait(list(self._futures))
+        # One task per thread, held at a barrier, so that every thread closes its own connection.
+        barrier = threading.Barrier(self.workers)
+
+        def close_connection() -> None:
+            try:
+                barrier.wait(timeout=30)
+            except threading.BrokenBarrierError:
+                pass
             connections.close_all()
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-        return list(pool.map(check, batch))
+        for _ in range(self.workers):
+            self._pool.submit(close_connection)
+        self._pool.shutdown(wait=True)
 
 
 def service_orders_poll(
@@ -378,12 +436,15 @@ def service_orders_poll(
 ) -> PollSummary:
     """Check every pending O.S once (source document section 7; CONTRACT.md 7).
 
-    Rows are claimed in batches of `POLL_BATCH_SIZE` (so memory stays flat), checked by
-    `workers` threads sharing one client (one sign-in), each completion in its own transaction.
+    Rows are claimed in batches of `POLL_BATCH_SIZE` (so memory stays flat) and checked by
+    `workers` threads sharing one client (one sign-in, one connection pool sized to the workers),
+    each completion in its own short transaction; the next batch is claimed before the current
+    one drains so no worker idles. After `max(POLL_BATCH_SIZE, workers)` consecutive failures of
+    invoice-mifact itself the run stops claiming and releases what it had not started.
     A sweep (no `opportunity_id`) skips rows checked in the last `POLL_RECHECK_AFTER_SECONDS`
     (by a PUT or another poller), so overlapping pollers never check one row twice in a round.
-    With nothing pending it returns without signing in. `progress(done, total)` is called after
-    each batch when given. Never raises for the service's failures: see `PollSummary.fatal`.
+    With nothing pending it returns without signing in. `progress(done, total)` is called as
+    checks finish when given. Never raises for the service's failures: see `PollSummary.fatal`.
     """
     import time
 
@@ -413,35 +474,47 @@ def service_orders_poll(
         return summary
 
     batch_size = max(1, _poll_settings_int("POLL_BATCH_SIZE", 100))
-    done = 0
+    # Abort when this many checks in a row failed on invoice-mifact itself (down, or refusing us).
+    abort_after = max(batch_size, workers)
+    claimed = done = consecutive_service_errors = 0
+    exhausted = False
     try:
-        while limit is None or done < limit:
-            size = batch_size if limit is None else min(batch_size, limit - done)
-            batch = service_orders_claim_batch(
-                limit=size, checked_before=checked_before, opportunity_id=opportunity_id
-            )
-            if not batch:
-                break
-            outcomes = _run_batch(batch, client, workers)
-            done += len(batch)
-            service_failures = 0
-            for outcome in outcomes:
-                if outcome.result is CheckResult.SERVICE_ERROR:
-                    summary.errors += 1
-                    service_failures += 1
-                    continue
-                summary.checked += 1
-                if outcome.result is CheckResult.INVOICED:
-                    summary.invoiced += 1
-                elif outcome.result is CheckResult.ERROR:
-                    summary.errors += 1
-            if progress is not None:
-                progress(done, summary.pending)
-            if service_failures == len(outcomes):
-                # The whole batch failed on invoice-mifact itself: stop instead of waiting out
-                # a timeout per row; the rest stays pending for the next run.
-                summary.fatal = outcomes[-1].error or "invoice-mifact no disponible"
-                break
+        with _CheckPool(client, workers) as pool:
+            while True:
+                # Keep every worker busy: claim the next batch before the current one drains.
+                while not exhausted and pool.in_flight < 2 * workers and (limit is None or claimed < limit):
+                    size = batch_size if limit is None else min(batch_size, limit - claimed)
+                    batch = service_orders_claim_batch(
+                        limit=size, checked_before=checked_before, opportunity_id=opportunity_id
+                    )
+                    if not batch:
+                        exhausted = True
+                        break
+                    claimed += len(batch)
+                    pool.submit(batch)
+                if pool.in_flight == 0:
+                    break
+                for outcome in pool.collect():
+                    done += 1
+                    if outcome.result is CheckResult.SERVICE_ERROR:
+                        summary.errors += 1
+                        consecutive_service_errors += 1
+                        summary.fatal = outcome.error or "invoice-mifact no disponible"
+                        continue
+                    consecutive_service_errors = 0
+                    summary.checked += 1
+                    if outcome.result is CheckResult.INVOICED:
+                        summary.invoiced += 1
+                    elif outcome.result is CheckResult.ERROR:
+                        summary.errors += 1
+                if progress is not None:
+                    progress(done, summary.pending)
+                if consecutive_service_errors >= abort_after and not exhausted:
+                    # invoice-mifact is down: stop instead of waiting out a timeout per row; the
+                    # rows not started are released for the next run.
+                    exhausted = True
+                    released = pool.cancel_pending()
+                    OpportunityServiceOrder.objects.filter(pk__in=released).update(claimed_until=None)
     finally:
         client.close()
     if summary.checked:

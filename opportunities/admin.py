@@ -39,7 +39,7 @@ from billing.admin import (
 
 from .models import ActionHistory, Attachment, Meeting, Opportunity
 from .serializers import FIELD_COLUMNS
-from .services import history_record
+from .services import HistoryLog
 
 admin.site.site_header = "CRM Clínica · Administración"
 admin.site.site_title = "CRM Clínica"
@@ -192,18 +192,13 @@ class OpportunityAdmin(admin.ModelAdmin):
         if not changed:
             return
         obj.save(update_fields=[*changed, "modified_at"])
-        history_record(
-            opportunity=obj,
-            action=ActionHistory.Action.OPPORTUNITY_UPDATED,
-            user=request.user,
-            data={
-                "via": "admin",
-                "changes": {
-                    _API_KEYS[name]: {"old": _jsonable(form.initial.get(name)), "new": _jsonable(form.cleaned_data[name])}
-                    for name in changed
-                },
-            },
-        )
+        changes = {
+            _API_KEYS[name]: {"old": _jsonable(form.initial.get(name)), "new": _jsonable(form.cleaned_data[name])}
+            for name in changed
+        }
+        log = HistoryLog(opportunity=obj, user=request.user)
+        log.add(ActionHistory.Action.OPPORTUNITY_UPDATED, {"via": "admin", "changes": changes})
+        log.flush()
 
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> None:
@@ -215,7 +210,9 @@ class OpportunityAdmin(admin.ModelAdmin):
         service_orders_check_now(
             request=request,
             rows=rows,
-            nothing_pending_message="Las oportunidades seleccionadas no tienen órdenes de servicio pendientes de facturación.",
+            nothing_pending_message=(
+                "Las oportunidades seleccionadas no tienen órdenes de servicio pendientes de facturación."
+            ),
         )
 
 
@@ -297,7 +294,8 @@ class AttachmentAdmin(admin.ModelAdmin):
             handle = attachment.file.open("rb")
         except (OSError, SuspiciousFileOperation, ValueError):
             messages.error(request, f"El archivo del comprobante «{attachment.file_name}» no está disponible.")
-            return HttpResponseRedirect(reverse("admin:opportunities_opportunity_change", args=[attachment.opportunity_id]))
+            opportunity_url = reverse("admin:opportunities_opportunity_change", args=[attachment.opportunity_id])
+            return HttpResponseRedirect(opportunity_url)
         response = FileResponse(handle, content_type="application/pdf", filename=attachment.file_name)
         response["Cache-Control"] = "private, no-store"
         return response

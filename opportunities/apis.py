@@ -136,7 +136,7 @@ class OpportunityProcessUpdateApi(APIView):
         examples=PROCESS_UPDATE_EXAMPLES,
     )
     def put(self, request: Request, opportunity_id: str) -> Response:
-        selectors.opportunity_get(opportunity_id=opportunity_id)
+        selectors.opportunity_id_check(opportunity_id=opportunity_id)
         serializer = ProcessUpdateInputSerializer(data=_require_object(request.data))
         serializer.is_valid(raise_exception=True)
         try:

@@ -11,11 +11,16 @@ from .models import ActionHistory, Attachment, Meeting, Opportunity
 OPPORTUNITY_ID_RE = re.compile(r"[0-9a-f]{17}")
 
 
-def opportunity_get(*, opportunity_id: str) -> Opportunity:
-    """Return the opportunity with `opportunity_id`; raises `Http404` when there is none
-    (ids are 17 lowercase hex characters, anything else cannot exist)."""
+def opportunity_id_check(*, opportunity_id: str) -> None:
+    """Raise `Http404` for an id that cannot exist (ids are 17 lowercase hex characters);
+    no query."""
     if not OPPORTUNITY_ID_RE.fullmatch(opportunity_id or ""):
         raise Http404("Oportunidad no encontrada")
+
+
+def opportunity_get(*, opportunity_id: str) -> Opportunity:
+    """Return the opportunity with `opportunity_id`; raises `Http404` when there is none."""
+    opportunity_id_check(opportunity_id=opportunity_id)
     try:
         return Opportunity.objects.get(pk=opportunity_id)
     except Opportunity.DoesNotExist:

@@ -83,13 +83,28 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def history_record(
-    *, opportunity: Opportunity, action: str, user: AbstractBaseUser | None, data: Mapping[str, Any]
-) -> ActionHistory:
-    """Append one action-history record to `opportunity` (``user`` None for the poller)."""
-    return ActionHistory.objects.create(
-        opportunity=opportunity, action=action, data=dict(data), **_user_fields(user)
-    )
+class HistoryLog:
+    """The action-history records of one unit of work on one opportunity, written in one INSERT.
+
+    `user` is the signed-in user, or None for the poller (`userName` null). Call `flush()` inside
+    the unit's transaction, after everything else, so the records commit or roll back with it.
+    """
+
+    def __init__(self, *, opportunity: Opportunity, user: AbstractBaseUser | None) -> None:
+        self.opportunity = opportunity
+        self.user = user
+        self.records: list[ActionHistory] = []
+
+    def add(self, action: str, data: Mapping[str, Any]) -> None:
+        """Queue one record: `action` (an `ActionHistory.Action`) with JSON-able `data`."""
+        self.records.append(
+            ActionHistory(opportunity=self.opportunity, action=action, data=dict(data), **_user_fields(self.user))
+        )
+
+    def flush(self) -> list[ActionHistory]:
+        """Write the queued records (one query; none when empty) and return them."""
+        records, self.records = self.records, []
+        return ActionHistory.objects.bulk_create(records) if records else []
 
 
 def opportunity_create(*, user: AbstractBaseUser | None, data: Mapping[str, Any]) -> Opportunity:
@@ -107,12 +122,9 @@ def opportunity_create(*, user: AbstractBaseUser | None, data: Mapping[str, Any]
             values[column] = data[key]
     with transaction.atomic():
         opportunity = Opportunity.objects.create(**values)
-        history_record(
-            opportunity=opportunity,
-            action=ActionHistory.Action.OPPORTUNITY_CREATED,
-            user=user,
-            data={"name": opportunity.name, "stage": opportunity.stage},
-        )
+        log = HistoryLog(opportunity=opportunity, user=user)
+        log.add(ActionHistory.Action.OPPORTUNITY_CREATED, {"name": opportunity.name, "stage": opportunity.stage})
+        log.flush()
     return opportunity
 
 
@@ -142,12 +154,10 @@ def _meeting_name(opportunity: Opportunity) -> str:
     return title[:255]
 
 
-def meeting_upsert(
-    *, opportunity: Opportunity, reservation_id: int, user: AbstractBaseUser | None
-) -> Meeting:
+def meeting_upsert(*, opportunity: Opportunity, reservation_id: int, log: HistoryLog) -> Meeting:
     """Create, or update, the opportunity's meeting for `reservation_id` from its stored appointment.
 
-    Writes `meeting_created` or (when something changed) `meeting_updated` to the history.
+    Adds `meeting_created` or (when something changed) `meeting_updated` to `log`.
     Must run inside the caller's transaction with the opportunity row locked.
     """
     date_start, date_end = _meeting_times(opportunity)
@@ -163,12 +173,9 @@ def meeting_upsert(
     meeting = Meeting.objects.filter(opportunity=opportunity, reservation_id=reservation_id).first()
     if meeting is None:
         meeting = Meeting.objects.create(opportunity=opportunity, reservation_id=reservation_id, **values)
-        history_record(
-            opportunity=opportunity,
-            action=ActionHistory.Action.MEETING_CREATED,
-            user=user,
-            data={"meetingId": meeting.pk, "reservationId": reservation_id,
-                  **{k: _jsonable(v) for k, v in values.items()}},
+        log.add(
+            ActionHistory.Action.MEETING_CREATED,
+            {"meetingId": meeting.pk, "reservationId": reservation_id, **{k: _jsonable(v) for k, v in values.items()}},
         )
         return meeting
     changes = {
@@ -180,11 +187,9 @@ def meeting_upsert(
         for key, value in values.items():
             setattr(meeting, key, value)
         meeting.save()
-        history_record(
-            opportunity=opportunity,
-            action=ActionHistory.Action.MEETING_UPDATED,
-            user=user,
-            data={"meetingId": meeting.pk, "reservationId": reservation_id, "changes": changes},
+        log.add(
+            ActionHistory.Action.MEETING_UPDATED,
+            {"meetingId": meeting.pk, "reservationId": reservation_id, "changes": changes},
         )
     return meeting
 
@@ -286,13 +291,13 @@ def opportunity_close_won(
     *,
     opportunity: Opportunity,
     sub_state: str,
-    user: AbstractBaseUser | None,
+    log: HistoryLog,
     data: Mapping[str, Any],
 ) -> bool:
     """Put `opportunity` in *Cierre ganado* with billing `sub_state` (source document section 4).
 
-    `factura_directa` also sets `isPresaved = false`. Writes `closed_won` (with `data`) when the
-    stage or sub-state changed; returns whether it did. The caller saves the opportunity.
+    `factura_directa` also sets `isPresaved = false`. Adds `closed_won` (with `data`) to `log`
+    when the stage or sub-state changed; returns whether it did. The caller saves the opportunity.
     """
     changed = opportunity.stage != Stage.CIERRE_GANADO or opportunity.c_facturacion_sub_estado != sub_state
     opportunity.stage = Stage.CIERRE_GANADO
@@ -300,13 +305,13 @@ def opportunity_close_won(
     if sub_state == FacturacionSubEstado.FACTURA_DIRECTA:
         opportunity.is_presaved = False
     if changed:
-        history_record(
-            opportunity=opportunity,
-            action=ActionHistory.Action.CLOSED_WON,
-            user=user,
-            data={"stage": Stage.CIERRE_GANADO.value, "subState": sub_state, **data},
-        )
+        log.add(ActionHistory.Action.CLOSED_WON, {"stage": Stage.CIERRE_GANADO.value, "subState": sub_state, **data})
     return changed
+
+
+def _require_clinic_history(data: Mapping[str, Any], stored: str) -> None:
+    if not (data.get("cClinicHistory") or stored):
+        raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
 
 
 def opportunity_process_update(
@@ -319,63 +324,68 @@ def opportunity_process_update(
     clinic history when closing; download `cFacturas` PDFs (before any lock); then, in one
     transaction: store the fields, create or update the meeting, attach the PDFs and close as
     *Cierre ganado* / `factura_directa`; register `cOrdenesServicio` and close with sub-state
-    `orden_servicio_pendiente_factura`, writing the history. After the commit, every pending O.S
-    of the opportunity is checked against invoice-mifact (`billing.services`).
+    `orden_servicio_pendiente_factura`; write the history (one INSERT) and the SV outbox row.
+    After the commit, every pending O.S of the opportunity is checked against invoice-mifact
+    (`billing.services`). A body without URLs, O.S or pending O.S costs a handful of queries and
+    one commit.
 
     Raises `ApiError` (400, nothing changed) for a missing `reservationId`, a missing clinic
     history or a failed download; `Opportunity.DoesNotExist` for an unknown id.
     """
-    opportunity = Opportunity.objects.get(pk=opportunity_id)
-    case = process_case_detect(data.keys())
-    if case.has_appointment and "reservationId" not in data:
-        raise ApiError(RESERVATION_REQUIRED_MESSAGE, errors={"reservationId": [RESERVATION_REQUIRED_MESSAGE]})
-
-    facturas = {k: v for k, v in (data.get("cFacturas") or {}).items() if v}
-    service_order_ids: list[int] = list(data.get("cOrdenesServicio") or [])
-    if (facturas or service_order_ids) and not (data.get("cClinicHistory") or opportunity.c_clinic_history):
-        raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
-
     # billing depends on this module; import it here to keep the dependency one-way at load time.
     from billing import services as billing_services
 
-    pdfs = _download_facturas(facturas) if facturas else []
+    case = process_case_detect(data.keys())
+    if case.has_appointment and "reservationId" not in data:
+        raise ApiError(RESERVATION_REQUIRED_MESSAGE, errors={"reservationId": [RESERVATION_REQUIRED_MESSAGE]})
+    facturas = {k: v for k, v in (data.get("cFacturas") or {}).items() if v}
+    service_order_ids: list[int] = list(data.get("cOrdenesServicio") or [])
+
+    pdfs: list[tuple[str, DownloadedPdf]] = []
+    if facturas:
+        # Check before downloading; the check is repeated under the lock below.
+        stored = Opportunity.objects.filter(pk=opportunity_id).values_list("c_clinic_history", flat=True).first()
+        if stored is None:
+            raise Opportunity.DoesNotExist(opportunity_id)
+        _require_clinic_history(data, stored)
+        pdfs = _download_facturas(facturas)
     try:
         with transaction.atomic():
-            opportunity = Opportunity.objects.select_for_update().get(pk=opportunity_id)
+            opportunity = (
+                Opportunity.objects.select_for_update(of=("self",))
+                .annotate(has_pending_service_orders=billing_services.pending_service_orders_exist())
+                .get(pk=opportunity_id)
+            )
+            if facturas or service_order_ids:
+                _require_clinic_history(data, opportunity.c_clinic_history)
+            log = HistoryLog(opportunity=opportunity, user=user)
             changes = _apply_fields(opportunity=opportunity, data=data)
             if changes:
-                history_record(
-                    opportunity=opportunity,
-                    action=ActionHistory.Action.OPPORTUNITY_UPDATED,
-                    user=user,
-                    data={"case": case.value, "changes": changes},
-                )
+                log.add(ActionHistory.Action.OPPORTUNITY_UPDATED, {"case": case.value, "changes": changes})
             if case.has_appointment:
-                meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], user=user)
+                meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], log=log)
             if pdfs:
                 attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs)
                 closed = opportunity_close_won(
                     opportunity=opportunity,
                     sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
-                    user=user,
+                    log=log,
                     data={"via": "cFacturas", "attachmentIds": [a.pk for a in attachments]},
                 )
                 if attachments and not closed:
-                    history_record(
-                        opportunity=opportunity,
-                        action=ActionHistory.Action.INVOICE_ATTACHED,
-                        user=user,
-                        data={"attachmentIds": [a.pk for a in attachments]},
-                    )
+                    log.add(ActionHistory.Action.INVOICE_ATTACHED, {"attachmentIds": [a.pk for a in attachments]})
             if service_order_ids:
-                billing_services.service_orders_register(
+                if billing_services.service_orders_register(
                     opportunity=opportunity,
                     service_order_ids=service_order_ids,
                     metadata=data.get("cOrdenesServicioMetadata"),
-                    user=user,
-                )
-                billing_services.opportunity_close_with_service_orders(opportunity=opportunity, user=user)
-            opportunity.save()
+                    log=log,
+                ):
+                    opportunity.has_pending_service_orders = True
+                billing_services.opportunity_close_with_service_orders(opportunity=opportunity, log=log)
+            if changes or log.records or pdfs or service_order_ids:
+                opportunity.save()
+            log.flush()
             sv_delivery_enqueue(opportunity=opportunity)
     except BaseException:
         discard_pdfs(pdfs)
@@ -383,7 +393,8 @@ def opportunity_process_update(
 
     # Contract 5.8: after the update, check the opportunity's pending O.S (network, outside the
     # transaction; failures are recorded on the rows and never fail the request).
-    if billing_services.opportunity_check_service_orders(opportunity_id=opportunity_id):
+    if opportunity.has_pending_service_orders:
+        billing_services.opportunity_check_service_orders(opportunity_id=opportunity_id)
         opportunity.refresh_from_db()
     return opportunity
 
@@ -422,12 +433,12 @@ def sv_delivery_enqueue(*, opportunity: Opportunity) -> SvDelivery | None:
     """
     if not opportunity.c_clinic_history or not opportunity.reservation_id:
         return None
-    latest = (
+    current = list(
         SvDelivery.objects.filter(opportunity=opportunity, reservation_id=opportunity.reservation_id)
         .exclude(status=SvDelivery.Status.SUPERSEDED)
         .order_by("-created_at", "-id")
-        .first()
     )
+    latest = current[0] if current else None
     now = timezone.now()
     if latest is not None and latest.clinic_history == opportunity.c_clinic_history:
         if latest.status != SvDelivery.Status.FAILED:
@@ -436,9 +447,9 @@ def sv_delivery_enqueue(*, opportunity: Opportunity) -> SvDelivery | None:
         latest.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
         delivery = latest
     else:
-        SvDelivery.objects.filter(
-            opportunity=opportunity, reservation_id=opportunity.reservation_id, status=SvDelivery.Status.PENDING
-        ).update(status=SvDelivery.Status.SUPERSEDED, updated_at=now)
+        waiting = [d.pk for d in current if d.status == SvDelivery.Status.PENDING]
+        if waiting:
+            SvDelivery.objects.filter(pk__in=waiting).update(status=SvDelivery.Status.SUPERSEDED, updated_at=now)
         delivery = SvDelivery.objects.create(
             opportunity=opportunity,
             reservation_id=opportunity.reservation_id,

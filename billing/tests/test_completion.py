@@ -124,10 +124,10 @@ def test_an_error_inside_the_completion_leaves_no_file_and_no_change(pending, cl
                                                                    django_capture_on_commit_callbacks):
     mifact.invoice(456)
 
-    def fail(**kwargs):
+    def fail(self):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(services, "history_record", fail)
+    monkeypatch.setattr(services.HistoryLog, "flush", fail)
     outcome = check(pending, client, django_capture_on_commit_callbacks)
     assert outcome.result is CheckResult.ERROR
     pending.refresh_from_db()

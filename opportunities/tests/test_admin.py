@@ -82,7 +82,9 @@ def closed(make_opportunity: Any) -> Opportunity:
     )
     attach_pdf(opportunity, tag="F001-455", service_order_id=455)
     Meeting.objects.create(opportunity=opportunity, name="Cita: Rosa (Dermatología)", reservation_id=31)
-    ActionHistory.objects.create(opportunity=opportunity, action="service_orders_registered", data={"serviceOrderIds": [456]})
+    ActionHistory.objects.create(
+        opportunity=opportunity, action="service_orders_registered", data={"serviceOrderIds": [456]}
+    )
     return opportunity
 
 
@@ -197,7 +199,8 @@ def test_action_history_is_read_only_even_for_superusers(admin_client: Client, c
     assert admin_client.get(reverse("admin:opportunities_actionhistory_changelist")).status_code == 200
     assert admin_client.get(change_url).status_code == 200  # view only
     assert admin_client.get(reverse("admin:opportunities_actionhistory_add")).status_code == 403
-    assert admin_client.post(reverse("admin:opportunities_actionhistory_add"), {"action": "closed_won"}).status_code == 403
+    add_url = reverse("admin:opportunities_actionhistory_add")
+    assert admin_client.post(add_url, {"action": "closed_won"}).status_code == 403
     assert admin_client.post(change_url, {"action": "closed_won", "user_name": "x"}).status_code == 403
     delete_url = reverse("admin:opportunities_actionhistory_delete", args=[record.pk])
     assert admin_client.get(delete_url).status_code == 403
@@ -235,8 +238,9 @@ def test_service_orders_are_read_only_in_admin(admin_client: Client, closed: Opp
 # --- the "check now" action -------------------------------------------------------------------
 
 
-def test_check_action_completes_an_invoiced_service_order(staff_client: Client, closed: Opportunity, mifact: Any,
-                                                          media_root: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_check_action_completes_an_invoiced_service_order(
+    staff_client: Client, closed: Opportunity, mifact: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     mifact.invoice(456, soles=True, head_id=901)
     row = OpportunityServiceOrder.objects.get(service_order_id=456)
     invoiced = OpportunityServiceOrder.objects.get(service_order_id=455)

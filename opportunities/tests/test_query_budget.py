@@ -1,0 +1,72 @@
+"""Query budgets of the process update (issue 5): bounded, and independent of how much the
+opportunity already has (meetings, attachments, service orders)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from billing.models import OpportunityServiceOrder
+from opportunities.models import Attachment, Meeting
+
+MAIN_AND_APPOINTMENT = {
+    "cClinicHistory": "HC-000123", "cPatientsname": "Lucía", "cCustomerDocument": "45678912",
+    "cAppointment": "15:30 - 16:00", "cDateReservation": "2026-03-02", "cDoctor": "Dra. Paredes",
+    "cSpecialty": "Dermatología", "reservationId": 98765,
+    "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
+}
+
+
+def measure(api_client: Any, opportunity_id: str, body: dict, monkeypatch: Any) -> tuple[int, int, int]:
+    """(status, queries, commits) of one PUT. SQLite logs BEGIN/COMMIT as queries; they are
+    not counted as queries here (PostgreSQL does not log them), commits are counted apart."""
+    wrapper = connections["default"]
+    commits = []
+    real_commit = wrapper.commit
+
+    def counting_commit() -> None:
+        commits.append(1)
+        real_commit()
+
+    wrapper.commit = counting_commit
+    try:
+        with CaptureQueriesContext(wrapper) as captured:
+            response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", body, format="json")
+    finally:
+        del wrapper.commit
+    queries = [q for q in captured if q["sql"] not in ("BEGIN", "COMMIT")]
+    return response.status_code, len(queries), len(commits)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_put_without_urls_or_service_orders_does_at_most_10_queries_and_one_commit(
+    api_client, make_opportunity, monkeypatch
+):
+    opportunity = make_opportunity()
+    status, queries, commits = measure(api_client, opportunity.pk, MAIN_AND_APPOINTMENT, monkeypatch)
+    assert status == 200
+    assert queries <= 10, queries
+    assert commits == 1
+    # The same body again changes nothing and costs less.
+    status, again, commits = measure(api_client, opportunity.pk, {**MAIN_AND_APPOINTMENT, "cDoctor": "Dr. Salas"},
+                                     monkeypatch)
+    assert status == 200 and again <= 10 and commits == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_put_queries_do_not_grow_with_meetings_attachments_or_service_orders(api_client, make_opportunity, monkeypatch):
+    def loaded(n: int) -> str:
+        opportunity = make_opportunity(c_clinic_history="HC-1")
+        for index in range(n):
+            Meeting.objects.create(opportunity=opportunity, name=f"Cita {index}", reservation_id=10_000 + index)
+            Attachment.objects.create(opportunity=opportunity, kind="comprobante_soles", file=f"x/{index}.pdf",
+                                      file_name=f"{index}.pdf", size=1, sha256=f"{index:064d}", source_url="http://x")
+            OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=index + 1,
+                                                   facturado=True)
+        return opportunity.pk
+
+    small, big = loaded(1), loaded(40)
+    counts = [measure(api_client, pk, MAIN_AND_APPOINTMENT, monkeypatch)[1] for pk in (small, big)]
+    assert counts[0] == counts[1], counts
