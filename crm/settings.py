@@ -104,6 +104,27 @@ STORAGES = {
 MEDIA_URL = "media/"  # never routed: attachments are served only through the authenticated API
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media"))).resolve()
 
+# Shared media for several app servers: MEDIA_STORAGE=s3 keeps comprobantes in an S3-compatible
+# bucket (AWS S3, MinIO, Ceph...) through django-storages. Files stay private: the API streams
+# them to authenticated users; no public or pre-signed URL is ever handed out.
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="local").lower()
+if MEDIA_STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("AWS_LOCATION", default="media"),
+            "default_acl": "private",
+            "file_overwrite": False,
+        },
+    }
+elif MEDIA_STORAGE != "local":
+    raise ImproperlyConfigured("MEDIA_STORAGE must be 'local' or 's3'")
+
 # --- Security (CONTRACT.md section 3) -------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^health/?$"]
