@@ -15,8 +15,6 @@ in the services (history, meetings, closing, SV delivery):
 """
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
@@ -37,9 +35,10 @@ from billing.admin import (
     user_can_check_service_orders,
 )
 
-from .models import ActionHistory, Attachment, Meeting, Opportunity
+from .models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
 from .serializers import FIELD_COLUMNS
-from .services import HistoryLog
+from .services import HistoryLog, jsonable, sv_deliveries_retry_now
+from .sv import SvNotConfigured
 
 admin.site.site_header = "CRM Clínica · Administración"
 admin.site.site_title = "CRM Clínica"
@@ -62,14 +61,6 @@ EDITABLE_FIELDS: tuple[str, ...] = (
     "c_patient_document_type",
     "c_patient_document",
 )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 def attachment_download_url(attachment: Attachment) -> str:
@@ -112,6 +103,15 @@ class MeetingInline(ReadOnlyInline):
     ordering = ("date_start", "id")
 
 
+class SvDeliveryInline(ReadOnlyInline):
+    model = SvDelivery
+    fields = ("reservation_id", "clinic_history", "status", "attempts", "next_attempt_at", "delivered_at",
+              "last_error")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+    verbose_name_plural = "envíos de historia clínica a SV"
+
+
 class ActionHistoryInline(ReadOnlyInline):
     model = ActionHistory
     fields = ("created_at", "action", "user_name", "data_pretty")
@@ -146,7 +146,7 @@ class OpportunityAdmin(admin.ModelAdmin):
     list_per_page = 50
     ordering = ("-modified_at",)
     actions = ("check_invoice_status_now",)
-    inlines = (ServiceOrderInline, AttachmentInline, MeetingInline, ActionHistoryInline)
+    inlines = (ServiceOrderInline, AttachmentInline, MeetingInline, SvDeliveryInline, ActionHistoryInline)
     fieldsets = (
         (None, {"fields": ("id", "name", "amount", "stage", "c_facturacion_sub_estado", "is_presaved",
                            "created_at", "modified_at")}),
@@ -193,7 +193,7 @@ class OpportunityAdmin(admin.ModelAdmin):
             return
         obj.save(update_fields=[*changed, "modified_at"])
         changes = {
-            _API_KEYS[name]: {"old": _jsonable(form.initial.get(name)), "new": _jsonable(form.cleaned_data[name])}
+            _API_KEYS[name]: {"old": jsonable(form.initial.get(name)), "new": jsonable(form.cleaned_data[name])}
             for name in changed
         }
         log = HistoryLog(opportunity=obj, user=request.user)
@@ -299,3 +299,64 @@ class AttachmentAdmin(admin.ModelAdmin):
         response = FileResponse(handle, content_type="application/pdf", filename=attachment.file_name)
         response["Cache-Control"] = "private, no-store"
         return response
+
+
+@admin.register(SvDelivery)
+class SvDeliveryAdmin(admin.ModelAdmin):
+    """The SV outbox (CONTRACT.md 8): what was, or still has to be, sent to the clinic system."""
+
+    list_display = ("created_at", "opportunity", "reservation_id", "clinic_history", "status", "attempts",
+                    "next_attempt_at", "delivered_at", "last_error_short")
+    list_filter = ("status", "created_at", "delivered_at")
+    search_fields = ("=opportunity__id", "=reservation_id", "clinic_history")
+    search_help_text = "Buscar por id de la oportunidad, reserva o historia clínica."
+    list_select_related = ("opportunity",)
+    list_per_page = 100
+    ordering = ("-created_at", "-id")
+    fields = ("opportunity", "reservation_id", "clinic_history", "status", "attempts", "next_attempt_at",
+              "delivered_at", "last_error", "created_at", "updated_at")
+    readonly_fields = fields
+    actions = ("retry_now",)
+
+    @admin.display(description="último error")
+    def last_error_short(self, obj: SvDelivery) -> str:
+        return obj.last_error[:80] + ("…" if len(obj.last_error) > 80 else "")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("opportunities.view_svdelivery") and request.user.is_staff
+
+    @admin.action(description="Reintentar envío a SV ahora", permissions=["retry"])
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[SvDelivery]) -> None:
+        retriable = list(
+            queryset.filter(status__in=[SvDelivery.Status.PENDING, SvDelivery.Status.FAILED])
+            .values_list("pk", flat=True)[:ADMIN_SV_RETRY_MAX_ROWS]
+        )
+        if not retriable:
+            messages.warning(request, "Ninguno de los envíos seleccionados está pendiente o fallido.")
+            return
+        try:
+            counts = sv_deliveries_retry_now(delivery_pks=retriable)
+        except SvNotConfigured:
+            messages.error(request, "SV no está configurado (URL_SV); no se reintentó ningún envío.")
+            return
+        delivered = counts.get("delivered", 0)
+        failed = len(retriable) - delivered - counts.get("skipped", 0)
+        level = messages.SUCCESS if failed == 0 else messages.WARNING
+        messages.add_message(
+            request, level,
+            f"Reintentados: {len(retriable)}. Entregados: {delivered}. Con error: {failed}. "
+            f"En curso por otro proceso: {counts.get('skipped', 0)}.",
+        )
+
+
+# The retry action calls SV once per row, in the request: keep a click short.
+ADMIN_SV_RETRY_MAX_ROWS = 20

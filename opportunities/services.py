@@ -75,7 +75,8 @@ def _user_fields(user: AbstractBaseUser | None) -> dict[str, Any]:
     return {"user": user, "user_name": user.get_username()}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """`value` as JSON can hold it: dates and datetimes in ISO 8601, decimals as text."""
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -175,11 +176,11 @@ def meeting_upsert(*, opportunity: Opportunity, reservation_id: int, log: Histor
         meeting = Meeting.objects.create(opportunity=opportunity, reservation_id=reservation_id, **values)
         log.add(
             ActionHistory.Action.MEETING_CREATED,
-            {"meetingId": meeting.pk, "reservationId": reservation_id, **{k: _jsonable(v) for k, v in values.items()}},
+            {"meetingId": meeting.pk, "reservationId": reservation_id, **{k: jsonable(v) for k, v in values.items()}},
         )
         return meeting
     changes = {
-        key: {"old": _jsonable(getattr(meeting, key)), "new": _jsonable(value)}
+        key: {"old": jsonable(getattr(meeting, key)), "new": jsonable(value)}
         for key, value in values.items()
         if getattr(meeting, key) != value
     }
@@ -282,7 +283,7 @@ def _apply_fields(
             continue
         old, new = getattr(opportunity, column), data[key]
         if old != new:
-            changes[key] = {"old": _jsonable(old), "new": _jsonable(new)}
+            changes[key] = {"old": jsonable(old), "new": jsonable(new)}
             setattr(opportunity, column, new)
     return changes
 
@@ -602,10 +603,11 @@ def sv_deliveries_retry_now(*, delivery_pks: Iterable[int]) -> dict[str, int]:
 
     Returns counts by result name. Raises `SvNotConfigured` when `URL_SV` is unset.
     """
-    SvDelivery.objects.filter(pk__in=list(delivery_pks), status=SvDelivery.Status.FAILED).update(
+    delivery_pks = list(delivery_pks)
+    client = SvClient.from_settings()
+    SvDelivery.objects.filter(pk__in=delivery_pks, status=SvDelivery.Status.FAILED).update(
         status=SvDelivery.Status.PENDING, attempts=0, updated_at=timezone.now()
     )
-    client = SvClient.from_settings()
     counts: dict[str, int] = {}
     try:
         for pk in delivery_pks:

@@ -422,3 +422,76 @@ def test_changelist_query_count_does_not_grow_with_rows(staff_client: Client, ma
     add_rows(20)
     with django_assert_max_num_queries(few):
         staff_client.get(url)
+
+
+# --- SV outbox (issue 6) ----------------------------------------------------------------------
+
+
+def sv_delivery(opportunity: Opportunity, **fields: Any) -> Any:
+    from opportunities.models import SvDelivery
+
+    fields.setdefault("reservation_id", 98765)
+    fields.setdefault("clinic_history", "HC-000123")
+    return SvDelivery.objects.create(opportunity=opportunity, **fields)
+
+
+@pytest.fixture
+def sv_staff_client(staff_client: Client) -> Client:
+    from django.contrib.auth import get_user_model
+
+    grant(get_user_model().objects.get(username="recepcion"), "opportunities.view_svdelivery")
+    return staff_client
+
+
+def test_sv_deliveries_are_listed_filtered_and_read_only(sv_staff_client, make_opportunity):
+    opportunity = make_opportunity()
+    failed = sv_delivery(opportunity, status="failed", attempts=20, last_error="SV respondió 503")
+    sv_delivery(make_opportunity(), status="delivered", clinic_history="HC-2")
+    url = reverse("admin:opportunities_svdelivery_changelist")
+    listing = sv_staff_client.get(url, {"status__exact": "failed"})
+    assert listing.status_code == 200
+    assert list(listing.context["cl"].result_list) == [failed]
+    assert b"SV respondi" in listing.content
+    assert sv_staff_client.get(reverse("admin:opportunities_svdelivery_add")).status_code == 403
+    change = sv_staff_client.post(reverse("admin:opportunities_svdelivery_change", args=[failed.pk]),
+                                  {"status": "delivered"})
+    failed.refresh_from_db()
+    assert failed.status == "failed"
+    assert change.status_code in (200, 403)
+
+
+def test_opportunity_page_shows_its_sv_deliveries(admin_client, make_opportunity):
+    opportunity = make_opportunity()
+    sv_delivery(opportunity, status="pending", attempts=2, last_error="SV no respondió a tiempo")
+    page = admin_client.get(reverse("admin:opportunities_opportunity_change", args=[opportunity.pk]))
+    assert page.status_code == 200
+    assert "envíos de historia clínica a sv" in page.content.decode().lower()
+    assert "SV no respondió a tiempo" in page.content.decode()
+
+
+def test_retry_now_delivers_a_failed_row(sv_staff_client, make_opportunity, sv):
+    delivery = sv_delivery(make_opportunity(), status="failed", attempts=20, last_error="SV respondió 503")
+    response = sv_staff_client.post(
+        reverse("admin:opportunities_svdelivery_changelist"),
+        {"action": "retry_now", "_selected_action": [delivery.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and delivery.last_error == ""
+    assert sv.patches == [(98765, "HC-000123")]
+    text = " ".join(str(m) for m in get_messages(response.wsgi_request))
+    assert "Entregados: 1" in text
+
+
+def test_retry_now_with_sv_unconfigured_says_so(sv_staff_client, make_opportunity, settings):
+    settings.URL_SV = ""
+    delivery = sv_delivery(make_opportunity(), status="failed", attempts=20)
+    response = sv_staff_client.post(
+        reverse("admin:opportunities_svdelivery_changelist"),
+        {"action": "retry_now", "_selected_action": [delivery.pk]},
+        follow=True,
+    )
+    assert "URL_SV" in " ".join(str(m) for m in get_messages(response.wsgi_request))
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"

@@ -225,3 +225,23 @@ def test_text_with_nul_or_lone_surrogates_is_a_400(api_client, make_opportunity,
 def test_odd_ids_are_404_not_500(api_client, opportunity_id):
     assert api_client.get(f"/opportunity/{opportunity_id}").status_code == 404
     assert api_client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", {}, format="json").status_code == 404
+
+
+def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user, settings):
+    """Without a trusted proxy (NUM_PROXIES), X-Forwarded-For must not change the client's identity."""
+    from django.core.cache import cache
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import ScopedRateThrottle
+
+    cache.clear()
+    ScopedRateThrottle.THROTTLE_RATES = {"signin": "2/min"}
+    try:
+        codes = [
+            anon_client.post("/auth/signin", {"username": "ventas", "password": "x"}, format="json",
+                             HTTP_X_FORWARDED_FOR=f"203.0.113.{index}").status_code
+            for index in range(4)
+        ]
+        assert codes == [401, 401, 429, 429]
+    finally:
+        ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        cache.clear()

@@ -1,0 +1,357 @@
+"""Benchmark of `manage.py poll_invoices` against a slow invoice-mifact (prints figures; not a test).
+
+What it does:
+
+1. Throw-away PostgreSQL database `crm_bench_<pid>` (migrated), temp MEDIA_ROOT, hermetic
+   environment (`ENV_FILE` empty, production-like: DEBUG off).
+2. Starts the invoice-mifact stand-in in another process (`manage.py mifact_standin
+   --latency-ms L`, every invoice-status call waits L ms).
+3. Seeds N pending service orders over 200 opportunities (*Cierre ganado* /
+   `orden_servicio_pendiente_factura`, with a clinic history) with Django's bulk_create, and
+   switches 5% of them to invoiced on the stand-in (one small PDF in soles each).
+4. Runs `manage.py poll_invoices --workers W` as a subprocess; measures its wall time and peak
+   RSS (`os.wait4`), and checks the outcome: every O.S checked once, 5% completed, one
+   attachment (and one file in MEDIA_ROOT) per invoiced O.S, no errors.
+5. Resets (rows pending again, the run's attachments, history and files removed) and repeats
+   with `--workers 1` for comparison (skipped with `--skip-serial`).
+
+Prints N, workers, latency, wall seconds, checks per second, peak memory, ideal
+(N x latency / workers), ratio (wall / ideal) and the targets with PASS/FAIL:
+ratio <= 1.5 with the parallel workers, peak memory < 200 MB (at N = 2,000).
+
+Exit status: 0 when the bench ran and its checks held (whatever the targets say); 1 when the
+bench broke (a step failed or an outcome check did not hold); 130 on Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from _common import (
+    MANAGE,
+    PYTHON,
+    ROOT,
+    BenchError,
+    Workspace,
+    free_port,
+    hermetic_env,
+    install_signal_handlers,
+    say,
+    verdict,
+)
+
+OPPORTUNITIES = 200
+INVOICED_EVERY = 20  # 1 in 20 = 5%
+FIRST_SERVICE_ORDER_ID = 700_000
+MIFACT_USER, MIFACT_PASSWORD = "bench-mifact", "bench-mifact-secret"
+RATIO_TARGET = 1.5
+MEMORY_TARGET_MB = 200.0
+MEMORY_TARGET_N = 2000
+
+SUMMARY_RE = re.compile(
+    r"poll_invoices: checked=(?P<checked>\d+) invoiced=(?P<invoiced>\d+) errors=(?P<errors>\d+) "
+    r"seconds=(?P<seconds>[0-9.]+)"
+)
+
+
+class PollBench:
+    def __init__(self, ws: Workspace, *, n: int, latency_ms: float) -> None:
+        self.ws = ws
+        self.n = n
+        self.latency_ms = latency_ms
+        self.mifact_port = free_port()
+        self.mifact = f"http://127.0.0.1:{self.mifact_port}/api"
+        self.env = hermetic_env(
+            {
+                "DEBUG": "false",
+                "SECRET_KEY": "bench-poll-secret-key-not-for-production-0123456789abcdef",
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "DATABASE_URL": ws.db.url,
+                "CONN_MAX_AGE": "0",
+                "MEDIA_ROOT": str(ws.media),
+                "TIME_ZONE": "America/Lima",
+                "URL_INVOICE_MIFACT_V3": self.mifact,
+                "USERNAME_ADMIN": MIFACT_USER,
+                "PASSWORD_ADMIN": MIFACT_PASSWORD,
+                "INVOICE_MIFACT_USERNAME": "",
+                "INVOICE_MIFACT_PASSWORD": "",
+                "INVOICE_MIFACT_TIMEOUT": "10",
+                "INVOICE_DOWNLOAD_ALLOWED_HOSTS": "",
+                "INVOICE_DOWNLOAD_TIMEOUT": "30",
+                "URL_SV": "",
+                "POLL_WORKERS": "8",
+                "POLL_BATCH_SIZE": "100",
+                "POLL_CLAIM_SECONDS": "300",
+                "POLL_RECHECK_AFTER_SECONDS": "0",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        self.http = requests.Session()
+        self.expected_invoiced = len(range(0, n, INVOICED_EVERY))
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        say(f"database {self.ws.db.name} on 127.0.0.1:5432, media {self.ws.media}")
+        self.ws.db.create()
+        self.ws.manage(self.env, "migrate", "--noinput")
+        say("  migrated")
+        self.ws.spawn(
+            "mifact_standin",
+            [PYTHON, str(MANAGE), "mifact_standin", "--host", "127.0.0.1", "--port", str(self.mifact_port),
+             "--latency-ms", f"{self.latency_ms:g}", "--username", MIFACT_USER, "--password", MIFACT_PASSWORD],
+            self.env,
+        )
+        self.ws.wait_http("mifact_standin", f"{self.mifact}/_standin/state")
+        say(f"  invoice-mifact stand-in (separate process) at {self.mifact}, latency {self.latency_ms:g} ms")
+        # The bench process itself uses Django (bulk_create, reset, checks) on the bench database.
+        os.environ.update(self.env)
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        self.seed()
+
+    def seed(self) -> None:
+        from billing.models import OpportunityServiceOrder
+        from opportunities.models import FacturacionSubEstado, Opportunity, Stage
+
+        started = time.monotonic()
+        opportunities = Opportunity.objects.bulk_create(
+            [
+                Opportunity(
+                    name=f"Bench poll {k:03d}",
+                    stage=Stage.CIERRE_GANADO,
+                    c_facturacion_sub_estado=FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA,
+                    c_clinic_history=f"HC-B{k:05d}",
+                    c_patientsname=f"Paciente {k}",
+                    is_presaved=True,
+                )
+                for k in range(OPPORTUNITIES)
+            ]
+        )
+        OpportunityServiceOrder.objects.bulk_create(
+            [
+                OpportunityServiceOrder(
+                    opportunity=opportunities[i * OPPORTUNITIES // self.n],
+                    service_order_id=FIRST_SERVICE_ORDER_ID + i,
+                    metadata={"numero_os": f"OS-{FIRST_SERVICE_ORDER_ID + i}", "descripcion": "Procedimiento"},
+                )
+                for i in range(self.n)
+            ],
+            batch_size=1000,
+        )
+        for i in range(0, self.n, INVOICED_EVERY):
+            response = self.http.post(
+                f"{self.mifact}/_standin/service-order/{FIRST_SERVICE_ORDER_ID + i}/invoice",
+                json={"soles": True, "dolares": False}, timeout=10,
+            )
+            if response.status_code != 200:
+                raise BenchError(f"the stand-in refused to invoice O.S {FIRST_SERVICE_ORDER_ID + i}: {response.text[:300]}")
+        say(
+            f"  seeded {self.n} pending O.S over {OPPORTUNITIES} opportunities, {self.expected_invoiced} invoiced "
+            f"on the stand-in ({100 * self.expected_invoiced / self.n:.1f}%, PDF in soles) "
+            f"in {time.monotonic() - started:.1f} s"
+        )
+
+    def reset(self) -> None:
+        """Back to the seeded state: every O.S pending and unchecked, no attachments, history or files."""
+        import shutil
+
+        from billing.models import OpportunityServiceOrder
+        from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Opportunity, Stage
+
+        OpportunityServiceOrder.objects.update(
+            facturado=False, invoice_result_head_id=None, url_soles=None, url_dolares=None,
+            last_checked_at=None, last_error="", claimed_until=None,
+        )
+        Attachment.objects.all().delete()
+        ActionHistory.objects.all().delete()
+        Opportunity.objects.update(
+            stage=Stage.CIERRE_GANADO,
+            c_facturacion_sub_estado=FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA,
+            is_presaved=True,
+        )
+        shutil.rmtree(self.ws.media, ignore_errors=True)
+        self.ws.media.mkdir()
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE opportunity_service_order")
+            cursor.execute("VACUUM ANALYZE opportunity")
+        say("  reset: all O.S pending again; attachments, history and media of the run removed")
+
+    # -- one run ------------------------------------------------------------------------------
+
+    def standin_status_calls(self) -> int:
+        return int(self.http.get(f"{self.mifact}/_standin/state", timeout=10).json()["status_calls"])
+
+    def run(self, workers: int) -> dict[str, Any]:
+        ideal = self.n * (self.latency_ms / 1000.0) / workers
+        timeout = max(120.0, 3 * ideal + 60)
+        calls_before = self.standin_status_calls()
+        name = f"poll_invoices_w{workers}"
+        say(f"\n-- manage.py poll_invoices --workers {workers} (N={self.n}, latency {self.latency_ms:g} ms)")
+        started = time.monotonic()
+        process = self.ws.spawn(name, [PYTHON, str(MANAGE), "poll_invoices", "--workers", str(workers)], self.env)
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        output = Path(self.ws.processes[name][1]).read_text(errors="replace")
+        if process.returncode != 0:
+            raise BenchError(f"poll_invoices --workers {workers} exited {process.returncode}:\n{self.ws.log_tail(name)}")
+        match = SUMMARY_RE.search(output)
+        if match is None:
+            raise BenchError(f"poll_invoices printed no summary line:\n{self.ws.log_tail(name)}")
+        if "Traceback" in output or "ERROR" in output:
+            say(f"  poll_invoices logged errors:\n{self.ws.log_tail(name)}")
+        peak_mb = usage.ru_maxrss / 1024.0  # Linux: kilobytes
+        result = {
+            "n": self.n,
+            "workers": workers,
+            "latency_ms": self.latency_ms,
+            "wall_s": wall,
+            "command_s": float(match["seconds"]),
+            "checks_per_s": self.n / wall,
+            "peak_rss_mb": peak_mb,
+            "ideal_s": ideal,
+            "ratio": wall / ideal,
+            "summary_line": match.group(0),
+        }
+        result.update(self.check(match, calls_before))
+        say(f"  {match.group(0)}")
+        say(
+            f"  wall {wall:.2f} s (command's own figure {result['command_s']:.2f} s), "
+            f"{result['checks_per_s']:.1f} status checks/s, peak RSS {peak_mb:.1f} MB"
+        )
+        say(f"  ideal N x latency / workers = {ideal:.2f} s, ratio wall / ideal = {result['ratio']:.2f}")
+        say(
+            f"  outcome: checked {result['checked']}/{self.n}, invoiced {result['invoiced']} "
+            f"({100 * result['invoiced'] / self.n:.1f}%), attachments {result['attachments']}, "
+            f"files {result['files']}, errors {result['errors']}, status calls {result['status_calls']} -> OK"
+        )
+        return result
+
+    def check(self, match: re.Match[str], calls_before: int) -> dict[str, Any]:
+        """The run did what it should: BenchError otherwise."""
+        from billing.models import OpportunityServiceOrder
+        from opportunities.models import Attachment, FacturacionSubEstado, Opportunity
+
+        rows = OpportunityServiceOrder.objects
+        figures = {
+            "checked": rows.filter(last_checked_at__isnull=False).count(),
+            "invoiced": rows.filter(facturado=True).count(),
+            "errors": rows.exclude(last_error="").count(),
+            "attachments": Attachment.objects.count(),
+            "attachments_with_os": Attachment.objects.filter(service_order_id__isnull=False).count(),
+            "files": sum(1 for path in self.ws.media.rglob("*") if path.is_file()),
+            "status_calls": self.standin_status_calls() - calls_before,
+            "factura_directa": Opportunity.objects.filter(
+                c_facturacion_sub_estado=FacturacionSubEstado.FACTURA_DIRECTA
+            ).count(),
+        }
+        expected_opportunities = len({i * OPPORTUNITIES // self.n for i in range(0, self.n, INVOICED_EVERY)})
+        problems = []
+        if int(match["checked"]) != self.n or figures["checked"] != self.n:
+            problems.append(f"checked {match['checked']} (rows {figures['checked']}), expected {self.n}")
+        if int(match["invoiced"]) != self.expected_invoiced or figures["invoiced"] != self.expected_invoiced:
+            problems.append(f"invoiced {match['invoiced']} (rows {figures['invoiced']}), expected {self.expected_invoiced}")
+        if int(match["errors"]) or figures["errors"]:
+            problems.append(f"errors {match['errors']} (rows with last_error {figures['errors']}), expected 0")
+        for key in ("attachments", "attachments_with_os", "files"):
+            if figures[key] != self.expected_invoiced:
+                problems.append(f"{key} {figures[key]}, expected {self.expected_invoiced}")
+        if figures["status_calls"] != self.n:
+            problems.append(f"{figures['status_calls']} invoice-status calls, expected {self.n} (one per O.S)")
+        if figures["factura_directa"] != expected_opportunities:
+            problems.append(f"{figures['factura_directa']} opportunities factura_directa, expected {expected_opportunities}")
+        if problems:
+            raise BenchError("outcome check failed: " + "; ".join(problems))
+        return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="pending service orders (default 2000)")
+    parser.add_argument("--workers", type=int, default=16, help="parallel workers of the measured run (default 16)")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="stand-in latency per status call (default 50)")
+    parser.add_argument("--skip-serial", action="store_true", help="skip the --workers 1 comparison run")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+    args = parser.parse_args()
+    if args.n < OPPORTUNITIES or args.workers < 1 or args.latency_ms <= 0:
+        parser.error(f"--n must be >= {OPPORTUNITIES}, --workers >= 1, --latency-ms > 0")
+    install_signal_handlers()
+
+    say("=" * 78)
+    say("bench/poll.py: manage.py poll_invoices against a slow invoice-mifact stand-in")
+    say("=" * 78)
+    report: dict[str, Any] = {"bench": "poll", "ok": False, "runs": [], "targets": []}
+    code = 1
+    try:
+        with Workspace("crm-bench-poll-") as ws:
+            bench = PollBench(ws, n=args.n, latency_ms=args.latency_ms)
+            bench.setup()
+            parallel = bench.run(args.workers)
+            report["runs"].append(parallel)
+            if not args.skip_serial and args.workers != 1:
+                bench.reset()
+                report["runs"].append(bench.run(1))
+            from django.db import connections
+
+            connections.close_all()
+        report["ok"] = True
+        code = 0
+    except BenchError as exc:
+        say(f"\nBENCH BROKE: {exc}")
+    except KeyboardInterrupt:
+        say("\ninterrupted")
+        code = 130
+    except Exception:
+        say("\nBENCH BROKE with an unexpected error:\n" + traceback.format_exc())
+
+    if report["runs"]:
+        say("\nRESULTS (poll_invoices)")
+        say(f"{'workers':>7} {'N':>6} {'latency ms':>10} {'wall s':>8} {'checks/s':>9} {'peak MB':>8} "
+            f"{'ideal s':>8} {'ratio':>6}")
+        for run in report["runs"]:
+            say(f"{run['workers']:>7} {run['n']:>6} {run['latency_ms']:>10g} {run['wall_s']:>8.2f} "
+                f"{run['checks_per_s']:>9.1f} {run['peak_rss_mb']:>8.1f} {run['ideal_s']:>8.2f} {run['ratio']:>6.2f}")
+        parallel = report["runs"][0]
+        targets = [
+            {
+                "name": f"poll ratio wall/ideal <= {RATIO_TARGET} with {parallel['workers']} workers",
+                "value": f"{parallel['ratio']:.2f}",
+                "pass": parallel["ratio"] <= RATIO_TARGET,
+            },
+            {
+                "name": f"poll peak memory < {MEMORY_TARGET_MB:.0f} MB at N = {parallel['n']}"
+                + ("" if parallel["n"] == MEMORY_TARGET_N else f" (target is set at N = {MEMORY_TARGET_N})"),
+                "value": f"{max(r['peak_rss_mb'] for r in report['runs']):.1f} MB",
+                "pass": max(r["peak_rss_mb"] for r in report["runs"]) < MEMORY_TARGET_MB,
+            },
+        ]
+        report["targets"] = targets
+        for target in targets:
+            say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
