@@ -9,6 +9,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -75,6 +76,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body(exc.status_code, exc.message, exc.errors), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, DatabaseOperationalError):
+        # The database is down or too busy: not the client's fault, and worth retrying.
+        logger.error("Database unavailable in %s: %s", context.get("view"), exc)
+        response = Response(
+            error_body(503, "La base de datos no está disponible en este momento; intente de nuevo"), status=503
+        )
+        response["Retry-After"] = "5"
+        return response
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)

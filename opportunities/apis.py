@@ -95,7 +95,7 @@ class OpportunityCreateApi(APIView):
 
     @extend_schema(
         request=OpportunityCreateInputSerializer,
-        responses={201: OpportunityOutputSerializer, **error_responses(400, 401, 413, 415)},
+        responses={201: OpportunityOutputSerializer, **error_responses(400, 401, 413, 415, 503)},
         tags=["opportunity"],
         summary="Crear una oportunidad",
     )
@@ -121,7 +121,7 @@ class OpportunityProcessUpdateApi(APIView):
 
     @extend_schema(
         request=ProcessUpdateInputSerializer,
-        responses={200: ProcessUpdateResponseSerializer, **error_responses(400, 401, 404, 413, 415)},
+        responses={200: ProcessUpdateResponseSerializer, **error_responses(400, 401, 404, 413, 415, 503)},
         tags=["opportunity"],
         operation_id="opportunity_update_process",
         summary="Actualizar la oportunidad con datos del proceso (cliente, paciente, cita, facturas, O.S)",

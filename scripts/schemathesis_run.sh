@@ -54,6 +54,6 @@ $ST run "http://127.0.0.1:${PORT}/api/schema/" \
     --request-timeout 20 --generation-database none --no-color \
     --phases examples,coverage,fuzzing || status=$?
 if [ "$status" -ne 0 ]; then
-    echo "--- server log (tail)"; tail -n 60 "${WORK}/server.log"
+    echo "--- server log (errors)"; grep -v "^\[" "${WORK}/server.log" | grep -v "WARNING django.request" | tail -n 80
 fi
 exit "$status"

@@ -245,3 +245,19 @@ def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user
     finally:
         ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
         cache.clear()
+
+
+def test_a_database_outage_is_a_json_503_with_retry_after(api_client, make_opportunity, monkeypatch):
+    from django.db import OperationalError
+
+    from opportunities import services
+
+    def locked(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "opportunity_process_update", locked)
+    opportunity = make_opportunity()
+    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", {}, format="json")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["statusCode"] == 503
