@@ -166,7 +166,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "crm.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DATETIME_FORMAT": "%Y-%m-%d %H:%M:%S",
-    "DATE_FORMAT": "%Y-%m-%d",
+    "DATE_FORMAT": "iso-8601",  # yyyy-MM-dd, zero-padded (strftime's %Y is not, before year 1000)
     "DEFAULT_THROTTLE_RATES": {"signin": env.str("SIGNIN_THROTTLE_RATE", default="10/min")},
     # Proxies in front of the app whose X-Forwarded-For entries are trusted when throttling by
     # client address. Unset, DRF would key on the whole header, which any client can vary to

@@ -18,6 +18,7 @@ MAX_INT32 = 2**31 - 1
 
 APPOINTMENT_RE = re.compile(r"^\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\d)\s*$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+RESERVATION_YEARS = range(2000, 2101)
 
 
 class StrictCharField(serializers.CharField):
@@ -53,17 +54,24 @@ class PositiveInt32Field(serializers.Field):
 
 @extend_schema_field(OpenApiTypes.DATE)
 class ReservationDateField(serializers.Field):
-    """A real calendar date written ``yyyy-MM-dd`` (e.g. ``"2026-03-02"``)."""
+    """A real calendar date written ``yyyy-MM-dd`` (e.g. ``"2026-03-02"``), in the years
+    `RESERVATION_YEARS` (a clinic reservation; anything else is a typing error)."""
 
-    default_error_messages = {"invalid": "Debe ser una fecha válida con formato yyyy-MM-dd."}
+    default_error_messages = {
+        "invalid": "Debe ser una fecha válida con formato yyyy-MM-dd.",
+        "year": "El año de la reserva debe estar entre {first} y {last}.",
+    }
 
     def to_internal_value(self, data: Any) -> dt.date:
         if not isinstance(data, str) or not DATE_RE.match(data.strip()):
             self.fail("invalid")
         try:
-            return dt.date.fromisoformat(data.strip())
+            value = dt.date.fromisoformat(data.strip())
         except ValueError:
             self.fail("invalid")
+        if value.year not in RESERVATION_YEARS:
+            self.fail("year", first=RESERVATION_YEARS.start, last=RESERVATION_YEARS.stop - 1)
+        return value
 
     def to_representation(self, value: dt.date) -> str:
         return value.isoformat()

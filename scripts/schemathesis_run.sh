@@ -33,7 +33,9 @@ trap cleanup EXIT
 $PY manage.py migrate --noinput >/dev/null
 DJANGO_SUPERUSER_PASSWORD=st-password-2026 $PY manage.py createsuperuser --noinput \
     --username st --email st@example.com >/dev/null
-$PY manage.py runserver --noreload "127.0.0.1:${PORT}" >"${WORK}/server.log" 2>&1 &
+# The production server (gunicorn, 2 workers), as `make serve` runs it.
+.venv/bin/gunicorn crm.wsgi --bind "127.0.0.1:${PORT}" --workers 2 --timeout 60 \
+    --access-logfile - >"${WORK}/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 50); do
     curl -fsS "http://127.0.0.1:${PORT}/health" >/dev/null 2>&1 && break
@@ -54,6 +56,6 @@ $ST run "http://127.0.0.1:${PORT}/api/schema/" \
     --request-timeout 20 --generation-database none --no-color \
     --phases examples,coverage,fuzzing || status=$?
 if [ "$status" -ne 0 ]; then
-    echo "--- server log (errors)"; grep -v "^\[" "${WORK}/server.log" | grep -v "WARNING django.request" | tail -n 80
+    echo "--- server log (errors)"; grep -v '^127\.0\.0\.1 - ' "${WORK}/server.log" | grep -v "WARNING django.request" | tail -n 80
 fi
 exit "$status"

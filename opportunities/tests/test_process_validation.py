@@ -16,6 +16,9 @@ pytestmark = pytest.mark.django_db
         ({"cDateReservation": "2026-3-2", "reservationId": 1}, "cDateReservation"),
         ({"cDateReservation": "2026-03-02T10:00:00", "reservationId": 1}, "cDateReservation"),
         ({"cDateReservation": 20260302, "reservationId": 1}, "cDateReservation"),
+        # schemathesis found year 871 stored and returned as "871-11-19" (not a yyyy-MM-dd date)
+        ({"cDateReservation": "0871-11-19", "reservationId": 1}, "cDateReservation"),
+        ({"cDateReservation": "2101-01-01", "reservationId": 1}, "cDateReservation"),
         ({"cAppointment": "16:00 - 15:30", "reservationId": 1}, "cAppointment"),
         ({"cAppointment": "15:30 - 15:30", "reservationId": 1}, "cAppointment"),
         ({"cAppointment": "25:00 - 26:00", "reservationId": 1}, "cAppointment"),
