@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap run test test-browser serve migrate demo clean
+.PHONY: bootstrap run test test-browser serve migrate demo bench clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,16 @@ serve: $(STAMP)
 ## neither reads nor needs .env.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+## Benchmarks (bench/, README "Benchmarks"): poll_invoices against a slow invoice-mifact stand-in,
+## and the API under gunicorn, on a throw-away PostgreSQL database on 127.0.0.1:5432. Prints
+## figures and PASS/FAIL targets; fails only when a bench breaks. ~5 minutes. Options:
+## make bench BENCH_ARGS="--skip-serial --duration 5" (see bench/run_all.py --help).
+BENCH_ARGS ?=
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
+		|| echo "wrk could not be installed; bench/api.py uses its Python load generator"
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

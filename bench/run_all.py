@@ -1,0 +1,142 @@
+"""`make bench`: run every benchmark (bench/poll.py, bench/api.py) and print a summary table.
+
+The benchmarks print figures; they are not tests. Exit status: 0 when every bench ran (even if a
+target FAILs), 1 when a bench broke (a step failed or one of its checks did not hold), 130 on
+Ctrl-C. Options are passed on to the benches; see `--help`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+
+_current: subprocess.Popen[bytes] | None = None
+
+
+def _forward_sigterm(signum: int, frame: Any) -> None:
+    if _current is not None and _current.poll() is None:
+        _current.terminate()  # the bench cleans up (subprocesses, database) and exits
+    raise KeyboardInterrupt
+
+
+def run_bench(name: str, argv: list[str], json_path: Path) -> tuple[int, dict[str, Any] | None]:
+    global _current
+    started = time.monotonic()
+    _current = subprocess.Popen([PYTHON, str(HERE / name), *argv, "--json", str(json_path)], cwd=HERE.parent)
+    try:
+        code = _current.wait()
+    except KeyboardInterrupt:
+        if _current.poll() is None:
+            _current.terminate()
+            _current.wait()
+        raise
+    finally:
+        _current = None
+    print(f"[{name} exited {code} after {time.monotonic() - started:.0f} s]", flush=True)
+    try:
+        return code, json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return code, None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the benchmarks and print a summary (make bench).")
+    parser.add_argument("--only", choices=("poll", "api"), help="run one bench only")
+    poll = parser.add_argument_group("bench/poll.py")
+    poll.add_argument("--n", type=int, default=2000, help="pending service orders (default 2000)")
+    poll.add_argument("--workers", type=int, default=16, help="poll_invoices --workers (default 16)")
+    poll.add_argument("--latency-ms", type=float, default=50.0, help="stand-in latency (default 50)")
+    poll.add_argument("--skip-serial", action="store_true", help="skip the --workers 1 run (~100 s)")
+    api = parser.add_argument_group("bench/api.py")
+    api.add_argument("--duration", type=float, default=15.0, help="measured seconds per endpoint (default 15)")
+    api.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per endpoint (default 2)")
+    api.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
+    api.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto", help="load generator")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _forward_sigterm)
+
+    benches: list[tuple[str, list[str]]] = []
+    if args.only in (None, "poll"):
+        poll_argv = ["--n", str(args.n), "--workers", str(args.workers), "--latency-ms", f"{args.latency_ms:g}"]
+        if args.skip_serial:
+            poll_argv.append("--skip-serial")
+        benches.append(("poll.py", poll_argv))
+    if args.only in (None, "api"):
+        benches.append(("api.py", ["--duration", f"{args.duration:g}", "--warmup", f"{args.warmup:g}",
+                                   "--connections", str(args.connections), "--loadgen", args.loadgen]))
+
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    results: dict[str, tuple[int, dict[str, Any] | None]] = {}
+    with tempfile.TemporaryDirectory(prefix="crm-bench-results-") as tmp:
+        try:
+            for name, argv in benches:
+                results[name] = run_bench(name, argv, Path(tmp) / f"{name}.json")
+                print(flush=True)
+        except KeyboardInterrupt:
+            print("\nmake bench interrupted", flush=True)
+            return 130
+    load_after = os.getloadavg()
+    print_summary(results, time.monotonic() - started, load_before, load_after)
+    broken = [name for name, (code, report) in results.items() if code != 0 or not report or not report.get("ok")]
+    if broken:
+        print(f"\nBENCH BROKEN: {', '.join(broken)} (see its output above); exit 1", flush=True)
+        return 1
+    print("\nAll benches ran (targets are figures, not tests: a FAIL above does not fail make bench).", flush=True)
+    return 0
+
+
+def print_summary(results: dict[str, tuple[int, dict[str, Any] | None]], seconds: float,
+                  load_before: tuple[float, ...], load_after: tuple[float, ...]) -> None:
+    say = print
+    say("=" * 78)
+    say("BENCHMARK SUMMARY")
+    say("=" * 78)
+    say(f"machine: {os.cpu_count()} CPUs; load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+        f"(other work on the machine makes the figures noisy); total {seconds:.0f} s")
+    targets: list[dict[str, Any]] = []
+    poll = results.get("poll.py", (0, None))[1]
+    if poll and poll.get("runs"):
+        first = poll["runs"][0]
+        say(f"\npoll_invoices: N={first['n']} service orders, stand-in latency {first['latency_ms']:g} ms "
+            f"(effective {first['effective_latency_ms']:.1f} ms per call)")
+        say(f"  {'workers':>7} {'wall s':>8} {'checks/s':>9} {'peak MB':>8} {'ideal s':>8} {'ratio':>6} {'ratio@eff':>9}")
+        for run in poll["runs"]:
+            say(f"  {run['workers']:>7} {run['wall_s']:>8.2f} {run['checks_per_s']:>9.1f} {run['peak_rss_mb']:>8.1f} "
+                f"{run['ideal_s']:>8.2f} {run['ratio']:>6.2f} {run['ratio_effective']:>9.2f}")
+        targets += poll.get("targets", [])
+    elif "poll.py" in results:
+        say("\npoll_invoices: no figures (the bench broke)")
+    api = results.get("api.py", (0, None))[1]
+    if api and api.get("endpoints"):
+        say(f"\nAPI: gunicorn 2 sync workers, PostgreSQL, {api['connections']} connections, {api['duration']:g} s per "
+            f"endpoint, {api['loadgen']}")
+        say(f"  {'endpoint':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
+        for e in api["endpoints"]:
+            say(f"  {e['endpoint']:<50} {e['rps']:>8.1f} {e['p50_ms']:>7.1f} {e['p99_ms']:>7.1f} "
+                f"{e.get('vs_health', 0):>9.0%} {e['non2xx']:>7}")
+        targets += api.get("targets", [])
+    elif "api.py" in results:
+        say("\nAPI: no figures (the bench broke)")
+    if targets:
+        say("\nTARGETS")
+        for target in targets:
+            say(f"  {'PASS' if target['pass'] else 'FAIL'}  {target['name']}: {target['value']}")
+    say("\nBENCHES")
+    for name, (code, report) in results.items():
+        state = "ran" if code == 0 and report and report.get("ok") else f"BROKE (exit {code})"
+        say(f"  bench/{name}: {state}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
