@@ -33,7 +33,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -152,8 +151,10 @@ def lua_string(text: str) -> str:
 
 
 class ApiBench:
-    def __init__(self, ws: Workspace, *, duration: float, warmup: float, connections: int, loadgen: str) -> None:
+    def __init__(self, ws: Workspace, *, duration: float, warmup: float, connections: int, loadgen: str,
+                 gunicorn_workers: int = GUNICORN_WORKERS) -> None:
         self.ws = ws
+        self.gunicorn_workers = gunicorn_workers
         self.duration = duration
         self.warmup = warmup
         self.connections = connections
@@ -195,11 +196,11 @@ class ApiBench:
         self.ws.spawn(
             "gunicorn",
             [PYTHON, "-m", "gunicorn", "crm.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(GUNICORN_WORKERS), "--timeout", "120", "--access-logfile", "-"],
+             "--workers", str(self.gunicorn_workers), "--timeout", "120", "--access-logfile", "-"],
             self.env,
         )
         self.ws.wait_http("gunicorn", f"{self.base}/health", FORWARDED)
-        say(f"  gunicorn crm.wsgi ({GUNICORN_WORKERS} sync workers, as make serve) at {self.base}")
+        say(f"  gunicorn crm.wsgi ({self.gunicorn_workers} sync workers; make serve defaults to 2) at {self.base}")
 
         redirect = requests.get(f"{self.base}/opportunity/{'0' * 17}", allow_redirects=False, timeout=10)
         if redirect.status_code != 301 or not redirect.headers.get("Location", "").startswith("https://"):
@@ -333,8 +334,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator: wrk (default when installed) or the Python fallback")
+    parser.add_argument("--gunicorn-workers", type=int, default=GUNICORN_WORKERS,
+                        help=f"gunicorn sync workers (default {GUNICORN_WORKERS}, as make serve)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
+    if args.gunicorn_workers < 1:
+        parser.error("--gunicorn-workers must be >= 1")
     if args.duration <= 0 or args.warmup < 0 or args.connections < 1:
         parser.error("--duration must be > 0, --warmup >= 0, --connections >= 1")
     loadgen = args.loadgen
@@ -350,12 +355,13 @@ def main() -> int:
     if loadgen == "python":
         say("NOTE: wrk not found; using the Python load generator (a weaker client: figures are lower bounds)")
     report: dict[str, Any] = {"bench": "api", "ok": False, "loadgen": loadgen, "connections": args.connections,
+                              "gunicorn_workers": args.gunicorn_workers,
                               "duration": args.duration, "endpoints": [], "targets": []}
     code = 1
     try:
         with Workspace("crm-bench-api-") as ws:
             bench = ApiBench(ws, duration=args.duration, warmup=args.warmup, connections=args.connections,
-                             loadgen=loadgen)
+                             loadgen=loadgen, gunicorn_workers=args.gunicorn_workers)
             bench.setup()
             for mode, label in ENDPOINTS:
                 report["endpoints"].append(bench.measure(mode, label))
@@ -384,7 +390,7 @@ def main() -> int:
         health_rps = endpoints["health"]["rps"] if "health" in endpoints else 0.0
         for e in report["endpoints"]:
             e["vs_health"] = e["rps"] / health_rps if health_rps else 0.0
-        say(f"\nRESULTS (gunicorn {GUNICORN_WORKERS} workers, {args.connections} connections, {args.duration:g} s each, "
+        say(f"\nRESULTS (gunicorn {args.gunicorn_workers} workers, {args.connections} connections, {args.duration:g} s each, "
             f"{loadgen})")
         say(f"{'endpoint':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
         for e in report["endpoints"]:

@@ -119,7 +119,7 @@ def print_summary(results: dict[str, tuple[int, dict[str, Any] | None]], seconds
         say("\npoll_invoices: no figures (the bench broke)")
     api = results.get("api.py", (0, None))[1]
     if api and api.get("endpoints"):
-        say(f"\nAPI: gunicorn 2 sync workers, PostgreSQL, {api['connections']} connections, {api['duration']:g} s per "
+        say(f"\nAPI: gunicorn {api.get('gunicorn_workers', 2)} sync workers, PostgreSQL, {api['connections']} connections, {api['duration']:g} s per "
             f"endpoint, {api['loadgen']}")
         say(f"  {'endpoint':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
         for e in api["endpoints"]:
