@@ -29,7 +29,13 @@ from billing.mifact import InvoiceStatus, MifactClient, MifactError, MifactNotCo
 from billing.models import OpportunityServiceOrder
 from crm.claims import claim_batch, claim_one
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
-from opportunities.services import HistoryLog, attachment_store_pdfs, discard_pdfs, opportunity_close_won
+from opportunities.services import (
+    CLOSE_COLUMNS,
+    HistoryLog,
+    attachment_store_pdfs,
+    discard_pdfs,
+    opportunity_close_won,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +216,7 @@ def service_order_complete(
                 log=log,
                 data={"via": "cOrdenesServicio", "serviceOrderId": row.service_order_id},
             )
-            opportunity.save()
+            opportunity.save(update_fields=[*CLOSE_COLUMNS, "modified_at"])
             log.add(
                 ActionHistory.Action.SERVICE_ORDER_INVOICED,
                 {

@@ -81,6 +81,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive: the backend's client pools connections, as it would in production.
     protocol_version = "HTTP/1.1"
     timeout = IDLE_CONNECTION_TIMEOUT
+    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the client's
+    # delayed ACK (~40 ms on Linux), which made every call ~40 ms slower than `latency`.
+    disable_nagle_algorithm = True
     server: _Server
     server_version = "invoice-mifact-standin/1.0"
 

@@ -181,41 +181,40 @@ class OpportunityCreateInputSerializer(OpportunityFieldsInputSerializer):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, min_value=0)
 
 
-class OpportunityOutputSerializer(serializers.ModelSerializer):
-    """An opportunity as the API returns it (camelCase keys, CONTRACT.md section 4)."""
+class OpportunityOutputSerializer(serializers.Serializer):
+    """An opportunity as the API returns it (camelCase keys, CONTRACT.md section 4).
 
-    cLastNameFather = serializers.CharField(source="c_last_name_father")
-    cLastNameMother = serializers.CharField(source="c_last_name_mother")
-    cCustomerDocumentType = serializers.CharField(source="c_customer_document_type")
-    cCustomerDocument = serializers.CharField(source="c_customer_document")
-    cPatientsname = serializers.CharField(source="c_patientsname")
-    cPatientsPaternalLastName = serializers.CharField(source="c_patients_paternal_last_name")
-    cPatientsMaternalLastName = serializers.CharField(source="c_patients_maternal_last_name")
-    cPatientDocument = serializers.CharField(source="c_patient_document")
-    cPatientDocumentType = serializers.CharField(source="c_patient_document_type")
-    cClinicHistory = serializers.CharField(source="c_clinic_history")
-    cAppointment = serializers.CharField(source="c_appointment")
-    cDateReservation = serializers.DateField(source="c_date_reservation", allow_null=True)
-    cDoctor = serializers.CharField(source="c_doctor")
-    cEnvironment = serializers.CharField(source="c_environment")
-    cSpecialty = serializers.CharField(source="c_specialty")
-    cTariff = serializers.CharField(source="c_tariff")
-    reservationId = serializers.IntegerField(source="reservation_id", allow_null=True)
+    A plain Serializer (not a ModelSerializer): it is built on every response of the hot
+    endpoints, and model introspection per instance costs more than the rest of it.
+    """
+
+    id = serializers.CharField(read_only=True, help_text="17 caracteres hexadecimales")
+    name = serializers.CharField(read_only=True)
+    stage = serializers.ChoiceField(choices=Stage.choices, read_only=True)
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True, read_only=True)
+    cLastNameFather = serializers.CharField(source="c_last_name_father", read_only=True)
+    cLastNameMother = serializers.CharField(source="c_last_name_mother", read_only=True)
+    cCustomerDocumentType = serializers.CharField(source="c_customer_document_type", read_only=True)
+    cCustomerDocument = serializers.CharField(source="c_customer_document", read_only=True)
+    cPatientsname = serializers.CharField(source="c_patientsname", read_only=True)
+    cPatientsPaternalLastName = serializers.CharField(source="c_patients_paternal_last_name", read_only=True)
+    cPatientsMaternalLastName = serializers.CharField(source="c_patients_maternal_last_name", read_only=True)
+    cPatientDocument = serializers.CharField(source="c_patient_document", read_only=True)
+    cPatientDocumentType = serializers.CharField(source="c_patient_document_type", read_only=True)
+    cClinicHistory = serializers.CharField(source="c_clinic_history", read_only=True)
+    cAppointment = serializers.CharField(source="c_appointment", read_only=True)
+    cDateReservation = serializers.DateField(source="c_date_reservation", allow_null=True, read_only=True)
+    cDoctor = serializers.CharField(source="c_doctor", read_only=True)
+    cEnvironment = serializers.CharField(source="c_environment", read_only=True)
+    cSpecialty = serializers.CharField(source="c_specialty", read_only=True)
+    cTariff = serializers.CharField(source="c_tariff", read_only=True)
+    reservationId = serializers.IntegerField(source="reservation_id", allow_null=True, read_only=True)
     cFacturacionSubEstado = serializers.ChoiceField(
-        source="c_facturacion_sub_estado", choices=FacturacionSubEstado.choices, allow_null=True
+        source="c_facturacion_sub_estado", choices=FacturacionSubEstado.choices, allow_null=True, read_only=True
     )
-    isPresaved = serializers.BooleanField(source="is_presaved")
-    createdAt = LocalDateTimeField(source="created_at")
-    modifiedAt = LocalDateTimeField(source="modified_at")
-
-    class Meta:
-        model = Opportunity
-        fields = [
-            "id", "name", "stage", "amount",
-            *FIELD_COLUMNS.keys(),
-            "cFacturacionSubEstado", "isPresaved", "createdAt", "modifiedAt",
-        ]
-        read_only_fields = fields
+    isPresaved = serializers.BooleanField(source="is_presaved", read_only=True)
+    createdAt = LocalDateTimeField(source="created_at", read_only=True)
+    modifiedAt = LocalDateTimeField(source="modified_at", read_only=True)
 
 
 class MeetingOutputSerializer(serializers.ModelSerializer):

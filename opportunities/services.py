@@ -185,9 +185,9 @@ def meeting_upsert(*, opportunity: Opportunity, reservation_id: int, log: Histor
         if getattr(meeting, key) != value
     }
     if changes:
-        for key, value in values.items():
-            setattr(meeting, key, value)
-        meeting.save()
+        for key in changes:
+            setattr(meeting, key, values[key])
+        meeting.save(update_fields=[*changes, "updated_at"])
         log.add(
             ActionHistory.Action.MEETING_UPDATED,
             {"meetingId": meeting.pk, "reservationId": reservation_id, "changes": changes},
@@ -288,6 +288,10 @@ def _apply_fields(
     return changes
 
 
+# The columns `opportunity_close_won` may change.
+CLOSE_COLUMNS = frozenset({"stage", "c_facturacion_sub_estado", "is_presaved"})
+
+
 def opportunity_close_won(
     *,
     opportunity: Opportunity,
@@ -384,8 +388,11 @@ def opportunity_process_update(
                 ):
                     opportunity.has_pending_service_orders = True
                 billing_services.opportunity_close_with_service_orders(opportunity=opportunity, log=log)
-            if changes or log.records or pdfs or service_order_ids:
-                opportunity.save()
+            columns = {FIELD_COLUMNS[key] for key in changes}
+            if pdfs or service_order_ids:
+                columns |= CLOSE_COLUMNS
+            if columns:
+                opportunity.save(update_fields=[*sorted(columns), "modified_at"])
             log.flush()
             sv_delivery_enqueue(opportunity=opportunity)
     except BaseException:

@@ -160,7 +160,8 @@ def test_stop_ends_idle_keep_alive_connections_quickly() -> None:
 
 @pytest.mark.django_db
 def test_poll_invoices_completes_an_order_served_by_the_standin(
-    standin: MifactStandin, settings: Any, make_opportunity: Any, capsys: Any
+    standin: MifactStandin, settings: Any, make_opportunity: Any, capsys: Any,
+    django_capture_on_commit_callbacks: Any, media_root: Any,
 ) -> None:
     """The whole chain: poller -> client -> stand-in -> PDF download (the invoice-mifact host is
     allowed by the downloader even on loopback) -> attachment."""
@@ -175,9 +176,11 @@ def test_poll_invoices_completes_an_order_served_by_the_standin(
     row = OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=456)
     standin.invoice(456, soles=True, dolares=True, head_id=321)
 
-    call_command("poll_invoices", "--workers", "1")
+    with django_capture_on_commit_callbacks(execute=True):  # the file moves follow the commit
+        call_command("poll_invoices", "--workers", "1")
 
     assert "invoiced=1" in capsys.readouterr().out
+    assert len([p for p in media_root.rglob("*.pdf")]) == 2
     row.refresh_from_db()
     opportunity.refresh_from_db()
     assert row.facturado is True and row.invoice_result_head_id == 321

@@ -261,3 +261,26 @@ def test_a_database_outage_is_a_json_503_with_retry_after(api_client, make_oppor
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert response.json()["statusCode"] == 503
+
+
+def test_the_token_user_is_cached_briefly_and_a_deactivated_user_is_refused_after(
+    api_client, user, make_opportunity, django_assert_num_queries, settings
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    opportunity = make_opportunity()
+    url = f"/opportunity/{opportunity.pk}"
+    with django_assert_num_queries(2):  # user + opportunity
+        assert api_client.get(url).status_code == 200
+    with django_assert_num_queries(1):  # opportunity only: the user comes from the cache
+        assert api_client.get(url).status_code == 200
+    user.is_active = False
+    user.save()
+    cache.clear()  # what the TTL (JWT_USER_CACHE_SECONDS) does with time
+    assert api_client.get(url).status_code == 401
+    settings.JWT_USER_CACHE_SECONDS = 0
+    user.is_active = True
+    user.save()
+    with django_assert_num_queries(2):
+        assert api_client.get(url).status_code == 200

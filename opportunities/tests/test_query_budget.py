@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
@@ -22,6 +23,7 @@ MAIN_AND_APPOINTMENT = {
 def measure(api_client: Any, opportunity_id: str, body: dict, monkeypatch: Any) -> tuple[int, int, int]:
     """(status, queries, commits) of one PUT. SQLite logs BEGIN/COMMIT as queries; they are
     not counted as queries here (PostgreSQL does not log them), commits are counted apart."""
+    cache.clear()  # every measured request looks its user up (CachedUserJWTAuthentication)
     wrapper = connections["default"]
     commits = []
     real_commit = wrapper.commit
