@@ -546,7 +546,7 @@ def _open_final_response(session: _DownloadSession, url: str,
                 raise DownloadError(url, REASON_REDIRECT_PREFIX + REASON_INVALID_URL,
                                     permanent=True) from exc
             continue
-        if not 200 <= status < 300:
+        if status not in (200, 203):  # 204, 206 (a partial body), ... are not a whole PDF
             response.close()
             permanent = status < 500 and status not in _TRANSIENT_CLIENT_STATUSES
             raise DownloadError(url, REASON_STATUS.format(status=status), permanent=permanent)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -68,19 +69,29 @@ class InvoiceStatus:
         return {kind: url for kind, url in found.items() if url}
 
 
+MAX_INT32 = 2**31 - 1
+MAX_URL_LENGTH = 2000
+
+
 def _optional_url(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise MifactBadResponse(f"URL de comprobante inválida: {value!r}")
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_URL_LENGTH
+        or urlsplit(value).scheme.lower() not in ("http", "https")
+        or any(ch.isspace() or ch == "\x00" for ch in value)
+    ):
+        raise MifactBadResponse(f"URL de comprobante inválida: {str(value)[:80]!r}")
     return value
 
 
 def parse_invoice_status(service_order_id: int, body: Any) -> InvoiceStatus:
     """Turn the JSON of `GET /service-order/<id>/invoice-status` into an `InvoiceStatus`.
 
-    Raises `MifactBadResponse` when `body` is not an object with a boolean `facturado`, or when
-    `urls` / `invoice_result_head_id` have the wrong types.
+    Raises `MifactBadResponse` when `body` is not an object with a boolean `facturado`, when
+    `urls` is not an object of http(s) URLs (at most 2000 characters, no blanks or NUL), or when
+    `invoice_result_head_id` is not an integer in 1..2^31-1 (what the table can hold).
     """
     if not isinstance(body, dict) or not isinstance(body.get("facturado"), bool):
         raise MifactBadResponse("respuesta sin campo booleano 'facturado'")
@@ -90,8 +101,9 @@ def parse_invoice_status(service_order_id: int, body: Any) -> InvoiceStatus:
     if not isinstance(urls, dict):
         raise MifactBadResponse("'urls' no es un objeto")
     head_id = body.get("invoice_result_head_id")
-    if head_id is not None and (isinstance(head_id, bool) or not isinstance(head_id, int)):
-        raise MifactBadResponse("'invoice_result_head_id' no es un entero")
+    if head_id is not None and (isinstance(head_id, bool) or not isinstance(head_id, int)
+                                or not 1 <= head_id <= MAX_INT32):
+        raise MifactBadResponse("'invoice_result_head_id' no es un entero positivo de 32 bits")
     return InvoiceStatus(
         service_order_id=service_order_id,
         facturado=True,

@@ -25,7 +25,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
-from billing.mifact import InvoiceStatus, MifactClient, MifactError, MifactNotConfigured
+from billing.mifact import InvoiceStatus, MifactBadResponse, MifactClient, MifactError, MifactNotConfigured
 from billing.models import OpportunityServiceOrder
 from crm.claims import claim_batch, claim_one
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
@@ -254,6 +254,11 @@ def service_order_check(
         if client is None:
             raise MifactNotConfigured("URL_INVOICE_MIFACT_V3 no está configurada")
         status = client.get_invoice_status(service_order.service_order_id)
+    except MifactBadResponse as exc:
+        # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
+        # not the service being down.
+        _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
+        return CheckOutcome(pk, CheckResult.ERROR, str(exc))
     except MifactError as exc:
         _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
         return CheckOutcome(pk, CheckResult.SERVICE_ERROR, str(exc))
@@ -289,7 +294,8 @@ _shared_client_key: tuple[str, str, str, float] | None = None
 
 
 def shared_mifact_client() -> MifactClient | None:
-    """The process-wide client used by the PUT endpoint (token reused across requests).
+    """The process-wide client used by the PUT endpoint and the admin (token reused across
+    requests), with the short `INVOICE_MIFACT_INLINE_TIMEOUT` and no retries: a user is waiting.
 
     None when `URL_INVOICE_MIFACT_V3` is unset. Rebuilt when its settings change.
     """
@@ -298,7 +304,7 @@ def shared_mifact_client() -> MifactClient | None:
         settings.URL_INVOICE_MIFACT_V3,
         settings.INVOICE_MIFACT_USERNAME,
         settings.INVOICE_MIFACT_PASSWORD,
-        settings.INVOICE_MIFACT_TIMEOUT,
+        settings.INVOICE_MIFACT_INLINE_TIMEOUT,
     )
     with _client_lock:
         if not settings.URL_INVOICE_MIFACT_V3:
@@ -306,7 +312,13 @@ def shared_mifact_client() -> MifactClient | None:
         if _shared_client is None or _shared_client_key != key:
             if _shared_client is not None:
                 _shared_client.close()
-            _shared_client = MifactClient.from_settings()
+            _shared_client = MifactClient(
+                base_url=settings.URL_INVOICE_MIFACT_V3,
+                username=settings.INVOICE_MIFACT_USERNAME,
+                password=settings.INVOICE_MIFACT_PASSWORD,
+                timeout=settings.INVOICE_MIFACT_INLINE_TIMEOUT,
+                status_retries=0,
+            )
             _shared_client_key = key
         return _shared_client
 
@@ -321,13 +333,33 @@ def reset_shared_mifact_client() -> None:
 
 
 def opportunity_check_service_orders(*, opportunity_id: str) -> list[CheckOutcome]:
-    """Check every pending O.S of one opportunity now (CONTRACT.md 5.8); never raises for
-    invoice-mifact or download failures. O.S being checked by someone else right now are skipped."""
-    pending = list(pending_service_orders().filter(opportunity_id=opportunity_id).order_by("id"))
+    """Check the pending O.S of one opportunity now (CONTRACT.md 5.8), within a budget: at most
+    `INLINE_CHECK_MAX_ORDERS` of them (least recently checked first), none started after
+    `INLINE_CHECK_BUDGET_SECONDS`, and none after invoice-mifact itself failed (down, or
+    refusing us). What is left waits for the 5-minute poller; the request never waits long.
+    Never raises for invoice-mifact or download failures; O.S being checked by someone else
+    right now are skipped."""
+    import time
+
+    limit = int(getattr(settings, "INLINE_CHECK_MAX_ORDERS", 10))
+    pending = list(
+        pending_service_orders()
+        .filter(opportunity_id=opportunity_id)
+        .order_by(F("last_checked_at").asc(nulls_first=True), "id")[:limit]
+    )
     if not pending:
         return []
     client = shared_mifact_client()
-    return [service_order_check(service_order=row, client=client) for row in pending]
+    deadline = time.monotonic() + float(getattr(settings, "INLINE_CHECK_BUDGET_SECONDS", 5.0))
+    outcomes: list[CheckOutcome] = []
+    for row in pending:
+        if time.monotonic() > deadline:
+            break
+        outcome = service_order_check(service_order=row, client=client)
+        outcomes.append(outcome)
+        if outcome.result is CheckResult.SERVICE_ERROR:
+            break
+    return outcomes
 
 
 # --- the poll run (manage.py poll_invoices) ---------------------------------------------------

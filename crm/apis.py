@@ -15,6 +15,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from crm.errors import ApiError, error_body
+from crm.parsers import require_json_object
 from crm.schema import error_responses
 from opportunities.fields import StrictCharField
 
@@ -39,7 +40,7 @@ class SigninApi(APIView):
     @extend_schema(request=SigninInputSerializer, responses={200: SigninOutputSerializer, **error_responses(400, 401, 413, 415, 429)},
                    auth=[], tags=["auth"], summary="Iniciar sesión y obtener un access token")
     def post(self, request: Request) -> Response:
-        serializer = self.SigninInputSerializer(data=request.data)
+        serializer = self.SigninInputSerializer(data=require_json_object(request))
         serializer.is_valid(raise_exception=True)
         user = authenticate(
             request._request,

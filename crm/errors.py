@@ -60,14 +60,31 @@ def error_body(status_code: int, message: str, errors: Any = None) -> dict[str, 
     return body
 
 
-def _flatten(detail: Any) -> Any:
-    if isinstance(detail, dict):
-        return {str(k): _flatten(v) for k, v in detail.items()}
-    if isinstance(detail, list):
-        if all(not isinstance(item, (dict, list)) for item in detail):
-            return [str(item) for item in detail]
-        return [_flatten(item) for item in detail]
+def _messages(detail: Any) -> list[str]:
+    if isinstance(detail, (list, tuple)):
+        return [str(item) for item in detail if not isinstance(item, (dict, list))]
     return [str(detail)]
+
+
+def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as `{field: [messages]}` with dotted keys for nested fields
+    (`cFacturas.comprobante_soles`, `cOrdenesServicio.0`), as CONTRACT.md section 4 shapes it."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = str(key) if not prefix else (prefix if key == "non_field_errors" else f"{prefix}.{key}")
+            for field, messages in field_errors(value, name).items():
+                flat.setdefault(field, []).extend(messages)
+    elif isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        for index, item in enumerate(detail):
+            if isinstance(item, (dict, list)) and item:
+                for field, messages in field_errors(item, f"{prefix}.{index}" if prefix else str(index)).items():
+                    flat.setdefault(field, []).extend(messages)
+            elif item and not isinstance(item, (dict, list)):
+                flat.setdefault(prefix or "non_field_errors", []).append(str(item))
+    else:
+        flat[prefix or "non_field_errors"] = _messages(detail)
+    return flat
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -92,9 +109,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
         if isinstance(detail, dict):
-            body = error_body(400, INVALID_DATA_MESSAGE, _flatten(detail))
+            body = error_body(400, INVALID_DATA_MESSAGE, field_errors(detail))
         else:
-            messages = _flatten(detail)
+            messages = _messages(detail)
             body = error_body(400, messages[0] if messages else INVALID_DATA_MESSAGE)
     elif isinstance(exc, exceptions.Throttled):
         wait = exc.wait

@@ -227,6 +227,11 @@ URL_INVOICE_MIFACT_V3 = env.str("URL_INVOICE_MIFACT_V3", default="").rstrip("/")
 INVOICE_MIFACT_USERNAME = env.str("INVOICE_MIFACT_USERNAME", default="") or USERNAME_ADMIN
 INVOICE_MIFACT_PASSWORD = env.str("INVOICE_MIFACT_PASSWORD", default="") or PASSWORD_ADMIN
 INVOICE_MIFACT_TIMEOUT = env.float("INVOICE_MIFACT_TIMEOUT", default=10.0)
+# The checks a PUT makes after its update: a short timeout, at most this many O.S, none started
+# after this many seconds (the rest is left to the poller).
+INVOICE_MIFACT_INLINE_TIMEOUT = env.float("INVOICE_MIFACT_INLINE_TIMEOUT", default=3.0)
+INLINE_CHECK_MAX_ORDERS = env.int("INLINE_CHECK_MAX_ORDERS", default=10)
+INLINE_CHECK_BUDGET_SECONDS = env.float("INLINE_CHECK_BUDGET_SECONDS", default=5.0)
 
 INVOICE_DOWNLOAD_ALLOWED_HOSTS = env.list("INVOICE_DOWNLOAD_ALLOWED_HOSTS", default=[])
 # Refuse every download host that is not allow-listed (or the invoice-mifact host).

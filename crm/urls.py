@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from crm import apis
+from crm import apis, errors
 
 handler400 = "crm.errors.json_400"
 handler403 = "crm.errors.json_403"
@@ -19,4 +19,6 @@ urlpatterns = [
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("admin/", admin.site.urls),
+    # Anything else is a JSON 404, with DEBUG on too (Django's debug 404 page is HTML).
+    re_path(r"^", errors.json_404),
 ]

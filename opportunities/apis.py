@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm.errors import ApiError
+from crm.parsers import require_json_object
 from crm.schema import error_responses
 
 from . import selectors, services
@@ -27,7 +28,6 @@ from .serializers import (
     ProcessUpdateInputSerializer,
 )
 
-BODY_NOT_OBJECT_MESSAGE = "El cuerpo de la solicitud debe ser un objeto JSON"
 
 ProcessUpdateResponseSerializer = inline_serializer(
     "ProcessUpdateResponse",
@@ -84,12 +84,6 @@ class FirstRendererNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _require_object(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ApiError(BODY_NOT_OBJECT_MESSAGE)
-    return data
-
-
 class OpportunityCreateApi(APIView):
     """`POST /opportunity`: create an opportunity (`name` required)."""
 
@@ -100,7 +94,7 @@ class OpportunityCreateApi(APIView):
         summary="Crear una oportunidad",
     )
     def post(self, request: Request) -> Response:
-        serializer = OpportunityCreateInputSerializer(data=_require_object(request.data))
+        serializer = OpportunityCreateInputSerializer(data=require_json_object(request))
         serializer.is_valid(raise_exception=True)
         opportunity = services.opportunity_create(user=request.user, data=serializer.validated_data)
         return Response(OpportunityOutputSerializer(opportunity).data, status=status.HTTP_201_CREATED)
@@ -136,8 +130,8 @@ class OpportunityProcessUpdateApi(APIView):
         examples=PROCESS_UPDATE_EXAMPLES,
     )
     def put(self, request: Request, opportunity_id: str) -> Response:
-        selectors.opportunity_id_check(opportunity_id=opportunity_id)
-        serializer = ProcessUpdateInputSerializer(data=_require_object(request.data))
+        selectors.opportunity_must_exist(opportunity_id=opportunity_id)  # 404 before any 400
+        serializer = ProcessUpdateInputSerializer(data=require_json_object(request))
         serializer.is_valid(raise_exception=True)
         try:
             opportunity = services.opportunity_process_update(

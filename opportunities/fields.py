@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 MAX_INT32 = 2**31 - 1
 
@@ -22,9 +24,18 @@ RESERVATION_YEARS = range(2000, 2101)
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string only (numbers, booleans, objects are refused); surrounding blanks trimmed."""
+    """A JSON string only (numbers, booleans, objects are refused); surrounding blanks trimmed;
+    NUL and lone surrogate characters refused (with Spanish messages)."""
 
     default_error_messages = {"not_string": "Debe ser un texto."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for validator in self.validators:
+            if isinstance(validator, ProhibitSurrogateCharactersValidator):
+                validator.message = "No se permiten caracteres sustitutos Unicode: U+{code_point:X}."
+            elif isinstance(validator, ProhibitNullCharactersValidator):
+                validator.message = "No se permiten caracteres NUL."
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

@@ -188,7 +188,7 @@ class Attachment(models.Model):
 
 
 class SvDelivery(models.Model):
-    """Outbox row: one (reservation, clinic history) pair to deliver to SV (CONTRACT.md 8).
+    """Outbox row: one (reservation, clinic history) value to deliver to SV (CONTRACT.md 8).
 
     Written in the same transaction as the process update that produced the pair; delivered
     right after the commit and, while SV fails, by `manage.py sync_sv` with exponential backoff.
@@ -217,14 +217,12 @@ class SvDelivery(models.Model):
         verbose_name = "envío a SV"
         verbose_name_plural = "envíos a SV"
         ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["opportunity", "reservation_id", "clinic_history"], name="sv_delivery_unique_pair"
-            ),
-        ]
+        # No unique pair: going back to an earlier clinic history (A -> B -> A) is a new delivery,
+        # so that SV ends with the newest value. The latest row per reservation decides.
         indexes = [
             models.Index(fields=["next_attempt_at", "id"], condition=models.Q(status="pending"),
                          name="sv_delivery_due_idx"),
+            models.Index(fields=["opportunity", "reservation_id", "-created_at"], name="sv_delivery_latest_idx"),
         ]
 
     def __str__(self) -> str:

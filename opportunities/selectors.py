@@ -18,6 +18,13 @@ def opportunity_id_check(*, opportunity_id: str) -> None:
         raise Http404("Oportunidad no encontrada")
 
 
+def opportunity_must_exist(*, opportunity_id: str) -> None:
+    """Raise `Http404` unless the opportunity exists (one cheap query, no row fetched)."""
+    opportunity_id_check(opportunity_id=opportunity_id)
+    if not Opportunity.objects.filter(pk=opportunity_id).exists():
+        raise Http404("Oportunidad no encontrada")
+
+
 def opportunity_get(*, opportunity_id: str) -> Opportunity:
     """Return the opportunity with `opportunity_id`; raises `Http404` when there is none."""
     opportunity_id_check(opportunity_id=opportunity_id)

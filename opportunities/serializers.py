@@ -5,6 +5,8 @@ Keys are the front-end's camelCase names; `FIELD_COLUMNS` maps each one to its m
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -73,17 +75,30 @@ def _text(column: str) -> StrictCharField:
 
 
 METADATA_MAX_CHARS = 20_000
+METADATA_MAX_DEPTH = 10
+SERVICE_ORDER_KEY_RE = re.compile(r"[0-9]{1,10}")
 
 
-def _storable_json(value: Any) -> bool:
-    """False when a string anywhere in `value` holds NUL or a lone surrogate (jsonb refuses them)."""
-    if isinstance(value, str):
-        return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return all(_storable_json(k) and _storable_json(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_storable_json(item) for item in value)
-    return True
+def _metadata_problem(value: Any) -> str | None:
+    """Why `value` cannot be stored as O.S metadata, or None. Walks iteratively (no recursion
+    limit to hit): nesting deeper than `METADATA_MAX_DEPTH`, NUL or lone surrogates in any
+    string, and non-finite numbers (JSON columns refuse them) are refused."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > METADATA_MAX_DEPTH:
+            return f"La metadata no puede tener más de {METADATA_MAX_DEPTH} niveles de anidación."
+        if isinstance(item, str):
+            if "\x00" in item or any("\ud800" <= ch <= "\udfff" for ch in item):
+                return "La metadata contiene caracteres no permitidos (NUL o sustitutos Unicode)."
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "La metadata contiene un número no finito."
+        elif isinstance(item, dict):
+            stack.extend((key, depth + 1) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return None
 
 
 def drop_unsent(value: Any) -> Any:
@@ -158,26 +173,25 @@ class ProcessUpdateInputSerializer(OpportunityFieldsInputSerializer):
     )
 
     def validate_cOrdenesServicioMetadata(self, value: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        problem = _metadata_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         if len(json.dumps(value, ensure_ascii=False)) > METADATA_MAX_CHARS:
             raise serializers.ValidationError(f"La metadata no puede superar {METADATA_MAX_CHARS} caracteres.")
         cleaned: dict[int, dict[str, Any]] = {}
         for key, item in value.items():
-            text = str(key).strip()
-            if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+            # ASCII digits only: "²".isdigit() is true but int("²") fails; " 9" would collide with "9".
+            if not SERVICE_ORDER_KEY_RE.fullmatch(str(key)) or not 1 <= int(key) <= 2**31 - 1:
                 raise serializers.ValidationError(f"Clave de O.S inválida: {key!r}")
-            if not _storable_json(item):
-                raise serializers.ValidationError(
-                    "La metadata contiene caracteres no permitidos (NUL o sustitutos Unicode)."
-                )
-            cleaned[int(text)] = item
+            cleaned[int(key)] = item
         return cleaned
 
 
 class OpportunityCreateInputSerializer(OpportunityFieldsInputSerializer):
-    """Body of `POST /opportunity`: `name` required, plus any writable field."""
+    """Body of `POST /opportunity`: `name` required, plus any writable field. The stage is not
+    one of them: new opportunities start in `Prospección` (CONTRACT.md section 4)."""
 
     name = StrictCharField(max_length=255)
-    stage = serializers.ChoiceField(choices=Stage.choices, required=False)
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, min_value=0)
 
 

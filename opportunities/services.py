@@ -76,8 +76,11 @@ def _user_fields(user: AbstractBaseUser | None) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """`value` as JSON can hold it: dates and datetimes in ISO 8601, decimals as text."""
-    if isinstance(value, (dt.date, dt.datetime)):
+    """`value` as JSON can hold it, in the API's formats: datetimes `yyyy-MM-dd HH:mm:ss` in
+    `TIME_ZONE`, dates `yyyy-MM-dd`, decimals as text."""
+    if isinstance(value, dt.datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
@@ -111,11 +114,9 @@ class HistoryLog:
 def opportunity_create(*, user: AbstractBaseUser | None, data: Mapping[str, Any]) -> Opportunity:
     """Create an opportunity from validated `POST /opportunity` data (camelCase keys).
 
-    New opportunities start in `Prospección` with `isPresaved = true` unless `stage` is given.
+    New opportunities start in `Prospección` with `isPresaved = true`.
     """
     values: dict[str, Any] = {"name": data["name"]}
-    if "stage" in data:
-        values["stage"] = data["stage"]
     if "amount" in data:
         values["amount"] = data["amount"]
     for key, column in FIELD_COLUMNS.items():

@@ -35,6 +35,7 @@ class FakeMifact:
         self.status_calls: list[int] = []
         self.downloads: list[str] = []
         self.down = False
+        self.unknown: set[int] = set()  # O.S ids answered 404
         rsps.add_callback(responses.POST, f"{BASE}/auth/signin", callback=self._sign_in)
         rsps.add_callback(
             responses.GET, re.compile(rf"{re.escape(BASE)}/service-order/\d+/invoice-status"), callback=self._status
@@ -67,6 +68,8 @@ class FakeMifact:
             return 503, {}, ""
         service_order_id = int(request.url.rsplit("/", 2)[-2])
         self.status_calls.append(service_order_id)
+        if service_order_id in self.unknown:
+            return 404, {"Content-Type": "application/json"}, json.dumps({"message": "O.S no encontrada"})
         order = self.orders.get(service_order_id, FakeOrder())
         body: dict[str, Any] = {"facturado": order.facturado}
         if order.facturado:

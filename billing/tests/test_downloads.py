@@ -500,6 +500,8 @@ def test_redirect_body_is_not_read(allowed_server: LocalHTTPServer) -> None:
 @pytest.mark.parametrize(("status", "permanent"), [
     (400, True), (403, True), (404, True), (410, True),
     (408, False), (429, False), (500, False), (502, False), (503, False),
+    # a partial body is not the whole PDF, even if it starts with %PDF- (adversarial review)
+    (206, True),
 ])
 def test_non_2xx_answers_are_refused(allowed_server: LocalHTTPServer, status: int,
                                      permanent: bool) -> None:

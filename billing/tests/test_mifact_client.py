@@ -156,7 +156,12 @@ def test_connection_error_is_unavailable(client):
     "body",
     ["not json", json.dumps([1, 2]), json.dumps({"facturado": "yes"}), json.dumps({}),
      json.dumps({"facturado": True, "urls": ["x"]}), json.dumps({"facturado": True, "invoice_result_head_id": "12"}),
-     json.dumps({"facturado": True, "urls": {"soles": 5}})],
+     json.dumps({"facturado": True, "urls": {"soles": 5}}),
+     # found by an adversarial review: these reached the database and failed there, forever
+     json.dumps({"facturado": True, "urls": {"soles": "http://x/s.pdf"}, "invoice_result_head_id": 2**31}),
+     json.dumps({"facturado": True, "urls": {"soles": "http://x/s.pdf"}, "invoice_result_head_id": -3}),
+     json.dumps({"facturado": True, "urls": {"soles": "http://x/s\u0000.pdf"}}),
+     json.dumps({"facturado": True, "urls": {"soles": "ftp://x/s.pdf"}})],
 )
 @responses.activate
 def test_malformed_answers_are_bad_responses(client, body):

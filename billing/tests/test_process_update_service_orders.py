@@ -149,3 +149,42 @@ def test_query_count_does_not_grow_with_service_orders_or_attachments(make_oppor
             put_process(opportunity.pk, {"cPatientsname": "Ana", "cOrdenesServicio": [10]})
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_a_put_checks_a_bounded_number_of_service_orders(make_opportunity, put_process, mifact, settings):
+    settings.INLINE_CHECK_MAX_ORDERS = 3
+    opportunity = make_opportunity()
+    put_process(opportunity.pk, os_body(*range(100, 108)))
+    assert len(mifact.status_calls) == 3
+    # The next PUT checks the least recently checked ones.
+    put_process(opportunity.pk, {"cPatientsname": "Ana"})
+    assert len(set(mifact.status_calls)) == 6
+
+
+def test_a_put_stops_checking_when_invoice_mifact_is_down(make_opportunity, put_process, mifact):
+    mifact.down = True
+    opportunity = make_opportunity()
+    response = put_process(opportunity.pk, os_body(1, 2, 3))
+    assert response.status_code == 200
+    checked = OpportunityServiceOrder.objects.exclude(last_checked_at=None).count()
+    assert checked == 1  # the first failure stops the checks; the poller does the rest
+
+
+def test_an_unknown_service_order_at_invoice_mifact_is_a_row_error_not_an_outage(orders_with_404, mifact):
+    from billing.services import service_orders_poll
+
+    summary = service_orders_poll(workers=1)
+    assert summary.fatal == ""
+    assert summary.checked == 60 and summary.invoiced == 1 and summary.errors == 59
+
+
+@pytest.fixture
+def orders_with_404(make_opportunity, mifact, settings):
+    """59 O.S that invoice-mifact does not know (404), then one invoiced, in that order."""
+    settings.POLL_BATCH_SIZE = 20
+    opportunity = make_opportunity(c_clinic_history="HC", stage="Cierre ganado")
+    for so in range(1, 61):
+        OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=so)
+    mifact.invoice(60)
+    mifact.unknown = set(range(1, 60))
+    return opportunity

@@ -284,3 +284,47 @@ def test_the_token_user_is_cached_briefly_and_a_deactivated_user_is_refused_afte
     user.save()
     with django_assert_num_queries(2):
         assert api_client.get(url).status_code == 200
+
+
+# --- regressions from an adversarial review ---------------------------------------------------
+
+
+def test_an_empty_body_is_a_400_not_a_silent_200(api_client, make_opportunity):
+    opportunity = make_opportunity()
+    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", b"",
+                              content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["message"] == "El cuerpo de la solicitud debe ser un objeto JSON"
+
+
+def test_unknown_opportunity_is_404_even_with_a_bad_body(api_client):
+    response = api_client.put("/opportunity/update-opportunity-procces/0123456789abcdef0", {"cDoctor": "x"},
+                              format="json")
+    assert response.status_code == 404
+
+
+def test_signin_with_a_null_body_answers_in_spanish(anon_client):
+    response = anon_client.post("/auth/signin", "null", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["message"] == "El cuerpo de la solicitud debe ser un objeto JSON"
+
+
+def test_a_lone_surrogate_is_refused_in_spanish(api_client, make_opportunity):
+    opportunity = make_opportunity()
+    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}",
+                              '{"cPatientsname": "\\ud800"}', content_type="application/json")
+    assert response.json()["errors"]["cPatientsname"] == ["No se permiten caracteres sustitutos Unicode: U+D800."]
+
+
+def test_unknown_paths_are_json_404_with_debug_on_too(api_client, settings):
+    settings.DEBUG = True
+    for path in ("/nope", "/opportunity/0123456789abcdef0/nope"):
+        response = api_client.put(path, {}, format="json")
+        assert response.status_code == 404
+        assert response.json()["statusCode"] == 404
+
+
+def test_a_new_opportunity_always_starts_in_prospeccion(api_client):
+    response = api_client.post("/opportunity", {"name": "Venta", "stage": "Cierre ganado"}, format="json")
+    assert response.status_code == 201
+    assert response.json()["stage"] == "Prospección"

@@ -86,3 +86,11 @@ def test_history_holds_old_and_new_values_and_the_user(make_opportunity, put_pro
     assert [item["action"] for item in listed] == ["meeting_created", "opportunity_updated"]
     assert listed[1]["userName"] == "ventas"
     assert listed[1]["data"]["changes"]["cClinicHistory"]["new"] == "HC-2"
+
+
+def test_history_dates_use_the_api_format_in_the_clinic_zone(make_opportunity, put_process):
+    opportunity = make_opportunity()
+    put_process(opportunity.pk, {"cDateReservation": "2026-03-02", "cAppointment": "15:30 - 16:00", "reservationId": 1})
+    put_process(opportunity.pk, {"cAppointment": "09:00 - 09:30", "reservationId": 1})
+    changes = ActionHistory.objects.get(action="meeting_updated").data["changes"]
+    assert changes["date_start"] == {"old": "2026-03-02 15:30:00", "new": "2026-03-02 09:00:00"}

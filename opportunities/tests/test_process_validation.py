@@ -59,7 +59,10 @@ def test_invalid_field_is_400_with_errors_for_that_field_and_changes_nothing(mak
     payload = response.json()
     assert payload["statusCode"] == 400
     assert payload["message"] == "La solicitud contiene datos inválidos"
-    assert field in payload["errors"]
+    # Flat `{field: [messages]}`; nested fields get dotted keys (cFacturas.comprobante_soles).
+    assert any(key == field or key.startswith(field + ".") for key in payload["errors"]), payload["errors"]
+    assert all(isinstance(messages, list) and all(isinstance(m, str) for m in messages)
+               for messages in payload["errors"].values())
     assert Opportunity.objects.values().get(pk=opportunity.pk) == before
     assert Meeting.objects.count() == 0
     assert ActionHistory.objects.count() == 0
@@ -105,3 +108,35 @@ def test_largest_reservation_id_is_accepted(make_opportunity, put_process):
     response = put_process(opportunity.pk, {"cDoctor": "Dr. X", "reservationId": 2**31 - 1})
     assert response.status_code == 200
     assert response.json()["opportunity"]["reservationId"] == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # found by an adversarial review: each was a 500
+        '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {"\\u00b2": {}}}',
+        '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {"\\u2460": {}}}',
+        '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {" 5": {}}}',
+        '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {"5": {"a": 1e999999}}}',
+        '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {"5": {"a": NaN}}}',
+        '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {"5": {"a": '
+        + "[" * 400 + "]" * 400 + "}}}",
+    ],
+)
+def test_hostile_metadata_is_a_400_and_stores_nothing(make_opportunity, api_client, raw):
+    from billing.models import OpportunityServiceOrder
+
+    opportunity = make_opportunity()
+    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", raw,
+                              content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert OpportunityServiceOrder.objects.count() == 0
+    assert Opportunity.objects.get(pk=opportunity.pk).c_clinic_history == ""
+
+
+def test_nested_errors_use_dotted_keys(make_opportunity, put_process):
+    opportunity = make_opportunity()
+    response = put_process(opportunity.pk, {"cFacturas": {"comprobante_soles": "ftp://x/a.pdf"},
+                                            "cOrdenesServicio": [5, "6"]})
+    errors = response.json()["errors"]
+    assert set(errors) == {"cFacturas.comprobante_soles", "cOrdenesServicio.1"}

@@ -217,3 +217,25 @@ def test_two_overlapping_sync_runs_deliver_each_row_once(sv, make_opportunity):
     assert errors == []
     assert sorted(sv.patches) == sorted({(r, f"HC-{r}") for r in range(1, 61)})
     assert SvDelivery.objects.filter(status="delivered").count() == 60
+
+
+def test_going_back_to_an_earlier_clinic_history_delivers_it_again(make_opportunity, put_process, sv):
+    """A -> B -> A: SV must end with A (regression: the third PUT was a 500 on a unique pair)."""
+    opportunity = make_opportunity()
+    for clinic_history in ("HC-A", "HC-B", "HC-A"):
+        response = put_process(opportunity.pk, {"cClinicHistory": clinic_history, "cDoctor": "X", "reservationId": 501})
+        assert response.status_code == 200
+    assert sv.patches == [(501, "HC-A"), (501, "HC-B"), (501, "HC-A")]
+    # And the same value once more sends nothing.
+    put_process(opportunity.pk, {"cClinicHistory": "HC-A"})
+    assert len(sv.patches) == 3
+
+
+def test_going_back_while_sv_is_down_keeps_only_the_newest_waiting(make_opportunity, put_process, sv):
+    sv.down = True
+    opportunity = make_opportunity()
+    for clinic_history in ("HC-A", "HC-B", "HC-A"):
+        assert put_process(opportunity.pk, {"cClinicHistory": clinic_history, "cDoctor": "X",
+                                            "reservationId": 501}).status_code == 200
+    waiting = list(SvDelivery.objects.filter(status="pending").values_list("clinic_history", flat=True))
+    assert waiting == ["HC-A"]
