@@ -202,10 +202,21 @@ def _store_file_after_commit(attachment_id: int, name: str, pdf: DownloadedPdf) 
             saved = default_storage.save(name, File(handle, name=pdf.file_name))
         if saved != name:
             Attachment.objects.filter(pk=attachment_id).update(file=saved)
-    except Exception:
-        # A row without its file would be served as a broken download: drop the row.
+    except Exception as exc:
+        # A row without its file would be served as a broken download: drop the row. When the
+        # PDF came from an O.S, put the O.S back to pending so the poller downloads it again
+        # (a direct invoice is sent again by the front-end; the same PDF is then accepted).
         logger.exception("Could not store attachment %s; removing its row", attachment_id)
-        Attachment.objects.filter(pk=attachment_id).delete()
+        attachment = Attachment.objects.filter(pk=attachment_id).first()
+        if attachment is not None:
+            if attachment.service_order_id is not None:
+                from billing.models import OpportunityServiceOrder
+
+                OpportunityServiceOrder.objects.filter(
+                    opportunity_id=attachment.opportunity_id, service_order_id=attachment.service_order_id
+                ).update(facturado=False, last_error=f"no se pudo guardar el comprobante: {exc.__class__.__name__}; "
+                                                     "se reintentará", updated_at=timezone.now())
+            attachment.delete()
     finally:
         pdf.discard()
 

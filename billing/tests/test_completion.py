@@ -133,3 +133,24 @@ def test_an_error_inside_the_completion_leaves_no_file_and_no_change(pending, cl
     pending.refresh_from_db()
     assert not pending.facturado and "RuntimeError" in pending.last_error
     assert Attachment.objects.count() == 0 and files_in(media_root) == []
+
+
+def test_a_storage_failure_after_commit_puts_the_order_back_to_pending(
+    pending, client, mifact, media_root, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Nothing is lost: the next check downloads the invoice again (adversarial review)."""
+    from django.core.files.storage import default_storage
+
+    mifact.invoice(456)
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(default_storage, "save", disk_full)
+    check(pending, client, django_capture_on_commit_callbacks)
+    pending.refresh_from_db()
+    assert not pending.facturado and "no se pudo guardar" in pending.last_error
+    assert Attachment.objects.count() == 0 and files_in(media_root) == []
+    monkeypatch.undo()
+    assert check(pending, client, django_capture_on_commit_callbacks).result is CheckResult.INVOICED
+    assert Attachment.objects.count() == 1 and len(files_in(media_root)) == 1
