@@ -7,6 +7,7 @@ from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -130,15 +131,20 @@ class OpportunityProcessUpdateApi(APIView):
         examples=PROCESS_UPDATE_EXAMPLES,
     )
     def put(self, request: Request, opportunity_id: str) -> Response:
-        selectors.opportunity_must_exist(opportunity_id=opportunity_id)  # 404 before any 400
-        serializer = ProcessUpdateInputSerializer(data=require_json_object(request))
-        serializer.is_valid(raise_exception=True)
+        selectors.opportunity_id_check(opportunity_id=opportunity_id)
         try:
+            serializer = ProcessUpdateInputSerializer(data=require_json_object(request))
+            serializer.is_valid(raise_exception=True)
             opportunity = services.opportunity_process_update(
                 opportunity_id=opportunity_id, user=request.user, data=serializer.validated_data
             )
         except Opportunity.DoesNotExist:
             raise Http404 from None
+        except (ApiError, ValidationError):
+            # An unknown opportunity is a 404 whatever the body. Looked up only on this error
+            # path (on success the service's locked read finds out), to keep the PUT's queries low.
+            selectors.opportunity_must_exist(opportunity_id=opportunity_id)
+            raise
         return Response(
             {
                 "success": True,
