@@ -81,6 +81,12 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side parameters let psycopg prepare the hot statements once per connection (with
+    # CONN_MAX_AGE), so PostgreSQL stops parsing and planning them on every request.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=True)}
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent requests on the embedded database: take the write lock when a transaction starts
     # (no lock-upgrade deadlock between two read-then-write transactions), wait for it instead
