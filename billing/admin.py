@@ -19,6 +19,7 @@ from django.utils.html import format_html
 
 from billing import services
 from billing.models import OpportunityServiceOrder
+from crm.readonly_admin import ReadOnlyAdminMixin
 
 # The check runs inside the admin request (network calls with timeouts): keep one click bounded,
 # well inside the web worker's timeout (`make serve`: GUNICORN_TIMEOUT, 120 s).
@@ -131,7 +132,7 @@ def service_orders_check_now(
         messages.info(request, "Las órdenes pendientes sin consultar las revisa el proceso automático cada 5 minutos.")
 
 
-class ServiceOrderInline(admin.TabularInline):
+class ServiceOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The opportunity's service orders, read-only (shown on the opportunity page)."""
 
     model = OpportunityServiceOrder
@@ -146,18 +147,9 @@ class ServiceOrderInline(admin.TabularInline):
     verbose_name = "orden de servicio"
     verbose_name_plural = "órdenes de servicio"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(OpportunityServiceOrder)
-class OpportunityServiceOrderAdmin(admin.ModelAdmin):
+class OpportunityServiceOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only list of service orders with the "check now" action."""
 
     list_display = (
@@ -201,14 +193,6 @@ class OpportunityServiceOrderAdmin(admin.ModelAdmin):
     def metadata_pretty(self, obj: OpportunityServiceOrder) -> str:
         return pretty_json(obj.metadata)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_check_permission(self, request: HttpRequest) -> bool:
         return user_can_check_service_orders(request)

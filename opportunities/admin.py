@@ -35,6 +35,8 @@ from billing.admin import (
     user_can_check_service_orders,
 )
 
+from crm.readonly_admin import ReadOnlyAdminMixin
+
 from .models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
 from .serializers import FIELD_COLUMNS
 from .services import HistoryLog, jsonable, sv_deliveries_retry_now
@@ -68,21 +70,12 @@ def attachment_download_url(attachment: Attachment) -> str:
     return reverse("admin:opportunities_attachment_download", args=[attachment.pk])
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     """An inline that shows rows and never adds, changes or deletes them."""
 
     extra = 0
     max_num = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class AttachmentInline(ReadOnlyInline):
@@ -217,7 +210,7 @@ class OpportunityAdmin(admin.ModelAdmin):
 
 
 @admin.register(ActionHistory)
-class ActionHistoryAdmin(admin.ModelAdmin):
+class ActionHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail: visible to staff with the view permission, never writable."""
 
     list_display = ("created_at", "opportunity", "action", "user_name")
@@ -234,18 +227,9 @@ class ActionHistoryAdmin(admin.ModelAdmin):
     def data_pretty(self, obj: ActionHistory) -> str:
         return pretty_json(obj.data)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Comprobantes: read-only rows; the PDF through the staff-only download view."""
 
     list_display = ("file_name", "opportunity", "kind", "service_order_id", "size", "created_at", "download_link")
@@ -264,14 +248,6 @@ class AttachmentAdmin(admin.ModelAdmin):
     def download_link(self, obj: Attachment) -> str:
         return format_html('<a href="{}" target="_blank" rel="noopener">Ver PDF</a>', attachment_download_url(obj))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         download = path(
@@ -302,7 +278,7 @@ class AttachmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SvDelivery)
-class SvDeliveryAdmin(admin.ModelAdmin):
+class SvDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The SV outbox (CONTRACT.md 8): what was, or still has to be, sent to the clinic system."""
 
     list_display = ("created_at", "opportunity", "reservation_id", "clinic_history", "status", "attempts",
@@ -322,14 +298,6 @@ class SvDeliveryAdmin(admin.ModelAdmin):
     def last_error_short(self, obj: SvDelivery) -> str:
         return obj.last_error[:80] + ("…" if len(obj.last_error) > 80 else "")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("opportunities.view_svdelivery") and request.user.is_staff
