@@ -24,6 +24,19 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def download_temp_dir(tmp_path: Path, monkeypatch: Any) -> Iterator[Path]:
+    """Downloads write their temporary PDFs here; a test that leaves one behind fails."""
+    import tempfile
+
+    folder = tmp_path / "download-tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    leftovers = sorted(p.name for p in folder.glob("crm-invoice-*"))
+    assert not leftovers, f"temporary invoice files left behind: {leftovers}"
+
+
 @pytest.fixture
 def user(django_user_model: Any) -> Any:
     return django_user_model.objects.create_user(username="ventas", password="clave-segura-123")

@@ -170,10 +170,13 @@ def test_a_put_stops_checking_when_invoice_mifact_is_down(make_opportunity, put_
     assert checked == 1  # the first failure stops the checks; the poller does the rest
 
 
-def test_an_unknown_service_order_at_invoice_mifact_is_a_row_error_not_an_outage(orders_with_404, mifact):
+def test_an_unknown_service_order_at_invoice_mifact_is_a_row_error_not_an_outage(
+    orders_with_404, mifact, django_capture_on_commit_callbacks
+):
     from billing.services import service_orders_poll
 
-    summary = service_orders_poll(workers=1)
+    with django_capture_on_commit_callbacks(execute=True):  # the PDF moves follow the commit
+        summary = service_orders_poll(workers=1)
     assert summary.fatal == ""
     assert summary.checked == 60 and summary.invoiced == 1 and summary.errors == 59
 
