@@ -15,7 +15,8 @@ import time
 
 
 def main() -> int:
-    config = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as handle:
+        config = json.load(handle)
     host, port, mode = config["host"], config["port"], config["mode"]
     ids, duration, connections = config["ids"], float(config["duration"]), int(config["connections"])
     headers = {"X-Forwarded-Proto": "https", "Content-Type": "application/json"}

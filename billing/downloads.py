@@ -240,14 +240,14 @@ def _parse_allow_list_entry(entry: str) -> _HostPort:
 def _allowed_host_ports() -> frozenset[_HostPort]:
     """Read the allow-list from the settings (at call time)."""
     allowed: set[_HostPort] = set()
-    for entry in getattr(settings, "INVOICE_DOWNLOAD_ALLOWED_HOSTS", None) or []:
+    for entry in settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS:
         if not str(entry).strip():
             continue
         try:
             allowed.add(_parse_allow_list_entry(str(entry)))
         except ValueError:
             logger.warning("Ignoring invalid INVOICE_DOWNLOAD_ALLOWED_HOSTS entry %r", entry)
-    mifact = getattr(settings, "URL_INVOICE_MIFACT_V3", "") or ""
+    mifact = settings.URL_INVOICE_MIFACT_V3
     if mifact:
         try:
             parts = urlsplit(mifact)
@@ -277,7 +277,7 @@ def _check_url(url: str) -> None:
         raise DownloadError(url, REASON_USERINFO, permanent=True)
     if not parts.hostname:
         raise DownloadError(url, REASON_NO_HOST, permanent=True)
-    if getattr(settings, "INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS", False):
+    if settings.INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS:
         port = parts.port or _DEFAULT_PORTS[parts.scheme.lower()]
         if not _is_allowed(parts.hostname, port, _allowed_host_ports()):
             raise DownloadError(url, REASON_HOST_NOT_ALLOWED, permanent=True)

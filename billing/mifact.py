@@ -137,8 +137,11 @@ class MifactClient(BearerApiClient):
         )
 
     @classmethod
-    def from_settings(cls, *, pool_size: int = 10) -> "MifactClient":
-        """Build from `URL_INVOICE_MIFACT_V3` and the `INVOICE_MIFACT_*` (or `*_ADMIN`) credentials.
+    def from_settings(
+        cls, *, pool_size: int = 10, timeout: float | None = None, status_retries: int = 2
+    ) -> "MifactClient":
+        """Build from `URL_INVOICE_MIFACT_V3` and the `INVOICE_MIFACT_*` (or `*_ADMIN`) credentials;
+        `timeout` defaults to `INVOICE_MIFACT_TIMEOUT` (seconds).
 
         Raises `MifactNotConfigured` when the URL is unset.
         """
@@ -148,8 +151,9 @@ class MifactClient(BearerApiClient):
             base_url=settings.URL_INVOICE_MIFACT_V3,
             username=settings.INVOICE_MIFACT_USERNAME,
             password=settings.INVOICE_MIFACT_PASSWORD,
-            timeout=settings.INVOICE_MIFACT_TIMEOUT,
+            timeout=settings.INVOICE_MIFACT_TIMEOUT if timeout is None else timeout,
             pool_size=pool_size,
+            status_retries=status_retries,
         )
 
     def get_invoice_status(self, service_order_id: int, token: str | None = None) -> InvoiceStatus:

@@ -14,6 +14,7 @@ import datetime as dt
 import enum
 import logging
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,11 +29,12 @@ from billing.downloads import DownloadedPdf, DownloadError, download_pdf
 from billing.mifact import InvoiceStatus, MifactBadResponse, MifactClient, MifactError, MifactNotConfigured
 from billing.models import OpportunityServiceOrder
 from crm.claims import claim_batch, claim_one
-from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
+from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity
 from opportunities.services import (
     CLOSE_COLUMNS,
     HistoryLog,
     attachment_store_pdfs,
+    comprobantes_download,
     discard_pdfs,
     opportunity_close_won,
 )
@@ -63,7 +65,7 @@ class CheckOutcome:
 
 
 def _claim_seconds() -> int:
-    return int(getattr(settings, "POLL_CLAIM_SECONDS", 300))
+    return settings.POLL_CLAIM_SECONDS
 
 
 def pending_service_orders() -> QuerySet[OpportunityServiceOrder]:
@@ -97,15 +99,12 @@ def service_orders_register(
         row.service_order_id: row
         for row in OpportunityServiceOrder.objects.filter(opportunity=opportunity, service_order_id__in=wanted)
     }
-    added: list[int] = []
-    for service_order_id in wanted:
-        row = existing.get(service_order_id)
-        if row is None:
-            OpportunityServiceOrder.objects.create(
-                opportunity=opportunity, service_order_id=service_order_id, metadata=metadata.get(service_order_id)
-            )
-            added.append(service_order_id)
-        elif service_order_id in metadata and row.metadata != metadata[service_order_id]:
+    added = [service_order_id for service_order_id in wanted if service_order_id not in existing]
+    OpportunityServiceOrder.objects.bulk_create(
+        OpportunityServiceOrder(opportunity=opportunity, service_order_id=so, metadata=metadata.get(so)) for so in added
+    )
+    for service_order_id, row in existing.items():
+        if service_order_id in metadata and row.metadata != metadata[service_order_id]:
             row.metadata = metadata[service_order_id]
             row.save(update_fields=["metadata", "updated_at"])
     if added:
@@ -132,6 +131,12 @@ def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
     return claim_one(pending_service_orders(), pk=pk, now=now, until=until)
 
 
+def _due_service_orders(*, checked_before: dt.datetime, opportunity_id: str | None) -> QuerySet:
+    """Pending O.S not checked since `checked_before` (of one opportunity when given)."""
+    due = pending_service_orders().filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
+    return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
+
+
 def service_orders_claim_batch(
     *,
     limit: int,
@@ -141,20 +146,16 @@ def service_orders_claim_batch(
     """Claim up to `limit` pending O.S not checked since `checked_before`, oldest check first.
 
     `crm.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
-    the claimed rows with their opportunity.
+    the claimed rows.
     """
     now = timezone.now()
-    candidates = (
-        pending_service_orders()
-        .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
-        .order_by(F("last_checked_at").asc(nulls_first=True), "id")
+    candidates = _due_service_orders(checked_before=checked_before, opportunity_id=opportunity_id).order_by(
+        F("last_checked_at").asc(nulls_first=True), "id"
     )
-    if opportunity_id is not None:
-        candidates = candidates.filter(opportunity_id=opportunity_id)
     ids = claim_batch(candidates, limit=limit, now=now, until=now + dt.timedelta(seconds=_claim_seconds()))
     if not ids:
         return []
-    return list(OpportunityServiceOrder.objects.filter(pk__in=ids).select_related("opportunity").order_by("id"))
+    return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id"))
 
 
 # --- checking and completing ------------------------------------------------------------------
@@ -164,17 +165,6 @@ def _record(pk: int, *, error: str, checked_at: dt.datetime, **extra: Any) -> No
     OpportunityServiceOrder.objects.filter(pk=pk).update(
         last_checked_at=checked_at, last_error=error[:2000], claimed_until=None, updated_at=checked_at, **extra
     )
-
-
-def _download_all(status: InvoiceStatus) -> list[tuple[str, DownloadedPdf]]:
-    pdfs: list[tuple[str, DownloadedPdf]] = []
-    try:
-        for kind, url in status.urls.items():
-            pdfs.append((kind, download_pdf(url)))
-    except BaseException:
-        discard_pdfs(pdfs)
-        raise
-    return pdfs
 
 
 def service_order_complete(
@@ -274,7 +264,7 @@ def service_order_check(
         _record(pk, error=ERROR_NO_URLS, checked_at=checked_at)
         return CheckOutcome(pk, CheckResult.ERROR, ERROR_NO_URLS)
     try:
-        pdfs = _download_all(status)
+        pdfs = comprobantes_download(status.urls)
     except DownloadError as exc:
         message = f"descarga fallida: {exc}"
         _record(pk, error=message, checked_at=checked_at)
@@ -312,12 +302,8 @@ def shared_mifact_client() -> MifactClient | None:
         if _shared_client is None or _shared_client_key != key:
             if _shared_client is not None:
                 _shared_client.close()
-            _shared_client = MifactClient(
-                base_url=settings.URL_INVOICE_MIFACT_V3,
-                username=settings.INVOICE_MIFACT_USERNAME,
-                password=settings.INVOICE_MIFACT_PASSWORD,
-                timeout=settings.INVOICE_MIFACT_INLINE_TIMEOUT,
-                status_retries=0,
+            _shared_client = MifactClient.from_settings(
+                timeout=settings.INVOICE_MIFACT_INLINE_TIMEOUT, status_retries=0
             )
             _shared_client_key = key
         return _shared_client
@@ -339,9 +325,8 @@ def opportunity_check_service_orders(*, opportunity_id: str) -> list[CheckOutcom
     refusing us). What is left waits for the 5-minute poller; the request never waits long.
     Never raises for invoice-mifact or download failures; O.S being checked by someone else
     right now are skipped."""
-    import time
 
-    limit = int(getattr(settings, "INLINE_CHECK_MAX_ORDERS", 10))
+    limit = settings.INLINE_CHECK_MAX_ORDERS
     pending = list(
         pending_service_orders()
         .filter(opportunity_id=opportunity_id)
@@ -350,7 +335,7 @@ def opportunity_check_service_orders(*, opportunity_id: str) -> list[CheckOutcom
     if not pending:
         return []
     client = shared_mifact_client()
-    deadline = time.monotonic() + float(getattr(settings, "INLINE_CHECK_BUDGET_SECONDS", 5.0))
+    deadline = time.monotonic() + settings.INLINE_CHECK_BUDGET_SECONDS
     outcomes: list[CheckOutcome] = []
     for row in pending:
         if time.monotonic() > deadline:
@@ -385,10 +370,6 @@ class PollSummary:
             f"seconds={self.seconds:.2f}"
         )
         return f"{text} fatal={self.fatal!r}" if self.fatal else text
-
-
-def _poll_settings_int(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
 
 
 class _CheckPool:
@@ -484,19 +465,15 @@ def service_orders_poll(
     With nothing pending it returns without signing in. `progress(done, total)` is called as
     checks finish when given. Never raises for the service's failures: see `PollSummary.fatal`.
     """
-    import time
 
     started = time.monotonic()
     summary = PollSummary()
     round_started = timezone.now()
     if opportunity_id is None:
-        checked_before = round_started - dt.timedelta(seconds=_poll_settings_int("POLL_RECHECK_AFTER_SECONDS", 30))
+        checked_before = round_started - dt.timedelta(seconds=settings.POLL_RECHECK_AFTER_SECONDS)
     else:
         checked_before = round_started
-    pending = pending_service_orders().filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
-    if opportunity_id is not None:
-        pending = pending.filter(opportunity_id=opportunity_id)
-    summary.pending = pending.count()
+    summary.pending = _due_service_orders(checked_before=checked_before, opportunity_id=opportunity_id).count()
     if limit is not None:
         summary.pending = min(summary.pending, limit)
     if summary.pending == 0:
@@ -511,7 +488,7 @@ def service_orders_poll(
         summary.seconds = time.monotonic() - started
         return summary
 
-    batch_size = max(1, _poll_settings_int("POLL_BATCH_SIZE", 100))
+    batch_size = max(1, settings.POLL_BATCH_SIZE)
     # Abort when this many checks in a row failed on invoice-mifact itself (down, or refusing us).
     abort_after = max(batch_size, workers)
     claimed = done = consecutive_service_errors = 0

@@ -19,7 +19,7 @@ class CachedUserJWTAuthentication(JWTAuthentication):
     """
 
     def get_user(self, validated_token: Any) -> Any:
-        ttl = int(getattr(settings, "JWT_USER_CACHE_SECONDS", 60))
+        ttl = settings.JWT_USER_CACHE_SECONDS
         if ttl <= 0:
             return super().get_user(validated_token)
         key = f"jwt-user:{validated_token.get(api_settings.USER_ID_CLAIM)}"

@@ -25,7 +25,7 @@ class BoundedJSONParser(JSONParser):
     ValueError), and no NaN, Infinity or numbers too large for a float (400)."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
-        limit = int(getattr(settings, "API_MAX_BODY_BYTES", 1024 * 1024))
+        limit = settings.API_MAX_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise PayloadTooLarge()

@@ -267,23 +267,31 @@ def discard_pdfs(pdfs: Iterable[tuple[str, DownloadedPdf]]) -> None:
         pdf.discard()
 
 
-def _download_facturas(facturas: Mapping[str, str]) -> list[tuple[str, DownloadedPdf]]:
+def comprobantes_download(urls: Mapping[str, str]) -> list[tuple[str, DownloadedPdf]]:
+    """Download every comprobante of `urls` (`{kind: url}`, soles first) through the safe
+    downloader; returns `[(kind, pdf)]` in temporary files. All or nothing: on any failure the
+    files already downloaded are deleted and the `DownloadError` (or other error) propagates."""
     downloaded: list[tuple[str, DownloadedPdf]] = []
     try:
         for kind in (Attachment.Kind.COMPROBANTE_SOLES, Attachment.Kind.COMPROBANTE_DOLARES):
-            url = facturas.get(kind.value)
+            url = urls.get(kind.value)
             if url:
                 downloaded.append((kind.value, download_pdf(url)))
-    except DownloadError as exc:
-        discard_pdfs(downloaded)
-        raise ApiError(
-            f"No se pudo descargar el comprobante {exc.url}: {exc.reason}",
-            errors={f"cFacturas.{kind.value}": [f"{exc.reason} ({exc.url})"]},
-        ) from exc
     except BaseException:
         discard_pdfs(downloaded)
         raise
     return downloaded
+
+
+def _download_facturas(facturas: Mapping[str, str]) -> list[tuple[str, DownloadedPdf]]:
+    try:
+        return comprobantes_download(facturas)
+    except DownloadError as exc:
+        kind = next(k for k, url in facturas.items() if url == exc.url)
+        raise ApiError(
+            f"No se pudo descargar el comprobante {exc.url}: {exc.reason}",
+            errors={f"cFacturas.{kind}": [f"{exc.reason} ({exc.url})"]},
+        ) from exc
 
 
 def _apply_fields(

@@ -55,9 +55,10 @@ def test_completing_twice_changes_nothing(pending, client, mifact, media_root, d
     mifact.invoice(456)
     check(pending, client, django_capture_on_commit_callbacks)
     status = InvoiceStatus(service_order_id=456, facturado=True, url_soles=f"{BASE}/files/456-soles.pdf")
-    from billing.services import _download_all, service_order_complete
+    from billing.services import service_order_complete
+    from opportunities.services import comprobantes_download
 
-    pdfs = _download_all(status)
+    pdfs = comprobantes_download(status.urls)
     from django.utils import timezone
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -30,7 +30,7 @@ class Command(BaseCommand):
                **options: Any) -> None:
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1")
-        workers = workers if workers is not None else int(getattr(settings, "POLL_WORKERS", 8))
+        workers = workers if workers is not None else settings.POLL_WORKERS
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         show_progress = self.stdout.isatty()
