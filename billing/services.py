@@ -25,7 +25,7 @@ from django.db import connections, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from billing.downloads import DownloadedPdf, DownloadError, download_pdf
+from billing.downloads import DownloadedPdf, DownloadError
 from billing.mifact import InvoiceStatus, MifactBadResponse, MifactClient, MifactError, MifactNotConfigured
 from billing.models import OpportunityServiceOrder
 from crm.claims import claim_batch, claim_one
