@@ -21,7 +21,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, FilteredRelation, Q
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
@@ -156,11 +156,15 @@ def _meeting_name(opportunity: Opportunity) -> str:
     return title[:255]
 
 
-def meeting_upsert(*, opportunity: Opportunity, reservation_id: int, log: HistoryLog) -> Meeting:
+def meeting_upsert(
+    *, opportunity: Opportunity, reservation_id: int, current: Meeting | None, log: HistoryLog
+) -> Meeting:
     """Create, or update, the opportunity's meeting for `reservation_id` from its stored appointment.
 
-    Adds `meeting_created` or (when something changed) `meeting_updated` to `log`.
-    Must run inside the caller's transaction with the opportunity row locked.
+    `current` is that meeting as read under the opportunity's lock (`opportunity_lock`), or None
+    when the opportunity has none for `reservation_id` yet. Adds `meeting_created` or (when
+    something changed) `meeting_updated` to `log`. Must run inside the caller's transaction with
+    the opportunity row locked. Source document section 8.2 (appointment data make a meeting).
     """
     date_start, date_end = _meeting_times(opportunity)
     values = {
@@ -172,7 +176,7 @@ def meeting_upsert(*, opportunity: Opportunity, reservation_id: int, log: Histor
         "specialty": opportunity.c_specialty,
         "tariff": opportunity.c_tariff,
     }
-    meeting = Meeting.objects.filter(opportunity=opportunity, reservation_id=reservation_id).first()
+    meeting = current
     if meeting is None:
         meeting = Meeting.objects.create(opportunity=opportunity, reservation_id=reservation_id, **values)
         log.add(
@@ -339,6 +343,32 @@ def _require_clinic_history(data: Mapping[str, Any], stored: str) -> None:
         raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
 
 
+def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tuple[Opportunity, Meeting | None]:
+    """Lock the opportunity row (`SELECT ... FOR UPDATE OF opportunity`) and read, in that one query,
+    whether it has pending O.S (`opportunity.has_pending_service_orders`) and, when
+    `reservation_id` is given, its meeting for that reservation (LEFT JOIN; None when it has none
+    or when `reservation_id` is None). Only the opportunity row is locked; every writer of an
+    opportunity's meetings holds that lock. Must run inside a transaction.
+
+    Raises `Opportunity.DoesNotExist` for an unknown id.
+    """
+    # billing depends on this module; import it here to keep the dependency one-way at load time.
+    from billing.services import pending_service_orders_exist
+
+    query = Opportunity.objects.select_for_update(of=("self",)).annotate(
+        has_pending_service_orders=pending_service_orders_exist()
+    )
+    if reservation_id is None:
+        return query.get(pk=opportunity_id), None
+    query = query.annotate(
+        reservation_meeting=FilteredRelation("meetings", condition=Q(meetings__reservation_id=reservation_id))
+    ).select_related("reservation_meeting")
+    opportunity = query.get(pk=opportunity_id)
+    # Django leaves a select_related FilteredRelation unset (not None) when the join found no row;
+    # (opportunity, reservation_id) is unique, so it found at most one.
+    return opportunity, getattr(opportunity, "reservation_meeting", None)
+
+
 def opportunity_process_update(
     *, opportunity_id: str, user: AbstractBaseUser | None, data: Mapping[str, Any]
 ) -> Opportunity:
@@ -376,10 +406,9 @@ def opportunity_process_update(
         pdfs = _download_facturas(facturas)
     try:
         with transaction.atomic():
-            opportunity = (
-                Opportunity.objects.select_for_update(of=("self",))
-                .annotate(has_pending_service_orders=billing_services.pending_service_orders_exist())
-                .get(pk=opportunity_id)
+            opportunity, meeting = opportunity_lock(
+                opportunity_id=opportunity_id,
+                reservation_id=data["reservationId"] if case.has_appointment else None,
             )
             if facturas or service_order_ids:
                 _require_clinic_history(data, opportunity.c_clinic_history)
@@ -388,7 +417,7 @@ def opportunity_process_update(
             if changes:
                 log.add(ActionHistory.Action.OPPORTUNITY_UPDATED, {"case": case.value, "changes": changes})
             if case.has_appointment:
-                meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], log=log)
+                meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], current=meeting, log=log)
             if pdfs:
                 attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs)
                 closed = opportunity_close_won(

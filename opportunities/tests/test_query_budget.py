@@ -72,3 +72,21 @@ def test_put_queries_do_not_grow_with_meetings_attachments_or_service_orders(api
     small, big = loaded(1), loaded(40)
     counts = [measure(api_client, pk, MAIN_AND_APPOINTMENT, monkeypatch)[1] for pk in (small, big)]
     assert counts[0] == counts[1], counts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_meeting_is_read_in_the_locking_read(api_client, make_opportunity):
+    """Updating an existing meeting (the bench's PUT: main + appointment data, no clinic history):
+    one locking read (opportunity + meeting), the meeting and opportunity updates, one history
+    insert; no separate meeting lookup."""
+    opportunity = make_opportunity()
+    body = {key: value for key, value in MAIN_AND_APPOINTMENT.items() if key != "cClinicHistory"}
+    url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
+    assert api_client.put(url, body, format="json").status_code == 200
+    with CaptureQueriesContext(connections["default"]) as captured:
+        response = api_client.put(url, {**body, "cDoctor": "Dr. Salas"}, format="json")
+    assert response.status_code == 200
+    statements = [q["sql"] for q in captured if not q["sql"].startswith(("BEGIN", "COMMIT"))]
+    assert [sql.split()[0] for sql in statements] == ["SELECT", "UPDATE", "UPDATE", "INSERT"], statements
+    assert 'LEFT OUTER JOIN "opportunity_meeting"' in statements[0]
+    assert Meeting.objects.get(opportunity=opportunity).doctor == "Dr. Salas"
