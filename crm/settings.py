@@ -82,10 +82,17 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Server-side parameters let psycopg prepare the hot statements once per connection (with
-    # CONN_MAX_AGE), so PostgreSQL stops parsing and planning them on every request.
+    # Server-side parameters, and psycopg preparing a statement once it has run
+    # DB_PREPARE_THRESHOLD times on a connection (kept with CONN_MAX_AGE): PostgreSQL then stops
+    # parsing and planning the hot statements on every request. Django turns preparing off by
+    # default for the sake of connection poolers: set DB_PREPARE_THRESHOLD=none behind PgBouncer
+    # in transaction mode. Preparing needs server-side binding.
+    _prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=True)}
+        {
+            "server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=True),
+            "prepare_threshold": None if _prepare_threshold in ("", "none") else int(_prepare_threshold),
+        }
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent requests on the embedded database: take the write lock when a transaction starts

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -21,7 +22,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, FilteredRelation, Q
+from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
@@ -343,6 +344,19 @@ def _require_clinic_history(data: Mapping[str, Any], stored: str) -> None:
         raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
 
 
+@functools.cache
+def _opportunity_lock_query() -> QuerySet[Opportunity]:
+    """The locking read without its filters, built once per process: resolving the `EXISTS`
+    annotation costs about as much as compiling the query, and is the same on every request.
+    Only ever cloned (by `.filter()`/`.annotate()`), never evaluated itself."""
+    # billing depends on this module; import it here to keep the dependency one-way at load time.
+    from billing.services import pending_service_orders_exist
+
+    return Opportunity.objects.select_for_update(of=("self",)).annotate(
+        has_pending_service_orders=pending_service_orders_exist()
+    )
+
+
 def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tuple[Opportunity, Meeting | None]:
     """Lock the opportunity row (`SELECT ... FOR UPDATE OF opportunity`) and read, in that one query,
     whether it has pending O.S (`opportunity.has_pending_service_orders`) and, when
@@ -352,12 +366,7 @@ def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tupl
 
     Raises `Opportunity.DoesNotExist` for an unknown id.
     """
-    # billing depends on this module; import it here to keep the dependency one-way at load time.
-    from billing.services import pending_service_orders_exist
-
-    query = Opportunity.objects.select_for_update(of=("self",)).annotate(
-        has_pending_service_orders=pending_service_orders_exist()
-    )
+    query = _opportunity_lock_query()
     if reservation_id is None:
         return query.get(pk=opportunity_id), None
     query = query.annotate(

@@ -1,0 +1,47 @@
+"""PostgreSQL connection options (issue 5): server-side binding with prepared statements, which
+PgBouncer in transaction mode needs turned off (`DB_PREPARE_THRESHOLD=none`)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def postgres_options(**variables: str) -> dict:
+    env = {**os.environ, "ENV_FILE": "", "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "crm.settings",
+           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", **variables}
+    code = "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default']['OPTIONS']))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(done.stdout)
+
+
+def test_prepared_statements_are_on_by_default_and_can_be_turned_off():
+    assert postgres_options() == {"server_side_binding": True, "prepare_threshold": 5}
+    assert postgres_options(DB_PREPARE_THRESHOLD="none")["prepare_threshold"] is None
+    assert postgres_options(DB_PREPARE_THRESHOLD="0")["prepare_threshold"] == 0
+    assert postgres_options(DB_SERVER_SIDE_BINDING="false")["server_side_binding"] is False
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are a PostgreSQL feature")
+@pytest.mark.django_db(transaction=True)
+def test_the_process_update_statements_get_prepared(api_client, make_opportunity, settings):
+    if connection.settings_dict["OPTIONS"].get("prepare_threshold") is None:
+        pytest.skip("DB_PREPARE_THRESHOLD=none in this run")
+    opportunity = make_opportunity()
+    url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
+    for attempt in range(8):
+        body = {"cDoctor": f"Dr. {attempt}", "cAppointment": "15:30 - 16:00", "cDateReservation": "2026-03-02",
+                "reservationId": 98765}
+        assert api_client.put(url, body, format="json").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(sql.startswith('SELECT "opportunity"."id"') and "FOR UPDATE" in sql for sql in prepared), prepared
+    assert any(sql.startswith('INSERT INTO "opportunity_action_history"') for sql in prepared), prepared
