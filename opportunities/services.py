@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -27,6 +26,7 @@ from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
 from crm.claims import claim_batch, claim_one
+from crm.compiled import CompiledGet
 from crm.errors import ApiError
 
 from .fields import parse_appointment
@@ -344,17 +344,27 @@ def _require_clinic_history(data: Mapping[str, Any], stored: str) -> None:
         raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
 
 
-@functools.cache
-def _opportunity_lock_query() -> QuerySet[Opportunity]:
-    """The locking read without its filters, built once per process: resolving the `EXISTS`
-    annotation costs about as much as compiling the query, and is the same on every request.
-    Only ever cloned (by `.filter()`/`.annotate()`), never evaluated itself."""
+def _opportunity_lock_query(*, opportunity_id: str, reservation_id: int | None = None) -> QuerySet[Opportunity]:
     # billing depends on this module; import it here to keep the dependency one-way at load time.
     from billing.services import pending_service_orders_exist
 
-    return Opportunity.objects.select_for_update(of=("self",)).annotate(
+    query = Opportunity.objects.select_for_update(of=("self",)).annotate(
         has_pending_service_orders=pending_service_orders_exist()
     )
+    if reservation_id is not None:
+        query = query.annotate(
+            reservation_meeting=FilteredRelation("meetings", condition=Q(meetings__reservation_id=reservation_id))
+        ).select_related("reservation_meeting")
+    return query.filter(pk=opportunity_id)
+
+
+# The locking read runs on every PUT; compiling it (about 45 columns, a join, a subquery) cost
+# more than running it, so it is compiled once per process (crm.compiled). The sentinels only
+# stand in for the values while compiling.
+_LOCK = CompiledGet(_opportunity_lock_query, opportunity_id="<opportunity_id>")
+_LOCK_WITH_MEETING = CompiledGet(
+    _opportunity_lock_query, opportunity_id="<opportunity_id>", reservation_id=1_999_999_999
+)
 
 
 def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tuple[Opportunity, Meeting | None]:
@@ -366,13 +376,9 @@ def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tupl
 
     Raises `Opportunity.DoesNotExist` for an unknown id.
     """
-    query = _opportunity_lock_query()
     if reservation_id is None:
-        return query.get(pk=opportunity_id), None
-    query = query.annotate(
-        reservation_meeting=FilteredRelation("meetings", condition=Q(meetings__reservation_id=reservation_id))
-    ).select_related("reservation_meeting")
-    opportunity = query.get(pk=opportunity_id)
+        return _LOCK.get(opportunity_id=opportunity_id), None
+    opportunity = _LOCK_WITH_MEETING.get(opportunity_id=opportunity_id, reservation_id=reservation_id)
     # Django leaves a select_related FilteredRelation unset (not None) when the join found no row;
     # (opportunity, reservation_id) is unique, so it found at most one.
     return opportunity, getattr(opportunity, "reservation_meeting", None)
