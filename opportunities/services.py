@@ -359,11 +359,12 @@ def _opportunity_lock_query(*, opportunity_id: str, reservation_id: int | None =
 
 
 # The locking read runs on every PUT; compiling it (about 45 columns, a join, a subquery) cost
-# more than running it, so it is compiled once per process (crm.compiled). The sentinels only
-# stand in for the values while compiling.
-_LOCK = CompiledGet(_opportunity_lock_query, opportunity_id="<opportunity_id>")
+# more than running it, so it is compiled once per process (crm.compiled).
+_LOCK = CompiledGet(_opportunity_lock_query, opportunity_id=Opportunity._meta.pk)
 _LOCK_WITH_MEETING = CompiledGet(
-    _opportunity_lock_query, opportunity_id="<opportunity_id>", reservation_id=1_999_999_999
+    _opportunity_lock_query,
+    opportunity_id=Opportunity._meta.pk,
+    reservation_id=Meeting._meta.get_field("reservation_id"),
 )
 
 
