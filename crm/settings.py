@@ -88,6 +88,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # default for the sake of connection poolers: set DB_PREPARE_THRESHOLD=none behind PgBouncer
     # in transaction mode. Preparing needs server-side binding.
     _prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
+    if _prepare_threshold not in ("", "none") and not _prepare_threshold.isdigit():
+        raise ImproperlyConfigured("DB_PREPARE_THRESHOLD must be a whole number or 'none'")
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "server_side_binding": env.bool("DB_SERVER_SIDE_BINDING", default=True),

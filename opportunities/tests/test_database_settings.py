@@ -29,6 +29,14 @@ def test_prepared_statements_are_on_by_default_and_can_be_turned_off():
     assert postgres_options(DB_SERVER_SIDE_BINDING="false")["server_side_binding"] is False
 
 
+def test_a_bad_prepare_threshold_is_refused():
+    env = {**os.environ, "ENV_FILE": "", "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "crm.settings",
+           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", "DB_PREPARE_THRESHOLD": "often"}
+    done = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True,
+                          text=True, cwd=ROOT)
+    assert done.returncode != 0 and "DB_PREPARE_THRESHOLD" in done.stderr
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are a PostgreSQL feature")
 @pytest.mark.django_db(transaction=True)
 def test_the_process_update_statements_get_prepared(api_client, make_opportunity, settings):
