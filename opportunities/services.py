@@ -158,11 +158,11 @@ def _meeting_name(opportunity: Opportunity) -> str:
 
 
 def meeting_upsert(
-    *, opportunity: Opportunity, reservation_id: int, current: Meeting | None, log: HistoryLog
+    *, opportunity: Opportunity, reservation_id: int, meeting: Meeting | None, log: HistoryLog
 ) -> Meeting:
     """Create, or update, the opportunity's meeting for `reservation_id` from its stored appointment.
 
-    `current` is that meeting as read under the opportunity's lock (`opportunity_lock`), or None
+    `meeting` is that meeting as read under the opportunity's lock (`opportunity_lock`), or None
     when the opportunity has none for `reservation_id` yet. Adds `meeting_created` or (when
     something changed) `meeting_updated` to `log`. Must run inside the caller's transaction with
     the opportunity row locked. Source document section 8.2 (appointment data make a meeting).
@@ -177,7 +177,6 @@ def meeting_upsert(
         "specialty": opportunity.c_specialty,
         "tariff": opportunity.c_tariff,
     }
-    meeting = current
     if meeting is None:
         meeting = Meeting.objects.create(opportunity=opportunity, reservation_id=reservation_id, **values)
         log.add(
@@ -433,7 +432,7 @@ def opportunity_process_update(
             if changes:
                 log.add(ActionHistory.Action.OPPORTUNITY_UPDATED, {"case": case.value, "changes": changes})
             if case.has_appointment:
-                meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], current=meeting, log=log)
+                meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], meeting=meeting, log=log)
             if pdfs:
                 attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs)
                 closed = opportunity_close_won(

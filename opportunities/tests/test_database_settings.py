@@ -14,11 +14,17 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def postgres_options(**variables: str) -> dict:
+def load_settings(code: str, **variables: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter with the settings of a PostgreSQL `DATABASE_URL`."""
     env = {**os.environ, "ENV_FILE": "", "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "crm.settings",
            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", **variables}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+
+
+def postgres_options(**variables: str) -> dict:
     code = "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default']['OPTIONS']))"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    done = load_settings(code, **variables)
+    assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
@@ -30,10 +36,7 @@ def test_prepared_statements_are_on_by_default_and_can_be_turned_off():
 
 
 def test_a_bad_prepare_threshold_is_refused():
-    env = {**os.environ, "ENV_FILE": "", "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "crm.settings",
-           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", "DB_PREPARE_THRESHOLD": "often"}
-    done = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True,
-                          text=True, cwd=ROOT)
+    done = load_settings("import django; django.setup()", DB_PREPARE_THRESHOLD="often")
     assert done.returncode != 0 and "DB_PREPARE_THRESHOLD" in done.stderr
 
 
