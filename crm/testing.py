@@ -1,11 +1,11 @@
 """Helpers for tests: a local HTTP server with scripted answers and small PDF bodies.
 
-Importable without pytest. Typical use (see ``billing/tests/conftest.py``)::
+Importable without pytest. Typical use (the ``http_server`` fixture in ``conftest.py``)::
 
     srv = LocalHTTPServer()
     srv.route("/f.pdf", body=SMALL_PDF)
     srv.redirect("/old.pdf", "/f.pdf")
-    requests.get(srv.url("/old.pdf"))
+    requests.get(srv.url("/old.pdf"), timeout=5)
     assert srv.requests == ["/old.pdf", "/f.pdf"]
     srv.close()
 """
