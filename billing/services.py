@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError
@@ -71,11 +71,6 @@ def _claim_seconds() -> int:
 def pending_service_orders() -> QuerySet[OpportunityServiceOrder]:
     """Every O.S with `facturado = false` (served by the partial index)."""
     return OpportunityServiceOrder.objects.filter(facturado=False)
-
-
-def pending_service_orders_exist() -> Exists:
-    """`EXISTS` (pending O.S of the outer opportunity), to annotate an opportunity query."""
-    return Exists(pending_service_orders().filter(opportunity_id=OuterRef("pk")))
 
 
 # --- registration (inside the process-update transaction) -------------------------------------

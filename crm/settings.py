@@ -190,7 +190,7 @@ if env.bool("USE_X_FORWARDED_PROTO", default=False):
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "crm.authentication.CachedUserJWTAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["crm.parsers.BoundedJSONParser"],
@@ -209,9 +209,6 @@ REST_FRAMEWORK = {
 
 # Largest JSON body the API parses (bytes); larger bodies get a 413.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
-
-# Seconds an API request may trust a cached copy of the token's user (0: read it every request).
-JWT_USER_CACHE_SECONDS = env.int("JWT_USER_CACHE_SECONDS", default=60)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": __import__("datetime").timedelta(

@@ -21,12 +21,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, FilteredRelation, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
 from crm.claims import claim_batch, claim_one
-from crm.compiled import CompiledGet
 from crm.errors import ApiError
 
 from .fields import parse_appointment
@@ -343,45 +342,23 @@ def _require_clinic_history(data: Mapping[str, Any], stored: str) -> None:
         raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
 
 
-def _opportunity_lock_query(*, opportunity_id: str, reservation_id: int | None = None) -> QuerySet[Opportunity]:
-    # billing depends on this module; import it here to keep the dependency one-way at load time.
-    from billing.services import pending_service_orders_exist
-
-    query = Opportunity.objects.select_for_update(of=("self",)).annotate(
-        has_pending_service_orders=pending_service_orders_exist()
-    )
-    if reservation_id is not None:
-        query = query.annotate(
-            reservation_meeting=FilteredRelation("meetings", condition=Q(meetings__reservation_id=reservation_id))
-        ).select_related("reservation_meeting")
-    return query.filter(pk=opportunity_id)
-
-
-# The locking read runs on every PUT; compiling it (about 45 columns, a join, a subquery) cost
-# more than running it, so it is compiled once per process (crm.compiled).
-_LOCK = CompiledGet(_opportunity_lock_query, opportunity_id=Opportunity._meta.pk)
-_LOCK_WITH_MEETING = CompiledGet(
-    _opportunity_lock_query,
-    opportunity_id=Opportunity._meta.pk,
-    reservation_id=Meeting._meta.get_field("reservation_id"),
-)
-
-
 def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tuple[Opportunity, Meeting | None]:
-    """Lock the opportunity row (`SELECT ... FOR UPDATE OF opportunity`) and read, in that one query,
-    whether it has pending O.S (`opportunity.has_pending_service_orders`) and, when
-    `reservation_id` is given, its meeting for that reservation (LEFT JOIN; None when it has none
-    or when `reservation_id` is None). Only the opportunity row is locked; every writer of an
-    opportunity's meetings holds that lock. Must run inside a transaction.
+    """Lock the opportunity row (`SELECT ... FOR UPDATE OF opportunity`), then read its meeting for
+    `reservation_id` (None when it has none yet, or when `reservation_id` is None). Only the
+    opportunity row is locked; every writer of an opportunity's meetings holds that lock. Must
+    run inside a transaction.
+
+    The meeting is read by a statement of its own, after the lock is held: under READ COMMITTED
+    a statement that waited for the row lock sees the locked row's newest version, but not rows
+    that the transaction holding the lock inserted (a double-submitted PUT would then insert the
+    same meeting twice).
 
     Raises `Opportunity.DoesNotExist` for an unknown id.
     """
+    opportunity = Opportunity.objects.select_for_update(of=("self",)).get(pk=opportunity_id)
     if reservation_id is None:
-        return _LOCK.get(opportunity_id=opportunity_id), None
-    opportunity = _LOCK_WITH_MEETING.get(opportunity_id=opportunity_id, reservation_id=reservation_id)
-    # Django leaves a select_related FilteredRelation unset (not None) when the join found no row;
-    # (opportunity, reservation_id) is unique, so it found at most one.
-    return opportunity, getattr(opportunity, "reservation_meeting", None)
+        return opportunity, None
+    return opportunity, Meeting.objects.filter(opportunity=opportunity, reservation_id=reservation_id).first()
 
 
 def opportunity_process_update(
@@ -444,13 +421,12 @@ def opportunity_process_update(
                 if attachments and not closed:
                     log.add(ActionHistory.Action.INVOICE_ATTACHED, {"attachmentIds": [a.pk for a in attachments]})
             if service_order_ids:
-                if billing_services.service_orders_register(
+                billing_services.service_orders_register(
                     opportunity=opportunity,
                     service_order_ids=service_order_ids,
                     metadata=data.get("cOrdenesServicioMetadata"),
                     log=log,
-                ):
-                    opportunity.has_pending_service_orders = True
+                )
                 billing_services.opportunity_close_with_service_orders(opportunity=opportunity, log=log)
             columns = {FIELD_COLUMNS[key] for key in changes}
             if pdfs or service_order_ids:
@@ -463,10 +439,10 @@ def opportunity_process_update(
         discard_pdfs(pdfs)
         raise
 
-    # Contract 5.8: after the update, check the opportunity's pending O.S (network, outside the
-    # transaction; failures are recorded on the rows and never fail the request).
-    if opportunity.has_pending_service_orders:
-        billing_services.opportunity_check_service_orders(opportunity_id=opportunity_id)
+    # After the update, check the opportunity's pending O.S (network, outside the transaction;
+    # failures are recorded on the rows and never fail the request). Read after the commit, so
+    # O.S that a concurrent PUT registered meanwhile are seen too.
+    if billing_services.opportunity_check_service_orders(opportunity_id=opportunity_id):
         opportunity.refresh_from_db()
     return opportunity
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
@@ -23,7 +22,6 @@ MAIN_AND_APPOINTMENT = {
 def measure(api_client: Any, opportunity_id: str, body: dict, monkeypatch: Any) -> tuple[int, int, int]:
     """(status, queries, commits) of one PUT. SQLite logs BEGIN/COMMIT as queries; they are
     not counted as queries here (PostgreSQL does not log them), commits are counted apart."""
-    cache.clear()  # every measured request looks its user up (CachedUserJWTAuthentication)
     wrapper = connections["default"]
     commits = []
     real_commit = wrapper.commit
@@ -75,10 +73,11 @@ def test_put_queries_do_not_grow_with_meetings_attachments_or_service_orders(api
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_meeting_is_read_in_the_locking_read(api_client, make_opportunity):
-    """Updating an existing meeting (the bench's PUT: main + appointment data, no clinic history):
-    one locking read (opportunity + meeting), the meeting and opportunity updates, one history
-    insert; no separate meeting lookup."""
+def test_the_meeting_is_read_after_the_opportunity_is_locked(api_client, make_opportunity):
+    """Updating an existing meeting (main + appointment data): the locking read of the opportunity
+    alone, then the meeting read by its own statement (it must see what a transaction that held
+    the lock just committed), the meeting and opportunity updates, one history insert; after the
+    commit, one read of pending O.S."""
     opportunity = make_opportunity()
     body = {key: value for key, value in MAIN_AND_APPOINTMENT.items() if key != "cClinicHistory"}
     url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
@@ -87,6 +86,13 @@ def test_the_meeting_is_read_in_the_locking_read(api_client, make_opportunity):
         response = api_client.put(url, {**body, "cDoctor": "Dr. Salas"}, format="json")
     assert response.status_code == 200
     statements = [q["sql"] for q in captured if not q["sql"].startswith(("BEGIN", "COMMIT"))]
-    assert [sql.split()[0] for sql in statements] == ["SELECT", "UPDATE", "UPDATE", "INSERT"], statements
-    assert 'LEFT OUTER JOIN "opportunity_meeting"' in statements[0]
+    tables = [(sql.split()[0], sql.split('FROM "')[-1].split('"')[0] if sql.startswith("SELECT") else "")
+              for sql in statements]
+    assert tables == [
+        ("SELECT", "auth_user"), ("SELECT", "opportunity"), ("SELECT", "opportunity_meeting"),
+        ("UPDATE", ""), ("UPDATE", ""), ("INSERT", ""), ("SELECT", "opportunity_service_order"),
+    ], statements
+    assert "JOIN" not in statements[1]
+    if connections["default"].vendor == "postgresql":
+        assert statements[1].endswith('FOR UPDATE OF "opportunity"')
     assert Meeting.objects.get(opportunity=opportunity).doctor == "Dr. Salas"

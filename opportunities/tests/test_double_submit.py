@@ -1,0 +1,66 @@
+"""A double-submitted appointment (double click, client retry): every PUT answers 200 and the
+reservation gets one meeting and one `meeting_created` record.
+
+Real concurrency needs PostgreSQL row locks (the embedded SQLite serializes writers; the
+black-box suite covers it through a real server): on SQLite this test is skipped.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from opportunities.models import ActionHistory, Meeting
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent row locks need PostgreSQL"),
+]
+
+BODY = {
+    "cPatientsname": "Lucía", "cCustomerDocument": "45678912", "cAppointment": "15:30 - 16:00",
+    "cDateReservation": "2026-03-02", "cDoctor": "Dra. Paredes", "cSpecialty": "Dermatología",
+    "reservationId": 98765,
+}
+
+
+def put_at_once(url: str, token: str, copies: int) -> list[Any]:
+    """Send `copies` identical PUTs from as many threads released together; their status codes
+    (or the exception a thread raised)."""
+    barrier = threading.Barrier(copies)
+    results: list[Any] = [None] * copies
+
+    def send(index: int) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            barrier.wait(timeout=30)
+            results[index] = client.put(url, BODY, format="json").status_code
+        except BaseException as exc:  # reported by the caller's assertion
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    hung = [thread.name for thread in threads if thread.is_alive()]
+    assert not hung, f"threads still running: {hung}"
+    return results
+
+
+def test_eight_identical_appointment_puts_at_once_all_answer_200_with_one_meeting(user, make_opportunity):
+    opportunity = make_opportunity()
+    url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
+    results = put_at_once(url, str(AccessToken.for_user(user)), copies=8)
+    assert results == [200] * 8
+    assert Meeting.objects.filter(opportunity=opportunity, reservation_id=98765).count() == 1
+    created = ActionHistory.objects.filter(opportunity=opportunity, action=ActionHistory.Action.MEETING_CREATED)
+    assert created.count() == 1
+    assert ActionHistory.objects.filter(opportunity=opportunity, action=ActionHistory.Action.OPPORTUNITY_UPDATED).count() == 1
