@@ -59,7 +59,7 @@ MEMORY_TARGET_MB = 200.0
 MEMORY_TARGET_N = 2000
 
 SUMMARY_RE = re.compile(
-    r"poll_invoices: checked=(?P<checked>\d+) invoiced=(?P<invoiced>\d+) errors=(?P<errors>\d+) "
+    r"poll_invoices: pending=\d+ checked=(?P<checked>\d+) invoiced=(?P<invoiced>\d+) errors=(?P<errors>\d+) left=\d+ "
     r"seconds=(?P<seconds>[0-9.]+)"
 )
 
@@ -92,7 +92,6 @@ class PollBench:
                 "POLL_WORKERS": "8",
                 "POLL_BATCH_SIZE": "100",
                 "POLL_CLAIM_SECONDS": "300",
-                "POLL_RECHECK_AFTER_SECONDS": "0",
                 "LOG_LEVEL": "WARNING",
             }
         )

@@ -113,6 +113,17 @@ def parse_invoice_status(service_order_id: int, body: Any) -> InvoiceStatus:
     )
 
 
+def mifact_configuration_problem() -> str:
+    """Why invoice-mifact cannot be called with the current settings (Spanish), or "" when it can:
+    the URL unset, or no username/password (`INVOICE_MIFACT_*`, falling back to `*_ADMIN`)."""
+    if not settings.URL_INVOICE_MIFACT_V3:
+        return "URL_INVOICE_MIFACT_V3 no está configurada"
+    if not (settings.INVOICE_MIFACT_USERNAME and settings.INVOICE_MIFACT_PASSWORD):
+        return ("faltan las credenciales de invoice-mifact: configure INVOICE_MIFACT_USERNAME e "
+                "INVOICE_MIFACT_PASSWORD (o USERNAME_ADMIN y PASSWORD_ADMIN)")
+    return ""
+
+
 class MifactClient(BearerApiClient):
     """invoice-mifact-v3 client; thread-safe (one instance is shared by the poller's workers).
 
@@ -143,10 +154,11 @@ class MifactClient(BearerApiClient):
         """Build from `URL_INVOICE_MIFACT_V3` and the `INVOICE_MIFACT_*` (or `*_ADMIN`) credentials;
         `timeout` defaults to `INVOICE_MIFACT_TIMEOUT` (seconds).
 
-        Raises `MifactNotConfigured` when the URL is unset.
+        Raises `MifactNotConfigured` when the URL or the credentials are unset.
         """
-        if not settings.URL_INVOICE_MIFACT_V3:
-            raise MifactNotConfigured("URL_INVOICE_MIFACT_V3 no está configurada")
+        problem = mifact_configuration_problem()
+        if problem:
+            raise MifactNotConfigured(problem)
         return cls(
             base_url=settings.URL_INVOICE_MIFACT_V3,
             username=settings.INVOICE_MIFACT_USERNAME,

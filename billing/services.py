@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,14 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError
-from billing.mifact import InvoiceStatus, MifactBadResponse, MifactClient, MifactError, MifactNotConfigured
+from billing.mifact import (
+    InvoiceStatus,
+    MifactBadResponse,
+    MifactClient,
+    MifactError,
+    MifactNotConfigured,
+    mifact_configuration_problem,
+)
 from billing.models import OpportunityServiceOrder
 from crm.claims import claim_batch, claim_one
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity
@@ -57,11 +64,13 @@ class CheckResult(enum.Enum):
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """Result of `service_order_check`: the row's id, the result and the error text (or "")."""
+    """Result of `service_order_check`: the row's id, the result, the error text (or "") and the
+    O.S id at invoice-mifact (None when unknown)."""
 
     service_order_pk: int
     result: CheckResult
     error: str = ""
+    service_order_id: int | None = None
 
 
 def _claim_seconds() -> int:
@@ -126,25 +135,29 @@ def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
     return claim_one(pending_service_orders(), pk=pk, now=now, until=until)
 
 
-def _due_service_orders(*, checked_before: dt.datetime, opportunity_id: str | None) -> QuerySet:
-    """Pending O.S not checked since `checked_before` (of one opportunity when given)."""
-    due = pending_service_orders().filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
+def _due_service_orders(*, round_started_at: dt.datetime, opportunity_id: str | None) -> QuerySet:
+    """The O.S of one poll round: pending and registered when the round started, and not checked
+    since (by anyone: another run, a PUT, the admin). Of one opportunity when given."""
+    due = pending_service_orders().filter(created_at__lte=round_started_at).filter(
+        Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started_at)
+    )
     return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
 
 def service_orders_claim_batch(
     *,
     limit: int,
-    checked_before: dt.datetime,
+    round_started_at: dt.datetime,
     opportunity_id: str | None = None,
 ) -> list[OpportunityServiceOrder]:
-    """Claim up to `limit` pending O.S not checked since `checked_before`, oldest check first.
+    """Claim up to `limit` O.S of the round that started at `round_started_at` (pending then, not
+    checked since), oldest check first.
 
     `crm.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
     the claimed rows.
     """
     now = timezone.now()
-    candidates = _due_service_orders(checked_before=checked_before, opportunity_id=opportunity_id).order_by(
+    candidates = _due_service_orders(round_started_at=round_started_at, opportunity_id=opportunity_id).order_by(
         F("last_checked_at").asc(nulls_first=True), "id"
     )
     ids = claim_batch(candidates, limit=limit, now=now, until=now + dt.timedelta(seconds=_claim_seconds()))
@@ -218,6 +231,10 @@ def service_order_complete(
     return True
 
 
+def _outcome(service_order: OpportunityServiceOrder, result: CheckResult, error: str = "") -> CheckOutcome:
+    return CheckOutcome(service_order.pk, result, error, service_order.service_order_id)
+
+
 def service_order_check(
     *,
     service_order: OpportunityServiceOrder,
@@ -233,44 +250,44 @@ def service_order_check(
     """
     pk = service_order.pk
     if not claimed and not service_order_claim(pk=pk):
-        return CheckOutcome(pk, CheckResult.SKIPPED)
+        return _outcome(service_order, CheckResult.SKIPPED)
     checked_at = timezone.now()
     try:
         if client is None:
-            raise MifactNotConfigured("URL_INVOICE_MIFACT_V3 no está configurada")
+            raise MifactNotConfigured(mifact_configuration_problem() or "invoice-mifact no está configurado")
         status = client.get_invoice_status(service_order.service_order_id)
     except MifactBadResponse as exc:
         # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
         # not the service being down.
         _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
-        return CheckOutcome(pk, CheckResult.ERROR, str(exc))
+        return _outcome(service_order, CheckResult.ERROR, error=str(exc))
     except MifactError as exc:
         _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
-        return CheckOutcome(pk, CheckResult.SERVICE_ERROR, str(exc))
+        return _outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc))
     except Exception as exc:  # never let one O.S break a request or a poll run
         logger.exception("Unexpected error checking service order %s", pk)
         _record(pk, error=f"error inesperado: {exc.__class__.__name__}", checked_at=checked_at)
-        return CheckOutcome(pk, CheckResult.ERROR, exc.__class__.__name__)
+        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
 
     if not status.facturado:
         _record(pk, error="", checked_at=checked_at)
-        return CheckOutcome(pk, CheckResult.PENDING)
+        return _outcome(service_order, CheckResult.PENDING)
     if not status.urls:
         _record(pk, error=ERROR_NO_URLS, checked_at=checked_at)
-        return CheckOutcome(pk, CheckResult.ERROR, ERROR_NO_URLS)
+        return _outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS)
     try:
         pdfs = comprobantes_download(status.urls)
     except DownloadError as exc:
         message = f"descarga fallida: {exc}"
         _record(pk, error=message, checked_at=checked_at)
-        return CheckOutcome(pk, CheckResult.ERROR, message)
+        return _outcome(service_order, CheckResult.ERROR, error=message)
     try:
         done = service_order_complete(service_order_pk=pk, status=status, pdfs=pdfs, checked_at=checked_at)
     except Exception as exc:
         logger.exception("Could not complete service order %s", pk)
         _record(pk, error=f"no se pudo completar: {exc.__class__.__name__}", checked_at=checked_at)
-        return CheckOutcome(pk, CheckResult.ERROR, exc.__class__.__name__)
-    return CheckOutcome(pk, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
+        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+    return _outcome(service_order, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
 
 
 _client_lock = threading.Lock()
@@ -292,7 +309,7 @@ def shared_mifact_client() -> MifactClient | None:
         settings.INVOICE_MIFACT_INLINE_TIMEOUT,
     )
     with _client_lock:
-        if not settings.URL_INVOICE_MIFACT_V3:
+        if mifact_configuration_problem():
             return None
         if _shared_client is None or _shared_client_key != key:
             if _shared_client is not None:
@@ -347,22 +364,29 @@ def opportunity_check_service_orders(*, opportunity_id: str) -> list[CheckOutcom
 
 @dataclass
 class PollSummary:
-    """Counts of one poll run. `checked`: O.S for which invoice-mifact gave an answer;
-    `invoiced`: completed in this run; `errors`: rows that got an error recorded; `fatal`: why
-    nothing could be checked (sign-in failed, service unreachable, not configured), or ""."""
+    """Counts of one poll run (docs: README "Polling").
+
+    `pending`: O.S of the round (pending when the run started, not checked since; at most
+    `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
+    `errors`: rows that got an error recorded; `left`: O.S of the round this run got no answer
+    for (invoice-mifact failed, the run stopped early, or another run or a PUT had them);
+    `fatal`: why invoice-mifact could not be used (not configured, credentials refused,
+    unreachable) when that left O.S unchecked, or "".
+    """
 
     pending: int = 0
     checked: int = 0
     invoiced: int = 0
     errors: int = 0
+    left: int = 0
     seconds: float = 0.0
     fatal: str = ""
 
     @property
     def line(self) -> str:
         text = (
-            f"poll_invoices: checked={self.checked} invoiced={self.invoiced} errors={self.errors} "
-            f"seconds={self.seconds:.2f}"
+            f"poll_invoices: pending={self.pending} checked={self.checked} invoiced={self.invoiced} "
+            f"errors={self.errors} left={self.left} seconds={self.seconds:.2f}"
         )
         return f"{text} fatal={self.fatal!r}" if self.fatal else text
 
@@ -446,42 +470,46 @@ def service_orders_poll(
     opportunity_id: str | None = None,
     limit: int | None = None,
     workers: int = 1,
-    progress: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_outcome: Callable[[CheckOutcome], None] | None = None,
 ) -> PollSummary:
-    """Check every pending O.S once (source document section 7; CONTRACT.md 7).
+    """Check every O.S that is pending when the run starts, once (docs: README "Polling").
 
-    Rows are claimed in batches of `POLL_BATCH_SIZE` (so memory stays flat) and checked by
-    `workers` threads sharing one client (one sign-in, one connection pool sized to the workers),
-    each completion in its own short transaction; the next batch is claimed before the current
-    one drains so no worker idles. After `max(POLL_BATCH_SIZE, workers)` consecutive failures of
-    invoice-mifact itself the run stops claiming and releases what it had not started.
-    A sweep (no `opportunity_id`) skips rows checked in the last `POLL_RECHECK_AFTER_SECONDS`
-    (by a PUT or another poller), so overlapping pollers never check one row twice in a round.
-    With nothing pending it returns without signing in. `progress(done, total)` is called as
-    checks finish when given. Never raises for the service's failures: see `PollSummary.fatal`.
+    The round is defined by the run itself: it takes the O.S registered before it started and
+    not checked since, so an O.S that a PUT checked a moment earlier is checked again, while one
+    that another run (or a PUT) checked after this run started is skipped: overlapping runs never
+    check one O.S twice in a round. Rows are claimed in batches of `POLL_BATCH_SIZE` (so memory
+    stays flat) and checked by `workers` threads sharing one client (one sign-in, one connection
+    pool sized to the workers), each completion in its own short transaction; the next batch is
+    claimed before the current one drains so no worker idles. After `max(POLL_BATCH_SIZE,
+    workers)` consecutive failures of invoice-mifact itself the run stops claiming and releases
+    what it had not started. With nothing pending it returns without signing in.
+    `progress(done, total)` and `on_outcome(outcome)` are called as checks finish when given.
+    Never raises for the service's failures: see `PollSummary.fatal`.
     """
 
     started = time.monotonic()
     summary = PollSummary()
-    round_started = timezone.now()
-    if opportunity_id is None:
-        checked_before = round_started - dt.timedelta(seconds=settings.POLL_RECHECK_AFTER_SECONDS)
-    else:
-        checked_before = round_started
-    summary.pending = _due_service_orders(checked_before=checked_before, opportunity_id=opportunity_id).count()
+    round_started_at = timezone.now()
+    summary.pending = _due_service_orders(round_started_at=round_started_at, opportunity_id=opportunity_id).count()
     if limit is not None:
         summary.pending = min(summary.pending, limit)
-    if summary.pending == 0:
+
+    def finish() -> PollSummary:
+        summary.left = max(0, summary.pending - summary.checked)
+        if not summary.left:
+            summary.fatal = ""
         summary.seconds = time.monotonic() - started
         return summary
 
+    if summary.pending == 0:
+        return finish()
     try:
         client = MifactClient.from_settings(pool_size=max(1, workers))
         client.sign_in()
     except MifactError as exc:
         summary.fatal = str(exc)
-        summary.seconds = time.monotonic() - started
-        return summary
+        return finish()
 
     batch_size = max(1, settings.POLL_BATCH_SIZE)
     # Abort when this many checks in a row failed on invoice-mifact itself (down, or refusing us).
@@ -495,7 +523,7 @@ def service_orders_poll(
                 while not exhausted and pool.in_flight < 2 * workers and (limit is None or claimed < limit):
                     size = batch_size if limit is None else min(batch_size, limit - claimed)
                     batch = service_orders_claim_batch(
-                        limit=size, checked_before=checked_before, opportunity_id=opportunity_id
+                        limit=size, round_started_at=round_started_at, opportunity_id=opportunity_id
                     )
                     if not batch:
                         exhausted = True
@@ -506,6 +534,8 @@ def service_orders_poll(
                     break
                 for outcome in pool.collect():
                     done += 1
+                    if on_outcome is not None:
+                        on_outcome(outcome)
                     if outcome.result is CheckResult.SERVICE_ERROR:
                         summary.errors += 1
                         consecutive_service_errors += 1
@@ -527,7 +557,4 @@ def service_orders_poll(
                     OpportunityServiceOrder.objects.filter(pk__in=released).update(claimed_until=None)
     finally:
         client.close()
-    if summary.checked:
-        summary.fatal = ""
-    summary.seconds = time.monotonic() - started
-    return summary
+    return finish()

@@ -265,7 +265,6 @@ SV_SYNC_BACKOFF_MAX_SECONDS = env.int("SV_SYNC_BACKOFF_MAX_SECONDS", default=360
 POLL_WORKERS = env.int("POLL_WORKERS", default=8)
 POLL_BATCH_SIZE = env.int("POLL_BATCH_SIZE", default=100)
 POLL_CLAIM_SECONDS = env.int("POLL_CLAIM_SECONDS", default=300)
-POLL_RECHECK_AFTER_SECONDS = env.int("POLL_RECHECK_AFTER_SECONDS", default=30)
 
 # --- Cron (django-crontab) --------------------------------------------------------------------
 CRONJOBS = [
@@ -281,5 +280,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes announces itself at INFO on every start: keep cron output to the summary line.
-    "loggers": {"axes": {"level": "WARNING"}},
+    # urllib3 warns on every retry of an outside call; the clients report what failed in the end
+    # (on the row, in the summary line), so cron mails carry only that.
+    "loggers": {"axes": {"level": "WARNING"}, "urllib3": {"level": "ERROR"}},
 }

@@ -21,7 +21,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
@@ -31,7 +31,7 @@ from crm.errors import ApiError
 from .fields import parse_appointment
 from .models import ActionHistory, Attachment, FacturacionSubEstado, Meeting, Opportunity, Stage, SvDelivery
 from .serializers import APPOINTMENT_FIELDS, FIELD_COLUMNS, MAIN_FIELDS
-from .sv import SvAuthError, SvClient, SvError, SvUnavailable, sv_sync_enabled
+from .sv import SvAuthError, SvClient, SvError, SvUnavailable, sv_configuration_problem
 
 logger = logging.getLogger(__name__)
 
@@ -488,11 +488,15 @@ def sv_delivery_enqueue(*, opportunity: Opportunity) -> SvDelivery | None:
     )
     latest = current[0] if current else None
     now = timezone.now()
+    # While SV cannot be called, the row says why it waits (the admin shows it).
+    problem = sv_configuration_problem()
+    not_tried = f"no se intentó: {problem}"[:2000] if problem else ""
     if latest is not None and latest.clinic_history == opportunity.c_clinic_history:
         if latest.status != SvDelivery.Status.FAILED:
             return None
         latest.status, latest.attempts, latest.next_attempt_at = SvDelivery.Status.PENDING, 0, now
-        latest.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+        latest.last_error = not_tried or latest.last_error
+        latest.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "updated_at"])
         delivery = latest
     else:
         waiting = [d.pk for d in current if d.status == SvDelivery.Status.PENDING]
@@ -503,8 +507,10 @@ def sv_delivery_enqueue(*, opportunity: Opportunity) -> SvDelivery | None:
             reservation_id=opportunity.reservation_id,
             clinic_history=opportunity.c_clinic_history,
             next_attempt_at=now,
+            last_error=not_tried,
         )
-    transaction.on_commit(lambda pk=delivery.pk: sv_delivery_attempt_inline(delivery_pk=pk))
+    if not problem:
+        transaction.on_commit(lambda pk=delivery.pk: sv_delivery_attempt_inline(delivery_pk=pk))
     return delivery
 
 
@@ -557,10 +563,21 @@ def sv_delivery_attempt(
     return SvAttemptResult.DELIVERED
 
 
+def _sv_record_not_tried(deliveries: QuerySet[SvDelivery], reason: str) -> int:
+    """Write on pending `deliveries` why they could not be tried (shown in the admin); their
+    attempts and schedule are kept. Returns how many rows were marked."""
+    return deliveries.filter(status=SvDelivery.Status.PENDING).update(
+        last_error=f"no se intentó: {reason}"[:2000], updated_at=timezone.now()
+    )
+
+
 def sv_delivery_attempt_inline(*, delivery_pk: int) -> SvAttemptResult:
     """The attempt made right after a PUT commits: short timeout, never raises (the PUT must
-    answer whatever SV does). Does nothing while SV sync is off (`URL_SV` unset)."""
-    if not sv_sync_enabled():
+    answer whatever SV does). While SV cannot be called (`URL_SV` or credentials unset) it only
+    writes the reason on the row (`sv_delivery_enqueue` does not schedule it then)."""
+    problem = sv_configuration_problem()
+    if problem:
+        _sv_record_not_tried(SvDelivery.objects.filter(pk=delivery_pk), problem)
         return SvAttemptResult.SKIPPED
     try:
         client = SvClient.from_settings(timeout=settings.SV_INLINE_TIMEOUT)
@@ -608,8 +625,10 @@ def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvS
     if summary.due == 0:
         summary.seconds = time.monotonic() - started
         return summary
-    if not sv_sync_enabled():
-        summary.fatal = "URL_SV no está configurada (sincronización con SV desactivada)"
+    problem = sv_configuration_problem()
+    if problem:
+        _sv_record_not_tried(due, problem)
+        summary.fatal = problem
         summary.seconds = time.monotonic() - started
         return summary
     client = SvClient.from_settings()

@@ -8,8 +8,6 @@ translation of `requests` errors come from `crm.outgoing.BearerApiClient`.
 """
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
 
 from crm.outgoing import (
@@ -20,9 +18,6 @@ from crm.outgoing import (
     ServiceNotConfigured,
     ServiceUnavailable,
 )
-
-logger = logging.getLogger(__name__)
-
 
 class SvError(ServiceError):
     """Base error of the SV client."""
@@ -46,18 +41,14 @@ class SvRejected(SvError, ServiceBadResponse):
     """SV answered a 4xx other than 401 (e.g. an unknown reservation)."""
 
 
-_sync_off_logged = False
-
-
-def sv_sync_enabled() -> bool:
-    """Whether `URL_SV` is set; logs once per process that SV sync is off when it is not."""
-    global _sync_off_logged
-    if settings.URL_SV:
-        return True
-    if not _sync_off_logged:
-        logger.warning("URL_SV is not set: SV sync is off; clinic-history deliveries wait in the outbox")
-        _sync_off_logged = True
-    return False
+def sv_configuration_problem() -> str:
+    """Why SV cannot be called with the current settings (Spanish), or "" when it can: `URL_SV`
+    unset (SV sync off), or no username/password (`SV_*`, falling back to `*_ADMIN`)."""
+    if not settings.URL_SV:
+        return "URL_SV no está configurada (sincronización con SV desactivada)"
+    if not (settings.SV_USERNAME and settings.SV_PASSWORD):
+        return "faltan las credenciales de SV: configure SV_USERNAME y SV_PASSWORD (o USERNAME_ADMIN y PASSWORD_ADMIN)"
+    return ""
 
 
 class SvClient(BearerApiClient):
@@ -72,10 +63,11 @@ class SvClient(BearerApiClient):
     def from_settings(cls, *, timeout: float | None = None) -> "SvClient":
         """Build from `URL_SV` and `SV_USERNAME`/`SV_PASSWORD` (falling back to `*_ADMIN`).
 
-        Raises `SvNotConfigured` when `URL_SV` is unset.
+        Raises `SvNotConfigured` when `URL_SV` or the credentials are unset.
         """
-        if not settings.URL_SV:
-            raise SvNotConfigured("URL_SV no está configurada")
+        problem = sv_configuration_problem()
+        if problem:
+            raise SvNotConfigured(problem)
         return cls(
             base_url=settings.URL_SV,
             username=settings.SV_USERNAME,

@@ -106,7 +106,6 @@ class Demo:
                 "INVOICE_DOWNLOAD_ALLOWED_HOSTS": "",
                 "URL_SV": "",  # SV sync off
                 # The sweep must re-check the O.S that the PUT checked a moment ago.
-                "POLL_RECHECK_AFTER_SECONDS": "0",
                 "LOG_LEVEL": "WARNING",
             }
         )

@@ -176,7 +176,28 @@ def test_sync_with_url_sv_unset_is_off_and_exits_1_only_with_work_due(make_oppor
     make_due(opportunity=make_opportunity(), reservation_id=1, clinic_history="A")
     code, line = sync()
     assert code == 1 and "URL_SV" in line
-    assert SvDelivery.objects.get().attempts == 0
+    delivery = SvDelivery.objects.get()
+    assert delivery.attempts == 0
+    # The admin shows why it waits.
+    assert delivery.last_error == "no se intentó: URL_SV no está configurada (sincronización con SV desactivada)"
+
+
+def test_sync_with_sv_credentials_missing_says_so_on_the_row_and_does_not_sign_in(sv, make_opportunity,
+                                                                                    settings):
+    settings.SV_USERNAME = settings.SV_PASSWORD = ""
+    make_due(opportunity=make_opportunity(), reservation_id=1, clinic_history="A")
+    code, line = sync()
+    assert code == 1 and "faltan las credenciales de SV" in line
+    delivery = SvDelivery.objects.get()
+    assert delivery.attempts == 0 and delivery.last_error.startswith("no se intentó: faltan las credenciales de SV")
+    assert sv.patches == []
+
+
+def test_sync_option_errors_are_spanish(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="opción --limit: debe ser un número entero mayor o igual a 1"):
+        call_command("sync_sv", "--limit", "0")
 
 
 def test_put_with_url_sv_unset_keeps_the_delivery_waiting(make_opportunity, put_process, settings):
@@ -185,10 +206,7 @@ def test_put_with_url_sv_unset_keeps_the_delivery_waiting(make_opportunity, put_
     assert put_process(opportunity.pk, PAIR_BODY).status_code == 200
     delivery = SvDelivery.objects.get()
     assert delivery.status == "pending" and delivery.attempts == 0
-
-
-def test_sync_sv_is_in_cron(settings):
-    assert ("*/5 * * * *", "django.core.management.call_command", ["sync_sv"]) in settings.CRONJOBS
+    assert "URL_SV no está configurada" in delivery.last_error
 
 
 @pytest.mark.django_db(transaction=True)

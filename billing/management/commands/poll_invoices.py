@@ -1,8 +1,10 @@
-"""`manage.py poll_invoices`: check every pending service order against invoice-mifact.
+"""`manage.py poll_invoices`: check every service order pending when it starts against
+invoice-mifact (cron, every 5 minutes; docs: README "Polling" and "Cron").
 
-Source document section 7 (cron every 5 minutes); CONTRACT.md section 7. Prints one summary
-line; exits 1 only when it could check nothing (sign-in failed, service unreachable or not
-configured) while service orders were pending.
+Prints one summary line on stdout (and, with `-v 2`, one line per O.S before it). Exit status:
+0 when every O.S of the round got an answer (or there was none); 1 when invoice-mifact could not
+be used (not configured, credentials missing or refused, unreachable) and O.S were left
+unchecked, with the reason on stderr; 2 for a bad option or an unknown `--opportunity`.
 """
 from __future__ import annotations
 
@@ -10,41 +12,59 @@ import sys
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from billing.services import service_orders_poll
+from billing.services import CheckOutcome, CheckResult, service_orders_poll
+from crm.commands import SpanishOptionsMixin, positive_int
+from opportunities.models import Opportunity
+
+RESULTS = {
+    CheckResult.PENDING: "sin factura todavía",
+    CheckResult.INVOICED: "facturada: comprobantes adjuntados",
+    CheckResult.ALREADY_DONE: "ya completada por otro proceso",
+    CheckResult.SKIPPED: "en revisión por otro proceso",
+    CheckResult.ERROR: "error",
+    CheckResult.SERVICE_ERROR: "invoice-mifact falló",
+}
 
 
-class Command(BaseCommand):
-    help = "Check pending service orders (O.S) against invoice-mifact-v3 and complete the invoiced ones."
+class Command(SpanishOptionsMixin, BaseCommand):
+    help = "Consulta en invoice-mifact-v3 las órdenes de servicio (O.S) pendientes y completa las facturadas."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--opportunity", metavar="ID", help="only this opportunity's service orders")
-        parser.add_argument("--limit", type=int, metavar="N", help="check at most N service orders")
+        parser.add_argument("--opportunity", metavar="ID", help="solo las O.S de esta oportunidad")
+        parser.add_argument("--limit", type=positive_int, metavar="N", help="revisar como máximo N O.S")
         parser.add_argument(
-            "--workers", type=int, metavar="N", default=None,
-            help="parallel checks (default: POLL_WORKERS setting)",
+            "--workers", type=positive_int, metavar="N", default=None,
+            help="consultas en paralelo (por defecto: POLL_WORKERS)",
         )
 
     def handle(self, *args: Any, opportunity: str | None, limit: int | None, workers: int | None,
-               **options: Any) -> None:
-        if limit is not None and limit < 1:
-            raise CommandError("--limit must be at least 1")
+               verbosity: int = 1, **options: Any) -> None:
+        if opportunity is not None and not Opportunity.objects.filter(pk=opportunity).exists():
+            self.stderr.write(f"poll_invoices: no existe la oportunidad {opportunity!r}")
+            sys.exit(2)
         workers = workers if workers is not None else settings.POLL_WORKERS
-        if workers < 1:
-            raise CommandError("--workers must be at least 1")
-        show_progress = self.stdout.isatty()
+        show_progress = self.stdout.isatty() and verbosity == 1
 
         def progress(done: int, total: int) -> None:
             self.stdout.write(f"\r{done}/{total} O.S revisadas", ending="")
             self.stdout.flush()
 
+        def report(outcome: CheckOutcome) -> None:
+            text = f"O.S {outcome.service_order_id}: {RESULTS[outcome.result]}"
+            self.stdout.write(f"{text}: {outcome.error}" if outcome.error else text)
+
         summary = service_orders_poll(
             opportunity_id=opportunity, limit=limit, workers=workers,
             progress=progress if show_progress else None,
+            on_outcome=report if verbosity >= 2 else None,
         )
         if show_progress and summary.pending:
             self.stdout.write("")
         self.stdout.write(summary.line)
-        if summary.pending and summary.checked == 0 and summary.fatal:
+        if summary.fatal:
+            self.stderr.write(
+                f"poll_invoices: {summary.fatal}; {summary.left} O.S quedan para la próxima ejecución"
+            )
             sys.exit(1)

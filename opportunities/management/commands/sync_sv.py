@@ -1,28 +1,30 @@
-"""`manage.py sync_sv`: deliver due clinic-history rows of the SV outbox (CONTRACT.md 8).
+"""`manage.py sync_sv`: deliver due clinic-history rows of the SV outbox (cron, every 5 minutes;
+docs: README "SV sync").
 
-Prints one summary line; exits 1 only when it could deliver nothing (SV unreachable, sign-in
-refused, or `URL_SV` unset) while deliveries were due.
+Prints one summary line on stdout. Exit status: 0 normally; 1 when it could deliver nothing
+(SV unreachable, sign-in refused, `URL_SV` or credentials unset) while deliveries were due, with
+the reason on stderr (and, when SV could not even be tried, on each due row); 2 for a bad option.
 """
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from crm.commands import SpanishOptionsMixin, positive_int
 from opportunities.services import sv_deliveries_sync
 
 
-class Command(BaseCommand):
-    help = "Deliver pending clinic histories to SV (reservation, patient, payment), with backoff."
+class Command(SpanishOptionsMixin, BaseCommand):
+    help = "Envía a SV las historias clínicas pendientes (reserva, paciente, pago), con reintentos espaciados."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--limit", type=int, metavar="N", help="attempt at most N deliveries")
+        parser.add_argument("--limit", type=positive_int, metavar="N", help="intentar como máximo N envíos")
 
     def handle(self, *args: Any, limit: int | None, **options: Any) -> None:
-        if limit is not None and limit < 1:
-            raise CommandError("--limit must be at least 1")
         summary = sv_deliveries_sync(limit=limit)
         self.stdout.write(summary.line)
         if summary.due and summary.delivered == 0 and summary.fatal:
+            self.stderr.write(f"sync_sv: {summary.fatal}; {summary.due} envíos quedan pendientes")
             sys.exit(1)
