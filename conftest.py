@@ -89,7 +89,7 @@ def http_mock() -> Iterator[Any]:
 @pytest.fixture
 def mifact(settings: Any, http_mock: Any) -> Iterator[Any]:
     """invoice-mifact configured at a fake base URL and scripted through `responses`."""
-    from billing import services as billing_services
+    from billing import mifact as billing_services
     from billing.tests.fakes import BASE, FakeMifact
 
     settings.URL_INVOICE_MIFACT_V3 = BASE

@@ -8,7 +8,6 @@ Labels and messages are Spanish (the clinic staff's language).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +16,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from billing import services
+from billing.mifact import mifact_configuration_problem, shared_mifact_client
+from billing.services.checks import CheckResult, service_orders_check_bounded
 from billing.models import OpportunityServiceOrder
 from crm.readonly_admin import ReadOnlyAdminMixin
 
@@ -55,56 +55,47 @@ def service_orders_check_now(
 ) -> None:
     """Check the given O.S against invoice-mifact now and report the counts to the user.
 
-    Only pending rows (`facturado = false`) are checked: at most `ADMIN_CHECK_MAX_ROWS` per
-    click, none started after `ADMIN_CHECK_BUDGET_SECONDS`, and the run stops after
-    `ADMIN_CHECK_MAX_SERVICE_FAILURES` invoice-mifact failures in a row. Each row goes through
-    `billing.services.service_order_check` with the shared client, so the completion (PDFs,
-    sub-state, history) is the same as for the PUT and the poller, and a row being checked by
-    someone else right now is skipped. Errors are recorded on the rows.
+    Only pending rows (`facturado = false`) are checked, through the same bounded loop as the PUT
+    (`service_orders_check_bounded`): at most `ADMIN_CHECK_MAX_ROWS` per click, none started after
+    `ADMIN_CHECK_BUDGET_SECONDS`, none after `ADMIN_CHECK_MAX_SERVICE_FAILURES` invoice-mifact
+    failures in a row. The completion (PDFs, sub-state, history) is the same as for the PUT and
+    the poller, and a row being checked by someone else right now is skipped.
     """
     pending = [row for row in rows if not row.facturado]
     if not pending:
         messages.warning(request, nothing_pending_message)
         return
-    client = services.shared_mifact_client()
+    client = shared_mifact_client()
     if client is None:
         messages.error(
             request,
-            "invoice-mifact no está configurado (URL_INVOICE_MIFACT_V3); no se consultó ninguna orden de servicio.",
+            f"invoice-mifact no está configurado ({mifact_configuration_problem()}); "
+            "no se consultó ninguna orden de servicio.",
         )
         return
-    left_out = pending[ADMIN_CHECK_MAX_ROWS:]
+    report = service_orders_check_bounded(
+        rows=pending,
+        client=client,
+        max_rows=ADMIN_CHECK_MAX_ROWS,
+        budget_seconds=ADMIN_CHECK_BUDGET_SECONDS,
+        max_service_failures=ADMIN_CHECK_MAX_SERVICE_FAILURES,
+    )
     checked = invoiced = errors = skipped = 0
-    failures_in_a_row = 0
     error_lines: list[str] = []
-    stopped_early = 0
-    out_of_time = 0
-    batch = pending[:ADMIN_CHECK_MAX_ROWS]
-    deadline = time.monotonic() + ADMIN_CHECK_BUDGET_SECONDS
-    for index, row in enumerate(batch):
-        if time.monotonic() > deadline:
-            out_of_time = len(batch) - index
-            break
-        outcome = services.service_order_check(service_order=row, client=client)
-        result = outcome.result
-        if result in (services.CheckResult.SKIPPED, services.CheckResult.ALREADY_DONE):
+    for outcome in report.outcomes:
+        if outcome.result in (CheckResult.SKIPPED, CheckResult.ALREADY_DONE):
             skipped += 1
             continue
-        if result is services.CheckResult.SERVICE_ERROR:
+        if outcome.result is CheckResult.SERVICE_ERROR:
             errors += 1
-            failures_in_a_row += 1
-            error_lines.append(f"O.S {row.service_order_id}: invoice-mifact: {outcome.error}")
-            if failures_in_a_row >= ADMIN_CHECK_MAX_SERVICE_FAILURES:
-                stopped_early = len(batch) - index - 1
-                break
+            error_lines.append(f"O.S {outcome.service_order_id}: invoice-mifact: {outcome.error}")
             continue
-        failures_in_a_row = 0
         checked += 1
-        if result is services.CheckResult.INVOICED:
+        if outcome.result is CheckResult.INVOICED:
             invoiced += 1
-        elif result is services.CheckResult.ERROR:
+        elif outcome.result is CheckResult.ERROR:
             errors += 1
-            error_lines.append(f"O.S {row.service_order_id}: {outcome.error}")
+            error_lines.append(f"O.S {outcome.service_order_id}: {outcome.error}")
 
     summary = f"Órdenes de servicio consultadas: {checked}; facturadas: {invoiced}; con error: {errors}."
     if skipped:
@@ -112,23 +103,23 @@ def service_orders_check_now(
     messages.add_message(request, messages.WARNING if errors else messages.SUCCESS, summary)
     for line in error_lines[:5]:
         messages.error(request, line)
-    not_checked = stopped_early + out_of_time + len(left_out)
-    if stopped_early:
+    if report.after_service_failures:
         messages.warning(
             request,
-            f"invoice-mifact no responde: se detuvo la consulta; {stopped_early} orden(es) quedaron sin consultar.",
+            "invoice-mifact no responde: se detuvo la consulta; "
+            f"{report.after_service_failures} orden(es) quedaron sin consultar.",
         )
-    if out_of_time:
+    if report.out_of_time:
         messages.warning(
-            request, f"Se agotó el tiempo de la consulta; {out_of_time} orden(es) quedaron sin consultar."
+            request, f"Se agotó el tiempo de la consulta; {report.out_of_time} orden(es) quedaron sin consultar."
         )
-    if left_out:
+    if report.over_max_rows:
         messages.warning(
             request,
             f"Se consultan como máximo {ADMIN_CHECK_MAX_ROWS} órdenes por vez; "
-            f"{len(left_out)} quedaron sin consultar.",
+            f"{report.over_max_rows} quedaron sin consultar.",
         )
-    if not_checked:
+    if report.not_started:
         messages.info(request, "Las órdenes pendientes sin consultar las revisa el proceso automático cada 5 minutos.")
 
 

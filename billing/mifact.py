@@ -10,6 +10,7 @@ translated into a `MifactError`.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -186,3 +187,43 @@ class MifactClient(BearerApiClient):
         except ValueError as exc:
             raise MifactBadResponse("la respuesta de invoice-status no es JSON") from exc
         return parse_invoice_status(service_order_id, body)
+
+
+_client_lock = threading.Lock()
+_shared_client: MifactClient | None = None
+_shared_client_key: tuple[str, str, str, float] | None = None
+
+
+def shared_mifact_client() -> MifactClient | None:
+    """The process-wide client used by the PUT endpoint and the admin (token reused across
+    requests), with the short `INVOICE_MIFACT_INLINE_TIMEOUT` and no retries: a user is waiting.
+
+    None when `URL_INVOICE_MIFACT_V3` is unset. Rebuilt when its settings change.
+    """
+    global _shared_client, _shared_client_key
+    key = (
+        settings.URL_INVOICE_MIFACT_V3,
+        settings.INVOICE_MIFACT_USERNAME,
+        settings.INVOICE_MIFACT_PASSWORD,
+        settings.INVOICE_MIFACT_INLINE_TIMEOUT,
+    )
+    with _client_lock:
+        if mifact_configuration_problem():
+            return None
+        if _shared_client is None or _shared_client_key != key:
+            if _shared_client is not None:
+                _shared_client.close()
+            _shared_client = MifactClient.from_settings(
+                timeout=settings.INVOICE_MIFACT_INLINE_TIMEOUT, status_retries=0
+            )
+            _shared_client_key = key
+        return _shared_client
+
+
+def reset_shared_mifact_client() -> None:
+    """Forget the shared client (and its token); the next use builds a new one."""
+    global _shared_client, _shared_client_key
+    with _client_lock:
+        if _shared_client is not None:
+            _shared_client.close()
+        _shared_client, _shared_client_key = None, None

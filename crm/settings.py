@@ -261,7 +261,7 @@ SV_SYNC_MAX_ATTEMPTS = env.int("SV_SYNC_MAX_ATTEMPTS", default=20)
 SV_SYNC_BACKOFF_SECONDS = env.int("SV_SYNC_BACKOFF_SECONDS", default=60)
 SV_SYNC_BACKOFF_MAX_SECONDS = env.int("SV_SYNC_BACKOFF_MAX_SECONDS", default=3600)
 
-# Poller (billing.services.service_orders_poll)
+# Poller (billing.services.poll.service_orders_poll)
 POLL_WORKERS = env.int("POLL_WORKERS", default=8)
 POLL_BATCH_SIZE = env.int("POLL_BATCH_SIZE", default=100)
 POLL_CLAIM_SECONDS = env.int("POLL_CLAIM_SECONDS", default=300)

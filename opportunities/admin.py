@@ -26,7 +26,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from billing import services as billing_services
+from billing.services.registration import pending_service_orders
 from billing.admin import (
     CHECK_ACTION_LABEL,
     ServiceOrderInline,
@@ -38,8 +38,9 @@ from billing.admin import (
 from crm.readonly_admin import ReadOnlyAdminMixin
 
 from .models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
-from .serializers import FIELD_COLUMNS
-from .services import HistoryLog, jsonable, sv_deliveries_retry_now
+from .process_case import FIELD_COLUMNS
+from .history import HistoryLog, jsonable
+from .sv_outbox import sv_deliveries_retry_now
 from .sv import SvNotConfigured
 
 admin.site.site_header = "CRM Clínica · Administración"
@@ -196,7 +197,7 @@ class OpportunityAdmin(admin.ModelAdmin):
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> None:
         rows = (
-            billing_services.pending_service_orders()
+            pending_service_orders()
             .filter(opportunity_id__in=queryset.values("pk"))
             .order_by("opportunity_id", "id")
         )

@@ -18,6 +18,8 @@ from crm.errors import ApiError
 from crm.parsers import require_json_object
 from crm.schema import error_responses
 
+from sales import process_update
+
 from . import selectors, services
 from .models import Opportunity
 from .serializers import (
@@ -135,7 +137,7 @@ class OpportunityProcessUpdateApi(APIView):
         try:
             serializer = ProcessUpdateInputSerializer(data=require_json_object(request))
             serializer.is_valid(raise_exception=True)
-            opportunity = services.opportunity_process_update(
+            opportunity = process_update.opportunity_process_update(
                 opportunity_id=opportunity_id, user=request.user, data=serializer.validated_data
             )
         except Opportunity.DoesNotExist:

@@ -1,6 +1,7 @@
 """Input and output serializers of the opportunity API (CONTRACT.md sections 4 and 5).
 
-Keys are the front-end's camelCase names; `FIELD_COLUMNS` maps each one to its model column.
+Keys are the front-end's camelCase names; `opportunities.process_case.FIELD_COLUMNS` maps each one
+to its model column.
 """
 from __future__ import annotations
 
@@ -20,50 +21,6 @@ from .fields import (
     StrictCharField,
 )
 from .models import ActionHistory, Attachment, FacturacionSubEstado, Meeting, Opportunity, Stage
-
-# Source document section 3: the "main" and "appointment" field lists, exactly as written there
-# (note that cLastNameMother is in neither list).
-MAIN_FIELDS: tuple[str, ...] = (
-    "cLastNameFather",
-    "cCustomerDocumentType",
-    "cCustomerDocument",
-    "cPatientsname",
-    "cPatientsPaternalLastName",
-    "cPatientsMaternalLastName",
-    "cPatientDocument",
-    "cPatientDocumentType",
-    "cClinicHistory",
-)
-APPOINTMENT_FIELDS: tuple[str, ...] = (
-    "cAppointment",
-    "cDoctor",
-    "cEnvironment",
-    "cSpecialty",
-    "cTariff",
-    "cDateReservation",
-)
-
-# Every stored field the process update may write: API key -> model column.
-FIELD_COLUMNS: dict[str, str] = {
-    "cLastNameFather": "c_last_name_father",
-    "cLastNameMother": "c_last_name_mother",
-    "cCustomerDocumentType": "c_customer_document_type",
-    "cCustomerDocument": "c_customer_document",
-    "cPatientsname": "c_patientsname",
-    "cPatientsPaternalLastName": "c_patients_paternal_last_name",
-    "cPatientsMaternalLastName": "c_patients_maternal_last_name",
-    "cPatientDocument": "c_patient_document",
-    "cPatientDocumentType": "c_patient_document_type",
-    "cClinicHistory": "c_clinic_history",
-    "cAppointment": "c_appointment",
-    "cDateReservation": "c_date_reservation",
-    "cDoctor": "c_doctor",
-    "cEnvironment": "c_environment",
-    "cSpecialty": "c_specialty",
-    "cTariff": "c_tariff",
-    "reservationId": "reservation_id",
-}
-
 
 def _max_length(column: str) -> int | None:
     return Opportunity._meta.get_field(column).max_length

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from billing import services
+from billing.services import checks as services
 from billing.mifact import InvoiceStatus, MifactClient
 from billing.models import OpportunityServiceOrder
-from billing.services import CheckResult, service_order_check
+from billing.services.checks import CheckResult, service_order_check
 from billing.tests.fakes import BASE
 from opportunities.models import ActionHistory, Attachment, Opportunity
 
@@ -55,8 +55,8 @@ def test_completing_twice_changes_nothing(pending, client, mifact, media_root, d
     mifact.invoice(456)
     check(pending, client, django_capture_on_commit_callbacks)
     status = InvoiceStatus(service_order_id=456, facturado=True, url_soles=f"{BASE}/files/456-soles.pdf")
-    from billing.services import service_order_complete
-    from opportunities.services import comprobantes_download
+    from billing.comprobantes import comprobantes_download
+    from billing.services.checks import service_order_complete
 
     pdfs = comprobantes_download(status.urls)
     from django.utils import timezone

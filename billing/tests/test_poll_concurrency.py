@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, connections
 
 from billing.models import OpportunityServiceOrder
-from billing.services import service_orders_poll
+from billing.services.poll import service_orders_poll
 from opportunities.models import ActionHistory, Attachment, Opportunity
 
 pytestmark = [

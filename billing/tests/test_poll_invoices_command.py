@@ -104,7 +104,7 @@ def test_not_configured_exits_1(orders, settings):
 
 def test_service_down_after_sign_in_records_errors_and_exits_1(orders, mifact):
     rows = orders()
-    from billing import services
+    from billing.services import poll as services
 
     real = services.MifactClient.sign_in
 
@@ -169,7 +169,7 @@ def test_a_run_skips_orders_another_run_checked_after_it_started(orders):
 
     from django.utils import timezone
 
-    from billing.services import service_orders_claim_batch
+    from billing.services.poll import service_orders_claim_batch
 
     first, second = orders(n_opportunities=1, per_opportunity=2)
     round_started_at = timezone.now()
@@ -186,7 +186,7 @@ def test_a_run_skips_orders_another_run_checked_after_it_started(orders):
 def test_orders_registered_after_the_run_started_wait_for_the_next_run(orders):
     from django.utils import timezone
 
-    from billing.services import service_orders_claim_batch
+    from billing.services.poll import service_orders_claim_batch
 
     before = timezone.now()
     orders(n_opportunities=1, per_opportunity=1)

@@ -173,7 +173,7 @@ def test_a_put_stops_checking_when_invoice_mifact_is_down(make_opportunity, put_
 def test_an_unknown_service_order_at_invoice_mifact_is_a_row_error_not_an_outage(
     orders_with_404, mifact, django_capture_on_commit_callbacks
 ):
-    from billing.services import service_orders_poll
+    from billing.services.poll import service_orders_poll
 
     with django_capture_on_commit_callbacks(execute=True):  # the PDF moves follow the commit
         summary = service_orders_poll(workers=1)

@@ -165,7 +165,7 @@ def test_poll_invoices_completes_an_order_served_by_the_standin(
 ) -> None:
     """The whole chain: poller -> client -> stand-in -> PDF download (the invoice-mifact host is
     allowed by the downloader even on loopback) -> attachment."""
-    from billing import services as billing_services
+    from billing import mifact as billing_services
     from billing.models import OpportunityServiceOrder
 
     settings.URL_INVOICE_MIFACT_V3 = standin.base_url

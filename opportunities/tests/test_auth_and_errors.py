@@ -157,7 +157,7 @@ def test_health_is_503_when_the_database_fails(anon_client, monkeypatch):
 
 
 def test_an_unexpected_error_is_a_json_500_without_traceback(api_client, make_opportunity, monkeypatch):
-    from opportunities import services
+    from sales import process_update as services
 
     def explode(**kwargs):
         raise RuntimeError("secret internals")
@@ -250,7 +250,7 @@ def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user
 def test_a_database_outage_is_a_json_503_with_retry_after(api_client, make_opportunity, monkeypatch):
     from django.db import OperationalError
 
-    from opportunities import services
+    from sales import process_update as services
 
     def locked(**kwargs):
         raise OperationalError("database is locked")

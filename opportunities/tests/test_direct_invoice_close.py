@@ -130,7 +130,7 @@ def test_failed_download_keeps_nothing(make_opportunity, put_process, pdf_host, 
 
 
 def test_an_error_inside_the_transaction_leaves_no_file(make_opportunity, put_process, pdf_host, media_root, monkeypatch):
-    from opportunities import services
+    from sales import process_update as services
 
     pdf_host.route("/ok.pdf", body=make_pdf("ok"))
     opportunity = make_opportunity()

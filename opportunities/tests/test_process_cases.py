@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from opportunities.models import ActionHistory, Meeting, Opportunity
-from opportunities.services import ProcessCase, process_case_detect
+from opportunities.process_case import ProcessCase, process_case_detect
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from opportunities.models import Opportunity, SvDelivery
-from opportunities.services import sv_deliveries_retry_now
+from opportunities.sv_outbox import sv_deliveries_retry_now
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +69,7 @@ def test_no_delivery_without_both_values(make_opportunity, put_process, sv):
 
 
 def test_the_outbox_row_is_rolled_back_with_a_failed_update(make_opportunity, put_process, sv, monkeypatch):
-    from opportunities import services
+    from sales import process_update as services
 
     real_enqueue = services.sv_delivery_enqueue
 

@@ -14,7 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from billing.services import CheckOutcome, CheckResult, service_orders_poll
+from billing.services.checks import CheckOutcome, CheckResult
+from billing.services.poll import service_orders_poll
 from crm.commands import SpanishOptionsMixin, positive_int
 from opportunities.models import Opportunity
 

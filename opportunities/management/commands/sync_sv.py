@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from crm.commands import SpanishOptionsMixin, positive_int
-from opportunities.services import sv_deliveries_sync
+from opportunities.sv_outbox import sv_deliveries_sync
 
 
 class Command(SpanishOptionsMixin, BaseCommand):

@@ -1,0 +1,270 @@
+"""Checking one service order (O.S) against invoice-mifact, and completing it when *facturado*.
+
+One unit of work is one O.S: `service_order_check` claims it, asks invoice-mifact for its status
+(network, no transaction open), downloads the comprobantes when it is *facturado* (network, no
+transaction open), then completes it in one short transaction that locks the opportunity and the
+row. The PUT, the poller and the admin all go through it, so two of them never complete the same
+O.S twice. `service_orders_check_bounded` is the budgeted loop of the PUT and the admin (docs:
+README "Service orders and the poller").
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.comprobantes import (
+    attachment_store_pdfs,
+    comprobantes_download,
+    discard_pdfs,
+)
+from billing.downloads import DownloadedPdf, DownloadError
+from billing.mifact import (
+    InvoiceStatus,
+    MifactBadResponse,
+    MifactClient,
+    MifactError,
+    MifactNotConfigured,
+    mifact_configuration_problem,
+    shared_mifact_client,
+)
+from billing.models import OpportunityServiceOrder
+from billing.services.registration import pending_service_orders
+from crm.claims import claim_one
+from opportunities.history import HistoryLog
+from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity
+from opportunities.services import CLOSE_COLUMNS, opportunity_close_won
+
+logger = logging.getLogger(__name__)
+
+ERROR_NO_URLS = "facturado sin URLs de comprobante; se reintentará"
+
+
+class CheckResult(enum.Enum):
+    """What one check of one O.S ended in."""
+
+    PENDING = "pending"  # asked; not facturado yet
+    INVOICED = "invoiced"  # completed now: PDFs attached, opportunity updated
+    ALREADY_DONE = "already_done"  # someone else completed it first
+    SKIPPED = "skipped"  # claimed by another worker right now
+    ERROR = "error"  # error recorded on the row; a later check retries
+    SERVICE_ERROR = "service_error"  # invoice-mifact unreachable or refused us
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """Result of `service_order_check`: the row's id, the result, the error text (or "") and the
+    O.S id at invoice-mifact (None when unknown)."""
+
+    service_order_pk: int
+    result: CheckResult
+    error: str = ""
+    service_order_id: int | None = None
+
+
+def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
+    """Claim one pending O.S for `POLL_CLAIM_SECONDS`; False when it is taken or already facturado."""
+    now = now or timezone.now()
+    until = now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS)
+    return claim_one(pending_service_orders(), pk=pk, now=now, until=until)
+
+
+def _record(pk: int, *, error: str, checked_at: dt.datetime, **extra: Any) -> None:
+    OpportunityServiceOrder.objects.filter(pk=pk).update(
+        last_checked_at=checked_at, last_error=error[:2000], claimed_until=None, updated_at=checked_at, **extra
+    )
+
+
+def service_order_complete(
+    *, service_order_pk: int, status: InvoiceStatus, pdfs: list[tuple[str, DownloadedPdf]], checked_at: dt.datetime
+) -> bool:
+    """Complete an invoiced O.S in one transaction (source document section 6.1, last paragraph).
+
+    Locks the row; when it is still pending: attaches `pdfs` with the O.S id, fills `facturado`,
+    `invoice_result_head_id`, `url_soles`, `url_dolares`, sets the opportunity's
+    `isPresaved = false` and sub-state `factura_directa` (stage *Cierre ganado*) and writes
+    `service_order_invoiced`. Returns False (and discards `pdfs`) when it was already facturado.
+    """
+    try:
+        opportunity_id = OpportunityServiceOrder.objects.values_list("opportunity_id", flat=True).get(
+            pk=service_order_pk
+        )
+        with transaction.atomic():
+            # Same lock order as the PUT (opportunity, then its O.S rows): no deadlock between them.
+            opportunity = Opportunity.objects.select_for_update().get(pk=opportunity_id)
+            row = OpportunityServiceOrder.objects.select_for_update().get(pk=service_order_pk)
+            if row.facturado:
+                discard_pdfs(pdfs)
+                return False
+            log = HistoryLog(opportunity=opportunity, user=None)
+            attachments = attachment_store_pdfs(
+                opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
+            )
+            row.facturado = True
+            row.invoice_result_head_id = status.invoice_result_head_id
+            row.url_soles = status.url_soles
+            row.url_dolares = status.url_dolares
+            row.last_checked_at = checked_at
+            row.last_error = ""
+            row.claimed_until = None
+            row.save()
+            opportunity_close_won(
+                opportunity=opportunity,
+                sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
+                log=log,
+                data={"via": "cOrdenesServicio", "serviceOrderId": row.service_order_id},
+            )
+            opportunity.save(update_fields=[*CLOSE_COLUMNS, "modified_at"])
+            log.add(
+                ActionHistory.Action.SERVICE_ORDER_INVOICED,
+                {
+                    "serviceOrderId": row.service_order_id,
+                    "invoiceResultHeadId": status.invoice_result_head_id,
+                    "attachmentIds": [a.pk for a in attachments],
+                    "urls": {"soles": status.url_soles, "dolares": status.url_dolares},
+                },
+            )
+            log.flush()
+    except BaseException:
+        discard_pdfs(pdfs)
+        raise
+    return True
+
+
+def _outcome(service_order: OpportunityServiceOrder, result: CheckResult, error: str = "") -> CheckOutcome:
+    return CheckOutcome(service_order.pk, result, error, service_order.service_order_id)
+
+
+def service_order_check(
+    *,
+    service_order: OpportunityServiceOrder,
+    client: MifactClient | None,
+    claimed: bool = False,
+) -> CheckOutcome:
+    """Check one O.S against invoice-mifact and complete it when *facturado* (CONTRACT.md 7).
+
+    Claims the row first unless `claimed`. `client` None means invoice-mifact is not configured
+    (the error is recorded). Never raises for the service's or the download's failures: they are
+    recorded in `last_error` (and `last_checked_at`) and reported in the outcome; the row stays
+    pending so the next check retries.
+    """
+    pk = service_order.pk
+    if not claimed and not service_order_claim(pk=pk):
+        return _outcome(service_order, CheckResult.SKIPPED)
+    checked_at = timezone.now()
+    try:
+        if client is None:
+            raise MifactNotConfigured(mifact_configuration_problem() or "invoice-mifact no está configurado")
+        status = client.get_invoice_status(service_order.service_order_id)
+    except MifactBadResponse as exc:
+        # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
+        # not the service being down.
+        _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=str(exc))
+    except MifactError as exc:
+        _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
+        return _outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc))
+    except Exception as exc:  # never let one O.S break a request or a poll run
+        logger.exception("Unexpected error checking service order %s", pk)
+        _record(pk, error=f"error inesperado: {exc.__class__.__name__}", checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+
+    if not status.facturado:
+        _record(pk, error="", checked_at=checked_at)
+        return _outcome(service_order, CheckResult.PENDING)
+    if not status.urls:
+        _record(pk, error=ERROR_NO_URLS, checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS)
+    try:
+        pdfs = comprobantes_download(status.urls)
+    except DownloadError as exc:
+        message = f"descarga fallida: {exc}"
+        _record(pk, error=message, checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=message)
+    try:
+        done = service_order_complete(service_order_pk=pk, status=status, pdfs=pdfs, checked_at=checked_at)
+    except Exception as exc:
+        logger.exception("Could not complete service order %s", pk)
+        _record(pk, error=f"no se pudo completar: {exc.__class__.__name__}", checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+    return _outcome(service_order, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
+
+
+@dataclass
+class BoundedCheckReport:
+    """What `service_orders_check_bounded` did: the outcomes of the O.S it checked, and how many it
+    did not start because of each bound."""
+
+    outcomes: list[CheckOutcome] = field(default_factory=list)
+    over_max_rows: int = 0
+    out_of_time: int = 0
+    after_service_failures: int = 0
+
+    @property
+    def not_started(self) -> int:
+        return self.over_max_rows + self.out_of_time + self.after_service_failures
+
+
+def service_orders_check_bounded(
+    *,
+    rows: Iterable[OpportunityServiceOrder],
+    client: MifactClient | None,
+    max_rows: int,
+    budget_seconds: float,
+    max_service_failures: int,
+) -> BoundedCheckReport:
+    """Check `rows` one after another while a person waits: at most `max_rows` of them, none
+    started after `budget_seconds`, and none after `max_service_failures` failures of
+    invoice-mifact itself in a row (down, or refusing us). What is not started is left to the
+    5-minute poller. Rows being checked by someone else right now are skipped; errors are recorded
+    on the rows. Never raises for invoice-mifact or download failures."""
+    rows = list(rows)
+    report = BoundedCheckReport(over_max_rows=max(0, len(rows) - max_rows))
+    batch = rows[:max_rows]
+    deadline = time.monotonic() + budget_seconds
+    failures_in_a_row = 0
+    for index, row in enumerate(batch):
+        if time.monotonic() > deadline:
+            report.out_of_time = len(batch) - index
+            break
+        outcome = service_order_check(service_order=row, client=client)
+        report.outcomes.append(outcome)
+        if outcome.result is not CheckResult.SERVICE_ERROR:
+            failures_in_a_row = 0
+            continue
+        failures_in_a_row += 1
+        if failures_in_a_row >= max_service_failures:
+            report.after_service_failures = len(batch) - index - 1
+            break
+    return report
+
+
+def opportunity_check_service_orders(*, opportunity_id: str) -> list[CheckOutcome]:
+    """Check the pending O.S of one opportunity now, as a PUT does after its commit: at most
+    `INLINE_CHECK_MAX_ORDERS` (least recently checked first), within
+    `INLINE_CHECK_BUDGET_SECONDS`, and none after one failure of invoice-mifact itself; the
+    request never waits long. Returns the outcomes (empty when nothing is pending)."""
+    limit = settings.INLINE_CHECK_MAX_ORDERS
+    pending = list(
+        pending_service_orders()
+        .filter(opportunity_id=opportunity_id)
+        .order_by(F("last_checked_at").asc(nulls_first=True), "id")[:limit]
+    )
+    if not pending:
+        return []
+    return service_orders_check_bounded(
+        rows=pending,
+        client=shared_mifact_client(),
+        max_rows=limit,
+        budget_seconds=settings.INLINE_CHECK_BUDGET_SECONDS,
+        max_service_failures=1,
+    ).outcomes

@@ -1,0 +1,259 @@
+"""The poll run (`manage.py poll_invoices`): every service order (O.S) pending when the run starts
+is checked once, by a pool of threads (docs: README "Service orders and the poller")."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from billing.mifact import MifactClient, MifactError
+from billing.models import OpportunityServiceOrder
+from billing.services.checks import CheckOutcome, CheckResult, service_order_check
+from billing.services.registration import pending_service_orders
+from crm.claims import claim_batch
+
+logger = logging.getLogger(__name__)
+
+
+def _due_service_orders(*, round_started_at: dt.datetime, opportunity_id: str | None) -> QuerySet:
+    """The O.S of one poll round: pending and registered when the round started, and not checked
+    since (by anyone: another run, a PUT, the admin). Of one opportunity when given."""
+    due = pending_service_orders().filter(created_at__lte=round_started_at).filter(
+        Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started_at)
+    )
+    return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
+
+
+def service_orders_claim_batch(
+    *,
+    limit: int,
+    round_started_at: dt.datetime,
+    opportunity_id: str | None = None,
+) -> list[OpportunityServiceOrder]:
+    """Claim up to `limit` O.S of the round that started at `round_started_at` (pending then, not
+    checked since), oldest check first.
+
+    `crm.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
+    the claimed rows.
+    """
+    now = timezone.now()
+    candidates = _due_service_orders(round_started_at=round_started_at, opportunity_id=opportunity_id).order_by(
+        F("last_checked_at").asc(nulls_first=True), "id"
+    )
+    ids = claim_batch(candidates, limit=limit, now=now, until=now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS))
+    if not ids:
+        return []
+    return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id"))
+
+
+@dataclass
+class PollSummary:
+    """Counts of one poll run (docs: README "Polling").
+
+    `pending`: O.S of the round (pending when the run started, not checked since; at most
+    `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
+    `errors`: rows that got an error recorded; `left`: O.S of the round this run got no answer
+    for (invoice-mifact failed, the run stopped early, or another run or a PUT had them);
+    `fatal`: why invoice-mifact could not be used (not configured, credentials refused,
+    unreachable) when that left O.S unchecked, or "".
+    """
+
+    pending: int = 0
+    checked: int = 0
+    invoiced: int = 0
+    errors: int = 0
+    left: int = 0
+    seconds: float = 0.0
+    fatal: str = ""
+
+    @property
+    def line(self) -> str:
+        text = (
+            f"poll_invoices: pending={self.pending} checked={self.checked} invoiced={self.invoiced} "
+            f"errors={self.errors} left={self.left} seconds={self.seconds:.2f}"
+        )
+        return f"{text} fatal={self.fatal!r}" if self.fatal else text
+
+
+def _check_claimed(row: OpportunityServiceOrder, client: MifactClient) -> CheckOutcome:
+    """Check a claimed row; a crash (a bug: `service_order_check` records its own errors) becomes
+    an error outcome, so every claimed row yields exactly one outcome."""
+    try:
+        return service_order_check(service_order=row, client=client, claimed=True)
+    except Exception as exc:
+        logger.exception("Service order %s: check crashed", row.pk)
+        return CheckOutcome(row.pk, CheckResult.ERROR, exc.__class__.__name__, row.service_order_id)
+
+
+def _worker(rows: queue.Queue[OpportunityServiceOrder | None], outcomes: queue.Queue[CheckOutcome],
+            client: MifactClient) -> None:
+    """One pool thread: check rows until it is handed None, then close its database connection."""
+    try:
+        while (row := rows.get()) is not None:
+            outcomes.put(_check_claimed(row, client))
+    finally:
+        connections.close_all()
+
+
+def _release(rows: list[OpportunityServiceOrder]) -> None:
+    """Give claimed rows that were not started back to the next run."""
+    if rows:
+        OpportunityServiceOrder.objects.filter(pk__in=[row.pk for row in rows]).update(claimed_until=None)
+
+
+def _drain(rows: queue.Queue[OpportunityServiceOrder | None]) -> list[OpportunityServiceOrder]:
+    drained = []
+    while True:
+        try:
+            row = rows.get_nowait()
+        except queue.Empty:
+            return drained
+        if row is not None:
+            drained.append(row)
+
+
+class _Run:
+    """The counting and stopping rule of one poll run (see `service_orders_poll`)."""
+
+    def __init__(self, summary: PollSummary, *, workers: int, limit: int | None,
+                 round_started_at: dt.datetime, opportunity_id: str | None,
+                 progress: Callable[[int, int], None] | None,
+                 on_outcome: Callable[[CheckOutcome], None] | None) -> None:
+        self.summary = summary
+        self.limit = limit
+        self.round_started_at = round_started_at
+        self.opportunity_id = opportunity_id
+        self.progress = progress
+        self.on_outcome = on_outcome
+        self.batch_size = max(1, settings.POLL_BATCH_SIZE)
+        # Stop when this many checks in a row failed on invoice-mifact itself (down, or refusing
+        # us) instead of waiting out a timeout per row.
+        self.abort_after = max(self.batch_size, workers)
+        self.claimed = self.done = self.service_errors_in_a_row = 0
+
+    def claim(self) -> list[OpportunityServiceOrder]:
+        if self.limit is not None and self.claimed >= self.limit:
+            return []
+        size = self.batch_size if self.limit is None else min(self.batch_size, self.limit - self.claimed)
+        batch = service_orders_claim_batch(
+            limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id
+        )
+        self.claimed += len(batch)
+        return batch
+
+    def record(self, outcome: CheckOutcome) -> bool:
+        """Count one outcome; True when invoice-mifact failed too often in a row to go on."""
+        summary = self.summary
+        self.done += 1
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        if outcome.result is CheckResult.SERVICE_ERROR:
+            summary.errors += 1
+            summary.fatal = outcome.error or "invoice-mifact no disponible"
+            self.service_errors_in_a_row += 1
+        else:
+            self.service_errors_in_a_row = 0
+            summary.checked += 1
+            summary.invoiced += outcome.result is CheckResult.INVOICED
+            summary.errors += outcome.result is CheckResult.ERROR
+        if self.progress is not None:
+            self.progress(self.done, summary.pending)
+        return self.service_errors_in_a_row >= self.abort_after
+
+    def run_inline(self, client: MifactClient) -> None:
+        """One worker: check each claimed row in this thread."""
+        while batch := self.claim():
+            for index, row in enumerate(batch):
+                if self.record(_check_claimed(row, client)):
+                    _release(batch[index + 1:])
+                    return
+
+    def run_pooled(self, client: MifactClient, workers: int) -> None:
+        """`workers` threads take claimed rows from a queue; the next batch is claimed before the
+        queue drains so that no worker idles."""
+        rows: queue.Queue[OpportunityServiceOrder | None] = queue.Queue()
+        outcomes: queue.Queue[CheckOutcome] = queue.Queue()
+        in_flight = 0
+        claiming = True
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as executor:
+            for _ in range(workers):
+                executor.submit(_worker, rows, outcomes, client)
+            try:
+                while True:
+                    while claiming and in_flight < 2 * workers:
+                        batch = self.claim()
+                        claiming = bool(batch)
+                        for row in batch:
+                            rows.put(row)
+                        in_flight += len(batch)
+                    if in_flight == 0:
+                        break
+                    in_flight -= 1
+                    if self.record(outcomes.get()) and claiming:
+                        claiming = False
+                        released = _drain(rows)
+                        in_flight -= len(released)
+                        _release(released)
+            finally:
+                _release(_drain(rows))
+                for _ in range(workers):
+                    rows.put(None)
+
+
+def service_orders_poll(
+    *,
+    opportunity_id: str | None = None,
+    limit: int | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    on_outcome: Callable[[CheckOutcome], None] | None = None,
+) -> PollSummary:
+    """Check every O.S that is pending when the run starts, once (docs: README "Polling").
+
+    The round is defined by the run itself: it takes the O.S registered before it started and
+    not checked since, so an O.S that a PUT checked a moment earlier is checked again, while one
+    that another run (or a PUT) checked after this run started is skipped: overlapping runs never
+    check one O.S twice in a round. Rows are claimed in batches of `POLL_BATCH_SIZE` (so memory
+    stays flat) and checked by `workers` threads sharing one client (one sign-in, one connection
+    pool sized to the workers), each completion in its own short transaction. After
+    `max(POLL_BATCH_SIZE, workers)` consecutive failures of invoice-mifact itself the run stops
+    and releases what it had not started. With nothing pending it returns without signing in.
+    `progress(done, total)` and `on_outcome(outcome)` are called as checks finish when given.
+    Never raises for the service's failures: see `PollSummary.fatal`.
+    """
+    started = time.monotonic()
+    summary = PollSummary()
+    round_started_at = timezone.now()
+    summary.pending = _due_service_orders(round_started_at=round_started_at, opportunity_id=opportunity_id).count()
+    if limit is not None:
+        summary.pending = min(summary.pending, limit)
+    if summary.pending:
+        try:
+            client = MifactClient.from_settings(pool_size=max(1, workers))
+            client.sign_in()
+        except MifactError as exc:
+            summary.fatal = str(exc)
+        else:
+            run = _Run(summary, workers=workers, limit=limit, round_started_at=round_started_at,
+                       opportunity_id=opportunity_id, progress=progress, on_outcome=on_outcome)
+            try:
+                if workers > 1:
+                    run.run_pooled(client, workers)
+                else:
+                    run.run_inline(client)
+            finally:
+                client.close()
+    summary.left = max(0, summary.pending - summary.checked)
+    if not summary.left:
+        summary.fatal = ""
+    summary.seconds = time.monotonic() - started
+    return summary

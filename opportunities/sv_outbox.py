@@ -1,0 +1,261 @@
+"""The SV outbox: the clinic history reaches the clinic system SV once per (reservation, clinic
+history), even while SV is down (README "SV sync").
+
+A row is written in the process update's transaction, tried once right after the commit, and
+delivered by `manage.py sync_sv` with exponential backoff while SV fails. Rows are claimed
+(`crm.claims`), so two runs never deliver one row twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from crm.claims import claim_batch, claim_one
+
+from .models import Opportunity, SvDelivery
+from .sv import SvAuthError, SvClient, SvError, SvUnavailable, sv_configuration_problem
+
+logger = logging.getLogger(__name__)
+
+
+class SvAttemptResult(enum.Enum):
+    """What one delivery attempt ended in."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # failed; next attempt scheduled with backoff
+    FAILED = "failed"  # failed and out of attempts
+    SKIPPED = "skipped"  # claimed elsewhere, or no longer pending
+    SERVICE_ERROR = "service_error"  # SV unreachable or refused our credentials (also scheduled)
+
+
+def _sv_claim_duration() -> dt.timedelta:
+    return dt.timedelta(seconds=max(60, 3 * settings.SV_TIMEOUT))
+
+
+def _sv_backoff(attempts: int) -> dt.timedelta:
+    base = max(1, settings.SV_SYNC_BACKOFF_SECONDS)
+    cap = max(base, settings.SV_SYNC_BACKOFF_MAX_SECONDS)
+    return dt.timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def sv_delivery_enqueue(*, opportunity: Opportunity) -> SvDelivery | None:
+    """Write an outbox row when `opportunity` has a clinic history and a reservation id whose pair
+    has not been delivered (or is not already waiting); return it, or None when nothing is due.
+
+    Runs inside the process-update transaction (the opportunity row locked), so it is rolled back
+    with the update. A new pair supersedes the reservation's older pending rows (SV must end with
+    the newest clinic history); a failed row for the same pair is re-armed. After the commit one
+    immediate attempt is made with `SV_INLINE_TIMEOUT`.
+    """
+    if not opportunity.c_clinic_history or not opportunity.reservation_id:
+        return None
+    current = list(
+        SvDelivery.objects.filter(opportunity=opportunity, reservation_id=opportunity.reservation_id)
+        .exclude(status=SvDelivery.Status.SUPERSEDED)
+        .order_by("-created_at", "-id")
+    )
+    latest = current[0] if current else None
+    now = timezone.now()
+    # While SV cannot be called, the row says why it waits (the admin shows it).
+    problem = sv_configuration_problem()
+    not_tried = f"no se intentó: {problem}"[:2000] if problem else ""
+    if latest is not None and latest.clinic_history == opportunity.c_clinic_history:
+        if latest.status != SvDelivery.Status.FAILED:
+            return None
+        latest.status, latest.attempts, latest.next_attempt_at = SvDelivery.Status.PENDING, 0, now
+        latest.last_error = not_tried or latest.last_error
+        latest.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "updated_at"])
+        delivery = latest
+    else:
+        waiting = [d.pk for d in current if d.status == SvDelivery.Status.PENDING]
+        if waiting:
+            SvDelivery.objects.filter(pk__in=waiting).update(status=SvDelivery.Status.SUPERSEDED, updated_at=now)
+        delivery = SvDelivery.objects.create(
+            opportunity=opportunity,
+            reservation_id=opportunity.reservation_id,
+            clinic_history=opportunity.c_clinic_history,
+            next_attempt_at=now,
+            last_error=not_tried,
+        )
+    if not problem:
+        transaction.on_commit(lambda pk=delivery.pk: sv_delivery_attempt_inline(delivery_pk=pk))
+    return delivery
+
+
+def sv_delivery_attempt(
+    *, delivery_pk: int, client: SvClient, force: bool = False, claimed: bool = False
+) -> SvAttemptResult:
+    """Claim one pending delivery and send it to SV; record the outcome on the row.
+
+    Success: `delivered` with `delivered_at`. Failure: `attempts + 1`, `last_error`, and the next
+    attempt after an exponential backoff (`SV_SYNC_BACKOFF_SECONDS` doubling, capped at
+    `SV_SYNC_BACKOFF_MAX_SECONDS`), or `failed` after `SV_SYNC_MAX_ATTEMPTS`. `force` ignores
+    `next_attempt_at` (admin "retry now"); `claimed` means the caller already holds the claim.
+    Never raises for SV's failures.
+    """
+    now = timezone.now()
+    due = SvDelivery.objects.filter(status=SvDelivery.Status.PENDING)
+    if not force:
+        due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    if not claimed and not claim_one(due, pk=delivery_pk, now=now, until=now + _sv_claim_duration()):
+        return SvAttemptResult.SKIPPED
+    delivery = SvDelivery.objects.get(pk=delivery_pk)
+    try:
+        client.update_clinic_history(reservation_id=delivery.reservation_id, clinic_history=delivery.clinic_history)
+    except SvError as exc:
+        attempts = delivery.attempts + 1
+        gave_up = attempts >= settings.SV_SYNC_MAX_ATTEMPTS
+        SvDelivery.objects.filter(pk=delivery_pk).update(
+            attempts=attempts,
+            last_error=str(exc)[:2000],
+            status=SvDelivery.Status.FAILED if gave_up else SvDelivery.Status.PENDING,
+            next_attempt_at=None if gave_up else timezone.now() + _sv_backoff(attempts),
+            claimed_until=None,
+            updated_at=timezone.now(),
+        )
+        if gave_up:
+            logger.error("SV delivery %s failed for good after %s attempts: %s", delivery_pk, attempts, exc)
+            return SvAttemptResult.FAILED
+        if isinstance(exc, (SvUnavailable, SvAuthError)):
+            return SvAttemptResult.SERVICE_ERROR
+        return SvAttemptResult.RETRY
+    SvDelivery.objects.filter(pk=delivery_pk).update(
+        status=SvDelivery.Status.DELIVERED,
+        attempts=delivery.attempts + 1,
+        last_error="",
+        delivered_at=timezone.now(),
+        next_attempt_at=None,
+        claimed_until=None,
+        updated_at=timezone.now(),
+    )
+    return SvAttemptResult.DELIVERED
+
+
+def _sv_record_not_tried(deliveries: QuerySet[SvDelivery], reason: str) -> int:
+    """Write on pending `deliveries` why they could not be tried (shown in the admin); their
+    attempts and schedule are kept. Returns how many rows were marked."""
+    return deliveries.filter(status=SvDelivery.Status.PENDING).update(
+        last_error=f"no se intentó: {reason}"[:2000], updated_at=timezone.now()
+    )
+
+
+def sv_delivery_attempt_inline(*, delivery_pk: int) -> SvAttemptResult:
+    """The attempt made right after a PUT commits: short timeout, never raises (the PUT must
+    answer whatever SV does). While SV cannot be called (`URL_SV` or credentials unset) it only
+    writes the reason on the row (`sv_delivery_enqueue` does not schedule it then)."""
+    problem = sv_configuration_problem()
+    if problem:
+        _sv_record_not_tried(SvDelivery.objects.filter(pk=delivery_pk), problem)
+        return SvAttemptResult.SKIPPED
+    try:
+        client = SvClient.from_settings(timeout=settings.SV_INLINE_TIMEOUT)
+        try:
+            return sv_delivery_attempt(delivery_pk=delivery_pk, client=client)
+        finally:
+            client.close()
+    except Exception:  # the PUT has committed; a bug here must not turn it into a 500
+        logger.exception("SV delivery %s: inline attempt crashed; sync_sv will retry", delivery_pk)
+        return SvAttemptResult.SKIPPED
+
+
+@dataclass
+class SvSyncSummary:
+    """Counts of one `sync_sv` run; `fatal` says why nothing could be delivered, or ""."""
+
+    due: int = 0
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    fatal: str = ""
+
+    @property
+    def line(self) -> str:
+        text = (f"sync_sv: due={self.due} delivered={self.delivered} retried={self.retried} "
+                f"failed={self.failed} seconds={self.seconds:.2f}")
+        return f"{text} fatal={self.fatal!r}" if self.fatal else text
+
+
+def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvSyncSummary:
+    """Deliver every due outbox row (CONTRACT.md 8; `manage.py sync_sv`).
+
+    Rows are claimed in batches (`crm.claims`), so two runs at once never deliver one row twice.
+    With `URL_SV` unset nothing is done and `fatal` says so. A batch whose every attempt failed
+    on SV itself (unreachable, credentials) ends the run; those rows keep their backoff.
+    """
+    started = time.monotonic()
+    summary = SvSyncSummary()
+    now = timezone.now()
+    due = SvDelivery.objects.filter(status=SvDelivery.Status.PENDING).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    summary.due = due.count() if limit is None else min(limit, due.count())
+    if summary.due == 0:
+        summary.seconds = time.monotonic() - started
+        return summary
+    problem = sv_configuration_problem()
+    if problem:
+        _sv_record_not_tried(due, problem)
+        summary.fatal = problem
+        summary.seconds = time.monotonic() - started
+        return summary
+    client = SvClient.from_settings()
+    done = 0
+    try:
+        while limit is None or done < limit:
+            size = batch_size if limit is None else min(batch_size, limit - done)
+            claim_now = timezone.now()
+            ids = claim_batch(due.order_by(F("next_attempt_at").asc(nulls_first=True), "id"), limit=size,
+                              now=claim_now, until=claim_now + _sv_claim_duration())
+            if not ids:
+                break
+            done += len(ids)
+            service_errors = 0
+            for pk in ids:
+                result = sv_delivery_attempt(delivery_pk=pk, client=client, claimed=True)
+                if result is SvAttemptResult.DELIVERED:
+                    summary.delivered += 1
+                elif result is SvAttemptResult.FAILED:
+                    summary.failed += 1
+                elif result in (SvAttemptResult.RETRY, SvAttemptResult.SERVICE_ERROR):
+                    summary.retried += 1
+                    if result is SvAttemptResult.SERVICE_ERROR:
+                        service_errors += 1
+            if service_errors == len(ids):
+                summary.fatal = "SV no disponible"
+                break
+    finally:
+        client.close()
+    if summary.delivered:
+        summary.fatal = ""
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def sv_deliveries_retry_now(*, delivery_pks: Iterable[int]) -> dict[str, int]:
+    """Admin "retry now": re-arm the given failed/pending rows and attempt each one now.
+
+    Returns counts by result name. Raises `SvNotConfigured` when `URL_SV` is unset.
+    """
+    delivery_pks = list(delivery_pks)
+    client = SvClient.from_settings()
+    SvDelivery.objects.filter(pk__in=delivery_pks, status=SvDelivery.Status.FAILED).update(
+        status=SvDelivery.Status.PENDING, attempts=0, updated_at=timezone.now()
+    )
+    counts: dict[str, int] = {}
+    try:
+        for pk in delivery_pks:
+            result = sv_delivery_attempt(delivery_pk=pk, client=client, force=True)
+            counts[result.value] = counts.get(result.value, 0) + 1
+    finally:
+        client.close()
+    return counts
