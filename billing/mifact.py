@@ -28,13 +28,11 @@ from crm.outgoing import (
 
 
 class MifactError(ServiceError):
-    """Base error of the invoice-mifact client. `permanent` is True when retrying cannot help."""
+    """Base error of the invoice-mifact client."""
 
 
 class MifactNotConfigured(MifactError, ServiceNotConfigured):
     """`URL_INVOICE_MIFACT_V3` is not set."""
-
-    permanent = True
 
 
 class MifactUnavailable(MifactError, ServiceUnavailable):

@@ -18,15 +18,11 @@ from urllib3.util.retry import Retry
 
 
 class ServiceError(Exception):
-    """Base error of an outgoing client. `permanent` is True when retrying cannot help."""
-
-    permanent = False
+    """Base error of an outgoing client."""
 
 
 class ServiceNotConfigured(ServiceError):
     """The service's base URL is not set."""
-
-    permanent = True
 
 
 class ServiceUnavailable(ServiceError):

@@ -26,8 +26,6 @@ class SvError(ServiceError):
 class SvNotConfigured(SvError, ServiceNotConfigured):
     """`URL_SV` is not set: SV sync is off."""
 
-    permanent = True
-
 
 class SvUnavailable(SvError, ServiceUnavailable):
     """SV could not be reached, timed out, or answered 5xx."""

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import urllib3.util.connection
 
-from billing import downloads
+from billing.downloads import errors as downloads
+from billing.downloads.fetch import TEMP_FILE_PREFIX
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
 from crm.testing import SMALL_PDF, LocalHTTPServer, make_pdf
 
@@ -46,7 +47,7 @@ def temp_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     directory.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(directory))
     yield directory
-    leftovers = sorted(p.name for p in directory.glob(f"{downloads.TEMP_FILE_PREFIX}*"))
+    leftovers = sorted(p.name for p in directory.glob(f"{TEMP_FILE_PREFIX}*"))
     assert leftovers == [], f"temporary files left behind: {leftovers}"
 
 
@@ -156,7 +157,7 @@ def test_downloads_pdf_from_allow_listed_host_port_into_temp_file_outside_media_
     assert pdf.file_name == "F001-00000123.pdf"
     assert pdf.path.read_bytes() == SMALL_PDF
     assert pdf.path.parent == temp_dir
-    assert pdf.path.name.startswith(downloads.TEMP_FILE_PREFIX)
+    assert pdf.path.name.startswith(TEMP_FILE_PREFIX)
     assert not pdf.path.resolve().is_relative_to(pathlib.Path(settings.MEDIA_ROOT).resolve())
     assert http_server.requests == ["/facturas/F001-00000123.pdf"]
     pdf.discard()
@@ -189,7 +190,7 @@ def test_allow_list_entry_for_another_port_does_not_allow_the_host(
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = ["files.clinic.test:8080"]
     http_server.route("/f.pdf", body=SMALL_PDF)
     error = refused("http://files.clinic.test/f.pdf")
-    assert error.reason == downloads.REASON_BLOCKED and error.permanent
+    assert error.reason == downloads.REASON_BLOCKED
     assert connections == [] and http_server.requests == []
 
 
@@ -284,7 +285,6 @@ def test_non_http_schemes_are_refused(url: str, settings: Any,
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = ["127.0.0.1"]
     error = refused(url)
     assert error.reason == downloads.REASON_SCHEME
-    assert error.permanent
     assert connections == []
 
 
@@ -294,21 +294,21 @@ def test_urls_with_user_info_are_refused_even_when_allow_listed(
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
     http_server.route("/f.pdf", body=SMALL_PDF)
     error = refused(f"http://{userinfo}{http_server.host_port}/f.pdf")
-    assert error.reason == downloads.REASON_USERINFO and error.permanent
+    assert error.reason == downloads.REASON_USERINFO
     assert http_server.requests == []
 
 
 @pytest.mark.parametrize("url", ["http:///f.pdf", "https://:443/f.pdf"])
 def test_urls_without_host_are_refused(url: str) -> None:
     error = refused(url)
-    assert error.reason == downloads.REASON_NO_HOST and error.permanent
+    assert error.reason == downloads.REASON_NO_HOST
 
 
 def test_loopback_server_that_is_not_allow_listed_is_refused(
         http_server: LocalHTTPServer, connections: list[tuple[str, int]]) -> None:
     http_server.route("/f.pdf", body=SMALL_PDF)
     error = refused(http_server.url("/f.pdf"))
-    assert error.reason == downloads.REASON_BLOCKED and error.permanent
+    assert error.reason == downloads.REASON_BLOCKED
     assert http_server.requests == [] and connections == []
 
 
@@ -340,7 +340,6 @@ def test_non_public_ip_literals_are_refused(url: str,
                                             connections: list[tuple[str, int]]) -> None:
     error = refused(url)
     assert error.reason == downloads.REASON_BLOCKED
-    assert error.permanent
     assert str(error) == f"{downloads.REASON_BLOCKED} ({url})"
     assert connections == []
 
@@ -349,7 +348,7 @@ def test_host_name_resolving_to_a_private_address_is_refused_before_connecting(
         fake_dns: FakeDNS, connections: list[tuple[str, int]]) -> None:
     fake_dns.add("intranet.example", ["10.0.0.5"])
     error = refused("http://intranet.example/f.pdf")
-    assert error.reason == downloads.REASON_BLOCKED and error.permanent
+    assert error.reason == downloads.REASON_BLOCKED
     assert connections == []
 
 
@@ -362,7 +361,7 @@ def test_host_name_with_one_private_address_among_public_ones_is_refused(
         addresses: list[str], fake_dns: FakeDNS, connections: list[tuple[str, int]]) -> None:
     fake_dns.add("mixed.example", addresses)
     error = refused("https://mixed.example/f.pdf")
-    assert error.reason == downloads.REASON_BLOCKED and error.permanent
+    assert error.reason == downloads.REASON_BLOCKED
     assert connections == []
 
 
@@ -371,7 +370,7 @@ def test_dns_rebinding_between_check_and_connection_is_refused(
         second_answer: str, fake_dns: FakeDNS, connections: list[tuple[str, int]]) -> None:
     fake_dns.add("rebind.example", [PUBLIC_IP], [second_answer])
     error = refused("http://rebind.example/f.pdf")
-    assert error.reason == downloads.REASON_BLOCKED and error.permanent
+    assert error.reason == downloads.REASON_BLOCKED
     assert fake_dns.lookups == ["rebind.example", "rebind.example"]
     assert connections == []
 
@@ -380,14 +379,14 @@ def test_connection_is_pinned_to_the_checked_public_address(
         fake_dns: FakeDNS, connections: list[tuple[str, int]]) -> None:
     fake_dns.add("files.example", [PUBLIC_IP])
     error = refused("http://files.example/f.pdf")  # the test network refuses the connection
-    assert error.reason == downloads.REASON_CONNECT and not error.permanent
+    assert error.reason == downloads.REASON_CONNECT
     assert connections == [(PUBLIC_IP, 80)]
 
 
 def test_unresolvable_host_name_is_a_transient_failure(fake_dns: FakeDNS) -> None:
     fake_dns.fail("nowhere.example")
     error = refused("http://nowhere.example/f.pdf")
-    assert error.reason == downloads.REASON_DNS and not error.permanent
+    assert error.reason == downloads.REASON_DNS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,7 +404,6 @@ def test_redirect_to_a_private_address_is_refused(allowed_server: LocalHTTPServe
     allowed_server.redirect("/start", "http://10.1.2.3/f.pdf")
     error = refused(allowed_server.url("/start"))
     assert error.reason == downloads.REASON_REDIRECT_PREFIX + downloads.REASON_BLOCKED
-    assert error.permanent
     assert error.url == allowed_server.url("/start")
     assert allowed_server.requests == ["/start"]
     assert all(host == "127.0.0.1" for host, _port in connections)
@@ -441,7 +439,6 @@ def test_redirect_to_a_refused_url_is_refused(allowed_server: LocalHTTPServer, l
     allowed_server.redirect("/start", location)
     error = refused(allowed_server.url("/start"))
     assert error.reason == downloads.REASON_REDIRECT_PREFIX + reason
-    assert error.permanent
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -473,14 +470,14 @@ def test_five_redirects_are_followed(allowed_server: LocalHTTPServer) -> None:
 def test_six_redirects_are_refused(allowed_server: LocalHTTPServer) -> None:
     _redirect_chain(allowed_server, 6)
     error = refused(allowed_server.url("/r0"))
-    assert error.reason == downloads.REASON_TOO_MANY_REDIRECTS and error.permanent
+    assert error.reason == downloads.REASON_TOO_MANY_REDIRECTS
     assert allowed_server.requests == [f"/r{index}" for index in range(6)]
 
 
 def test_redirect_without_location_is_refused(allowed_server: LocalHTTPServer) -> None:
     allowed_server.route("/start", status=302)
     error = refused(allowed_server.url("/start"))
-    assert error.reason == downloads.REASON_BAD_REDIRECT and error.permanent
+    assert error.reason == downloads.REASON_BAD_REDIRECT
 
 
 def test_redirect_body_is_not_read(allowed_server: LocalHTTPServer) -> None:
@@ -497,24 +494,18 @@ def test_redirect_body_is_not_read(allowed_server: LocalHTTPServer) -> None:
 # Answers that are not a PDF
 
 
-@pytest.mark.parametrize(("status", "permanent"), [
-    (400, True), (403, True), (404, True), (410, True),
-    (408, False), (429, False), (500, False), (502, False), (503, False),
-    # a partial body is not the whole PDF, even if it starts with %PDF- (adversarial review)
-    (206, True),
-])
-def test_non_2xx_answers_are_refused(allowed_server: LocalHTTPServer, status: int,
-                                     permanent: bool) -> None:
+# 206: a partial body is not the whole PDF, even if it starts with %PDF-.
+@pytest.mark.parametrize("status", [400, 403, 404, 410, 408, 429, 500, 502, 503, 206])
+def test_non_2xx_answers_are_refused(allowed_server: LocalHTTPServer, status: int) -> None:
     allowed_server.route("/f.pdf", status=status, body=SMALL_PDF)
     error = refused(allowed_server.url("/f.pdf"))
     assert error.reason == f"el servidor respondió {status}"
-    assert error.permanent is permanent
 
 
-def test_unknown_path_404_html_page_is_a_permanent_failure(
+def test_unknown_path_404_html_page_is_refused(
         allowed_server: LocalHTTPServer) -> None:
     error = refused(allowed_server.url("/missing.pdf"))
-    assert error.reason == "el servidor respondió 404" and error.permanent
+    assert error.reason == "el servidor respondió 404"
 
 
 @pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/pdf"])
@@ -523,7 +514,7 @@ def test_html_page_with_200_is_refused(allowed_server: LocalHTTPServer,
     allowed_server.route("/f.pdf", body=b"<!DOCTYPE html><html><body>Error</body></html>",
                          headers={"Content-Type": content_type})
     error = refused(allowed_server.url("/f.pdf"))
-    assert error.reason == downloads.REASON_NOT_PDF and error.permanent
+    assert error.reason == downloads.REASON_NOT_PDF
 
 
 @pytest.mark.parametrize("body", [b"%PDF", b" %PDF-1.4\n", b"PK\x03\x04zip"])
@@ -531,13 +522,13 @@ def test_body_not_starting_with_pdf_signature_is_refused(allowed_server: LocalHT
                                                          body: bytes) -> None:
     allowed_server.route("/f.pdf", body=body, headers={"Content-Type": "application/pdf"})
     error = refused(allowed_server.url("/f.pdf"))
-    assert error.reason == downloads.REASON_NOT_PDF and error.permanent
+    assert error.reason == downloads.REASON_NOT_PDF
 
 
 def test_empty_body_is_refused(allowed_server: LocalHTTPServer) -> None:
     allowed_server.route("/f.pdf", body=b"", headers={"Content-Type": "application/pdf"})
     error = refused(allowed_server.url("/f.pdf"))
-    assert error.reason == downloads.REASON_EMPTY and error.permanent
+    assert error.reason == downloads.REASON_EMPTY
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,7 +548,6 @@ def test_body_over_the_limit_is_refused_early_from_content_length(
     error = refused(allowed_server.url("/f.pdf"))
     assert time.monotonic() - started < 1.0
     assert error.reason == "el archivo supera el tamaño máximo de 2000 bytes"
-    assert error.permanent
     assert list(temp_dir.iterdir()) == []
 
 
@@ -567,7 +557,6 @@ def test_body_over_the_limit_without_content_length_is_refused(
     allowed_server.route("/f.pdf", body=_big_pdf(50_000), headers={"Content-Length": None})
     error = refused(allowed_server.url("/f.pdf"))
     assert error.reason == "el archivo supera el tamaño máximo de 2000 bytes"
-    assert error.permanent
     assert list(temp_dir.iterdir()) == []
 
 
@@ -579,7 +568,6 @@ def test_gzip_body_small_compressed_but_over_the_limit_decoded_is_refused(
     allowed_server.route("/f.pdf", body=compressed, headers={"Content-Encoding": "gzip"})
     error = refused(allowed_server.url("/f.pdf"))
     assert error.reason == "el archivo supera el tamaño máximo de 50000 bytes"
-    assert error.permanent
     assert list(temp_dir.iterdir()) == []
 
 
@@ -606,7 +594,7 @@ def test_slow_dripping_body_hits_the_total_deadline(
     started = time.monotonic()
     error = refused(allowed_server.url("/f.pdf"))
     elapsed = time.monotonic() - started
-    assert error.reason == downloads.REASON_TIMEOUT and not error.permanent
+    assert error.reason == downloads.REASON_TIMEOUT
     assert 0.9 <= elapsed < 1.5
     assert list(temp_dir.iterdir()) == []
 
@@ -618,7 +606,7 @@ def test_server_that_never_answers_hits_the_timeout(allowed_server: LocalHTTPSer
     started = time.monotonic()
     error = refused(allowed_server.url("/f.pdf"))
     assert time.monotonic() - started < 2.0
-    assert error.reason == downloads.REASON_TIMEOUT and not error.permanent
+    assert error.reason == downloads.REASON_TIMEOUT
 
 
 def test_deadline_covers_all_redirect_hops(allowed_server: LocalHTTPServer,
@@ -631,14 +619,14 @@ def test_deadline_covers_all_redirect_hops(allowed_server: LocalHTTPServer,
     started = time.monotonic()
     error = refused(allowed_server.url("/r0"))
     assert time.monotonic() - started < 2.0
-    assert error.reason == downloads.REASON_TIMEOUT and not error.permanent
+    assert error.reason == downloads.REASON_TIMEOUT
 
 
 def test_refused_connection_is_a_transient_failure(settings: Any) -> None:
     port = closed_port()
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [f"127.0.0.1:{port}"]
     error = refused(f"http://127.0.0.1:{port}/f.pdf")
-    assert error.reason == downloads.REASON_CONNECT and not error.permanent
+    assert error.reason == downloads.REASON_CONNECT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,10 +634,10 @@ def test_refused_connection_is_a_transient_failure(settings: Any) -> None:
 
 
 def test_download_error_formats_and_pickles() -> None:
-    error = DownloadError("http://x.example/f.pdf", "el archivo no es un PDF", permanent=True)
+    error = DownloadError("http://x.example/f.pdf", "el archivo no es un PDF")
     assert str(error) == "el archivo no es un PDF (http://x.example/f.pdf)"
     copy = pickle.loads(pickle.dumps(error))
-    assert (copy.url, copy.reason, copy.permanent) == (error.url, error.reason, True)
+    assert (copy.url, copy.reason) == (error.url, error.reason)
 
 
 def test_only_allowed_hosts_mode_refuses_any_other_host_before_resolving(http_server, settings, monkeypatch):
@@ -665,5 +653,4 @@ def test_only_allowed_hosts_mode_refuses_any_other_host_before_resolving(http_se
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     with pytest.raises(DownloadError) as info:
         download_pdf("https://facturas.example.com/F001.pdf")
-    assert info.value.permanent
     assert "lista de servidores" in info.value.reason
