@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from crm.testing import LocalHTTPServer
+from devtools.testing import LocalHTTPServer
 
 
 @pytest.fixture(autouse=True)

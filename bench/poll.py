@@ -4,7 +4,7 @@ What it does:
 
 1. Throw-away PostgreSQL database `crm_bench_<pid>` (migrated), temp MEDIA_ROOT, hermetic
    environment (`ENV_FILE` empty, production-like: DEBUG off).
-2. Starts the invoice-mifact stand-in in another process (`manage.py mifact_standin
+2. Starts the invoice-mifact stand-in in another process (`python -m devtools.mifact_standin
    --latency-ms L`, every invoice-status call waits L ms).
 3. Seeds N pending service orders over 200 opportunities (*Cierre ganado* /
    `orden_servicio_pendiente_factura`, with a clinic history) with Django's bulk_create, and
@@ -107,7 +107,7 @@ class PollBench:
         say("  migrated")
         self.ws.spawn(
             "mifact_standin",
-            [PYTHON, str(MANAGE), "mifact_standin", "--host", "127.0.0.1", "--port", str(self.mifact_port),
+            [PYTHON, "-m", "devtools.mifact_standin", "--host", "127.0.0.1", "--port", str(self.mifact_port),
              "--latency-ms", f"{self.latency_ms:g}", "--username", MIFACT_USER, "--password", MIFACT_PASSWORD],
             self.env,
         )
@@ -149,7 +149,7 @@ class PollBench:
             say(
                 f"  WARNING: the stand-in answers {effective - self.latency_ms:.0f} ms slower than configured; the "
                 "poll figures below include that (ratio vs the effective latency is shown too). Likely cause: "
-                "billing/standin.py sends headers and body in two TCP segments without TCP_NODELAY "
+                "devtools/mifact_standin.py sends headers and body in two TCP segments without TCP_NODELAY "
                 "(Nagle + delayed ACK, ~40 ms)."
             )
         return effective

@@ -5,7 +5,8 @@ What it does (source document section 8; CONTRACT.md sections 4, 5 and 7):
 1. Makes a throw-away folder with its own SQLite database and MEDIA_ROOT, picks two free ports on
    127.0.0.1, and runs every Django command with a hermetic environment (`ENV_FILE` empty, so
    the developer's `.env` is not read; DEBUG on; a fixed SECRET_KEY).
-2. `manage.py migrate`, `manage.py create_demo_user`; starts `manage.py mifact_standin` and
+2. `manage.py migrate`, `manage.py create_demo_user`; starts the invoice-mifact stand-in
+   (`python -m devtools.mifact_standin`) and
    `manage.py runserver --noreload` as subprocesses and waits for both to answer.
 3. Signs in (`POST /auth/signin`), creates opportunities A and B (`POST /opportunity`), and sends
    the section 8 bodies with `PUT /opportunity/update-opportunity-procces/<id>`:
@@ -128,11 +129,12 @@ class Demo:
         return output
 
     def spawn(self, name: str, *args: str) -> None:
-        """Start `manage.py <args>` in the background, its output going to a log file."""
+        """Start `python <args>` in the project folder in the background, its output going to a log
+        file (`manage.py ...`, or `-m devtools.mifact_standin ...`)."""
         log_path = self.workdir / f"{name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [PYTHON, str(MANAGE), *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [PYTHON, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         self.processes[name] = (process, log_path)
@@ -215,8 +217,9 @@ class Demo:
         say("    " + self.manage("create_demo_user", "--username", DEMO_USER, "--password", DEMO_PASSWORD))
 
         step("starting the invoice-mifact stand-in and the API server")
-        self.spawn("mifact_standin", "mifact_standin", "--host", "127.0.0.1", "--port", str(self.mifact_port))
-        self.spawn("runserver", "runserver", "--noreload", f"127.0.0.1:{self.api_port}")
+        self.spawn("mifact_standin", "-m", "devtools.mifact_standin", "--host", "127.0.0.1",
+                   "--port", str(self.mifact_port), "--username", MIFACT_USER, "--password", MIFACT_PASSWORD)
+        self.spawn("runserver", str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{self.api_port}")
         self.wait_until_up("mifact_standin", f"{self.mifact}/_standin/state")
         self.wait_until_up("runserver", f"{self.api}/health")
         say("    both answer (/health is ok)")

@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from billing.models import OpportunityServiceOrder
-from crm.testing import make_pdf
+from devtools.testing import make_pdf
 from opportunities.models import Attachment, Opportunity
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("plain_http_cookies")]

@@ -8,7 +8,7 @@ from typing import Any
 
 import responses
 
-from crm.testing import make_pdf
+from devtools.testing import make_pdf
 
 BASE = "http://mifact.test/api"
 

@@ -21,7 +21,7 @@ import urllib3.util.connection
 from billing.downloads import errors as downloads
 from billing.downloads.fetch import TEMP_FILE_PREFIX
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
-from crm.testing import SMALL_PDF, LocalHTTPServer, make_pdf
+from devtools.testing import SMALL_PDF, LocalHTTPServer, make_pdf
 
 PUBLIC_IP = "93.184.216.34"
 

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing.models import OpportunityServiceOrder
-from crm.testing import make_pdf
+from devtools.testing import make_pdf
 from opportunities.models import ActionHistory, Attachment, Meeting, Opportunity
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from crm.testing import make_pdf
+from devtools.testing import make_pdf
 from opportunities.models import ActionHistory, Attachment, Meeting, Opportunity
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from crm.testing import make_pdf
+from devtools.testing import make_pdf
 from opportunities.models import Attachment
 
 pytestmark = pytest.mark.django_db

@@ -41,15 +41,19 @@ Typical use::
 """
 from __future__ import annotations
 
+import argparse
 import http.server
 import json
+import os
+import signal
+import sys
 import re
 import secrets
 import socket
 import threading
 from typing import Any
 
-from crm.testing import make_pdf
+from devtools.testing import make_pdf
 
 __all__ = ["MifactStandin"]
 
@@ -462,3 +466,53 @@ def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
         raise ValueError(f"{name} must be an integer between 1 and 2^31-1")
     return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m devtools.mifact_standin`: serve the stand-in in the foreground until Ctrl-C or
+    SIGTERM (exit 0); exit 1 when the address cannot be bound. Point the backend at it with
+    ``URL_INVOICE_MIFACT_V3=http://127.0.0.1:<port>/api`` and invoice an O.S with
+    ``curl -X POST http://127.0.0.1:<port>/api/_standin/service-order/456/invoice``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.mifact_standin",
+        description="Local in-memory stand-in of invoice-mifact-v3 (development, demos, benchmarks; never production).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5111, help="TCP port (default 5111; 0 = any free port)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
+                        help="milliseconds every invoice-status call waits before answering (default 0)")
+    parser.add_argument("--username", default=os.environ.get("INVOICE_MIFACT_USERNAME") or "admin",
+                        help="accepted sign-in username (default: $INVOICE_MIFACT_USERNAME, else 'admin')")
+    parser.add_argument("--password", default=os.environ.get("INVOICE_MIFACT_PASSWORD") or "admin",
+                        help="accepted sign-in password (default: $INVOICE_MIFACT_PASSWORD, else 'admin')")
+    parser.add_argument("--log-requests", action="store_true", help="one access-log line per request on stderr")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    if args.latency_ms < 0:
+        parser.error("--latency-ms must be >= 0")
+    standin = MifactStandin(args.host, args.port, username=args.username, password=args.password,
+                            latency=args.latency_ms / 1000.0, log_requests=args.log_requests)
+    try:
+        standin.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    print(f"invoice-mifact stand-in (local use only) at {standin.base_url} "
+          f"(user {args.username!r}, latency {args.latency_ms:g} ms)", flush=True)
+    print(f"  set URL_INVOICE_MIFACT_V3={standin.base_url}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+    print("invoice-mifact stand-in stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

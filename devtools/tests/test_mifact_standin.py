@@ -1,4 +1,4 @@
-"""The local invoice-mifact stand-in (`billing.standin`) against the real `MifactClient`.
+"""The local invoice-mifact stand-in (`devtools.mifact_standin`) against the real `MifactClient`.
 
 Real sockets on 127.0.0.1 (no `responses`): the stand-in must speak the source document
 section 6.2 contract exactly as the client expects it, or the demo and benchmarks mean nothing.
@@ -14,7 +14,7 @@ import requests
 from django.core.management import call_command
 
 from billing.mifact import MifactAuthError, MifactClient
-from billing.standin import MifactStandin
+from devtools.mifact_standin import MifactStandin
 
 USERNAME, PASSWORD = "admin", "secreto"
 
