@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files (admin, Swagger UI) from gunicorn; right after security.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A JSON 413 for bodies over API_MAX_BODY_BYTES, before anything reads them (crm/bodylimit.py).
+    "crm.bodylimit.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -207,8 +209,10 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# Largest JSON body the API parses (bytes); larger bodies get a 413.
+# Largest request body (bytes), on every path; larger bodies get a JSON 413 (crm/bodylimit.py).
+# Django's own in-memory limit follows it, so there is one knob.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 # Seconds an API request may trust a cached copy of the token's user (0: read it every request).
 JWT_USER_CACHE_SECONDS = env.int("JWT_USER_CACHE_SECONDS", default=60)
