@@ -11,7 +11,9 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError as DatabaseOperationalError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -161,3 +163,12 @@ def body_too_large_response() -> JsonResponse:
 def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """Django handler403."""
     return JsonResponse(error_body(403, "Acceso denegado"), status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a JSON 403 everywhere but the admin, which keeps Django's page (it is a
+    browser form and that page tells staff what to do). API views use bearer tokens and are
+    exempt; this covers any other view that some day is not."""
+    if request.path.startswith(reverse("admin:index")):
+        return django_csrf_failure(request, reason)
+    return JsonResponse(error_body(403, "Solicitud rechazada: falló la verificación CSRF"), status=403)

@@ -184,6 +184,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# A failed CSRF check is a JSON 403, except in the admin (Django's page).
+CSRF_FAILURE_VIEW = "crm.errors.csrf_failure"
 # Origins allowed to POST forms (the admin) when a proxy rewrites the Host, e.g. https://crm.example.com
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 if env.bool("USE_X_FORWARDED_PROTO", default=False):

@@ -168,3 +168,14 @@ def test_a_30_mib_body_does_not_grow_the_worker_by_30_mib(server):
         assert response.status_code == 413
     growth_mib = (server.worker_peak_rss_kib() - peak_before) / 1024
     assert growth_mib < 8, f"worker peak memory grew by {growth_mib:.1f} MiB"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("path", ["/opportunity/update-opportunity-process/1",
+                                  "/opportunity/update-opportunity-procces/0123456789abcdef0%2Fx", "/nope"])
+def test_an_unknown_path_is_a_json_404_for_every_method_with_or_without_a_token(server, method, path):
+    for headers in ({}, server.headers):
+        response = requests.request(method, server.base + path, json={"cDoctor": "x"}, headers=headers, timeout=10)
+        assert response.status_code == 404, (method, path, response.status_code, response.text[:200])
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json()["message"] == "Ruta no encontrada"
