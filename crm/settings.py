@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Pages load nothing from other hosts: a same-origin Content-Security-Policy (crm/csp.py).
+    "crm.csp.SameOriginPagesMiddleware",
     # Serves collected static files (admin, Swagger UI) from gunicorn; right after security.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # A JSON 413 for bodies over API_MAX_BODY_BYTES, before anything reads them (crm/bodylimit.py).
@@ -69,7 +71,8 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project templates (crm/templates), e.g. the offline ReDoc page.
+        "DIRS": [BASE_DIR / "crm" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -235,6 +238,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Swagger UI's defaults, and its online validator (validator.swagger.io) off should a layout
+    # ever show its badge: nothing is loaded from another host (README "Decisions", offline pages).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -18,7 +18,9 @@ urlpatterns = [
     path("", include("billing.urls")),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # drf-spectacular's ReDoc page without its web fonts from fonts.googleapis.com.
+    re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema", template_name="crm/redoc.html"),
+            name="redoc"),
     path("admin/", admin.site.urls),
     # Anything else is a JSON 404, with DEBUG on too (Django's debug 404 page is HTML), for every
     # method: exempt from the CSRF check, which would otherwise answer a PUT or POST to an unknown
