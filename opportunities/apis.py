@@ -21,12 +21,15 @@ from crm.schema import error_responses
 from . import selectors, services
 from .models import Opportunity
 from .serializers import (
+    IGNORED_FIELDS_HELP,
     ActionHistoryOutputSerializer,
     AttachmentOutputSerializer,
     MeetingOutputSerializer,
     OpportunityCreateInputSerializer,
+    OpportunityCreateOutputSerializer,
     OpportunityOutputSerializer,
     ProcessUpdateInputSerializer,
+    ignored_fields,
 )
 
 
@@ -36,6 +39,7 @@ ProcessUpdateResponseSerializer = inline_serializer(
         "success": serializers.BooleanField(),
         "message": serializers.CharField(),
         "opportunity": OpportunityOutputSerializer(),
+        "ignoredFields": serializers.ListField(child=serializers.CharField(), help_text=IGNORED_FIELDS_HELP),
     },
 )
 
@@ -90,15 +94,19 @@ class OpportunityCreateApi(APIView):
 
     @extend_schema(
         request=OpportunityCreateInputSerializer,
-        responses={201: OpportunityOutputSerializer, **error_responses(400, 401, 413, 415, 503)},
+        responses={201: OpportunityCreateOutputSerializer, **error_responses(400, 401, 413, 415, 503)},
         tags=["opportunity"],
         summary="Crear una oportunidad",
     )
     def post(self, request: Request) -> Response:
-        serializer = OpportunityCreateInputSerializer(data=require_json_object(request))
+        body = require_json_object(request)
+        serializer = OpportunityCreateInputSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         opportunity = services.opportunity_create(user=request.user, data=serializer.validated_data)
-        return Response(OpportunityOutputSerializer(opportunity).data, status=status.HTTP_201_CREATED)
+        output = OpportunityCreateOutputSerializer(
+            opportunity, context={"ignored_fields": ignored_fields(serializer, body)}
+        )
+        return Response(output.data, status=status.HTTP_201_CREATED)
 
 
 class OpportunityDetailApi(APIView):
@@ -126,14 +134,16 @@ class OpportunityProcessUpdateApi(APIView):
             "(400 `El campo reservationId no puede estar vacío`). `cFacturas` con al menos una URL, o "
             "`cOrdenesServicio` no vacío, cierran como *Cierre ganado* (requieren `cClinicHistory`, "
             "enviado o ya guardado). En cada llamada se consulta el estado de facturación de las O.S "
-            "pendientes. Un 4xx no modifica nada."
+            "pendientes. Un 4xx no modifica nada. Las claves que el endpoint no conoce (o no permite "
+            "escribir, como `stage`) se ignoran y se listan en `ignoredFields` de la respuesta."
         ),
         examples=PROCESS_UPDATE_EXAMPLES,
     )
     def put(self, request: Request, opportunity_id: str) -> Response:
         selectors.opportunity_id_check(opportunity_id=opportunity_id)
         try:
-            serializer = ProcessUpdateInputSerializer(data=require_json_object(request))
+            body = require_json_object(request)
+            serializer = ProcessUpdateInputSerializer(data=body)
             serializer.is_valid(raise_exception=True)
             opportunity = services.opportunity_process_update(
                 opportunity_id=opportunity_id, user=request.user, data=serializer.validated_data
@@ -150,6 +160,7 @@ class OpportunityProcessUpdateApi(APIView):
                 "success": True,
                 "message": "Opportunity updated successfully",
                 "opportunity": OpportunityOutputSerializer(opportunity).data,
+                "ignoredFields": ignored_fields(serializer, body),
             }
         )
 

@@ -99,6 +99,17 @@ def test_process_update_documents_every_field_and_the_section_8_examples(schema)
     assert properties["cDateReservation"]["format"] == "date"
 
 
+def test_ignored_fields_are_documented_in_the_process_update_and_create_responses(schema):
+    for path, method, status in (("/opportunity/update-opportunity-procces/{opportunity_id}/", "put", "200"),
+                                 ("/opportunity/", "post", "201")):
+        ref = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert component["properties"]["ignoredFields"]["type"] == "array", (path, component)
+        assert component["properties"]["ignoredFields"]["items"]["type"] == "string"
+        assert "ignoredFields" in component["required"], path
+        assert component["properties"]["ignoredFields"]["description"].startswith("Claves de primer nivel")
+
+
 def test_real_responses_conform_to_the_schema(schema, api_client, make_opportunity, put_process):
     """Regression of schemathesis' first finding: `yyyy-MM-dd HH:mm:ss` is not RFC 3339
     `date-time`, so the schema must describe it as a patterned string."""
@@ -106,6 +117,8 @@ def test_real_responses_conform_to_the_schema(schema, api_client, make_opportuni
     body = put_process(opportunity.pk, {"cDoctor": "Dra. Paredes", "cDateReservation": "2026-03-02",
                                         "cAppointment": "15:30 - 16:00", "reservationId": 7}).json()
     validate(schema, "ProcessUpdateResponse", body)
+    validate(schema, "OpportunityCreateOutput",
+             api_client.post("/opportunity", {"name": "Venta", "nmae": "x"}, format="json").json())
     validate(schema, "OpportunityOutput", api_client.get(f"/opportunity/{opportunity.pk}").json())
     for item in api_client.get(f"/opportunity/{opportunity.pk}/meetings").json():
         validate(schema, "MeetingOutput", item)
