@@ -232,8 +232,25 @@ SIMPLE_JWT = {
 }
 
 SPECTACULAR_SETTINGS = {
-    "TITLE": "Clinic CRM backend",
-    "DESCRIPTION": "Opportunities, process updates, invoices (comprobantes) and service orders (O.S).",
+    # What the docs say to people is Spanish (crm/schema.py).
+    "TITLE": "CRM de la clínica: API",
+    "DESCRIPTION": (
+        "Oportunidades de venta, su actualización con datos del proceso (cliente, paciente, cita), y su "
+        "cierre con comprobantes (facturas) u órdenes de servicio (O.S).\n\n"
+        "Todas las rutas, salvo `/auth/signin`, `/health` y esta documentación, exigen la cabecera "
+        "`Authorization: Bearer <access_token>`. Todo error es JSON `{statusCode, message, error, errors?}` "
+        "con el mensaje en español; una respuesta 4xx no modifica nada."
+    ),
+    "TAGS": [
+        {"name": "auth", "description": "Inicio de sesión: token Bearer para el resto de la API"},
+        {"name": "health", "description": "Estado del servicio, para balanceadores y monitoreo"},
+        {"name": "opportunity", "description": "Oportunidades, su proceso de venta, citas, historial, "
+                                              "comprobantes y órdenes de servicio (O.S)"},
+    ],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "crm.schema.spanish_component_descriptions",
+    ],
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -133,7 +133,7 @@ def test_swagger_ui_lists_the_process_update_endpoint(browser: Any, live_server:
         re.fullmatch(r"/opportunity/update-opportunity-procces/\{\w*id\}/?", path or "") for path in put_paths
     ), put_paths
     info_title = browser.find_element(By.CSS_SELECTOR, ".info .title").text
-    assert "Clinic CRM backend" in info_title
+    assert "CRM de la clínica" in info_title
 
 
 def requests_sent(browser: Any) -> list[str]:

@@ -125,3 +125,112 @@ def test_real_responses_conform_to_the_schema(schema, api_client, make_opportuni
     for item in api_client.get(f"/opportunity/{opportunity.pk}/action-history").json():
         validate(schema, "ActionHistoryOutput", item)
     validate(schema, "Error", api_client.get("/opportunity/00000000000000000").json())
+
+
+# --- What the schema says to people: each example belongs to its operation, all of it in Spanish.
+
+ENGLISH_WORDS = {
+    "the", "of", "and", "is", "are", "with", "for", "to", "from", "an", "its", "when", "this", "that", "be", "by",
+    "or", "not", "in", "on", "as", "one", "body", "bodies", "request", "seconds", "record", "returns", "needs",
+    "newest", "invoice", "access", "required", "attached", "missing", "invalid", "found",
+}
+SPANISH_WORDS = {"de", "la", "el", "los", "las", "del", "y", "o", "u", "en", "un", "una", "con", "sin", "para",
+                 "por", "que", "se", "es", "no", "su", "al", "lo", "si"}
+# Code spans, quoted values, placeholders, URLs, identifiers and hyphenated names (invoice-mifact).
+CODE = re.compile(r"`[^`]*`|\"[^\"]*\"|<[^>]*>|\{[^}]*\}|https?://\S+|\b\w*[a-z][A-Z_]\w*\b|\b[a-z]+_[a-z_]+\b"
+                  r"|\b\w+(?:-\w+)+\b")
+
+
+def texts_for_people(schema):
+    """(where, text) of every title, description and summary of the schema."""
+    found = [("info.title", schema["info"]["title"]), ("info.description", schema["info"]["description"])]
+    found += [(f"tag {tag['name']}", tag["description"]) for tag in schema.get("tags", [])]
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if "enum" in node:
+                return  # the generated list of values and their labels
+            for key, value in node.items():
+                if key in ("title", "description", "summary") and isinstance(value, str):
+                    found.append((f"{where}.{key}", value))
+                else:
+                    walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(schema["paths"], "paths")
+    walk(schema["components"], "components")
+    return found
+
+
+def not_spanish(text):
+    """Why `text` does not read as Spanish, or None. Code, identifiers and quoted values aside."""
+    words = re.findall(r"[^\W\d_]+", CODE.sub(" ", text).lower())
+    english = sorted(set(words) & ENGLISH_WORDS)
+    if english:
+        return f"English words {english}"
+    if len(words) >= 4 and not set(words) & SPANISH_WORDS:
+        return "no Spanish word"
+    return None
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def resolve(schema, node):
+    while "$ref" in node:
+        node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def accepted_fields(schema, operation):
+    """The body keys and path parameters an operation accepts."""
+    fields = {parameter["name"] for parameter in operation.get("parameters", [])}
+    for content in operation.get("requestBody", {}).get("content", {}).values():
+        fields |= set(resolve(schema, content["schema"]).get("properties", {}))
+    return fields
+
+
+def test_the_schema_speaks_spanish(schema):
+    problems = [(where, text, why) for where, text in texts_for_people(schema) if (why := not_spanish(text))]
+    assert problems == [], "\n".join(map(str, problems))
+    assert not_spanish("Returns the opportunity of the body") and not_spanish("Bodies over the limit: error")
+
+
+def test_every_response_has_its_own_specific_description(schema):
+    for name, operation in operations(schema):
+        descriptions = {code: response["description"] for code, response in operation["responses"].items()}
+        assert all(text and text.strip() != "Error" for text in descriptions.values()), (name, descriptions)
+        assert len(set(descriptions.values())) == len(descriptions), (name, descriptions)
+        if "413" in descriptions:
+            assert descriptions["413"].startswith("Cuerpo demasiado grande"), name
+
+
+def test_every_example_belongs_to_its_operation(schema):
+    everyone = set().union(*(accepted_fields(schema, operation) for _, operation in operations(schema)))
+    error_schema = {"$ref": "#/components/schemas/Error", "components": to_json_schema(schema["components"])}
+    for name, operation in operations(schema):
+        accepted = accepted_fields(schema, operation)
+        needs_token = any(requirement for requirement in operation.get("security", []))
+        for content in operation.get("requestBody", {}).get("content", {}).values():
+            for example in content.get("examples", {}).values():
+                assert set(example["value"]) <= accepted, (name, example["summary"])
+        for code, response in operation["responses"].items():
+            if not code.startswith(("4", "5")):
+                continue
+            examples = response["content"]["application/json"].get("examples", {})
+            assert examples, (name, code, "an error response without an example")
+            for example in examples.values():
+                value = example["value"]
+                where = (name, code, example["summary"])
+                jsonschema.validate(value, error_schema)
+                assert value["statusCode"] == int(code), where
+                named = {key.split(".")[0] for key in value.get("errors", {})} - {"non_field_errors"}
+                named |= set(re.findall(r"\w+", value["message"])) & everyone
+                assert named <= accepted, (where, named - accepted)
+                if not needs_token:
+                    assert not re.search(r"Bearer|Authorization|[Tt]oken", value["message"]), where
