@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from crm.errors import ApiError, error_body
 from crm.parsers import require_json_object
-from crm.schema import error_responses
+from crm.schema import error_example, error_responses, ok
 from opportunities.fields import StrictCharField
 
 
@@ -35,10 +35,29 @@ class SigninApi(APIView):
     class SigninOutputSerializer(serializers.Serializer):
         access_token = serializers.CharField()
         token_type = serializers.CharField()
-        expires_in = serializers.IntegerField(help_text="seconds")
+        expires_in = serializers.IntegerField(help_text="Segundos de validez del token")
 
-    @extend_schema(request=SigninInputSerializer, responses={200: SigninOutputSerializer, **error_responses(400, 401, 413, 415, 429)},
-                   auth=[], tags=["auth"], summary="Iniciar sesión y obtener un access token")
+    @extend_schema(
+        request=SigninInputSerializer,
+        responses={
+            200: ok(SigninOutputSerializer, "Credenciales correctas: el token de acceso"),
+            **error_responses(400, 401, 413, 415, 429, specific={
+                400: ("Falta el usuario o la contraseña, o no son texto", [
+                    error_example(400, "Sin usuario ni contraseña", "La solicitud contiene datos inválidos",
+                                  {"username": ["Este campo es requerido."], "password": ["Este campo es requerido."]}),
+                ]),
+                401: ("Usuario o contraseña incorrectos, o usuario inactivo", [
+                    error_example(401, "Credenciales incorrectas", "Usuario o contraseña incorrectos"),
+                ]),
+            }),
+        },
+        auth=[], tags=["auth"], summary="Iniciar sesión y obtener un token de acceso",
+        description=(
+            "Cambia usuario y contraseña por un token de acceso (JWT) para la cabecera "
+            "`Authorization: Bearer <access_token>`, válido `expires_in` segundos. Los intentos se "
+            "limitan por dirección del cliente (429)."
+        ),
+    )
     def post(self, request: Request) -> Response:
         serializer = self.SigninInputSerializer(data=require_json_object(request))
         serializer.is_valid(raise_exception=True)
@@ -61,8 +80,17 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses={200: inline_serializer("Health", {"status": serializers.CharField()}), **error_responses(503)},
+        responses={
+            200: ok(inline_serializer("Health", {"status": serializers.CharField(help_text="`ok`")}),
+                    "El servicio y su base de datos responden"),
+            **error_responses(503, specific={
+                503: ("La base de datos no responde", [
+                    error_example(503, "Base de datos caída", "La base de datos no responde"),
+                ]),
+            }),
+        },
         auth=[], tags=["health"], summary="Estado del servicio (la base de datos responde)",
+        description="200 cuando la base de datos responde a una consulta trivial; 503 si no. No exige token.",
     )
     def get(self, request: Request) -> Response:
         try:

@@ -9,11 +9,16 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError as DatabaseOperationalError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from crm.parsers import body_too_large_message
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +34,6 @@ _MESSAGES: dict[type[exceptions.APIException], str] = {
     exceptions.NotAcceptable: "Formato de respuesta no aceptable",
     exceptions.ParseError: "El cuerpo de la solicitud no es JSON válido",
 }
-_MESSAGES_BY_STATUS = {413: "El cuerpo de la solicitud es demasiado grande"}
 
 
 class ApiError(exceptions.APIException):
@@ -93,6 +97,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body(exc.status_code, exc.message, exc.errors), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own limit (DATA_UPLOAD_MAX_MEMORY_SIZE), raised when DRF reads `request.body`
+        # outside its parse-error handling: the client's fault, never a 500 with a traceback.
+        # crm.bodylimit refuses such bodies before any view runs; this is the safety net.
+        logger.warning("Request body too large in %s: %s", context.get("view"), exc)
+        return Response(error_body(413, body_too_large_message()), status=413)
     if isinstance(exc, DatabaseOperationalError):
         # The database is down or too busy: not the client's fault, and worth retrying.
         logger.error("Database unavailable in %s: %s", context.get("view"), exc)
@@ -121,7 +131,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body = error_body(exc.status_code, message)
     else:
         message = next((m for cls, m in _MESSAGES.items() if isinstance(exc, cls)), None)
-        message = message or _MESSAGES_BY_STATUS.get(response.status_code)
+        if message is None and response.status_code == 413:
+            message = body_too_large_message()
         if message is None:
             message = str(getattr(exc, "detail", "Error"))
         body = error_body(response.status_code, message)
@@ -144,6 +155,20 @@ def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonRe
     return JsonResponse(error_body(400, "Solicitud inválida"), status=400)
 
 
+def body_too_large_response() -> JsonResponse:
+    """The 413 of a body over `API_MAX_BODY_BYTES`."""
+    return JsonResponse(error_body(413, body_too_large_message()), status=413)
+
+
 def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """Django handler403."""
     return JsonResponse(error_body(403, "Acceso denegado"), status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a JSON 403 everywhere but the admin, which keeps Django's page (it is a
+    browser form and that page tells staff what to do). API views use bearer tokens and are
+    exempt; this covers any other view that some day is not."""
+    if request.path.startswith(reverse("admin:index")):
+        return django_csrf_failure(request, reason)
+    return JsonResponse(error_body(403, "Solicitud rechazada: falló la verificación CSRF"), status=403)

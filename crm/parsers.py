@@ -13,6 +13,11 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
 
+def body_too_large_message() -> str:
+    """The Spanish message of every 413: the body is over `API_MAX_BODY_BYTES`."""
+    return f"El cuerpo de la solicitud es demasiado grande (máximo {settings.API_MAX_BODY_BYTES} bytes)"
+
+
 class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "El cuerpo de la solicitud es demasiado grande"
@@ -28,7 +33,7 @@ class BoundedJSONParser(JSONParser):
         limit = settings.API_MAX_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
-            raise PayloadTooLarge()
+            raise PayloadTooLarge(body_too_large_message())
         encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         try:
             return json.loads(raw.decode(encoding), parse_constant=_refuse_constant, parse_float=_finite_float)

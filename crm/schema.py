@@ -1,16 +1,28 @@
-"""OpenAPI pieces shared by the endpoints: the error body and the documented error responses."""
+"""OpenAPI pieces shared by the endpoints: the error body, the documented error responses and the
+Spanish texts of the public schema (README "Decisions", API documentation).
+
+Everything the schema says to people is Spanish. Docstrings are developer documentation
+(English) and never reach it: every operation passes its own `description`, and
+`spanish_component_descriptions` replaces the serializers' docstrings.
+"""
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+
+from crm.errors import error_body
+from crm.parsers import body_too_large_message
 
 
 class ErrorSerializer(serializers.Serializer):
     """Every error body of the API (CONTRACT.md section 4)."""
 
-    statusCode = serializers.IntegerField(help_text="HTTP status code")
+    statusCode = serializers.IntegerField(help_text="Código de estado HTTP")
     message = serializers.CharField(help_text="Mensaje en español")
-    error = serializers.CharField(required=False, help_text="HTTP reason phrase")
+    error = serializers.CharField(required=False, help_text="Frase de estado HTTP (p. ej. `Bad Request`)")
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
@@ -18,43 +30,102 @@ class ErrorSerializer(serializers.Serializer):
     )
 
 
-_DESCRIPTIONS = {
-    400: "Datos inválidos (nada se modificó)",
-    401: "Falta el token Bearer, o es inválido o expiró",
-    404: "Recurso no encontrado",
-    415: "Content-Type distinto de application/json",
-    429: "Demasiadas solicitudes",
-    503: "Servicio no disponible",
-}
-
-_EXAMPLES = {
-    400: [
-        OpenApiExample(
-            "reservationId faltante",
-            value={"statusCode": 400, "message": "El campo reservationId no puede estar vacío",
-                   "error": "Bad Request",
-                   "errors": {"reservationId": ["El campo reservationId no puede estar vacío"]}},
-            response_only=True,
-            status_codes=["400"],
-        )
-    ],
-    401: [
-        OpenApiExample(
-            "sin token",
-            value={"statusCode": 401,
-                   "message": "No autenticado: envíe la cabecera Authorization: Bearer <access_token>",
-                   "error": "Unauthorized"},
-            response_only=True,
-            status_codes=["401"],
-        )
-    ],
-}
+def error_example(status_code: int, summary: str, message: str, errors: dict[str, list[str]] | None = None) -> OpenApiExample:
+    """A response example of the error body, exactly as the API renders it."""
+    return OpenApiExample(summary, value=error_body(status_code, message, errors), response_only=True,
+                          status_codes=[str(status_code)])
 
 
-def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    """`{status: OpenApiResponse(ErrorSerializer)}` for `codes`, for `extend_schema(responses=...)`."""
+def _standard_errors() -> dict[int, tuple[str, list[OpenApiExample]]]:
+    """Description and examples of the errors every operation answers alike. No 400 here: its
+    examples name the operation's own fields, so each operation gives its own."""
     return {
-        code: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS.get(code, "Error"),
-                              examples=_EXAMPLES.get(code, []))
+        401: ("Falta el token Bearer, o es inválido o expiró", [
+            error_example(401, "Sin token", "No autenticado: envíe la cabecera Authorization: Bearer <access_token>"),
+            error_example(401, "Token inválido o expirado", "Token inválido o expirado"),
+        ]),
+        404: ("Oportunidad no encontrada", [error_example(404, "Oportunidad inexistente", "Recurso no encontrado")]),
+        413: (f"Cuerpo demasiado grande (más de {settings.API_MAX_BODY_BYTES} bytes): nada se modificó", [
+            error_example(413, "Cuerpo demasiado grande", body_too_large_message()),
+        ]),
+        415: ("Content-Type distinto de application/json: nada se modificó", [
+            error_example(415, "Content-Type no soportado", "Tipo de contenido no soportado: use application/json"),
+        ]),
+        429: ("Demasiadas solicitudes desde esta dirección: espere y reintente", [
+            error_example(429, "Demasiados intentos", "Demasiadas solicitudes; intente de nuevo en 42 s"),
+        ]),
+        503: ("Base de datos no disponible: reintente tras `Retry-After` segundos", [
+            error_example(503, "Base de datos no disponible",
+                          "La base de datos no está disponible en este momento; intente de nuevo"),
+        ]),
+    }
+
+
+def error_responses(
+    *codes: int, specific: dict[int, tuple[str, list[OpenApiExample]]] | None = None
+) -> dict[int, OpenApiResponse]:
+    """`{status: OpenApiResponse(ErrorSerializer)}` for `codes`, for `extend_schema(responses=...)`.
+
+    `specific` gives an operation's own description and examples for a status (required for 400,
+    whose examples must name that operation's fields; e.g. a 401 of the sign-in is about the
+    password, not the token).
+    """
+    texts = {**_standard_errors(), **(specific or {})}
+    missing = [code for code in codes if code not in texts]
+    if missing:
+        raise ValueError(f"error_responses: give the description and examples of {missing} in `specific`")
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=texts[code][0], examples=texts[code][1])
         for code in codes
     }
+
+
+def ok(serializer: Any, description: str) -> OpenApiResponse:
+    """A success response with its Spanish description."""
+    return OpenApiResponse(serializer, description=description)
+
+
+OPPORTUNITY_ID_PARAMETER = OpenApiParameter(
+    "opportunity_id", str, OpenApiParameter.PATH, description="ID de la oportunidad (17 caracteres hexadecimales)"
+)
+ATTACHMENT_ID_PARAMETER = OpenApiParameter(
+    "attachment_id", int, OpenApiParameter.PATH, description="ID del comprobante adjunto"
+)
+
+# The description of each schema component, by component name: the serializers' docstrings are
+# developer documentation and are not published (enums keep their generated list of values).
+COMPONENT_DESCRIPTIONS = {
+    "Error": "Cuerpo de todo error de la API",
+    "SigninInputRequest": "Credenciales de un usuario del CRM",
+    "SigninOutput": "Token de acceso",
+    "Health": "Estado del servicio",
+    "OpportunityCreateInputRequest": (
+        "Cuerpo para crear una oportunidad: `name` obligatorio y, opcionalmente, los datos de cliente, "
+        "paciente y cita. Una oportunidad nueva empieza en `Prospección`."
+    ),
+    "OpportunityCreateOutput": "La oportunidad creada, con las claves del cuerpo que se ignoraron",
+    "OpportunityOutput": "Una oportunidad (claves en camelCase)",
+    "ProcessUpdateInputRequest": (
+        "Cuerpo de la actualización del proceso: datos de cliente y paciente, de cita, facturas (`cFacturas`) "
+        "u órdenes de servicio (`cOrdenesServicio`). Todos los campos son opcionales."
+    ),
+    "FacturasInputRequest": "URLs públicas de los PDF de los comprobantes",
+    "ProcessUpdateResponse": "Resultado de la actualización del proceso",
+    "MeetingOutput": "Una reunión (cita) de la oportunidad",
+    "ActionHistoryOutput": "Un registro del historial de acciones; `userName` es null cuando lo hizo el proceso periódico",
+    "AttachmentOutput": "Un comprobante (PDF) adjunto; `downloadUrl` también exige el token Bearer",
+    "ServiceOrderOutput": "Una orden de servicio (O.S) de la oportunidad, con su estado de facturación",
+}
+
+
+def spanish_component_descriptions(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: each object component gets its description from
+    `COMPONENT_DESCRIPTIONS`, or none, instead of its serializer's docstring."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if "enum" in component:
+            continue
+        if name in COMPONENT_DESCRIPTIONS:
+            component["description"] = COMPONENT_DESCRIPTIONS[name]
+        else:
+            component.pop("description", None)
+    return result

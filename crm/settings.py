@@ -47,8 +47,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Pages load nothing from other hosts: a same-origin Content-Security-Policy (crm/csp.py).
+    "crm.csp.SameOriginPagesMiddleware",
     # Serves collected static files (admin, Swagger UI) from gunicorn; right after security.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A JSON 413 for bodies over API_MAX_BODY_BYTES, before anything reads them (crm/bodylimit.py).
+    "crm.bodylimit.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -67,7 +71,8 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project templates (crm/templates), e.g. the offline ReDoc page.
+        "DIRS": [BASE_DIR / "crm" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -182,6 +187,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# A failed CSRF check is a JSON 403, except in the admin (Django's page).
+CSRF_FAILURE_VIEW = "crm.errors.csrf_failure"
 # Origins allowed to POST forms (the admin) when a proxy rewrites the Host, e.g. https://crm.example.com
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
@@ -207,8 +214,10 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# Largest JSON body the API parses (bytes); larger bodies get a 413.
+# Largest request body (bytes), on every path; larger bodies get a JSON 413 (crm/bodylimit.py).
+# Django's own in-memory limit follows it, so there is one knob.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": __import__("datetime").timedelta(
@@ -220,12 +229,32 @@ SIMPLE_JWT = {
 }
 
 SPECTACULAR_SETTINGS = {
-    "TITLE": "Clinic CRM backend",
-    "DESCRIPTION": "Opportunities, process updates, invoices (comprobantes) and service orders (O.S).",
+    # What the docs say to people is Spanish (crm/schema.py).
+    "TITLE": "CRM de la clínica: API",
+    "DESCRIPTION": (
+        "Oportunidades de venta, su actualización con datos del proceso (cliente, paciente, cita), y su "
+        "cierre con comprobantes (facturas) u órdenes de servicio (O.S).\n\n"
+        "Todas las rutas, salvo `/auth/signin`, `/health` y esta documentación, exigen la cabecera "
+        "`Authorization: Bearer <access_token>`. Todo error es JSON `{statusCode, message, error, errors?}` "
+        "con el mensaje en español; una respuesta 4xx no modifica nada."
+    ),
+    "TAGS": [
+        {"name": "auth", "description": "Inicio de sesión: token Bearer para el resto de la API"},
+        {"name": "health", "description": "Estado del servicio, para balanceadores y monitoreo"},
+        {"name": "opportunity", "description": "Oportunidades, su proceso de venta, citas, historial, "
+                                              "comprobantes y órdenes de servicio (O.S)"},
+    ],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "crm.schema.spanish_component_descriptions",
+    ],
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Swagger UI's defaults, and its online validator (validator.swagger.io) off should a layout
+    # ever show its badge: nothing is loaded from another host (README "Decisions", offline pages).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

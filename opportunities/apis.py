@@ -16,19 +16,22 @@ from rest_framework.views import APIView
 
 from crm.errors import ApiError
 from crm.parsers import require_json_object
-from crm.schema import error_responses
+from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses, ok
 
 from sales import process_update
 
 from . import selectors, services
 from .models import Opportunity
 from .serializers import (
+    IGNORED_FIELDS_HELP,
     ActionHistoryOutputSerializer,
     AttachmentOutputSerializer,
     MeetingOutputSerializer,
     OpportunityCreateInputSerializer,
+    OpportunityCreateOutputSerializer,
     OpportunityOutputSerializer,
     ProcessUpdateInputSerializer,
+    ignored_fields,
 )
 
 
@@ -38,6 +41,7 @@ ProcessUpdateResponseSerializer = inline_serializer(
         "success": serializers.BooleanField(),
         "message": serializers.CharField(),
         "opportunity": OpportunityOutputSerializer(),
+        "ignoredFields": serializers.ListField(child=serializers.CharField(), help_text=IGNORED_FIELDS_HELP),
     },
 )
 
@@ -92,22 +96,42 @@ class OpportunityCreateApi(APIView):
 
     @extend_schema(
         request=OpportunityCreateInputSerializer,
-        responses={201: OpportunityOutputSerializer, **error_responses(400, 401, 413, 415, 503)},
+        responses={
+            201: ok(OpportunityCreateOutputSerializer, "Oportunidad creada"),
+            **error_responses(400, 401, 413, 415, 503, specific={
+                400: ("Datos inválidos: falta `name` o un campo no es válido (no se creó nada)", [
+                    error_example(400, "Sin nombre", "La solicitud contiene datos inválidos",
+                                  {"name": ["Este campo es requerido."]}),
+                    error_example(400, "Fecha de reserva inválida", "La solicitud contiene datos inválidos",
+                                  {"cDateReservation": ["Debe ser una fecha válida con formato yyyy-MM-dd."]}),
+                ]),
+            }),
+        },
         tags=["opportunity"],
         summary="Crear una oportunidad",
+        description=(
+            "Crea una oportunidad en `Prospección`, pre-guardada (`isPresaved: true`). `name` es "
+            "obligatorio; acepta también los datos de cliente, paciente y cita. Las claves que no conoce "
+            "(también `stage`) se ignoran y se listan en `ignoredFields`."
+        ),
     )
     def post(self, request: Request) -> Response:
-        serializer = OpportunityCreateInputSerializer(data=require_json_object(request))
+        body = require_json_object(request)
+        serializer = OpportunityCreateInputSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         opportunity = services.opportunity_create(user=request.user, data=serializer.validated_data)
-        return Response(OpportunityOutputSerializer(opportunity).data, status=status.HTTP_201_CREATED)
+        output = OpportunityCreateOutputSerializer(
+            opportunity, context={"ignored_fields": ignored_fields(serializer, body)}
+        )
+        return Response(output.data, status=status.HTTP_201_CREATED)
 
 
 class OpportunityDetailApi(APIView):
     """`GET /opportunity/<id>`: one opportunity."""
 
-    @extend_schema(responses={200: OpportunityOutputSerializer, **error_responses(401, 404)}, tags=["opportunity"],
-                   summary="Obtener una oportunidad")
+    @extend_schema(responses={200: ok(OpportunityOutputSerializer, "La oportunidad"), **error_responses(401, 404)},
+                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"], summary="Obtener una oportunidad",
+                   description="Una oportunidad por su ID.")
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         return Response(OpportunityOutputSerializer(opportunity).data)
@@ -118,24 +142,42 @@ class OpportunityProcessUpdateApi(APIView):
 
     @extend_schema(
         request=ProcessUpdateInputSerializer,
-        responses={200: ProcessUpdateResponseSerializer, **error_responses(400, 401, 404, 413, 415, 503)},
+        responses={
+            200: ok(ProcessUpdateResponseSerializer,
+                    "Oportunidad actualizada: la oportunidad tal como quedó, y las claves ignoradas"),
+            **error_responses(400, 401, 404, 413, 415, 503, specific={
+                400: ("Datos inválidos, o falta `reservationId` con datos de cita, o `cClinicHistory` para el "
+                      "cierre, o una factura no se pudo descargar: nada se modificó", [
+                    error_example(400, "reservationId faltante", "El campo reservationId no puede estar vacío",
+                                  {"reservationId": ["El campo reservationId no puede estar vacío"]}),
+                    error_example(400, "Fecha de reserva inválida", "La solicitud contiene datos inválidos",
+                                  {"cDateReservation": ["Debe ser una fecha válida con formato yyyy-MM-dd."]}),
+                    error_example(400, "Cierre sin historia clínica",
+                                  "El campo cClinicHistory es obligatorio para el Cierre ganado",
+                                  {"cClinicHistory": ["El campo cClinicHistory es obligatorio para el Cierre ganado"]}),
+                ]),
+            }),
+        },
+        parameters=[OPPORTUNITY_ID_PARAMETER],
         tags=["opportunity"],
         operation_id="opportunity_update_process",
         summary="Actualizar la oportunidad con datos del proceso (cliente, paciente, cita, facturas, O.S)",
         description=(
-            "Fuente: sección 1-9 del documento. Todos los campos son opcionales; un campo cuenta como "
+            "Todos los campos son opcionales; un campo cuenta como "
             "enviado cuando su valor no es null ni texto vacío. Los datos de cita exigen `reservationId` "
             "(400 `El campo reservationId no puede estar vacío`). `cFacturas` con al menos una URL, o "
             "`cOrdenesServicio` no vacío, cierran como *Cierre ganado* (requieren `cClinicHistory`, "
             "enviado o ya guardado). En cada llamada se consulta el estado de facturación de las O.S "
-            "pendientes. Un 4xx no modifica nada."
+            "pendientes. Un 4xx no modifica nada. Las claves que el endpoint no conoce (o no permite "
+            "escribir, como `stage`) se ignoran y se listan en `ignoredFields` de la respuesta."
         ),
         examples=PROCESS_UPDATE_EXAMPLES,
     )
     def put(self, request: Request, opportunity_id: str) -> Response:
         selectors.opportunity_id_check(opportunity_id=opportunity_id)
         try:
-            serializer = ProcessUpdateInputSerializer(data=require_json_object(request))
+            body = require_json_object(request)
+            serializer = ProcessUpdateInputSerializer(data=body)
             serializer.is_valid(raise_exception=True)
             opportunity = process_update.opportunity_process_update(
                 opportunity_id=opportunity_id, user=request.user, data=serializer.validated_data
@@ -152,6 +194,7 @@ class OpportunityProcessUpdateApi(APIView):
                 "success": True,
                 "message": "Opportunity updated successfully",
                 "opportunity": OpportunityOutputSerializer(opportunity).data,
+                "ignoredFields": ignored_fields(serializer, body),
             }
         )
 
@@ -159,8 +202,11 @@ class OpportunityProcessUpdateApi(APIView):
 class MeetingListApi(APIView):
     """`GET /opportunity/<id>/meetings`."""
 
-    @extend_schema(responses={200: MeetingOutputSerializer(many=True), **error_responses(401, 404)},
-                   tags=["opportunity"], summary="Reuniones (citas) de la oportunidad")
+    @extend_schema(responses={200: ok(MeetingOutputSerializer(many=True), "Las reuniones, la más temprana primero"),
+                              **error_responses(401, 404)},
+                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"],
+                   summary="Reuniones (citas) de la oportunidad",
+                   description="Las reuniones creadas por la actualización del proceso, una por reserva.")
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         meetings = selectors.meeting_list(opportunity=opportunity)
@@ -170,8 +216,11 @@ class MeetingListApi(APIView):
 class ActionHistoryListApi(APIView):
     """`GET /opportunity/<id>/action-history`: newest first."""
 
-    @extend_schema(responses={200: ActionHistoryOutputSerializer(many=True), **error_responses(401, 404)},
-                   tags=["opportunity"], summary="Historial de acciones (más reciente primero)")
+    @extend_schema(responses={200: ok(ActionHistoryOutputSerializer(many=True), "El historial, lo más reciente primero"),
+                              **error_responses(401, 404)},
+                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"],
+                   summary="Historial de acciones (más reciente primero)",
+                   description="Qué cambió en la oportunidad, quién y cuándo.")
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         records = selectors.action_history_list(opportunity=opportunity)
@@ -181,8 +230,10 @@ class ActionHistoryListApi(APIView):
 class AttachmentListApi(APIView):
     """`GET /opportunity/<id>/attachments`."""
 
-    @extend_schema(responses={200: AttachmentOutputSerializer(many=True), **error_responses(401, 404)},
-                   tags=["opportunity"], summary="Comprobantes adjuntos")
+    @extend_schema(responses={200: ok(AttachmentOutputSerializer(many=True), "Los comprobantes adjuntos"),
+                              **error_responses(401, 404)},
+                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"], summary="Comprobantes adjuntos",
+                   description="Los PDF descargados al cerrar la oportunidad; `downloadUrl` también exige el token.")
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         attachments = selectors.attachment_list(opportunity=opportunity)
@@ -197,11 +248,18 @@ class AttachmentDownloadApi(APIView):
 
     @extend_schema(
         responses={
-            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="El PDF"),
-            **error_responses(401, 404),
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="Los bytes del PDF, como descarga"),
+            **error_responses(401, 404, specific={
+                404: ("Oportunidad o comprobante no encontrado, o su archivo no está disponible", [
+                    error_example(404, "Comprobante inexistente", "Recurso no encontrado"),
+                    error_example(404, "Archivo no disponible", "El archivo del comprobante no está disponible"),
+                ]),
+            }),
         },
+        parameters=[OPPORTUNITY_ID_PARAMETER, ATTACHMENT_ID_PARAMETER],
         tags=["opportunity"],
         summary="Descargar un comprobante (PDF)",
+        description="El PDF del comprobante (`application/pdf`), como archivo adjunto.",
     )
     def get(self, request: Request, opportunity_id: str, attachment_id: int) -> FileResponse:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)

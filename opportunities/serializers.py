@@ -58,6 +58,18 @@ def _metadata_problem(value: Any) -> str | None:
     return None
 
 
+IGNORED_FIELDS_HELP = (
+    "Claves de primer nivel del cuerpo que este endpoint no conoce o no permite escribir, y que "
+    "se ignoraron (ordenadas; vacío si ninguna): p. ej. una errata como `doctor` por `cDoctor`."
+)
+
+
+def ignored_fields(serializer: serializers.Serializer, body: dict[str, Any]) -> list[str]:
+    """The top-level keys of `body` that `serializer` has no field for, sorted: DRF drops them
+    silently, and the response lists them so that a typo does not pass unnoticed."""
+    return sorted(key for key in body if key not in serializer.fields)
+
+
 def drop_unsent(value: Any) -> Any:
     """Remove keys whose value is null or blank text: such fields count as not sent (contract 5.2)."""
     if not isinstance(value, dict):
@@ -223,6 +235,18 @@ class OpportunityOutputSerializer(SharedFieldsRepresentationMixin, serializers.S
     isPresaved = serializers.BooleanField(source="is_presaved", read_only=True)
     createdAt = LocalDateTimeField(source="created_at", read_only=True)
     modifiedAt = LocalDateTimeField(source="modified_at", read_only=True)
+
+
+class OpportunityCreateOutputSerializer(OpportunityOutputSerializer):
+    """The 201 of `POST /opportunity`: the opportunity, plus the body's keys that were ignored
+    (`context["ignored_fields"]`)."""
+
+    ignoredFields = serializers.ListField(child=serializers.CharField(), read_only=True, help_text=IGNORED_FIELDS_HELP)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = OpportunityOutputSerializer().to_representation(instance)
+        data["ignoredFields"] = list(self.context.get("ignored_fields", []))
+        return data
 
 
 class MeetingOutputSerializer(serializers.ModelSerializer):

@@ -1,8 +1,10 @@
 """End-to-end checks in a real browser: clinic staff find an opportunity in the admin by its
-clinic history and see its service orders and comprobantes; Swagger UI renders the API."""
+clinic history and see its service orders and comprobantes; Swagger UI renders the API; the docs
+and the admin load nothing from other hosts."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -131,4 +133,52 @@ def test_swagger_ui_lists_the_process_update_endpoint(browser: Any, live_server:
         re.fullmatch(r"/opportunity/update-opportunity-procces/\{\w*id\}/?", path or "") for path in put_paths
     ), put_paths
     info_title = browser.find_element(By.CSS_SELECTOR, ".info .title").text
-    assert "Clinic CRM backend" in info_title
+    assert "CRM de la clínica" in info_title
+
+
+def requests_sent(browser: Any) -> list[str]:
+    """URLs the browser fetched since the last call (Chromium's performance log), without the
+    ones it refused to fetch (e.g. by Content-Security-Policy)."""
+    sent: dict[str, str] = {}
+    blocked: set[str] = set()
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            sent[message["params"]["requestId"]] = message["params"]["request"]["url"]
+        elif message["method"] == "Network.loadingFailed" and message["params"].get("blockedReason"):
+            blocked.add(message["params"]["requestId"])
+    return [url for request_id, url in sent.items() if request_id not in blocked]
+
+
+def test_docs_and_admin_load_nothing_from_other_hosts(
+    browser: Any, live_server: Any, staff: tuple[str, str], invoiced_opportunity: Opportunity, record_title: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+
+    browser.delete_all_cookies()
+    requests_sent(browser)  # forget earlier tests' requests
+    seen: list[str] = []
+    pages = [
+        ("/api/redoc/", "li[role=menuitem]"),  # ReDoc built its menu from the schema
+        ("/api/docs/", ".opblock-put"),
+        ("/admin/login/?next=/admin/", "#id_username"),
+    ]
+    for path, ready in pages:
+        browser.get(f"{live_server.url}{path}")
+        wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, ready)))
+        record_title()
+        seen += requests_sent(browser)
+    username, password = staff
+    browser.find_element(By.ID, "id_username").send_keys(username)
+    browser.find_element(By.ID, "id_password").send_keys(password + Keys.ENTER)
+    wait(browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
+    for path in ("/admin/opportunities/opportunity/", f"/admin/opportunities/opportunity/{invoiced_opportunity.pk}/change/"):
+        browser.get(f"{live_server.url}{path}")
+        wait(browser).until(ec.presence_of_element_located((By.ID, "content")))
+        seen += requests_sent(browser)
+
+    assert any(url.endswith("redoc.standalone.js") for url in seen), seen
+    outside = [url for url in seen if not url.startswith((f"{live_server.url}/", "data:", "blob:"))]
+    assert outside == [], outside

@@ -99,6 +99,17 @@ def test_process_update_documents_every_field_and_the_section_8_examples(schema)
     assert properties["cDateReservation"]["format"] == "date"
 
 
+def test_ignored_fields_are_documented_in_the_process_update_and_create_responses(schema):
+    for path, method, status in (("/opportunity/update-opportunity-procces/{opportunity_id}/", "put", "200"),
+                                 ("/opportunity/", "post", "201")):
+        ref = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert component["properties"]["ignoredFields"]["type"] == "array", (path, component)
+        assert component["properties"]["ignoredFields"]["items"]["type"] == "string"
+        assert "ignoredFields" in component["required"], path
+        assert component["properties"]["ignoredFields"]["description"].startswith("Claves de primer nivel")
+
+
 def test_real_responses_conform_to_the_schema(schema, api_client, make_opportunity, put_process):
     """Regression of schemathesis' first finding: `yyyy-MM-dd HH:mm:ss` is not RFC 3339
     `date-time`, so the schema must describe it as a patterned string."""
@@ -106,9 +117,120 @@ def test_real_responses_conform_to_the_schema(schema, api_client, make_opportuni
     body = put_process(opportunity.pk, {"cDoctor": "Dra. Paredes", "cDateReservation": "2026-03-02",
                                         "cAppointment": "15:30 - 16:00", "reservationId": 7}).json()
     validate(schema, "ProcessUpdateResponse", body)
+    validate(schema, "OpportunityCreateOutput",
+             api_client.post("/opportunity", {"name": "Venta", "nmae": "x"}, format="json").json())
     validate(schema, "OpportunityOutput", api_client.get(f"/opportunity/{opportunity.pk}").json())
     for item in api_client.get(f"/opportunity/{opportunity.pk}/meetings").json():
         validate(schema, "MeetingOutput", item)
     for item in api_client.get(f"/opportunity/{opportunity.pk}/action-history").json():
         validate(schema, "ActionHistoryOutput", item)
     validate(schema, "Error", api_client.get("/opportunity/00000000000000000").json())
+
+
+# --- What the schema says to people: each example belongs to its operation, all of it in Spanish.
+
+ENGLISH_WORDS = {
+    "the", "of", "and", "is", "are", "with", "for", "to", "from", "an", "its", "when", "this", "that", "be", "by",
+    "or", "not", "in", "on", "as", "one", "body", "bodies", "request", "seconds", "record", "returns", "needs",
+    "newest", "invoice", "access", "required", "attached", "missing", "invalid", "found",
+}
+SPANISH_WORDS = {"de", "la", "el", "los", "las", "del", "y", "o", "u", "en", "un", "una", "con", "sin", "para",
+                 "por", "que", "se", "es", "no", "su", "al", "lo", "si"}
+# Code spans, quoted values, placeholders, URLs, identifiers and hyphenated names (invoice-mifact).
+CODE = re.compile(r"`[^`]*`|\"[^\"]*\"|<[^>]*>|\{[^}]*\}|https?://\S+|\b\w*[a-z][A-Z_]\w*\b|\b[a-z]+_[a-z_]+\b"
+                  r"|\b\w+(?:-\w+)+\b")
+
+
+def texts_for_people(schema):
+    """(where, text) of every title, description and summary of the schema."""
+    found = [("info.title", schema["info"]["title"]), ("info.description", schema["info"]["description"])]
+    found += [(f"tag {tag['name']}", tag["description"]) for tag in schema.get("tags", [])]
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if "enum" in node:
+                return  # the generated list of values and their labels
+            for key, value in node.items():
+                if key in ("title", "description", "summary") and isinstance(value, str):
+                    found.append((f"{where}.{key}", value))
+                else:
+                    walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(schema["paths"], "paths")
+    walk(schema["components"], "components")
+    return found
+
+
+def not_spanish(text):
+    """Why `text` does not read as Spanish, or None. Code, identifiers and quoted values aside."""
+    words = re.findall(r"[^\W\d_]+", CODE.sub(" ", text).lower())
+    english = sorted(set(words) & ENGLISH_WORDS)
+    if english:
+        return f"English words {english}"
+    if len(words) >= 4 and not set(words) & SPANISH_WORDS:
+        return "no Spanish word"
+    return None
+
+
+def operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def resolve(schema, node):
+    while "$ref" in node:
+        node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def accepted_fields(schema, operation):
+    """The body keys and path parameters an operation accepts."""
+    fields = {parameter["name"] for parameter in operation.get("parameters", [])}
+    for content in operation.get("requestBody", {}).get("content", {}).values():
+        fields |= set(resolve(schema, content["schema"]).get("properties", {}))
+    return fields
+
+
+def test_the_schema_speaks_spanish(schema):
+    problems = [(where, text, why) for where, text in texts_for_people(schema) if (why := not_spanish(text))]
+    assert problems == [], "\n".join(map(str, problems))
+    assert not_spanish("Returns the opportunity of the body") and not_spanish("Bodies over the limit: error")
+
+
+def test_every_response_has_its_own_specific_description(schema):
+    for name, operation in operations(schema):
+        descriptions = {code: response["description"] for code, response in operation["responses"].items()}
+        assert all(text and text.strip() != "Error" for text in descriptions.values()), (name, descriptions)
+        assert len(set(descriptions.values())) == len(descriptions), (name, descriptions)
+        if "413" in descriptions:
+            assert descriptions["413"].startswith("Cuerpo demasiado grande"), name
+
+
+def test_every_example_belongs_to_its_operation(schema):
+    everyone = set().union(*(accepted_fields(schema, operation) for _, operation in operations(schema)))
+    error_schema = {"$ref": "#/components/schemas/Error", "components": to_json_schema(schema["components"])}
+    for name, operation in operations(schema):
+        accepted = accepted_fields(schema, operation)
+        needs_token = any(requirement for requirement in operation.get("security", []))
+        for content in operation.get("requestBody", {}).get("content", {}).values():
+            for example in content.get("examples", {}).values():
+                assert set(example["value"]) <= accepted, (name, example["summary"])
+        for code, response in operation["responses"].items():
+            if not code.startswith(("4", "5")):
+                continue
+            examples = response["content"]["application/json"].get("examples", {})
+            assert examples, (name, code, "an error response without an example")
+            for example in examples.values():
+                value = example["value"]
+                where = (name, code, example["summary"])
+                jsonschema.validate(value, error_schema)
+                assert value["statusCode"] == int(code), where
+                named = {key.split(".")[0] for key in value.get("errors", {})} - {"non_field_errors"}
+                named |= set(re.findall(r"\w+", value["message"])) & everyone
+                assert named <= accepted, (where, named - accepted)
+                if not needs_token:
+                    assert not re.search(r"Bearer|Authorization|[Tt]oken", value["message"]), where

@@ -153,12 +153,41 @@ def test_unknown_and_protected_keys_are_ignored(make_opportunity, put_process):
         },
     )
     assert response.status_code == 200
+    assert response.json()["ignoredFields"] == [
+        "cFacturacionSubEstado", "createdAt", "id", "isPresaved", "somethingElse", "stage",
+    ]
     stored = Opportunity.objects.get(pk=opportunity.pk)
     assert stored.stage == "Prospección"
     assert stored.c_facturacion_sub_estado is None
     assert stored.is_presaved is True
     assert stored.c_patientsname == "Rosa"
     assert Opportunity.objects.count() == 1
+
+
+def test_a_typo_in_a_key_is_ignored_and_listed_in_ignored_fields(make_opportunity, put_process):
+    opportunity = make_opportunity(c_doctor="Dra. Paredes")
+    response = put_process(opportunity.pk, {"doctor": "Dr. Rojas", "reservationID": 5, "cPatientsname": "Rosa"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ignoredFields"] == ["doctor", "reservationID"]
+    assert body["opportunity"]["cDoctor"] == "Dra. Paredes"
+    assert body["opportunity"]["cPatientsname"] == "Rosa"
+
+
+def test_ignored_fields_is_an_empty_list_when_every_key_is_known(make_opportunity, put_process):
+    opportunity = make_opportunity()
+    body = put_process(opportunity.pk, {"cPatientsname": "Rosa", "cDoctor": None, "cFacturas": None}).json()
+    assert body["ignoredFields"] == []
+
+
+def test_create_lists_the_keys_it_ignored_too(api_client):
+    response = api_client.post("/opportunity", {"name": "Venta", "nmae": "x", "stage": "Cierre ganado",
+                                                "cDoctor": "Dra. Paredes"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["ignoredFields"] == ["nmae", "stage"]
+    assert (body["name"], body["stage"], body["cDoctor"]) == ("Venta", "Prospección", "Dra. Paredes")
+    assert api_client.post("/opportunity", {"name": "Otra"}, format="json").json()["ignoredFields"] == []
 
 
 def test_unknown_opportunity_is_404_for_the_process_update(put_process, db):

@@ -1,0 +1,71 @@
+"""The README's example session works on any PORT, as written.
+
+Its terminal-3 block is run with bash, verbatim, against `manage.py runserver` (what `make run`
+starts) on a free port given in `PORT`, up to the direct-invoice close (which needs the local
+file server of terminal 1 on its fixed port 8001).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+SESSION_HEADING = "## Example session with curl"
+
+
+def session_blocks() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split(SESSION_HEADING, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_session_names_the_crm_only_through_port():
+    blocks = session_blocks()
+    assert len(blocks) == 2 and blocks[1].startswith("# Terminal 3")
+    for block in blocks:
+        assert not re.search(r":8000\b", block.replace("${PORT:-8000}", "")), block
+
+
+def test_the_session_runs_as_written_on_another_port(tmp_path):
+    commands = session_blocks()[1].split("# 8.2")[0]
+    port = free_port()
+    env = {
+        **os.environ, "ENV_FILE": "", "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "crm.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}", "MEDIA_ROOT": str(tmp_path / "media"),
+        "URL_INVOICE_MIFACT_V3": "", "URL_SV": "", "PYTHONUNBUFFERED": "1",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
+    subprocess.run([*manage, "create_demo_user"], env=env, cwd=ROOT, check=True, capture_output=True)
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([*manage, "runserver", "--noreload", f"127.0.0.1:{port}"], env=env, cwd=ROOT,
+                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        for _ in range(150):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        session = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], env={**env, "PORT": str(port)},
+                                 cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+    assert session.returncode == 0, (session.stdout[-2000:], session.stderr[-2000:])
+    assert '"success":true' in session.stdout
+    assert '"message":"El campo reservationId no puede estar vacío"' in session.stdout

@@ -1,0 +1,12 @@
+"""Test URLconf: the project's routes plus one CSRF-protected form view outside the admin."""
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from crm.urls import handler400, handler403, handler404, handler500, urlpatterns as project_urlpatterns  # noqa: F401
+
+
+def protected_form(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+urlpatterns = [path("formulario-protegido", protected_form), *project_urlpatterns]
