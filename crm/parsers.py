@@ -39,6 +39,8 @@ class BoundedJSONParser(JSONParser):
             return json.loads(raw.decode(encoding), parse_constant=_refuse_constant, parse_float=_finite_float)
         except RecursionError:
             raise ParseError("JSON parse error - nesting too deep") from None
+        except LookupError:  # a charset Python does not know, or one that is not a text encoding
+            raise ParseError(f"JSON parse error - unsupported charset {encoding[:40]!r}") from None
         except ValueError as exc:  # also UnicodeDecodeError
             raise ParseError(f"JSON parse error - {exc}") from None
 
