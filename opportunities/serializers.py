@@ -125,25 +125,7 @@ class OpportunityFieldsInputSerializer(serializers.Serializer):
         return super().to_internal_value(drop_unsent(data))
 
 
-class SharedBoundFieldsMixin:
-    """Validate with one bound copy of the declared fields per class, built on first use,
-    instead of DRF's deep copy per instance (most of the cost of validating a small body).
-
-    Safe because these fields keep no per-call state and use no context; per-call state (the
-    validated data, the errors, `validate_<field>` methods) stays on each serializer instance.
-    """
-
-    @property
-    def fields(self) -> Any:
-        cls = type(self)
-        shared = cls.__dict__.get("_shared_bound_fields")
-        if shared is None:
-            shared = serializers.Serializer.fields.func(self)
-            cls._shared_bound_fields = shared
-        return shared
-
-
-class ProcessUpdateInputSerializer(SharedBoundFieldsMixin, OpportunityFieldsInputSerializer):
+class ProcessUpdateInputSerializer(OpportunityFieldsInputSerializer):
     """Body of `PUT /opportunity/update-opportunity-procces/<id>` (source document section 2)."""
 
     cFacturas = FacturasInputSerializer(
@@ -182,26 +164,7 @@ class OpportunityCreateInputSerializer(OpportunityFieldsInputSerializer):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, min_value=0)
 
 
-class SharedFieldsRepresentationMixin:
-    """Serialize with one bound copy of the declared fields per class instead of a deep copy
-    per instance (DRF copies every declared field on every instantiation, which costs more than
-    the serialization itself on the hot endpoints). Only for serializers whose fields need no
-    context (no request-dependent fields)."""
-
-    def to_representation(self, instance: Any) -> dict[str, Any]:
-        cls = type(self)
-        fields = cls.__dict__.get("_shared_readable_fields")
-        if fields is None:
-            fields = [field for field in cls().fields.values() if not field.write_only]
-            cls._shared_readable_fields = fields
-        data: dict[str, Any] = {}
-        for field in fields:
-            attribute = field.get_attribute(instance)
-            data[field.field_name] = None if attribute is None else field.to_representation(attribute)
-        return data
-
-
-class OpportunityOutputSerializer(SharedFieldsRepresentationMixin, serializers.Serializer):
+class OpportunityOutputSerializer(serializers.Serializer):
     """An opportunity as the API returns it (camelCase keys, CONTRACT.md section 4).
 
     A plain Serializer (not a ModelSerializer) with shared fields: it is built on every
