@@ -62,7 +62,7 @@ class SigninApi(APIView):
         serializer = self.SigninInputSerializer(data=require_json_object(request))
         serializer.is_valid(raise_exception=True)
         user = authenticate(
-            request._request,
+            request,
             username=serializer.validated_data["username"],
             password=serializer.validated_data["password"],
         )

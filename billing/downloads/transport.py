@@ -111,7 +111,12 @@ class Deadline:
 
 
 def _tracking_pool_classes(deadline: Deadline) -> dict[str, type[HTTPConnectionPool]]:
-    """urllib3 pool classes whose connections register their sockets with ``deadline``."""
+    """urllib3 pool classes whose connections register their sockets with ``deadline``.
+
+    ``_new_conn`` is urllib3's (not Django's or DRF's) and the only hook that sees the socket
+    before the TLS handshake: tracking it there keeps a server that drips its handshake within
+    the deadline too. Neither requests nor requests-hardened offers a total deadline.
+    """
 
     class _TrackedHTTPConnection(HTTPConnection):
         def _new_conn(self) -> socket.socket:
