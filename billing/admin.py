@@ -7,19 +7,16 @@ Labels and messages are Spanish (the clinic staff's language).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
 
 from billing.mifact import mifact_configuration_problem, shared_mifact_client
-from billing.services.checks import CheckResult, service_orders_check_bounded
 from billing.models import OpportunityServiceOrder
-from crm.readonly_admin import ReadOnlyAdminMixin
+from billing.services.checks import CheckResult, service_orders_check_bounded
+from crm.readonly_admin import ReadOnlyAdminMixin, pretty_json
 
 # The check runs inside the admin request (network calls with timeouts): keep one click bounded,
 # well inside the web worker's timeout (`make serve`: GUNICORN_TIMEOUT, 120 s).
@@ -30,16 +27,6 @@ ADMIN_CHECK_BUDGET_SECONDS = 45.0
 ADMIN_CHECK_MAX_SERVICE_FAILURES = 3
 CHECK_PERMISSION = "billing.change_opportunityserviceorder"
 CHECK_ACTION_LABEL = "Consultar estado de facturación ahora"
-
-
-def pretty_json(value: Any) -> str:
-    """Render a JSON value as indented, escaped HTML (`<pre>`), or "-" when empty."""
-    if value in (None, {}, []):
-        return "-"
-    return format_html(
-        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
-        json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True),
-    )
 
 
 def user_can_check_service_orders(request: HttpRequest) -> bool:

@@ -15,9 +15,9 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from crm.errors import ApiError, error_body
+from crm.fields import StrictCharField
 from crm.parsers import require_json_object
 from crm.schema import error_example, error_responses, ok
-from opportunities.fields import StrictCharField
 
 
 class SigninApi(APIView):

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "axes",
     "opportunities",
     "billing",
+    "sales",
 ]
 
 MIDDLEWARE = [

@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from .fields import parse_appointment
+from crm.fields import parse_appointment
+
 from .history import HistoryLog, jsonable
 from .models import ActionHistory, Meeting, Opportunity
 

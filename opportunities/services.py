@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
-from .history import HistoryLog
+from .history import HistoryLog, jsonable
 from .models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
 from .process_case import FIELD_COLUMNS
 
@@ -55,4 +55,52 @@ def opportunity_close_won(
         opportunity.is_presaved = False
     if changed:
         log.add(ActionHistory.Action.CLOSED_WON, {"stage": Stage.CIERRE_GANADO.value, "subState": sub_state, **data})
+    return changed
+
+
+# Columns staff may correct by hand (the admin), with the API key used in the history record.
+# Everything else changes only through the process update, which keeps meetings, closing and
+# the SV delivery consistent.
+CORRECTABLE_COLUMNS: dict[str, str] = {"name": "name", "amount": "amount"} | {
+    column: key
+    for key, column in FIELD_COLUMNS.items()
+    if column
+    in (
+        "c_last_name_father",
+        "c_last_name_mother",
+        "c_customer_document_type",
+        "c_customer_document",
+        "c_patientsname",
+        "c_patients_paternal_last_name",
+        "c_patients_maternal_last_name",
+        "c_patient_document_type",
+        "c_patient_document",
+    )
+}
+
+
+def opportunity_correct(
+    *, opportunity: Opportunity, user: AbstractBaseUser | None, old_values: Mapping[str, Any]
+) -> list[str]:
+    """Save staff's corrections, already set on `opportunity`: only the columns of
+    `CORRECTABLE_COLUMNS` that `old_values` (column -> value before) names and that changed, and
+    one `opportunity_updated` record (`"via": "admin"`, old and new values). Writing only those
+    columns never undoes a concurrent PUT or poller write to the stage or sub-state. Returns the
+    columns saved."""
+    changed = [
+        column
+        for column, old in old_values.items()
+        if column in CORRECTABLE_COLUMNS and getattr(opportunity, column) != old
+    ]
+    if not changed:
+        return []
+    with transaction.atomic():
+        opportunity.save(update_fields=[*changed, "modified_at"])
+        changes = {
+            CORRECTABLE_COLUMNS[column]: {"old": jsonable(old_values[column]), "new": jsonable(getattr(opportunity, column))}
+            for column in changed
+        }
+        log = HistoryLog(opportunity=opportunity, user=user)
+        log.add(ActionHistory.Action.OPPORTUNITY_UPDATED, {"via": "admin", "changes": changes})
+        log.flush()
     return changed

@@ -19,6 +19,7 @@ from crm.outgoing import (
     ServiceUnavailable,
 )
 
+
 class SvError(ServiceError):
     """Base error of the SV client."""
 

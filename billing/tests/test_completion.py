@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from billing.services import checks as services
 from billing.mifact import InvoiceStatus, MifactClient
 from billing.models import OpportunityServiceOrder
+from billing.services import checks as services
 from billing.services.checks import CheckResult, service_order_check
 from billing.tests.fakes import BASE
 from opportunities.models import ActionHistory, Attachment, Opportunity

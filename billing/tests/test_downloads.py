@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import urllib3.util.connection
 
+from billing.downloads import DownloadedPdf, DownloadError, download_pdf
 from billing.downloads import errors as downloads
 from billing.downloads.fetch import TEMP_FILE_PREFIX
-from billing.downloads import DownloadedPdf, DownloadError, download_pdf
 from devtools.testing import SMALL_PDF, LocalHTTPServer, make_pdf
 
 PUBLIC_IP = "93.184.216.34"

@@ -1,4 +1,5 @@
-"""HTTP endpoints of opportunities (CONTRACT.md section 4): validate, call one service, serialize."""
+"""The REST API of opportunities and their service orders (README "API"): validate, call one service,
+serialize."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,14 +15,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.selectors import service_order_list
 from crm.errors import ApiError
 from crm.parsers import require_json_object
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses, ok
+from opportunities import selectors, services
+from opportunities.models import Opportunity
 
-from sales import process_update
-
-from . import selectors, services
-from .models import Opportunity
+from . import process_update
 from .serializers import (
     IGNORED_FIELDS_HELP,
     ActionHistoryOutputSerializer,
@@ -31,9 +32,9 @@ from .serializers import (
     OpportunityCreateOutputSerializer,
     OpportunityOutputSerializer,
     ProcessUpdateInputSerializer,
+    ServiceOrderOutputSerializer,
     ignored_fields,
 )
-
 
 ProcessUpdateResponseSerializer = inline_serializer(
     "ProcessUpdateResponse",
@@ -271,3 +272,16 @@ class AttachmentDownloadApi(APIView):
         return FileResponse(
             handle, content_type="application/pdf", as_attachment=True, filename=attachment.file_name
         )
+
+
+class ServiceOrderListApi(APIView):
+    """`GET /opportunity/<id>/service-orders`."""
+
+    @extend_schema(responses={200: ok(ServiceOrderOutputSerializer(many=True), "Las órdenes de servicio"),
+                              **error_responses(401, 404)},
+                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"],
+                   summary="Órdenes de servicio (O.S) de la oportunidad",
+                   description="Las O.S de la oportunidad con su estado de facturación en invoice-mifact.")
+    def get(self, request: Request, opportunity_id: str) -> Response:
+        opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
+        return Response(ServiceOrderOutputSerializer(service_order_list(opportunity=opportunity), many=True).data)

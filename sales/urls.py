@@ -1,4 +1,4 @@
-"""Routes of the opportunity API; each is served with and without a trailing slash."""
+"""Routes of the API; each is served with and without a trailing slash."""
 from django.urls import re_path
 
 from . import apis
@@ -25,6 +25,11 @@ urlpatterns = [
         r"^opportunity/(?P<opportunity_id>[^/]+)/attachments/(?P<attachment_id>[0-9]{1,18})/download/?$",
         apis.AttachmentDownloadApi.as_view(),
         name="opportunity-attachment-download",
+    ),
+    re_path(
+        r"^opportunity/(?P<opportunity_id>[^/]+)/service-orders/?$",
+        apis.ServiceOrderListApi.as_view(),
+        name="opportunity-service-orders",
     ),
     re_path(r"^opportunity/(?P<opportunity_id>[^/]+)/?$", apis.OpportunityDetailApi.as_view(), name="opportunity-detail"),
 ]

@@ -1,4 +1,4 @@
-"""Input and output serializers of the opportunity API (CONTRACT.md sections 4 and 5).
+"""Input and output serializers of the API (README "API").
 
 Keys are the front-end's camelCase names; `opportunities.process_case.FIELD_COLUMNS` maps each one
 to its model column.
@@ -12,7 +12,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .fields import (
+from billing.models import OpportunityServiceOrder
+from crm.fields import (
     AppointmentRangeField,
     HttpUrlField,
     LocalDateTimeField,
@@ -20,7 +21,8 @@ from .fields import (
     ReservationDateField,
     StrictCharField,
 )
-from .models import ActionHistory, Attachment, FacturacionSubEstado, Meeting, Opportunity, Stage
+from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Meeting, Opportunity, Stage
+
 
 def _max_length(column: str) -> int | None:
     return Opportunity._meta.get_field(column).max_length
@@ -260,3 +262,23 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
         path = f"/opportunity/{obj.opportunity_id}/attachments/{obj.pk}/download"
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
+
+
+class ServiceOrderOutputSerializer(serializers.ModelSerializer):
+    """One O.S of an opportunity with its invoicing state."""
+
+    serviceOrderId = serializers.IntegerField(source="service_order_id")
+    metadata = serializers.JSONField(allow_null=True)
+    invoiceResultHeadId = serializers.IntegerField(source="invoice_result_head_id", allow_null=True)
+    urlSoles = serializers.CharField(source="url_soles", allow_null=True)
+    urlDolares = serializers.CharField(source="url_dolares", allow_null=True)
+    lastCheckedAt = LocalDateTimeField(source="last_checked_at", allow_null=True)
+    lastError = serializers.CharField(source="last_error")
+    createdAt = LocalDateTimeField(source="created_at")
+    updatedAt = LocalDateTimeField(source="updated_at")
+
+    class Meta:
+        model = OpportunityServiceOrder
+        fields = ["serviceOrderId", "metadata", "facturado", "invoiceResultHeadId", "urlSoles", "urlDolares",
+                  "lastCheckedAt", "lastError", "createdAt", "updatedAt"]
+        read_only_fields = fields
