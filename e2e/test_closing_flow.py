@@ -1,0 +1,154 @@
+"""Closing a sale through the process update, as the front-end does (README "Example session")."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import requests
+
+from crm.testing import make_pdf
+from e2e import bodies
+
+
+def actions(history: list[dict[str, Any]]) -> list[str]:
+    return [record["action"] for record in history]
+
+
+def test_the_three_section_8_bodies_take_one_opportunity_from_appointment_to_closed_won(
+    api, anonymous, pdf_server, mifact, sv, new_id
+):
+    reservation_id, service_order_id = new_id(), new_id()
+    clinic_history = f"HC-{reservation_id}"
+    created = api.create_opportunity("E2E - Consulta dermatología - Lucía Quispe")
+    opportunity_id = created["id"]
+    assert (created["stage"], created["cFacturacionSubEstado"], created["isPresaved"]) == ("Prospección", None, True)
+
+    # 8.1 main data + appointment: stored, one meeting, not closed.
+    after_81 = api.put_process(opportunity_id, bodies.data_and_appointment(reservation_id))["opportunity"]
+    assert after_81["stage"] == "Prospección"
+    assert after_81["cFacturacionSubEstado"] is None and after_81["isPresaved"] is True
+    assert after_81["cDoctor"] == "Dra. Rosa Salazar" and after_81["cPatientDocument"] == "71234567"
+    assert after_81["reservationId"] == reservation_id and after_81["cDateReservation"] == "2026-03-02"
+    meetings = api.listing(opportunity_id, "meetings")
+    assert len(meetings) == 1, meetings
+    meeting = meetings[0]
+    assert meeting["reservationId"] == reservation_id and meeting["status"] == "Planned"
+    assert (meeting["dateStart"], meeting["dateEnd"]) == ("2026-03-02 15:30:00", "2026-03-02 16:00:00")
+    assert (meeting["doctor"], meeting["environment"], meeting["specialty"]) == (
+        "Dra. Rosa Salazar", "Consultorio 3", "Dermatología")
+    assert {"meeting_created", "opportunity_updated"} <= set(actions(api.listing(opportunity_id, "action-history")))
+
+    # 8.2 direct invoice: downloaded, attached, closed won with factura_directa.
+    pdf = make_pdf(f"Factura directa F001-{reservation_id}")
+    pdf_path = f"/facturas/F001-{reservation_id}.pdf"
+    pdf_server.route(pdf_path, body=pdf)
+    after_82 = api.put_process(opportunity_id, bodies.direct_invoice(clinic_history, pdf_server.url(pdf_path)))
+    after_82 = after_82["opportunity"]
+    assert (after_82["stage"], after_82["cFacturacionSubEstado"], after_82["isPresaved"]) == (
+        "Cierre ganado", "factura_directa", False)
+    assert after_82["cClinicHistory"] == clinic_history
+    attachments = api.listing(opportunity_id, "attachments")
+    assert len(attachments) == 1, attachments
+    attachment = attachments[0]
+    assert attachment["kind"] == "comprobante_soles" and attachment["serviceOrderId"] is None
+    assert attachment["sourceUrl"] == pdf_server.url(pdf_path)
+    assert attachment["size"] == len(pdf) and attachment["sha256"] == hashlib.sha256(pdf).hexdigest()
+    download_url = attachment["downloadUrl"]
+    download = api.get(download_url)
+    assert download.status_code == 200, download.text[:300]
+    assert download.headers["Content-Type"] == "application/pdf"
+    assert download.content.startswith(b"%PDF-") and download.content == pdf
+    refused = anonymous.get(download_url)
+    assert refused.status_code == 401 and refused.headers["Content-Type"].startswith("application/json")
+    closed = [r for r in api.listing(opportunity_id, "action-history") if r["action"] == "closed_won"]
+    assert len(closed) == 1 and "factura_directa" in str(closed[0]["data"]), closed
+    # The clinic history and the reservation reached SV once, right after the PUT.
+    patches = sv.patches(reservation_id)
+    assert [(p.status, p.body) for p in patches] == [(200, {"clinicHistoryCrm": clinic_history})]
+
+    # 8.3 service order on the same opportunity: registered; the direct invoice keeps the sub-state.
+    after_83 = api.put_process(opportunity_id, bodies.service_orders(clinic_history, [service_order_id]))
+    after_83 = after_83["opportunity"]
+    assert (after_83["stage"], after_83["cFacturacionSubEstado"], after_83["isPresaved"]) == (
+        "Cierre ganado", "factura_directa", False)
+    orders = api.listing(opportunity_id, "service-orders")
+    assert len(orders) == 1, orders
+    order = orders[0]
+    assert order["serviceOrderId"] == service_order_id and order["facturado"] is False
+    assert order["metadata"] == {"descripcion": "Procedimiento láser", "numero_os": f"OS-{service_order_id}"}
+    assert order["lastCheckedAt"] is not None, "the PUT checks its pending O.S at invoice-mifact"
+    registered = [r for r in api.listing(opportunity_id, "action-history")
+                  if r["action"] == "service_orders_registered"]
+    assert len(registered) == 1 and service_order_id in registered[0]["data"]["serviceOrderIds"]
+
+    # Once invoice-mifact invoices the O.S, the next PUT completes it (source document section 9).
+    mifact.invoice(service_order_id, soles=True, dolares=True, head_id=reservation_id)
+    api.put_process(opportunity_id, {"cClinicHistory": clinic_history})
+    order = api.listing(opportunity_id, "service-orders")[0]
+    assert order["facturado"] is True and order["invoiceResultHeadId"] == reservation_id
+    kinds = sorted(a["kind"] for a in api.listing(opportunity_id, "attachments")
+                   if a["serviceOrderId"] == service_order_id)
+    assert kinds == ["comprobante_dolares", "comprobante_soles"]
+
+    history = api.listing(opportunity_id, "action-history")
+    assert {"meeting_created", "closed_won", "service_orders_registered", "service_order_invoiced"} <= set(
+        actions(history))
+    assert [r["createdAt"] for r in history] == sorted((r["createdAt"] for r in history), reverse=True), (
+        "history is newest first")
+    assert len(api.listing(opportunity_id, "meetings")) == 1
+    assert len(sv.patches(reservation_id)) == 1, "the same clinic history is not sent to SV twice"
+
+
+def test_eight_identical_puts_at_once_make_one_meeting(api, stack, new_id):
+    """Defect being fixed: concurrent identical PUTs that create the same reservation's meeting
+    answer 500 on PostgreSQL (the second insert of the meeting hits its unique constraint)."""
+    reservation_id = new_id()
+    opportunity_id = api.create_opportunity("E2E - doble envío")["id"]
+    body = bodies.data_and_appointment(reservation_id)
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def submit() -> None:
+        with stack.session(stack.token) as http:
+            barrier.wait(timeout=30)
+            try:
+                response = http.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", json=body)
+                answer = (response.status_code, response.text[:300])
+            except requests.RequestException as exc:
+                answer = (0, repr(exc))
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * 8, f"statuses {statuses}; first other answer: " + next(
+        (text for status, text in answers if status != 200), "")
+
+    meetings = [m for m in api.listing(opportunity_id, "meetings") if m["reservationId"] == reservation_id]
+    assert len(meetings) == 1, meetings
+    created = [r for r in api.listing(opportunity_id, "action-history")
+               if r["action"] == "meeting_created" and r["data"].get("reservationId") == reservation_id]
+    assert len(created) == 1, created
+
+
+def test_a_mistyped_field_name_is_reported_as_ignored_and_changes_nothing(api, new_id):
+    """Defect being fixed: a PUT whose keys are all unknown (a typo such as `doctor` for
+    `cDoctor`) is silently accepted; it should answer which fields it ignored."""
+    opportunity_id = api.create_opportunity("E2E - campo mal escrito")["id"]
+    api.put_process(opportunity_id, bodies.data_and_appointment(new_id()))
+    before = api.opportunity(opportunity_id)
+    history_before = api.listing(opportunity_id, "action-history")
+
+    response = api.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", json={"doctor": "x"})
+
+    assert response.status_code == 200, response.text[:500]
+    answer = response.json()
+    assert answer.get("ignoredFields") == ["doctor"], answer
+    assert api.opportunity(opportunity_id) == before
+    assert api.listing(opportunity_id, "action-history") == history_before
