@@ -354,6 +354,24 @@ class Stack:
         return answer["access_token"]
 
 
+def json_error(response: requests.Response, status: int) -> str | None:
+    """None when `response` is the API's JSON error with `status`; else what is wrong with it."""
+    problems = []
+    if response.status_code != status:
+        problems.append(f"status {response.status_code}")
+    content_type = response.headers.get("Content-Type", "")
+    if not content_type.startswith("application/json"):
+        problems.append(f"Content-Type {content_type!r}")
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if not (isinstance(body, dict) and body.get("statusCode") == status and isinstance(body.get("message"), str)
+            and body["message"]):
+        problems.append(f"body {response.text[:120]!r}")
+    return ", ".join(problems) or None
+
+
 def iter_chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
     """`data` in pieces: a generator body makes `requests` send it chunked (no Content-Length)."""
     for start in range(0, len(data), size):
