@@ -1,5 +1,5 @@
-"""Request bodies of the process update, after the source document's section 8 (see README
-"Example session with curl")."""
+"""Request bodies of the process update, as the front-end sends them (README "Example session
+with curl": update data and appointment, close with a direct invoice, close with service orders)."""
 from __future__ import annotations
 
 from typing import Any
@@ -30,18 +30,18 @@ def appointment(reservation_id: int, *, doctor: str = "Dra. Rosa Salazar") -> di
 
 
 def data_and_appointment(reservation_id: int) -> dict[str, Any]:
-    """8.1: main data and an appointment, without closing."""
+    """Main data and an appointment, without closing."""
     return {**MAIN, **appointment(reservation_id),
             "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None}}
 
 
 def direct_invoice(clinic_history: str, url: str) -> dict[str, Any]:
-    """8.2: closed won with a direct invoice."""
+    """Closed won with a direct invoice."""
     return {"cClinicHistory": clinic_history, "cFacturas": {"comprobante_soles": url, "comprobante_dolares": None}}
 
 
 def service_orders(clinic_history: str, ids: list[int]) -> dict[str, Any]:
-    """8.3: closed won with service orders (and their metadata)."""
+    """Closed won with service orders (and their metadata)."""
     return {
         "cClinicHistory": clinic_history,
         "cOrdenesServicio": ids,

@@ -14,6 +14,7 @@ so pytest-django and the unit suite's root conftest.py stay out of it.
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,9 +32,14 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 _STACK: Stack | None = None
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # a CI timeout's SIGTERM: unwind, so the servers stop and the database goes
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     global _STACK
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     running = Stack()
     try:
         running.start()
@@ -42,6 +48,7 @@ def stack() -> Iterator[Stack]:
     finally:
         _STACK = None
         running.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ def test_a_deactivated_or_deleted_user_loses_api_access_with_the_very_next_reque
     (JWT_USER_CACHE_SECONDS), so a deactivated or deleted user keeps access for a minute."""
     users = {"deactivated": "e2e-baja", "deleted": "e2e-borrado"}
     password = "e2e-clave-Temporal-2026"
-    stack.manage_ok("shell", "-c", "from django.contrib.auth import get_user_model; User = get_user_model(); "
-                    + "; ".join(f"User.objects.create_user({name!r}, password={password!r})" for name in users.values()))
+    creates = "; ".join(f"User.objects.create_user({name!r}, password={password!r})" for name in users.values())
+    stack.manage_ok("shell", "-c", f"from django.contrib.auth import get_user_model; User = get_user_model(); {creates}")
     opportunity_id = api.create_opportunity("E2E - acceso revocado")["id"]
     sessions = {case: stack.session(stack.sign_in(name, password)) for case, name in users.items()}
     try:

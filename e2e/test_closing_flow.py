@@ -15,7 +15,7 @@ def actions(history: list[dict[str, Any]]) -> list[str]:
     return [record["action"] for record in history]
 
 
-def test_the_three_section_8_bodies_take_one_opportunity_from_appointment_to_closed_won(
+def test_appointment_then_direct_invoice_then_service_order_close_one_opportunity(
     api, anonymous, pdf_server, mifact, sv, new_id
 ):
     reservation_id, service_order_id = new_id(), new_id()
@@ -24,12 +24,12 @@ def test_the_three_section_8_bodies_take_one_opportunity_from_appointment_to_clo
     opportunity_id = created["id"]
     assert (created["stage"], created["cFacturacionSubEstado"], created["isPresaved"]) == ("Prospección", None, True)
 
-    # 8.1 main data + appointment: stored, one meeting, not closed.
-    after_81 = api.put_process(opportunity_id, bodies.data_and_appointment(reservation_id))["opportunity"]
-    assert after_81["stage"] == "Prospección"
-    assert after_81["cFacturacionSubEstado"] is None and after_81["isPresaved"] is True
-    assert after_81["cDoctor"] == "Dra. Rosa Salazar" and after_81["cPatientDocument"] == "71234567"
-    assert after_81["reservationId"] == reservation_id and after_81["cDateReservation"] == "2026-03-02"
+    # Main data + appointment: stored, one meeting, not closed.
+    updated = api.put_process(opportunity_id, bodies.data_and_appointment(reservation_id))["opportunity"]
+    assert updated["stage"] == "Prospección"
+    assert updated["cFacturacionSubEstado"] is None and updated["isPresaved"] is True
+    assert updated["cDoctor"] == "Dra. Rosa Salazar" and updated["cPatientDocument"] == "71234567"
+    assert updated["reservationId"] == reservation_id and updated["cDateReservation"] == "2026-03-02"
     meetings = api.listing(opportunity_id, "meetings")
     assert len(meetings) == 1, meetings
     meeting = meetings[0]
@@ -39,15 +39,15 @@ def test_the_three_section_8_bodies_take_one_opportunity_from_appointment_to_clo
         "Dra. Rosa Salazar", "Consultorio 3", "Dermatología")
     assert {"meeting_created", "opportunity_updated"} <= set(actions(api.listing(opportunity_id, "action-history")))
 
-    # 8.2 direct invoice: downloaded, attached, closed won with factura_directa.
+    # Direct invoice: downloaded, attached, closed won with factura_directa.
     pdf = make_pdf(f"Factura directa F001-{reservation_id}")
     pdf_path = f"/facturas/F001-{reservation_id}.pdf"
     pdf_server.route(pdf_path, body=pdf)
-    after_82 = api.put_process(opportunity_id, bodies.direct_invoice(clinic_history, pdf_server.url(pdf_path)))
-    after_82 = after_82["opportunity"]
-    assert (after_82["stage"], after_82["cFacturacionSubEstado"], after_82["isPresaved"]) == (
+    body = bodies.direct_invoice(clinic_history, pdf_server.url(pdf_path))
+    invoiced = api.put_process(opportunity_id, body)["opportunity"]
+    assert (invoiced["stage"], invoiced["cFacturacionSubEstado"], invoiced["isPresaved"]) == (
         "Cierre ganado", "factura_directa", False)
-    assert after_82["cClinicHistory"] == clinic_history
+    assert invoiced["cClinicHistory"] == clinic_history
     attachments = api.listing(opportunity_id, "attachments")
     assert len(attachments) == 1, attachments
     attachment = attachments[0]
@@ -67,10 +67,10 @@ def test_the_three_section_8_bodies_take_one_opportunity_from_appointment_to_clo
     patches = sv.patches(reservation_id)
     assert [(p.status, p.body) for p in patches] == [(200, {"clinicHistoryCrm": clinic_history})]
 
-    # 8.3 service order on the same opportunity: registered; the direct invoice keeps the sub-state.
-    after_83 = api.put_process(opportunity_id, bodies.service_orders(clinic_history, [service_order_id]))
-    after_83 = after_83["opportunity"]
-    assert (after_83["stage"], after_83["cFacturacionSubEstado"], after_83["isPresaved"]) == (
+    # A service order on the same opportunity: registered; the direct invoice keeps the sub-state.
+    body = bodies.service_orders(clinic_history, [service_order_id])
+    with_orders = api.put_process(opportunity_id, body)["opportunity"]
+    assert (with_orders["stage"], with_orders["cFacturacionSubEstado"], with_orders["isPresaved"]) == (
         "Cierre ganado", "factura_directa", False)
     orders = api.listing(opportunity_id, "service-orders")
     assert len(orders) == 1, orders
@@ -82,7 +82,7 @@ def test_the_three_section_8_bodies_take_one_opportunity_from_appointment_to_clo
                   if r["action"] == "service_orders_registered"]
     assert len(registered) == 1 and service_order_id in registered[0]["data"]["serviceOrderIds"]
 
-    # Once invoice-mifact invoices the O.S, the next PUT completes it (source document section 9).
+    # Once invoice-mifact invoices the O.S, the next PUT completes it (README "Service orders").
     mifact.invoice(service_order_id, soles=True, dolares=True, head_id=reservation_id)
     api.put_process(opportunity_id, {"cClinicHistory": clinic_history})
     order = api.listing(opportunity_id, "service-orders")[0]
@@ -166,7 +166,7 @@ def test_a_mistyped_field_name_is_reported_as_ignored_and_changes_nothing(api, n
     response = api.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", json={"doctor": "x"})
 
     assert response.status_code == 200, response.text[:500]
-    answer = response.json()
-    assert answer.get("ignoredFields") == ["doctor"], answer
     assert api.opportunity(opportunity_id) == before
     assert api.listing(opportunity_id, "action-history") == history_before
+    answer = response.json()
+    assert answer.get("ignoredFields") == ["doctor"], f"no ignoredFields in the answer: {sorted(answer)}"
