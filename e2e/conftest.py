@@ -14,9 +14,11 @@ so pytest-django and the unit suite's root conftest.py stay out of it.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -112,4 +114,6 @@ def new_id() -> Callable[[], int]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return "e2e: gunicorn + manage.py subprocesses against a throw-away database (E2E_DATABASE_URL for PostgreSQL)"
+    server = urlsplit(os.environ.get("E2E_DATABASE_URL", "")).hostname
+    database = f"a fresh PostgreSQL database on {server}" if server else "a throw-away SQLite database"
+    return f"e2e: gunicorn and manage.py subprocesses against {database}"

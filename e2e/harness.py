@@ -154,7 +154,6 @@ class Stack:
         self.media.mkdir()
         self._exit = ExitStack()
         self.processes: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-        self.database_label = "SQLite"
         self.env: dict[str, str] = {}
 
     # -- start / stop --------------------------------------------------------------------------
@@ -242,7 +241,6 @@ class Stack:
         execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         # stop() ends the processes before it closes the exit stack, so nothing holds it then.
         self._exit.callback(execute, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        self.database_label = f"PostgreSQL ({name})"
         return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
     # -- environment and subprocesses ----------------------------------------------------------
