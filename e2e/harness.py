@@ -35,6 +35,8 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 MANAGE = ROOT / "manage.py"
 
+#: gunicorn sync workers: each keeps its own caches, so some tests make sure both served them.
+GUNICORN_WORKERS = 2
 #: Seconds: one HTTP call of the suite; a service to answer after start; a manage.py command.
 HTTP_TIMEOUT = 30.0
 START_TIMEOUT = 60.0
@@ -190,8 +192,10 @@ class Stack:
                                       "--port", str(self.mifact_port), "--username", MIFACT_USER,
                                       "--password", MIFACT_PASSWORD, "--verbosity", "2"])
         self.spawn("gunicorn", [str(GUNICORN), "crm.wsgi", "--bind", f"127.0.0.1:{self.api_port}",
-                                "--workers", "2", "--worker-class", "sync", "--timeout", "60",
-                                "--graceful-timeout", "5", "--access-logfile", "-"])
+                                "--workers", str(GUNICORN_WORKERS), "--worker-class", "sync", "--timeout", "60",
+                                "--graceful-timeout", "5", "--access-logfile", "-",
+                                # The worker's pid at the end: which of the two served a request.
+                                "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(L)ss pid=%(p)s'])
         self.wait_until_up("mifact_standin", f"{self.mifact.base_url}/_standin/state")
         self.wait_until_up("gunicorn", f"{self.base_url}/health")
         self.token = self.sign_in(API_USER, API_PASSWORD)
@@ -331,6 +335,16 @@ class Stack:
 
     def log_path(self, name: str) -> Path:
         return self.processes[name][1]
+
+    def log_offset(self, name: str) -> int:
+        return self.log_path(name).stat().st_size
+
+    def workers_that_served(self, path: str, since: int) -> set[int]:
+        """Pids of the gunicorn workers that logged a request for `path` after `since`."""
+        with self.log_path("gunicorn").open("rb") as log:
+            log.seek(since)
+            text = log.read().decode("utf-8", "replace")
+        return {int(pid) for pid in re.findall(rf'"[A-Z]+ {re.escape(path)} HTTP/[\d.]+" .*pid=<(\d+)>', text)}
 
     def log_tail(self, name: str, lines: int = 40, since: int = 0) -> str:
         try:
