@@ -51,13 +51,14 @@ def test_bodies_over_the_limit_answer_a_json_413_and_change_nothing(stack, api, 
                         problem = f"no response: connection closed ({exc.__class__.__name__})"
                 how = "chunked" if chunked else "Content-Length"
                 token = "token" if with_token else "no token"
-                outcomes.append((f"{method} {path.split('/')[1]}.. {label} {how} {token}", problem))
+                shown = path.replace(opportunity_id, "<id>")
+                outcomes.append((f"{method} {shown}, {label}, {how}, {token}", problem))
 
+    assert api.opportunity(opportunity_id) == before
+    assert api.listing(opportunity_id, "action-history") == history_before
     failures = [f"{what}: {problem}" for what, problem in outcomes if problem]
     assert not failures, f"{len(failures)} of {len(outcomes)} requests did not answer a JSON 413:\n" + "\n".join(
         failures)
-    assert api.opportunity(opportunity_id) == before
-    assert api.listing(opportunity_id, "action-history") == history_before
 
 
 UNKNOWN_PATHS = ["/opportunity/update-opportunity-process/1", "/opportunity/a%2Fb/whatever", "/nope"]
