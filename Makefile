@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap run test test-browser serve migrate demo bench clean
+.PHONY: bootstrap run test test-browser e2e serve migrate demo bench clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ run: migrate
 ## The whole test suite (SQLite by default; DATABASE_URL=postgres://... for PostgreSQL).
 test: bootstrap
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Black-box suite (e2e/, README "Black-box suite"): gunicorn with production settings, the
+## invoice-mifact and SV stand-ins and manage.py subprocesses, on a throw-away SQLite database;
+## E2E_DATABASE_URL=postgres://user@host:5432/postgres runs it on a fresh database of that server.
+## Hermetic (never reads .env). pytest-django and the unit suite's conftest.py stay out of it.
+E2E_DATABASE_URL ?=
+e2e: $(STAMP)
+	E2E_DATABASE_URL="$(E2E_DATABASE_URL)" $(BIN)/python -m pytest e2e -p no:cacheprovider -p no:django \
+		--confcutdir=e2e $(PYTEST_ARGS)
 
 ## Browser tests in headless Chromium (tests_browser/; Debian packages chromium, chromium-driver).
 test-browser: bootstrap
