@@ -2,8 +2,8 @@
 
 `Stack.start()` does what an operator does on a fresh server (README "Deploying"): migrate,
 collectstatic, create an API user, serve `crm.wsgi` with gunicorn and production settings. Beside
-it: the invoice-mifact stand-in (`manage.py mifact_standin`, a subprocess), an SV stand-in
-(`e2e/sv_standin.py`) and a PDF file server (`crm.testing.LocalHTTPServer`), both in this process.
+it: the invoice-mifact stand-in (`python -m devtools.mifact_standin`, a subprocess), an SV stand-in
+(`devtools/sv_standin.py`) and a PDF file server (`devtools.testing.LocalHTTPServer`), both in this process.
 Everything listens on 127.0.0.1 only. `Stack.stop()` always stops all of it and drops the database.
 
 The suite never imports the product's Django code: it talks HTTP to the server and runs
@@ -27,8 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from crm.testing import LocalHTTPServer
-from e2e.sv_standin import SvStandin
+from devtools.testing import LocalHTTPServer
+from devtools.sv_standin import SvStandin
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -188,9 +188,9 @@ class Stack:
             f"get_user_model().objects.create_user({API_USER!r}, password={API_PASSWORD!r})",
         )
 
-        self.spawn("mifact_standin", [str(PYTHON), str(MANAGE), "mifact_standin", "--host", "127.0.0.1",
+        self.spawn("mifact_standin", [str(PYTHON), "-m", "devtools.mifact_standin", "--host", "127.0.0.1",
                                       "--port", str(self.mifact_port), "--username", MIFACT_USER,
-                                      "--password", MIFACT_PASSWORD, "--verbosity", "2"])
+                                      "--password", MIFACT_PASSWORD, "--log-requests"])
         self.spawn("gunicorn", [str(GUNICORN), "crm.wsgi", "--bind", f"127.0.0.1:{self.api_port}",
                                 "--workers", str(GUNICORN_WORKERS), "--worker-class", "sync", "--timeout", "60",
                                 "--graceful-timeout", "5", "--access-logfile", "-",

@@ -10,8 +10,8 @@ WARM_UP_LIMIT = 60
 
 
 def test_a_deactivated_or_deleted_user_loses_api_access_with_the_very_next_request(stack, api):
-    """Defect being fixed: the API trusts a cached copy of the token's user for up to 60 s
-    (JWT_USER_CACHE_SECONDS), so a deactivated or deleted user keeps access for a minute."""
+    """Regression: the API trusted a cached copy of the token's user for up to 60 s,
+    so a deactivated or deleted user kept access for a minute."""
     users = {"deactivated": "e2e-baja", "deleted": "e2e-borrado"}
     password = "e2e-clave-Temporal-2026"
     creates = "; ".join(f"User.objects.create_user({name!r}, password={password!r})" for name in users.values())

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from crm.testing import make_pdf
+from devtools.testing import make_pdf
 from e2e import bodies
 
 
@@ -132,7 +132,7 @@ def double_submit(stack, opportunity_id: str, body: dict[str, Any], copies: int 
 
 
 def test_eight_identical_puts_at_once_make_one_meeting(api, stack, new_id):
-    """Defect being fixed: concurrent identical PUTs that create the same reservation's meeting
+    """Regression: concurrent identical PUTs that create the same reservation's meeting
     answer 500 on PostgreSQL (the second insert of the meeting hits its unique constraint)."""
     problems = []
     for round_number in range(1, DOUBLE_SUBMIT_ROUNDS + 1):
@@ -156,7 +156,7 @@ def test_eight_identical_puts_at_once_make_one_meeting(api, stack, new_id):
 
 
 def test_a_mistyped_field_name_is_reported_as_ignored_and_changes_nothing(api, new_id):
-    """Defect being fixed: a PUT whose keys are all unknown (a typo such as `doctor` for
+    """Regression: a PUT whose keys are all unknown (a typo such as `doctor` for
     `cDoctor`) is silently accepted; it should answer which fields it ignored."""
     opportunity_id = api.create_opportunity("E2E - campo mal escrito")["id"]
     api.put_process(opportunity_id, bodies.data_and_appointment(new_id()))

@@ -48,7 +48,7 @@ def css_urls(text: str) -> list[str]:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_the_page_and_what_it_loads_reference_no_other_host(anonymous, stack, page):
-    """Defect being fixed: ReDoc's page loads Google Fonts (fonts.googleapis.com,
+    """Regression: ReDoc's page loads Google Fonts (fonts.googleapis.com,
     fonts.gstatic.com), so the docs need the internet and tell Google who reads them."""
     server = urlsplit(stack.base_url).netloc
     page_url = stack.base_url + page

@@ -21,7 +21,7 @@ def padded_json(field: str, size: int) -> bytes:
 
 
 def test_bodies_over_the_limit_answer_a_json_413_and_change_nothing(stack, api, new_id):
-    """Defect being fixed: bodies larger than Django's 2.5 MiB upload limit answer a 500, and
+    """Regression: bodies larger than Django's 2.5 MiB upload limit answer a 500, and
     chunked bodies (no Content-Length) are read as empty (400), instead of the API's JSON 413."""
     opportunity_id = api.create_opportunity("E2E - cuerpos enormes")["id"]
     api.put_process(opportunity_id, bodies.data_and_appointment(new_id()))
@@ -66,7 +66,7 @@ UNKNOWN_PATHS = ["/opportunity/update-opportunity-process/1", "/opportunity/a%2F
 
 @pytest.mark.parametrize("with_token", [True, False], ids=["token", "no-token"])
 def test_unknown_paths_answer_a_json_404_whatever_the_method(stack, with_token):
-    """Defect being fixed: PUT, POST, PATCH and DELETE on a path no route matches answer Django's
+    """Regression: PUT, POST, PATCH and DELETE on a path no route matches answer Django's
     HTML CSRF 403 page instead of the API's JSON 404."""
     outcomes = []
     with stack.session(stack.token if with_token else None) as http:

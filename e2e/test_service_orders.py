@@ -9,7 +9,9 @@ from collections import Counter
 from e2e import bodies
 from e2e.harness import free_port
 
-SUMMARY_RE = re.compile(r"^poll_invoices: checked=(\d+) invoiced=(\d+) errors=(\d+) seconds=[\d.]+")
+SUMMARY_RE = re.compile(
+    r"^poll_invoices: pending=\d+ checked=(\d+) invoiced=(\d+) errors=(\d+) left=\d+ seconds=[\d.]+"
+)
 #: Words that make a one-line reason read as Spanish (at least two must appear).
 SPANISH_WORDS = {"no", "se", "pudo", "con", "el", "la", "de", "del", "está", "configurada", "configurado",
                  "conectar", "respondió", "disponible", "servicio", "credenciales", "rechazó"}
@@ -38,8 +40,8 @@ def register_pending(api, new_id, count: int = 1, name: str = "E2E - O.S") -> tu
 
 
 def test_poll_right_after_a_put_completes_the_service_order_invoiced_meanwhile(api, mifact, manage, new_id):
-    """Defect being fixed: poll_invoices skips every O.S that a PUT checked in the last 30 s
-    (POLL_RECHECK_AFTER_SECONDS), so an O.S invoiced just after the PUT waits for a later run."""
+    """Regression: poll_invoices skips every O.S that a PUT checked in the last 30 s
+    (a fixed re-check window), so an O.S invoiced just after the PUT waited for a later run."""
     opportunity_id, (service_order_id,) = register_pending(api, new_id, name="E2E - O.S facturada enseguida")
     mifact.invoice(service_order_id, soles=True, dolares=True, head_id=service_order_id)
 
@@ -59,17 +61,15 @@ def test_poll_right_after_a_put_completes_the_service_order_invoiced_meanwhile(a
 
 
 def test_polling_while_invoice_mifact_is_down_exits_non_zero_with_a_spanish_reason(api, stack, manage, new_id):
-    """Defect being fixed: with invoice-mifact unreachable, poll_invoices prints urllib3's
+    """Regression: with invoice-mifact unreachable, poll_invoices prints urllib3's
     "Retrying" warnings on stderr instead of one Spanish reason; the operator (cron mail) should
     get the summary line on stdout and the reason on stderr, nothing else."""
     register_pending(api, new_id, name="E2E - O.S con invoice-mifact caído")
-    # The PUT has just checked the O.S; a re-check window of 0 keeps it due for these runs.
+    # The PUT has just checked the O.S; each run still takes it (the round is the run's own).
     closed_port = f"http://127.0.0.1:{free_port()}/api"
     runs = {
-        "unreachable": manage("poll_invoices", env=stack.env_with(URL_INVOICE_MIFACT_V3=closed_port,
-                                                                   POLL_RECHECK_AFTER_SECONDS="0")),
-        "not configured": manage("poll_invoices", env=stack.env_with(URL_INVOICE_MIFACT_V3="",
-                                                                      POLL_RECHECK_AFTER_SECONDS="0")),
+        "unreachable": manage("poll_invoices", env=stack.env_with(URL_INVOICE_MIFACT_V3=closed_port)),
+        "not configured": manage("poll_invoices", env=stack.env_with(URL_INVOICE_MIFACT_V3="")),
     }
 
     problems = []
@@ -105,10 +105,9 @@ def test_two_pollers_at_once_download_and_attach_each_invoice_exactly_once(api, 
     for service_order_id in all_ids:
         mifact.invoice(service_order_id, soles=True, dolares=True, head_id=service_order_id)
     log_offset = mifact.log_offset()
-    # Small batches, so that both runs claim while the other works; a re-check window of 0, so
-    # that the O.S the PUTs checked a moment ago are due and both pollers compete for all of them
-    # (only the claims keep them apart).
-    env = stack.env_with(POLL_RECHECK_AFTER_SECONDS="0", POLL_BATCH_SIZE="4", POLL_WORKERS="4")
+    # Small batches, so that both runs claim while the other works; both runs start after the
+    # PUTs checked the O.S, so both compete for all of them (only the claims keep them apart).
+    env = stack.env_with(POLL_BATCH_SIZE="4", POLL_WORKERS="4")
 
     pollers = [stack.manage_popen("poll_invoices", env=env) for _ in range(2)]
     outputs = []
