@@ -1,7 +1,8 @@
-"""The error shape of every API response (CONTRACT.md section 4).
+"""Errors: the application's own (raised by services), and the one place that maps every error
+to the API's JSON shape (README "Errors").
 
-Every error is JSON ``{"statusCode": int, "message": str}`` with optional ``"error"`` (the HTTP
-reason phrase) and ``"errors"`` (``{field: [messages]}``). Messages are Spanish.
+Every error answer is JSON ``{"statusCode": int, "message": str}`` with optional ``"error"`` (the
+HTTP reason phrase) and ``"errors"`` (``{field: [messages]}``). Messages are Spanish.
 """
 from __future__ import annotations
 
@@ -36,11 +37,35 @@ _MESSAGES: dict[type[exceptions.APIException], str] = {
 }
 
 
-class ApiError(exceptions.APIException):
-    """A client error with an explicit Spanish message and optional per-field errors.
+class ApplicationError(Exception):
+    """Base of the errors services raise when a request cannot be carried out. Services know
+    nothing of HTTP: `api_exception_handler` maps each kind to a status (`APPLICATION_STATUS`).
 
-    Raise it from services when a rule of the source document is broken (e.g. the
-    `reservationId` rule); the handler renders ``{"statusCode", "message", "errors"?}``.
+    `message` is Spanish and shown to API users; `errors` names the fields involved
+    (``{field: [messages]}``, dotted keys for nested fields) when there are any.
+    """
+
+    def __init__(self, message: str, *, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class InvalidRequest(ApplicationError):
+    """The request breaks a rule (a missing `reservationId`, a close without clinic history, a
+    comprobante that could not be downloaded); nothing was changed."""
+
+
+class NotFound(ApplicationError):
+    """What the request names does not exist."""
+
+
+APPLICATION_STATUS: dict[type[ApplicationError], int] = {InvalidRequest: 400, NotFound: 404}
+
+
+class ApiError(exceptions.APIException):
+    """An error of the API layer itself (views, not services) with an explicit Spanish message,
+    status and optional per-field errors; rendered as ``{"statusCode", "message", "errors"?}``.
     """
 
     status_code = status.HTTP_400_BAD_REQUEST
@@ -93,6 +118,9 @@ def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler that renders every error in the contract's shape, never a traceback."""
+    if isinstance(exc, ApplicationError):
+        code = next((code for kind, code in APPLICATION_STATUS.items() if isinstance(exc, kind)), 400)
+        return Response(error_body(code, exc.message, exc.errors), status=code)
     if isinstance(exc, ApiError):
         return Response(error_body(exc.status_code, exc.message, exc.errors), status=exc.status_code)
     if isinstance(exc, Http404):

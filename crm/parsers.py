@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.http import QueryDict
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
@@ -61,13 +61,10 @@ BODY_NOT_OBJECT_MESSAGE = "El cuerpo de la solicitud debe ser un objeto JSON"
 
 
 def require_json_object(request: Request) -> dict[str, Any]:
-    """The parsed body when it is a JSON object; a 400 otherwise (CONTRACT.md 5.1), including an
+    """The parsed body when it is a JSON object; a 400 otherwise (README "Decisions"), including an
     empty body and a chunked one without Content-Length (DRF reads both as an empty QueryDict)."""
     data = request.data
     # DRF reads an empty body, or a chunked one without Content-Length, as {} (no stream).
     if request.stream is None or isinstance(data, QueryDict) or not isinstance(data, dict):
-        # crm.errors imports DRF's views, whose settings import this module: import it late.
-        from crm.errors import ApiError
-
-        raise ApiError(BODY_NOT_OBJECT_MESSAGE)
+        raise ValidationError(BODY_NOT_OBJECT_MESSAGE)
     return data

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.selectors import service_order_list
-from crm.errors import ApiError
+from crm.errors import ApiError, InvalidRequest
 from crm.parsers import require_json_object
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses, ok
 from opportunities import selectors, services
@@ -185,7 +185,7 @@ class OpportunityProcessUpdateApi(APIView):
             )
         except Opportunity.DoesNotExist:
             raise Http404 from None
-        except (ApiError, ValidationError):
+        except (InvalidRequest, ValidationError):
             # An unknown opportunity is a 404 whatever the body. Looked up only on this error
             # path (on success the service's locked read finds out), to keep the PUT's queries low.
             selectors.opportunity_must_exist(opportunity_id=opportunity_id)

@@ -23,7 +23,7 @@ from billing.services.registration import (
     opportunity_close_with_service_orders,
     service_orders_register,
 )
-from crm.errors import ApiError
+from crm.errors import InvalidRequest
 from opportunities.history import HistoryLog, jsonable
 from opportunities.meetings import meeting_upsert
 from opportunities.models import (
@@ -47,7 +47,7 @@ def _download_facturas(facturas: Mapping[str, str]) -> list[tuple[str, Downloade
         return comprobantes_download(facturas)
     except DownloadError as exc:
         kind = next(k for k, url in facturas.items() if url == exc.url)
-        raise ApiError(
+        raise InvalidRequest(
             f"No se pudo descargar el comprobante {exc.url}: {exc.reason}",
             errors={f"cFacturas.{kind}": [f"{exc.reason} ({exc.url})"]},
         ) from exc
@@ -69,7 +69,7 @@ def _apply_fields(
 
 def _require_clinic_history(data: Mapping[str, Any], stored: str) -> None:
     if not (data.get("cClinicHistory") or stored):
-        raise ApiError(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
+        raise InvalidRequest(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
 
 
 def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tuple[Opportunity, Meeting | None]:
@@ -106,12 +106,12 @@ def opportunity_process_update(
     (`billing.services.checks`). A body without URLs, O.S or pending O.S costs a handful of queries and
     one commit.
 
-    Raises `ApiError` (400, nothing changed) for a missing `reservationId`, a missing clinic
+    Raises `InvalidRequest` (nothing changed) for a missing `reservationId`, a missing clinic
     history or a failed download; `Opportunity.DoesNotExist` for an unknown id.
     """
     case = process_case_detect(data.keys())
     if case.has_appointment and "reservationId" not in data:
-        raise ApiError(RESERVATION_REQUIRED_MESSAGE, errors={"reservationId": [RESERVATION_REQUIRED_MESSAGE]})
+        raise InvalidRequest(RESERVATION_REQUIRED_MESSAGE, errors={"reservationId": [RESERVATION_REQUIRED_MESSAGE]})
     facturas = {k: v for k, v in (data.get("cFacturas") or {}).items() if v}
     service_order_ids: list[int] = list(data.get("cOrdenesServicio") or [])
 

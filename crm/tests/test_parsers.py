@@ -23,3 +23,4 @@ def test_an_unknown_charset_is_read_as_utf8(anon_client, user):
         content_type="application/json; charset=no-such-charset",
     )
     assert response.status_code == 200
+

@@ -136,7 +136,7 @@ def test_an_error_inside_the_transaction_leaves_no_file(make_opportunity, put_pr
     opportunity = make_opportunity()
 
     def fail(**kwargs):
-        raise services.ApiError("forced")
+        raise services.InvalidRequest("forced")
 
     monkeypatch.setattr(services, "opportunity_close_won", fail)
     response = put_process(opportunity.pk, close_body(comprobante_soles=pdf_host.url("/ok.pdf")))

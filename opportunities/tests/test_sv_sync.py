@@ -75,7 +75,7 @@ def test_the_outbox_row_is_rolled_back_with_a_failed_update(make_opportunity, pu
 
     def enqueue_then_fail(**kwargs):
         assert real_enqueue(**kwargs) is not None
-        raise services.ApiError("forced")
+        raise services.InvalidRequest("forced")
 
     monkeypatch.setattr(services, "sv_delivery_enqueue", enqueue_then_fail)
     opportunity = make_opportunity()
