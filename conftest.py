@@ -12,6 +12,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from devtools.testing import LocalHTTPServer
 
+pytest_plugins = ["devtools.admin_testing"]
+
 
 @pytest.fixture(autouse=True)
 def media_root(settings: Any, tmp_path: Path) -> Path:

@@ -1,0 +1,116 @@
+"""The service-order admin: search, read-only rows and the "check invoice status now" action."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from billing.models import OpportunityServiceOrder
+from devtools.admin_testing import grant, message_texts
+from opportunities.models import ActionHistory, Attachment, Opportunity
+
+pytestmark = pytest.mark.django_db
+
+
+def test_service_order_changelist_searches_by_os_id_and_opportunity(admin_client: Client, closed: Opportunity) -> None:
+    url = reverse("admin:billing_opportunityserviceorder_changelist")
+    response = admin_client.get(url, {"q": "456"})
+    assert [row.service_order_id for row in response.context["cl"].result_list] == [456]
+    response = admin_client.get(url, {"q": closed.pk})
+    assert sorted(row.service_order_id for row in response.context["cl"].result_list) == [455, 456]
+    response = admin_client.get(url, {"q": "no-es-un-número"})
+    assert response.status_code == 200 and list(response.context["cl"].result_list) == []
+    response = admin_client.get(url, {"facturado__exact": "0"})
+    assert [row.service_order_id for row in response.context["cl"].result_list] == [456]
+
+
+def test_service_orders_are_read_only_in_admin(admin_client: Client, closed: Opportunity) -> None:
+    row = OpportunityServiceOrder.objects.get(service_order_id=456)
+    assert admin_client.get(reverse("admin:billing_opportunityserviceorder_add")).status_code == 403
+    change_url = reverse("admin:billing_opportunityserviceorder_change", args=[row.pk])
+    assert admin_client.post(change_url, {"facturado": "on"}).status_code == 403
+    row.refresh_from_db()
+    assert row.facturado is False
+
+
+def test_check_action_completes_an_invoiced_service_order(
+    staff_client: Client, closed: Opportunity, mifact: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    mifact.invoice(456, soles=True, head_id=901)
+    row = OpportunityServiceOrder.objects.get(service_order_id=456)
+    invoiced = OpportunityServiceOrder.objects.get(service_order_id=455)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            reverse("admin:billing_opportunityserviceorder_changelist"),
+            {"action": "check_invoice_status_now", "_selected_action": [row.pk, invoiced.pk]},
+        )
+
+    assert response.status_code == 302
+    assert message_texts(response) == ["Órdenes de servicio consultadas: 1; facturadas: 1; con error: 0."]
+    assert mifact.status_calls == [456]  # the invoiced row is not asked again
+    row.refresh_from_db()
+    assert row.facturado and row.invoice_result_head_id == 901 and row.last_checked_at is not None
+    closed.refresh_from_db()
+    assert (closed.c_facturacion_sub_estado, closed.is_presaved) == ("factura_directa", False)
+    new_attachment = Attachment.objects.get(service_order_id=456)
+    assert new_attachment.file.read().startswith(b"%PDF-")
+    assert ActionHistory.objects.filter(action="service_order_invoiced").count() == 1
+
+
+def test_check_action_reports_errors_when_invoice_mifact_is_down(admin_client: Client, closed: Opportunity,
+                                                                 mifact: Any) -> None:
+    mifact.down = True
+    row = OpportunityServiceOrder.objects.get(service_order_id=456)
+    response = admin_client.post(
+        reverse("admin:billing_opportunityserviceorder_changelist"),
+        {"action": "check_invoice_status_now", "_selected_action": [row.pk]},
+    )
+    texts = message_texts(response)
+    assert texts[0] == "Órdenes de servicio consultadas: 0; facturadas: 0; con error: 1."
+    assert texts[1].startswith("O.S 456: invoice-mifact:")
+    row.refresh_from_db()
+    assert not row.facturado and row.last_error and row.last_checked_at is not None
+
+
+def test_check_action_stops_after_repeated_invoice_mifact_failures(admin_client: Client, closed: Opportunity,
+                                                                    mifact: Any) -> None:
+    mifact.down = True
+    for service_order_id in (457, 458, 459):
+        OpportunityServiceOrder.objects.create(opportunity=closed, service_order_id=service_order_id)
+    pending = OpportunityServiceOrder.objects.filter(facturado=False).order_by("id")
+    response = admin_client.post(
+        reverse("admin:billing_opportunityserviceorder_changelist"),
+        {"action": "check_invoice_status_now", "_selected_action": [row.pk for row in pending]},
+    )
+    texts = message_texts(response)
+    assert texts[0] == "Órdenes de servicio consultadas: 0; facturadas: 0; con error: 3."
+    assert any("se detuvo la consulta; 1 orden(es) quedaron sin consultar" in text for text in texts)
+    assert list(pending.filter(last_checked_at__isnull=True).values_list("service_order_id", flat=True)) == [459]
+
+
+def test_check_action_without_invoice_mifact_configured_checks_nothing(admin_client: Client,
+                                                                        closed: Opportunity) -> None:
+    row = OpportunityServiceOrder.objects.get(service_order_id=456)
+    response = admin_client.post(
+        reverse("admin:billing_opportunityserviceorder_changelist"),
+        {"action": "check_invoice_status_now", "_selected_action": [row.pk]},
+    )
+    assert "no está configurado" in message_texts(response)[0]
+    row.refresh_from_db()
+    assert row.last_checked_at is None
+
+
+def test_check_action_needs_the_service_order_change_permission(django_user_model: Any, closed: Opportunity,
+                                                                mifact: Any) -> None:
+    viewer = grant(django_user_model.objects.create_user(username="solo-ver", password="x", is_staff=True),
+                   "billing.view_opportunityserviceorder", "opportunities.view_opportunity")
+    client = Client()
+    client.force_login(viewer)
+    url = reverse("admin:billing_opportunityserviceorder_changelist")
+    assert "check_invoice_status_now" not in client.get(url).text
+    row = OpportunityServiceOrder.objects.get(service_order_id=456)
+    client.post(url, {"action": "check_invoice_status_now", "_selected_action": [row.pk]})
+    assert mifact.status_calls == []

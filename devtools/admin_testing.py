@@ -1,0 +1,94 @@
+"""Helpers for the admin tests of every app: staff users with the clinic staff's permissions, a
+closed opportunity with its service orders and comprobantes, and the messages a response showed.
+Registered as a pytest plugin by the root `conftest.py`."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.test import Client
+
+from billing.models import OpportunityServiceOrder
+from devtools.testing import make_pdf
+from opportunities.models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
+
+STAFF_PERMISSIONS = (
+    "opportunities.view_opportunity",
+    "opportunities.change_opportunity",
+    "opportunities.view_attachment",
+    "opportunities.view_meeting",
+    "opportunities.view_actionhistory",
+    "billing.view_opportunityserviceorder",
+    "billing.change_opportunityserviceorder",
+)
+
+
+def grant(user: Any, *perms: str) -> Any:
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return user
+
+
+@pytest.fixture
+def staff_client(django_user_model: Any) -> Client:
+    """A logged-in staff user (not a superuser) with the clinic staff's permissions."""
+    staff = django_user_model.objects.create_user(username="recepcion", password="x", is_staff=True)
+    grant(staff, *STAFF_PERMISSIONS)
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def attach_pdf(opportunity: Opportunity, *, tag: str = "F001-1", service_order_id: int | None = None) -> Attachment:
+    body = make_pdf(tag)
+    name = default_storage.save(f"invoices/{opportunity.pk}/{tag}.pdf", ContentFile(body))
+    return Attachment.objects.create(
+        opportunity=opportunity,
+        kind=Attachment.Kind.COMPROBANTE_SOLES,
+        file=name,
+        file_name=f"{tag}.pdf",
+        size=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+        source_url=f"http://mifact.test/api/files/{tag}.pdf",
+        service_order_id=service_order_id,
+    )
+
+
+@pytest.fixture
+def closed(make_opportunity: Any) -> Opportunity:
+    """A *Cierre ganado* opportunity with one pending and one invoiced O.S, a comprobante, a
+    meeting and history."""
+    opportunity = make_opportunity(
+        name="Venta dermatología",
+        stage="Cierre ganado",
+        c_facturacion_sub_estado="orden_servicio_pendiente_factura",
+        c_clinic_history="HC-778899",
+        c_patientsname="Rosa",
+        reservation_id=31,
+    )
+    OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=456)
+    OpportunityServiceOrder.objects.create(
+        opportunity=opportunity, service_order_id=455, facturado=True, invoice_result_head_id=70
+    )
+    attach_pdf(opportunity, tag="F001-455", service_order_id=455)
+    Meeting.objects.create(opportunity=opportunity, name="Cita: Rosa (Dermatología)", reservation_id=31)
+    ActionHistory.objects.create(
+        opportunity=opportunity, action="service_orders_registered", data={"serviceOrderIds": [456]}
+    )
+    return opportunity
+
+
+def message_texts(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def sv_delivery(opportunity: Opportunity, **fields: Any) -> Any:
+    fields.setdefault("reservation_id", 98765)
+    fields.setdefault("clinic_history", "HC-000123")
+    return SvDelivery.objects.create(opportunity=opportunity, **fields)
