@@ -81,10 +81,12 @@ def http_server() -> Iterator[LocalHTTPServer]:
 
 @pytest.fixture
 def http_mock() -> Iterator[Any]:
-    """One `responses` mock for the test: every outgoing `requests` call must match a fake."""
+    """One `responses` mock for the test: every outgoing `requests` call must match a route, and
+    every route the test registers must be called (the simulated services drop their unused
+    routes themselves)."""
     import responses
 
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
 
 
@@ -98,18 +100,22 @@ def mifact(settings: Any, http_mock: Any) -> Iterator[Any]:
     settings.INVOICE_MIFACT_USERNAME = "admin"
     settings.INVOICE_MIFACT_PASSWORD = "secreto"
     billing_services.reset_shared_mifact_client()
-    yield FakeMifact(http_mock)
+    fake = FakeMifact(http_mock)
+    yield fake
+    fake.forget_unused_routes()
     billing_services.reset_shared_mifact_client()
 
 
 @pytest.fixture
-def sv(settings: Any, http_mock: Any) -> Any:
+def sv(settings: Any, http_mock: Any) -> Iterator[Any]:
     """SV configured at a fake base URL and scripted through `responses`."""
     from opportunities.tests.fakes import BASE, FakeSv
 
     settings.URL_SV = BASE
     settings.SV_USERNAME, settings.SV_PASSWORD = "admin", "clave"
-    return FakeSv(http_mock)
+    fake = FakeSv(http_mock)
+    yield fake
+    fake.forget_unused_routes()
 
 
 @pytest.fixture

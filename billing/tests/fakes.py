@@ -29,6 +29,8 @@ class FakeMifact:
 
     def __init__(self, rsps: responses.RequestsMock) -> None:
         self.rsps = rsps
+        # The routes of a simulated service are not expectations: see `forget_unused_routes`.
+        self.routes: list[responses.BaseResponse] = []
         self.orders: dict[int, FakeOrder] = {}
         self.files: dict[str, bytes] = {}
         self.sign_ins = 0
@@ -36,11 +38,13 @@ class FakeMifact:
         self.downloads: list[str] = []
         self.down = False
         self.unknown: set[int] = set()  # O.S ids answered 404
-        rsps.add_callback(responses.POST, f"{BASE}/auth/signin", callback=self._sign_in)
-        rsps.add_callback(
-            responses.GET, re.compile(rf"{re.escape(BASE)}/service-order/\d+/invoice-status"), callback=self._status
-        )
-        rsps.add_callback(responses.GET, re.compile(rf"{re.escape(BASE)}/files/.+"), callback=self._file)
+        self.routes = [
+            rsps.add_callback(responses.POST, f"{BASE}/auth/signin", callback=self._sign_in),
+            rsps.add_callback(
+                responses.GET, re.compile(rf"{re.escape(BASE)}/service-order/\d+/invoice-status"), callback=self._status
+            ),
+            rsps.add_callback(responses.GET, re.compile(rf"{re.escape(BASE)}/files/.+"), callback=self._file),
+        ]
 
     def invoice(self, service_order_id: int, *, soles: bool = True, dolares: bool = False, head_id: int = 900,
                 broken: bool = False) -> dict[str, bytes]:
@@ -82,3 +86,10 @@ class FakeMifact:
         if name not in self.files:
             return 404, {"Content-Type": "text/html"}, b"<html>404</html>"
         return 200, {"Content-Type": "application/pdf"}, self.files[name]
+
+    def forget_unused_routes(self) -> None:
+        """Remove the routes no request reached, so that `responses` asserts only the test's own
+        expectations (every request a test registers itself must be sent)."""
+        for route in self.routes:
+            if route.call_count == 0:
+                self.rsps.remove(route)

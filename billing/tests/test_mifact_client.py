@@ -1,11 +1,10 @@
-"""The invoice-mifact-v3 client (source document section 6; CONTRACT.md 7), HTTP faked with responses."""
+"""The invoice-mifact-v3 client: its calls, answers and errors (the shared bearer-token behaviour is
+tested in `crm/tests/test_outgoing.py`). HTTP faked with responses."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
-import requests
 import responses
 from responses import matchers
 
@@ -32,89 +31,10 @@ def client() -> MifactClient:
 
 
 @responses.activate
-def test_sign_in_posts_credentials_and_keeps_the_token(client):
-    responses.post(SIGNIN, json={"access_token": "tok-1"},
-                   match=[matchers.json_params_matcher({"username": "admin", "password": "secreto"})])
-    assert client.sign_in() == "tok-1"
-
-
-@pytest.mark.parametrize("key", ["access_token", "accessToken", "token"])
-@responses.activate
-def test_sign_in_reads_any_documented_token_key(client, key):
-    responses.post(SIGNIN, json={key: "tok-x"})
-    assert client.sign_in() == "tok-x"
-
-
-@responses.activate
-def test_token_is_reused_for_many_checks(client):
-    responses.post(SIGNIN, json={"access_token": "tok-1"})
-    for so in (1, 2, 3):
-        responses.get(status_url(so), json={"facturado": False},
-                      match=[matchers.header_matcher({"Authorization": "Bearer tok-1"})])
-    results = [client.get_invoice_status(so) for so in (1, 2, 3)]
-    assert [r.facturado for r in results] == [False, False, False]
-    assert len([c for c in responses.calls if c.request.url == SIGNIN]) == 1
-
-
-@responses.activate
-def test_401_makes_exactly_one_new_sign_in_and_one_retry(client):
-    responses.post(SIGNIN, json={"access_token": "old"})
-    responses.post(SIGNIN, json={"access_token": "new"})
-    responses.get(status_url(7), status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
-    responses.get(status_url(7), json={"facturado": False},
-                  match=[matchers.header_matcher({"Authorization": "Bearer new"})])
-    assert client.get_invoice_status(7).facturado is False
-    assert [c.request.url for c in responses.calls] == [SIGNIN, status_url(7), SIGNIN, status_url(7)]
-
-
-@responses.activate
-def test_401_after_a_fresh_sign_in_is_an_auth_error_not_a_loop(client):
-    responses.post(SIGNIN, json={"access_token": "t"})
-    responses.get(status_url(7), status=401)
-    with pytest.raises(MifactAuthError):
-        client.get_invoice_status(7)
-    assert len(responses.calls) == 4
-
-
-@responses.activate
-def test_many_threads_seeing_401_sign_in_again_once(client):
-    responses.post(SIGNIN, json={"access_token": "old"})
-    client.sign_in()
-    responses.replace(responses.POST, SIGNIN, json={"access_token": "new"})
-    responses.get(status_url(1), status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
-    responses.get(status_url(1), json={"facturado": False},
-                  match=[matchers.header_matcher({"Authorization": "Bearer new"})])
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
-
-    def worker():
-        barrier.wait()
-        try:
-            client.get_invoice_status(1)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert client.sign_in_count == 2  # the first sign-in and exactly one renewal
-
-
-@responses.activate
 def test_rejected_credentials_are_an_auth_error(client):
     responses.post(SIGNIN, status=401, json={"message": "Unauthorized"})
     with pytest.raises(MifactAuthError):
         client.get_invoice_status(1)
-
-
-@responses.activate
-def test_sign_in_without_token_is_an_auth_error(client):
-    responses.post(SIGNIN, json={"ok": True})
-    with pytest.raises(MifactAuthError):
-        client.sign_in()
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -135,21 +55,6 @@ def test_status_call_is_retried_on_503_but_sign_in_is_not():
     responses.get(status_url(1), json={"facturado": False})
     assert client.get_invoice_status(1).facturado is False
     assert len([c for c in responses.calls if c.request.url == status_url(1)]) == 3
-
-
-@responses.activate
-def test_timeout_is_unavailable(client):
-    responses.post(SIGNIN, json={"access_token": "t"})
-    responses.get(status_url(1), body=requests.exceptions.ReadTimeout("slow"))
-    with pytest.raises(MifactUnavailable):
-        client.get_invoice_status(1)
-
-
-@responses.activate
-def test_connection_error_is_unavailable(client):
-    responses.post(SIGNIN, body=requests.exceptions.ConnectionError("refused"))
-    with pytest.raises(MifactUnavailable):
-        client.sign_in()
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ def run_together(*targets: Callable[[], Any]) -> list[Any]:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a target hung"
     assert not any(isinstance(r, BaseException) for r in results), results
     return results
 

@@ -19,10 +19,15 @@ class FakeSv:
         self.reject_status: int | None = None
         self.sign_ins = 0
         self.patches: list[tuple[int, str]] = []
-        rsps.add_callback(responses.POST, f"{BASE}/auth/signin", callback=self._sign_in)
-        rsps.add_callback(
-            responses.PATCH, re.compile(rf"{re.escape(BASE)}/reservation/\d+/clinic-history-crm"), callback=self._patch
-        )
+        self.rsps = rsps
+        # The routes of a simulated service are not expectations: see `forget_unused_routes`.
+        self.routes = [
+            rsps.add_callback(responses.POST, f"{BASE}/auth/signin", callback=self._sign_in),
+            rsps.add_callback(
+                responses.PATCH, re.compile(rf"{re.escape(BASE)}/reservation/\d+/clinic-history-crm"),
+                callback=self._patch,
+            ),
+        ]
 
     def _sign_in(self, request: Any) -> tuple[int, dict[str, str], str]:
         if self.down:
@@ -38,3 +43,10 @@ class FakeSv:
         reservation_id = int(request.url.rsplit("/", 2)[-2])
         self.patches.append((reservation_id, json.loads(request.body)["clinicHistoryCrm"]))
         return 200, {"Content-Type": "application/json"}, json.dumps({"ok": True})
+
+    def forget_unused_routes(self) -> None:
+        """Remove the routes no request reached, so that `responses` asserts only the test's own
+        expectations (every request a test registers itself must be sent)."""
+        for route in self.routes:
+            if route.call_count == 0:
+                self.rsps.remove(route)

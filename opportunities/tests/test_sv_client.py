@@ -1,8 +1,8 @@
-"""The SV client (CONTRACT.md section 8), HTTP faked with responses."""
+"""The SV client: its call and errors (the shared bearer-token behaviour is tested in
+`crm/tests/test_outgoing.py`). HTTP faked with responses."""
 from __future__ import annotations
 
 import pytest
-import requests
 import responses
 from responses import matchers
 
@@ -34,27 +34,6 @@ def test_update_signs_in_and_patches_the_clinic_history(client):
 
 
 @responses.activate
-def test_token_is_reused(client):
-    responses.post(SIGNIN, json={"token": "sv-1"})
-    responses.patch(patch_url(1), status=204)
-    responses.patch(patch_url(2), status=200)
-    client.update_clinic_history(reservation_id=1, clinic_history="A")
-    client.update_clinic_history(reservation_id=2, clinic_history="B")
-    assert client.sign_in_count == 1
-
-
-@responses.activate
-def test_401_signs_in_once_more_and_repeats_once(client):
-    responses.post(SIGNIN, json={"access_token": "old"})
-    responses.post(SIGNIN, json={"access_token": "new"})
-    responses.patch(patch_url(1), status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
-    responses.patch(patch_url(1), status=200, match=[matchers.header_matcher({"Authorization": "Bearer new"})])
-    client.update_clinic_history(reservation_id=1, clinic_history="A")
-    assert client.sign_in_count == 2
-    assert len(responses.calls) == 4
-
-
-@responses.activate
 def test_persistent_401_is_an_auth_error(client):
     responses.post(SIGNIN, json={"access_token": "t"})
     responses.patch(patch_url(1), status=401)
@@ -67,14 +46,6 @@ def test_persistent_401_is_an_auth_error(client):
 def test_5xx_is_unavailable(client):
     responses.post(SIGNIN, json={"access_token": "t"})
     responses.patch(patch_url(1), status=502)
-    with pytest.raises(SvUnavailable):
-        client.update_clinic_history(reservation_id=1, clinic_history="A")
-
-
-@responses.activate
-def test_timeout_is_unavailable(client):
-    responses.post(SIGNIN, json={"access_token": "t"})
-    responses.patch(patch_url(1), body=requests.exceptions.ConnectTimeout("no route"))
     with pytest.raises(SvUnavailable):
         client.update_clinic_history(reservation_id=1, clinic_history="A")
 

@@ -232,6 +232,7 @@ def test_two_overlapping_sync_runs_deliver_each_row_once(sv, make_opportunity):
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads), "a sync_sv run hung"
     assert errors == []
     assert sorted(sv.patches) == sorted({(r, f"HC-{r}") for r in range(1, 61)})
     assert SvDelivery.objects.filter(status="delivered").count() == 60

@@ -1,0 +1,159 @@
+"""The shared bearer-token client of outside services (`crm.outgoing.BearerApiClient`), tested once
+here; the invoice-mifact and SV clients are tested for what is their own. HTTP faked with
+`responses`."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from crm.outgoing import BearerApiClient, ServiceAuthError, ServiceBadResponse, ServiceUnavailable
+
+BASE = "http://servicio.test/api"
+SIGNIN = f"{BASE}/auth/signin"
+THING = f"{BASE}/thing"
+
+
+class DemoClient(BearerApiClient):
+    service_name = "demo"
+
+    def thing(self) -> int:
+        return self.authorized_request("GET", "/thing").status_code
+
+
+@pytest.fixture
+def client() -> DemoClient:
+    return DemoClient(base_url=BASE, username="admin", password="secreto", timeout=2, retries=0)
+
+
+@responses.activate
+def test_sign_in_posts_the_credentials_and_keeps_the_token(client):
+    responses.post(SIGNIN, json={"access_token": "tok-1"},
+                   match=[matchers.json_params_matcher({"username": "admin", "password": "secreto"})])
+    assert client.sign_in() == "tok-1"
+
+
+@pytest.mark.parametrize("body", [{"access_token": "tok-x"}, {"accessToken": "tok-x"}, {"token": "tok-x"},
+                                  {"data": {"token": "tok-x"}}])
+@responses.activate
+def test_sign_in_reads_every_documented_token_key(client, body):
+    responses.post(SIGNIN, json=body)
+    assert client.sign_in() == "tok-x"
+
+
+@responses.activate
+def test_the_token_is_reused_for_many_calls(client):
+    responses.post(SIGNIN, json={"access_token": "tok-1"})
+    responses.get(THING, status=200, match=[matchers.header_matcher({"Authorization": "Bearer tok-1"})])
+    assert [client.thing() for _ in range(3)] == [200, 200, 200]
+    assert client.sign_in_count == 1
+
+
+@responses.activate
+def test_a_401_makes_exactly_one_new_sign_in_and_one_repeat(client):
+    responses.post(SIGNIN, json={"access_token": "old"})
+    responses.post(SIGNIN, json={"access_token": "new"})
+    responses.get(THING, status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
+    responses.get(THING, status=200, match=[matchers.header_matcher({"Authorization": "Bearer new"})])
+    assert client.thing() == 200
+    assert [c.request.url for c in responses.calls] == [SIGNIN, THING, SIGNIN, THING]
+
+
+@responses.activate
+def test_a_401_right_after_a_fresh_sign_in_is_an_auth_error_not_a_loop(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(THING, status=401)
+    with pytest.raises(ServiceAuthError, match="demo rechazó el token recién obtenido"):
+        client.thing()
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_many_threads_seeing_a_401_sign_in_again_once(client):
+    responses.post(SIGNIN, json={"access_token": "old"})
+    client.sign_in()
+    responses.replace(responses.POST, SIGNIN, json={"access_token": "new"})
+    responses.get(THING, status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
+    responses.get(THING, status=200, match=[matchers.header_matcher({"Authorization": "Bearer new"})])
+    barrier = threading.Barrier(8)
+    results: list[object] = []
+
+    def worker() -> None:
+        barrier.wait(timeout=10)
+        try:
+            results.append(client.thing())
+        except BaseException as exc:  # reported by the assertion below
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    assert results == [200] * 8
+    assert client.sign_in_count == 2  # the first sign-in and exactly one renewal
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@responses.activate
+def test_refused_credentials_are_an_auth_error(client, status):
+    responses.post(SIGNIN, status=status, json={"message": "Unauthorized"})
+    with pytest.raises(ServiceAuthError, match=f"demo rechazó las credenciales \\({status}\\)"):
+        client.thing()
+
+
+@responses.activate
+def test_a_sign_in_without_token_is_an_auth_error(client):
+    responses.post(SIGNIN, json={"ok": True})
+    with pytest.raises(ServiceAuthError, match="no devolvió un token"):
+        client.sign_in()
+
+
+@responses.activate
+def test_a_sign_in_answer_that_is_not_json_is_a_bad_response(client):
+    responses.post(SIGNIN, body="<html>")
+    with pytest.raises(ServiceBadResponse):
+        client.sign_in()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+@responses.activate
+def test_5xx_is_unavailable(client, status):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(THING, status=status)
+    with pytest.raises(ServiceUnavailable, match=f"demo respondió {status}"):
+        client.thing()
+
+
+@responses.activate
+def test_a_timeout_is_unavailable(client):
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.get(THING, body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(ServiceUnavailable, match="demo no respondió a tiempo"):
+        client.thing()
+
+
+@responses.activate
+def test_a_connection_error_is_unavailable(client):
+    responses.post(SIGNIN, body=requests.exceptions.ConnectionError("refused"))
+    with pytest.raises(ServiceUnavailable, match="no se pudo conectar con demo"):
+        client.sign_in()
+
+
+@responses.activate
+def test_idempotent_calls_are_retried_on_503_but_the_sign_in_is_not():
+    client = DemoClient(base_url=BASE, username="a", password="b", timeout=2, retries=2)
+    responses.post(SIGNIN, status=503)
+    with pytest.raises(ServiceUnavailable):
+        client.sign_in()
+    assert len(responses.calls) == 1
+    responses.replace(responses.POST, SIGNIN, json={"access_token": "t"})
+    responses.get(THING, status=503)
+    responses.get(THING, status=503)
+    responses.get(THING, status=200)
+    assert client.thing() == 200
+    assert len([c for c in responses.calls if c.request.url == THING]) == 3
