@@ -42,17 +42,16 @@ Typical use::
 from __future__ import annotations
 
 import argparse
-import http.server
-import json
 import os
-import signal
-import sys
 import re
 import secrets
+import signal
 import socket
+import sys
 import threading
 from typing import Any
 
+from devtools.standin_http import HttpError, StandinHandler, StandinServer, json_object
 from devtools.testing import make_pdf
 
 __all__ = ["MifactStandin"]
@@ -61,10 +60,6 @@ API_PREFIX = "/api"
 CURRENCIES = ("soles", "dolares")
 #: First `invoice_result_head_id` handed out when the caller does not choose one.
 FIRST_HEAD_ID = 1000
-#: Seconds an idle keep-alive connection is kept open by a handler thread.
-IDLE_CONNECTION_TIMEOUT = 30.0
-#: Largest request body read (bytes); larger bodies answer 413.
-MAX_BODY_BYTES = 64 * 1024
 
 _STATUS_RE = re.compile(r"^/service-order/(\d{1,10})/invoice-status$")
 _OS_FILE_RE = re.compile(r"^/files/os-(\d{1,10})-(soles|dolares)\.pdf$")
@@ -72,123 +67,6 @@ _DIRECT_FILE_RE = re.compile(r"^/files/factura-directa-([^/]+)\.pdf$")
 _SWITCH_RE = re.compile(r"^/_standin/service-order/(\d{1,10})/invoice$")
 _STATE_PATH = "/_standin/state"
 _SIGNIN_PATH = "/auth/signin"
-
-
-class _HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    # HTTP/1.1 keep-alive: the backend's client pools connections, as it would in production.
-    protocol_version = "HTTP/1.1"
-    timeout = IDLE_CONNECTION_TIMEOUT
-    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the client's
-    # delayed ACK (~40 ms on Linux), which made every call ~40 ms slower than `latency`.
-    disable_nagle_algorithm = True
-    server: _Server
-    server_version = "invoice-mifact-standin/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.owner._track(self.connection, add=False)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        if self.server.owner.log_requests:
-            super().log_message(format, *args)
-
-    # -- plumbing --------------------------------------------------------------------------
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            body = self._read_body()
-            path = self.path.split("?", 1)[0]
-            if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
-                raise _HttpError(404, "Not Found")
-            status, payload, content_type = self.server.owner._handle(
-                method, path[len(API_PREFIX):], body, self.headers.get("Authorization", "")
-            )
-        except _HttpError as exc:
-            status, payload, content_type = exc.status, _error_body(exc.status, exc.message), "application/json"
-        except Exception as exc:  # never leave the client without an answer
-            status, payload, content_type = 500, _error_body(500, exc.__class__.__name__), "application/json"
-        self._send(status, payload, content_type)
-
-    def _read_body(self) -> bytes:
-        length_header = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True
-            raise _HttpError(411, "Content-Length required")
-        if not length_header:
-            return b""
-        try:
-            length = int(length_header)
-        except ValueError:
-            self.close_connection = True
-            raise _HttpError(400, "Bad Content-Length") from None
-        if length < 0 or length > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise _HttpError(413, "Payload Too Large")
-        return self.rfile.read(length)
-
-    def _send(self, status: int, payload: bytes | dict[str, Any], content_type: str) -> None:
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
-            self.close_connection = True
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    # Do not wait for idle keep-alive connections on close; `stop()` shuts them down instead.
-    block_on_close = False
-    owner: MifactStandin
-
-
-def _error_body(status: int, message: str) -> dict[str, Any]:
-    return {"statusCode": status, "message": message}
-
-
-def _json_object(body: bytes, *, required: bool) -> dict[str, Any]:
-    if not body.strip():
-        if required:
-            raise _HttpError(400, "A JSON object body is required")
-        return {}
-    try:
-        value = json.loads(body)
-    except ValueError:
-        raise _HttpError(400, "The body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise _HttpError(400, "The body must be a JSON object")
-    return value
 
 
 class MifactStandin:
@@ -220,6 +98,7 @@ class MifactStandin:
         self.password = password
         self.latency = float(latency)
         self.log_requests = log_requests
+        self.api_prefix = API_PREFIX
         self._requested_port = port
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -230,7 +109,7 @@ class MifactStandin:
         self._status_calls = 0
         self._sign_ins = 0
         self._connections: set[socket.socket] = set()
-        self._server: _Server | None = None
+        self._server: StandinServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -244,7 +123,7 @@ class MifactStandin:
         if self._server is not None:
             raise RuntimeError("the stand-in is already running")
         self._stopping.clear()
-        server = _Server((self.host, self._requested_port), _Handler)
+        server = StandinServer((self.host, self._requested_port), StandinHandler)
         server.owner = self
         self._server = server
         self._thread = threading.Thread(
@@ -381,14 +260,14 @@ class MifactStandin:
 
     # -- request handling (called from handler threads) -----------------------------------------
 
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
+    def track_connection(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
             if add:
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
 
-    def _handle(self, method: str, path: str, body: bytes, authorization: str) -> tuple[int, Any, str]:
+    def handle_request(self, method: str, path: str, body: bytes, authorization: str) -> tuple[int, Any, str]:
         """Route one request; returns (status, JSON-able dict or bytes, content type)."""
         if path == _SIGNIN_PATH:
             _allow(method, "POST")
@@ -402,7 +281,7 @@ class MifactStandin:
             with self._lock:
                 entry = self._invoiced.get(service_order_id)
             if entry is None or currency not in entry["currencies"]:
-                raise _HttpError(404, "File not found")
+                raise HttpError(404, "File not found")
             head_id = entry["invoice_result_head_id"]
             return 200, make_pdf(f"O.S {service_order_id} {currency} head {head_id}"), "application/pdf"
         if match := _DIRECT_FILE_RE.match(path):
@@ -414,18 +293,18 @@ class MifactStandin:
         if path == _STATE_PATH:
             _allow(method, "GET")
             return 200, self.state(), "application/json"
-        raise _HttpError(404, "Not Found")
+        raise HttpError(404, "Not Found")
 
     def _sign_in(self, body: bytes) -> tuple[int, Any, str]:
-        data = _json_object(body, required=True)
+        data = json_object(body, required=True)
         username, password = data.get("username"), data.get("password")
         if not (isinstance(username, str) and isinstance(password, str)):
-            raise _HttpError(401, "Invalid credentials")
+            raise HttpError(401, "Invalid credentials")
         ok = secrets.compare_digest(username.encode(), self.username.encode()) & secrets.compare_digest(
             password.encode(), self.password.encode()
         )
         if not ok:
-            raise _HttpError(401, "Invalid credentials")
+            raise HttpError(401, "Invalid credentials")
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._tokens.add(token)
@@ -438,28 +317,28 @@ class MifactStandin:
             self._status_calls += 1
             known = scheme.lower() == "bearer" and token.strip() in self._tokens
         if not known:
-            raise _HttpError(401, "Unauthorized")
+            raise HttpError(401, "Unauthorized")
         if self.latency and self._stopping.wait(self.latency):
-            raise _HttpError(503, "Shutting down")
+            raise HttpError(503, "Shutting down")
         return 200, self.status_body(service_order_id), "application/json"
 
     def _switch(self, service_order_id: int, body: bytes) -> tuple[int, Any, str]:
-        data = _json_object(body, required=False)
+        data = json_object(body, required=False)
         soles, dolares = data.get("soles", True), data.get("dolares", False)
         head_id = data.get("invoice_result_head_id")
         if not isinstance(soles, bool) or not isinstance(dolares, bool):
-            raise _HttpError(400, "'soles' and 'dolares' must be booleans")
+            raise HttpError(400, "'soles' and 'dolares' must be booleans")
         if head_id is not None and (isinstance(head_id, bool) or not isinstance(head_id, int)):
-            raise _HttpError(400, "'invoice_result_head_id' must be an integer")
+            raise HttpError(400, "'invoice_result_head_id' must be an integer")
         try:
             return 200, self.invoice(service_order_id, soles=soles, dolares=dolares, head_id=head_id), "application/json"
         except ValueError as exc:
-            raise _HttpError(400, str(exc)) from None
+            raise HttpError(400, str(exc)) from None
 
 
 def _allow(method: str, expected: str) -> None:
     if method != expected:
-        raise _HttpError(405, f"Method {method} not allowed here; use {expected}")
+        raise HttpError(405, f"Method {method} not allowed here; use {expected}")
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -1,0 +1,94 @@
+"""The shape of the code (README "Layout"): no import cycle between the project's modules, and no
+import inside a function to hide one. The layers themselves are checked by import-linter
+(`pyproject.toml`, run by `.ci/run`)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("crm", "opportunities", "billing", "sales", "devtools")
+
+
+def production_modules() -> dict[str, Path]:
+    """Module name -> file, for every module of the project's packages except tests and migrations."""
+    modules = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if "tests" in parts or "migrations" in parts:
+                continue
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
+    """The project modules `name` imports (`from a.b import c` counts as a.b.c when that is a module)."""
+    found = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def test_no_import_cycle_between_modules():
+    modules = production_modules()
+    graph = {name: imported_modules(name, path, set(modules)) for name, path in modules.items()}
+    # A package's __init__ re-exporting its own modules is not a cycle of theirs.
+    for name in graph:
+        graph[name] = {t for t in graph[name] if not name.startswith(f"{t}.")}
+    cycles = []
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert cycles == [], "\n".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_no_project_import_inside_a_function():
+    offenders = []
+    for name, path in production_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.ImportFrom) and (inner.level or (inner.module or "").split(".")[0] in PACKAGES):
+                    offenders.append(f"{name}:{inner.lineno}")
+                elif isinstance(inner, ast.Import) and any(a.name.split(".")[0] in PACKAGES for a in inner.names):
+                    offenders.append(f"{name}:{inner.lineno}")
+    assert offenders == []
+
+
+def test_no_module_over_400_lines():
+    long = {name: n for name, path in production_modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}
