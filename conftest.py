@@ -1,5 +1,6 @@
 """Shared pytest fixtures: a temporary MEDIA_ROOT, users, an authenticated API client, a local
 file server on 127.0.0.1, and a helper that runs a request with its on-commit work executed."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -119,9 +120,7 @@ def sv(settings: Any, http_mock: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def put_process(
-    api_client: APIClient, django_capture_on_commit_callbacks: Any
-) -> Callable[[str, Any], Any]:
+def put_process(api_client: APIClient, django_capture_on_commit_callbacks: Any) -> Callable[[str, Any], Any]:
     """PUT a process-update body and run the on-commit work (file moves) as a real commit would."""
 
     def put(opportunity_id: str, body: Any, **extra: Any) -> Any:

@@ -6,6 +6,7 @@ throw-away PostgreSQL database `crm_bench_<pid>` on 127.0.0.1:5432, dropped at t
 failure; files go to a temporary folder; ports are free ports on 127.0.0.1; every subprocess
 started is stopped. Only loopback traffic.
 """
+
 from __future__ import annotations
 
 import os
@@ -90,7 +91,11 @@ class ThrowAwayDatabase:
         from psycopg import sql
 
         with psycopg.connect(
-            host=POSTGRES_HOST, port=POSTGRES_PORT, user=POSTGRES_USER, dbname="postgres", autocommit=True,
+            host=POSTGRES_HOST,
+            port=POSTGRES_PORT,
+            user=POSTGRES_USER,
+            dbname="postgres",
+            autocommit=True,
             connect_timeout=10,
         ) as conn:
             conn.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
@@ -137,7 +142,7 @@ class Workspace:
         self.db = ThrowAwayDatabase()
         self.processes: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
 
-    def __enter__(self) -> "Workspace":
+    def __enter__(self) -> Workspace:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -149,8 +154,13 @@ class Workspace:
         """Run `manage.py <args>` to completion; return its output; BenchError on failure."""
         try:
             done = subprocess.run(
-                [PYTHON, str(MANAGE), *args], cwd=ROOT, env=dict(env), capture_output=True, text=True,
-                timeout=timeout, stdin=subprocess.DEVNULL,
+                [PYTHON, str(MANAGE), *args],
+                cwd=ROOT,
+                env=dict(env),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"manage.py {' '.join(args)} did not finish in {timeout:.0f} s") from exc
@@ -164,8 +174,13 @@ class Workspace:
         log_path = self.dir / f"{name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                list(argv), cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                list(argv),
+                cwd=ROOT,
+                env=dict(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self.processes[name] = (process, log_path)
         return process
@@ -179,7 +194,9 @@ class Workspace:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise BenchError(f"{name} exited with status {process.returncode} while starting:\n{self.log_tail(name)}")
+                raise BenchError(
+                    f"{name} exited with status {process.returncode} while starting:\n{self.log_tail(name)}"
+                )
             try:
                 request = urllib.request.Request(url, headers=dict(headers or {}))
                 with urllib.request.urlopen(request, timeout=2) as response:

@@ -5,6 +5,7 @@ back to back for `duration` seconds (a new connection whenever the server closes
 one line `WRK_JSON {...}` with the same keys as the wrk script of bench/api.py. Python's GIL makes
 it a weaker client than wrk: its figures are a lower bound of what the server can do.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -79,9 +80,14 @@ def main() -> int:
     result = {
         "requests": len(latencies),
         "duration_us": int(duration * 1e6),
-        "p50_us": pct(50), "p90_us": pct(90), "p99_us": pct(99), "max_us": int(latencies[-1]) if latencies else 0,
+        "p50_us": pct(50),
+        "p90_us": pct(90),
+        "p99_us": pct(99),
+        "max_us": int(latencies[-1]) if latencies else 0,
         "mean_us": sum(latencies) / len(latencies) if latencies else 0.0,
-        "err_write": 0, "err_status": counts["non2xx"], "err_timeout": 0,
+        "err_write": 0,
+        "err_status": counts["non2xx"],
+        "err_timeout": 0,
         **counts,
     }
     print("WRK_JSON " + json.dumps(result), flush=True)

@@ -25,6 +25,7 @@ Targets (PASS/FAIL): PUT >= 15% of /health requests/s; PUT p99 < 100 ms at 8 con
 Exit status: 0 when the bench ran and its checks held (whatever the targets say); 1 when the
 bench broke (a step failed, non-2xx answers, a check did not hold); 130 on Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
 from _common import (
     PYTHON,
     ROOT,
@@ -151,8 +151,16 @@ def lua_string(text: str) -> str:
 
 
 class ApiBench:
-    def __init__(self, ws: Workspace, *, duration: float, warmup: float, connections: int, loadgen: str,
-                 gunicorn_workers: int = GUNICORN_WORKERS) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        duration: float,
+        warmup: float,
+        connections: int,
+        loadgen: str,
+        gunicorn_workers: int = GUNICORN_WORKERS,
+    ) -> None:
         self.ws = ws
         self.gunicorn_workers = gunicorn_workers
         self.duration = duration
@@ -191,12 +199,29 @@ class ApiBench:
         say("  migrated")
         self.ws.manage(
             {**self.env, "DJANGO_SUPERUSER_PASSWORD": self.password},
-            "createsuperuser", "--noinput", "--username", USERNAME, "--email", "bench@example.com",
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            USERNAME,
+            "--email",
+            "bench@example.com",
         )
         self.ws.spawn(
             "gunicorn",
-            [PYTHON, "-m", "gunicorn", "crm.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.gunicorn_workers), "--timeout", "120", "--access-logfile", "-"],
+            [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "crm.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.gunicorn_workers),
+                "--timeout",
+                "120",
+                "--access-logfile",
+                "-",
+            ],
             self.env,
         )
         self.ws.wait_http("gunicorn", f"{self.base}/health", FORWARDED)
@@ -207,8 +232,9 @@ class ApiBench:
             raise BenchError(f"SSL redirect is not on: plain http answered {redirect.status_code}")
         say("  SSL redirect on (plain http gets 301 to https; the bench sends X-Forwarded-Proto: https)")
 
-        signin = self.http.post(f"{self.base}/auth/signin", json={"username": USERNAME, "password": self.password},
-                                timeout=10)
+        signin = self.http.post(
+            f"{self.base}/auth/signin", json={"username": USERNAME, "password": self.password}, timeout=10
+        )
         if signin.status_code != 200:
             raise BenchError(f"sign-in answered {signin.status_code}: {signin.text[:300]}")
         self.token = signin.json()["access_token"]
@@ -237,18 +263,40 @@ class ApiBench:
             "put_suffix": lua_string(suffix),
         }
         path.write_text(LUA_TEMPLATE % config)
-        (self.ws.dir / f"{mode}.json").write_text(json.dumps(
-            {"host": "127.0.0.1", "port": self.port, "mode": mode, "ids": self.ids, "token": self.token,
-             "put_prefix": prefix + f"{self.runs}-", "put_suffix": suffix, "connections": self.connections}
-        ))
+        (self.ws.dir / f"{mode}.json").write_text(
+            json.dumps(
+                {
+                    "host": "127.0.0.1",
+                    "port": self.port,
+                    "mode": mode,
+                    "ids": self.ids,
+                    "token": self.token,
+                    "put_prefix": prefix + f"{self.runs}-",
+                    "put_suffix": suffix,
+                    "connections": self.connections,
+                }
+            )
+        )
         return path
 
     def load(self, mode: str, seconds: float) -> dict[str, Any]:
         """One load-generator run (another process); returns its figures."""
         script = self.script(mode)
         if self.loadgen == "wrk":
-            argv = ["wrk", "-t", "1", "-c", str(self.connections), "-d", f"{seconds:g}s", "--timeout", "10s",
-                    "-s", str(script), f"{self.base}/"]
+            argv = [
+                "wrk",
+                "-t",
+                "1",
+                "-c",
+                str(self.connections),
+                "-d",
+                f"{seconds:g}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script),
+                f"{self.base}/",
+            ]
         else:
             config_path = self.ws.dir / f"{mode}.json"
             config = json.loads(config_path.read_text())
@@ -256,21 +304,24 @@ class ApiBench:
             config_path.write_text(json.dumps(config))
             argv = [PYTHON, str(Path(__file__).with_name("_loadgen.py")), str(config_path)]
         try:
-            done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60,
-                                  stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL
+            )
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"the load generator did not finish ({' '.join(argv)})") from exc
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith(WRK_MARK)), None)
         if done.returncode != 0 or line is None:
             raise BenchError(f"load generator failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
-        figures = json.loads(line[len(WRK_MARK):])
+        figures = json.loads(line[len(WRK_MARK) :])
         if mode == "put":
             self.put_requests += figures["requests"] - figures["non2xx"]
         return figures
 
     def measure(self, mode: str, label: str) -> dict[str, Any]:
-        say(f"\n-- {label}: warm-up {self.warmup:g} s, then {self.duration:g} s at {self.connections} connections "
-            f"({self.loadgen})")
+        say(
+            f"\n-- {label}: warm-up {self.warmup:g} s, then {self.duration:g} s at {self.connections} connections "
+            f"({self.loadgen})"
+        )
         warm = self.load(mode, self.warmup) if self.warmup > 0 else None
         figures = self.load(mode, self.duration)
         seconds = figures["duration_us"] / 1e6
@@ -287,9 +338,8 @@ class ApiBench:
             "max_ms": figures["max_us"] / 1000,
             "non2xx": figures["non2xx"] + (warm["non2xx"] if warm else 0),
             "first_bad_status": figures["first_bad_status"] or (warm["first_bad_status"] if warm else 0),
-            "socket_errors": errors + (
-                warm["err_connect"] + warm["err_read"] + warm["err_write"] + warm["err_timeout"] if warm else 0
-            ),
+            "socket_errors": errors
+            + (warm["err_connect"] + warm["err_read"] + warm["err_write"] + warm["err_timeout"] if warm else 0),
         }
         say(
             f"  {result['requests']} requests in {seconds:.1f} s: {result['rps']:.1f} req/s, "
@@ -323,8 +373,12 @@ class ApiBench:
             f"\n  writes: {updated} opportunity_updated records for {self.put_requests} PUTs, {meetings} meetings, "
             f"{doctors} distinct cDoctor values; {backends} persistent database connections (CONN_MAX_AGE=600)"
         )
-        return {"history_records": updated, "put_requests": self.put_requests, "meetings": meetings,
-                "db_backends": backends}
+        return {
+            "history_records": updated,
+            "put_requests": self.put_requests,
+            "meetings": meetings,
+            "db_backends": backends,
+        }
 
 
 def main() -> int:
@@ -332,10 +386,18 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15.0, help="measured seconds per endpoint (default 15)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per endpoint (default 2)")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
-    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
-                        help="load generator: wrk (default when installed) or the Python fallback")
-    parser.add_argument("--gunicorn-workers", type=int, default=GUNICORN_WORKERS,
-                        help=f"gunicorn sync workers (default {GUNICORN_WORKERS}, as make serve)")
+    parser.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk (default when installed) or the Python fallback",
+    )
+    parser.add_argument(
+        "--gunicorn-workers",
+        type=int,
+        default=GUNICORN_WORKERS,
+        help=f"gunicorn sync workers (default {GUNICORN_WORKERS}, as make serve)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
     if args.gunicorn_workers < 1:
@@ -354,14 +416,27 @@ def main() -> int:
     say("=" * 78)
     if loadgen == "python":
         say("NOTE: wrk not found; using the Python load generator (a weaker client: figures are lower bounds)")
-    report: dict[str, Any] = {"bench": "api", "ok": False, "loadgen": loadgen, "connections": args.connections,
-                              "gunicorn_workers": args.gunicorn_workers,
-                              "duration": args.duration, "endpoints": [], "targets": []}
+    report: dict[str, Any] = {
+        "bench": "api",
+        "ok": False,
+        "loadgen": loadgen,
+        "connections": args.connections,
+        "gunicorn_workers": args.gunicorn_workers,
+        "duration": args.duration,
+        "endpoints": [],
+        "targets": [],
+    }
     code = 1
     try:
         with Workspace("crm-bench-api-") as ws:
-            bench = ApiBench(ws, duration=args.duration, warmup=args.warmup, connections=args.connections,
-                             loadgen=loadgen, gunicorn_workers=args.gunicorn_workers)
+            bench = ApiBench(
+                ws,
+                duration=args.duration,
+                warmup=args.warmup,
+                connections=args.connections,
+                loadgen=loadgen,
+                gunicorn_workers=args.gunicorn_workers,
+            )
             bench.setup()
             for mode, label in ENDPOINTS:
                 report["endpoints"].append(bench.measure(mode, label))
@@ -370,9 +445,11 @@ def main() -> int:
             if bad:
                 say("\n--- last lines of the gunicorn log ---\n" + ws.log_tail("gunicorn"))
                 raise BenchError(
-                    "non-2xx answers or socket errors: " + "; ".join(
+                    "non-2xx answers or socket errors: "
+                    + "; ".join(
                         f"{e['endpoint']}: {e['non2xx']} non-2xx (first {e['first_bad_status']}), "
-                        f"{e['socket_errors']} socket errors" for e in bad
+                        f"{e['socket_errors']} socket errors"
+                        for e in bad
                     )
                 )
         report["ok"] = True
@@ -390,19 +467,30 @@ def main() -> int:
         health_rps = endpoints["health"]["rps"] if "health" in endpoints else 0.0
         for e in report["endpoints"]:
             e["vs_health"] = e["rps"] / health_rps if health_rps else 0.0
-        say(f"\nRESULTS (gunicorn {args.gunicorn_workers} workers, {args.connections} connections, {args.duration:g} s each, "
-            f"{loadgen})")
+        say(
+            f"\nRESULTS (gunicorn {args.gunicorn_workers} workers, {args.connections} connections, "
+            f"{args.duration:g} s each, "
+            f"{loadgen})"
+        )
         say(f"{'endpoint':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
         for e in report["endpoints"]:
-            say(f"{e['endpoint']:<50} {e['rps']:>8.1f} {e['p50_ms']:>7.1f} {e['p99_ms']:>7.1f} "
-                f"{e['vs_health']:>9.0%} {e['non2xx']:>7}")
+            say(
+                f"{e['endpoint']:<50} {e['rps']:>8.1f} {e['p50_ms']:>7.1f} {e['p99_ms']:>7.1f} "
+                f"{e['vs_health']:>9.0%} {e['non2xx']:>7}"
+            )
         if "put" in endpoints and health_rps:
             put = endpoints["put"]
             report["targets"] = [
-                {"name": f"PUT req/s >= {PUT_SHARE_TARGET:.0%} of /health req/s", "value": f"{put['vs_health']:.1%}",
-                 "pass": put["vs_health"] >= PUT_SHARE_TARGET},
-                {"name": f"PUT p99 < {PUT_P99_TARGET_MS:.0f} ms at {args.connections} connections",
-                 "value": f"{put['p99_ms']:.1f} ms", "pass": put["p99_ms"] < PUT_P99_TARGET_MS},
+                {
+                    "name": f"PUT req/s >= {PUT_SHARE_TARGET:.0%} of /health req/s",
+                    "value": f"{put['vs_health']:.1%}",
+                    "pass": put["vs_health"] >= PUT_SHARE_TARGET,
+                },
+                {
+                    "name": f"PUT p99 < {PUT_P99_TARGET_MS:.0f} ms at {args.connections} connections",
+                    "value": f"{put['p99_ms']:.1f} ms",
+                    "pass": put["p99_ms"] < PUT_P99_TARGET_MS,
+                },
             ]
             for target in report["targets"]:
                 say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")

@@ -22,6 +22,7 @@ ratio <= 1.5 with the parallel workers, peak memory < 200 MB (at N = 2,000).
 Exit status: 0 when the bench ran and its checks held (whatever the targets say); 1 when the
 bench broke (a step failed or an outcome check did not hold); 130 on Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
 from _common import (
     MANAGE,
     PYTHON,
@@ -107,8 +107,21 @@ class PollBench:
         say("  migrated")
         self.ws.spawn(
             "mifact_standin",
-            [PYTHON, "-m", "devtools.mifact_standin", "--host", "127.0.0.1", "--port", str(self.mifact_port),
-             "--latency-ms", f"{self.latency_ms:g}", "--username", MIFACT_USER, "--password", MIFACT_PASSWORD],
+            [
+                PYTHON,
+                "-m",
+                "devtools.mifact_standin",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.mifact_port),
+                "--latency-ms",
+                f"{self.latency_ms:g}",
+                "--username",
+                MIFACT_USER,
+                "--password",
+                MIFACT_PASSWORD,
+            ],
             self.env,
         )
         self.ws.wait_http("mifact_standin", f"{self.mifact}/_standin/state")
@@ -186,10 +199,13 @@ class PollBench:
         for i in range(0, self.n, INVOICED_EVERY):
             response = self.http.post(
                 f"{self.mifact}/_standin/service-order/{FIRST_SERVICE_ORDER_ID + i}/invoice",
-                json={"soles": True, "dolares": False}, timeout=10,
+                json={"soles": True, "dolares": False},
+                timeout=10,
             )
             if response.status_code != 200:
-                raise BenchError(f"the stand-in refused to invoice O.S {FIRST_SERVICE_ORDER_ID + i}: {response.text[:300]}")
+                raise BenchError(
+                    f"the stand-in refused to invoice O.S {FIRST_SERVICE_ORDER_ID + i}: {response.text[:300]}"
+                )
         say(
             f"  seeded {self.n} pending O.S over {OPPORTUNITIES} opportunities, {self.expected_invoiced} invoiced "
             f"on the stand-in ({100 * self.expected_invoiced / self.n:.1f}%, PDF in soles) "
@@ -204,8 +220,13 @@ class PollBench:
         from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Opportunity, Stage
 
         OpportunityServiceOrder.objects.update(
-            facturado=False, invoice_result_head_id=None, url_soles=None, url_dolares=None,
-            last_checked_at=None, last_error="", claimed_until=None,
+            facturado=False,
+            invoice_result_head_id=None,
+            url_soles=None,
+            url_dolares=None,
+            last_checked_at=None,
+            last_error="",
+            claimed_until=None,
         )
         Attachment.objects.all().delete()
         ActionHistory.objects.all().delete()
@@ -246,7 +267,9 @@ class PollBench:
         process.returncode = os.waitstatus_to_exitcode(status)
         output = Path(self.ws.processes[name][1]).read_text(errors="replace")
         if process.returncode != 0:
-            raise BenchError(f"poll_invoices --workers {workers} exited {process.returncode}:\n{self.ws.log_tail(name)}")
+            raise BenchError(
+                f"poll_invoices --workers {workers} exited {process.returncode}:\n{self.ws.log_tail(name)}"
+            )
         match = SUMMARY_RE.search(output)
         if match is None:
             raise BenchError(f"poll_invoices printed no summary line:\n{self.ws.log_tail(name)}")
@@ -309,7 +332,9 @@ class PollBench:
         if int(match["checked"]) != self.n or figures["checked"] != self.n:
             problems.append(f"checked {match['checked']} (rows {figures['checked']}), expected {self.n}")
         if int(match["invoiced"]) != self.expected_invoiced or figures["invoiced"] != self.expected_invoiced:
-            problems.append(f"invoiced {match['invoiced']} (rows {figures['invoiced']}), expected {self.expected_invoiced}")
+            problems.append(
+                f"invoiced {match['invoiced']} (rows {figures['invoiced']}), expected {self.expected_invoiced}"
+            )
         if int(match["errors"]) or figures["errors"]:
             problems.append(f"errors {match['errors']} (rows with last_error {figures['errors']}), expected 0")
         for key in ("attachments", "attachments_with_os", "files"):
@@ -318,7 +343,9 @@ class PollBench:
         if figures["status_calls"] != self.n:
             problems.append(f"{figures['status_calls']} invoice-status calls, expected {self.n} (one per O.S)")
         if figures["factura_directa"] != expected_opportunities:
-            problems.append(f"{figures['factura_directa']} opportunities factura_directa, expected {expected_opportunities}")
+            problems.append(
+                f"{figures['factura_directa']} opportunities factura_directa, expected {expected_opportunities}"
+            )
         if problems:
             raise BenchError("outcome check failed: " + "; ".join(problems))
         return figures
@@ -365,14 +392,20 @@ def main() -> int:
 
     if report["runs"]:
         say("\nRESULTS (poll_invoices)")
-        say(f"{'workers':>7} {'N':>6} {'latency ms':>10} {'wall s':>8} {'checks/s':>9} {'peak MB':>8} "
-            f"{'CPU s':>6} {'ideal s':>8} {'ratio':>6} {'ratio@eff':>9}")
+        say(
+            f"{'workers':>7} {'N':>6} {'latency ms':>10} {'wall s':>8} {'checks/s':>9} {'peak MB':>8} "
+            f"{'CPU s':>6} {'ideal s':>8} {'ratio':>6} {'ratio@eff':>9}"
+        )
         for run in report["runs"]:
-            say(f"{run['workers']:>7} {run['n']:>6} {run['latency_ms']:>10g} {run['wall_s']:>8.2f} "
+            say(
+                f"{run['workers']:>7} {run['n']:>6} {run['latency_ms']:>10g} {run['wall_s']:>8.2f} "
                 f"{run['checks_per_s']:>9.1f} {run['peak_rss_mb']:>8.1f} {run['cpu_s']:>6.2f} {run['ideal_s']:>8.2f} "
-                f"{run['ratio']:>6.2f} {run['ratio_effective']:>9.2f}")
-        say(f"(ratio@eff: wall / (N x effective stand-in latency / workers); effective latency "
-            f"{report['runs'][0]['effective_latency_ms']:.1f} ms)")
+                f"{run['ratio']:>6.2f} {run['ratio_effective']:>9.2f}"
+            )
+        say(
+            f"(ratio@eff: wall / (N x effective stand-in latency / workers); effective latency "
+            f"{report['runs'][0]['effective_latency_ms']:.1f} ms)"
+        )
         parallel = report["runs"][0]
         targets = [
             {

@@ -4,6 +4,7 @@ The benchmarks print figures; they are not tests. Exit status: 0 when every benc
 target FAILs), 1 when a bench broke (a step failed or one of its checks did not hold), 130 on
 Ctrl-C. Options are passed on to the benches; see `--help`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,21 @@ def main() -> int:
             poll_argv.append("--skip-serial")
         benches.append(("poll.py", poll_argv))
     if args.only in (None, "api"):
-        benches.append(("api.py", ["--duration", f"{args.duration:g}", "--warmup", f"{args.warmup:g}",
-                                   "--connections", str(args.connections), "--loadgen", args.loadgen]))
+        benches.append(
+            (
+                "api.py",
+                [
+                    "--duration",
+                    f"{args.duration:g}",
+                    "--warmup",
+                    f"{args.warmup:g}",
+                    "--connections",
+                    str(args.connections),
+                    "--loadgen",
+                    args.loadgen,
+                ],
+            )
+        )
 
     started = time.monotonic()
     load_before = os.getloadavg()
@@ -96,35 +110,53 @@ def main() -> int:
     return 0
 
 
-def print_summary(results: dict[str, tuple[int, dict[str, Any] | None]], seconds: float,
-                  load_before: tuple[float, ...], load_after: tuple[float, ...]) -> None:
+def print_summary(
+    results: dict[str, tuple[int, dict[str, Any] | None]],
+    seconds: float,
+    load_before: tuple[float, ...],
+    load_after: tuple[float, ...],
+) -> None:
     say = print
     say("=" * 78)
     say("BENCHMARK SUMMARY")
     say("=" * 78)
-    say(f"machine: {os.cpu_count()} CPUs; load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after "
-        f"(other work on the machine makes the figures noisy); total {seconds:.0f} s")
+    say(
+        f"machine: {os.cpu_count()} CPUs; load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+        f"(other work on the machine makes the figures noisy); total {seconds:.0f} s"
+    )
     targets: list[dict[str, Any]] = []
     poll = results.get("poll.py", (0, None))[1]
     if poll and poll.get("runs"):
         first = poll["runs"][0]
-        say(f"\npoll_invoices: N={first['n']} service orders, stand-in latency {first['latency_ms']:g} ms "
-            f"(effective {first['effective_latency_ms']:.1f} ms per call)")
-        say(f"  {'workers':>7} {'wall s':>8} {'checks/s':>9} {'peak MB':>8} {'ideal s':>8} {'ratio':>6} {'ratio@eff':>9}")
+        say(
+            f"\npoll_invoices: N={first['n']} service orders, stand-in latency {first['latency_ms']:g} ms "
+            f"(effective {first['effective_latency_ms']:.1f} ms per call)"
+        )
+        say(
+            f"  {'workers':>7} {'wall s':>8} {'checks/s':>9} {'peak MB':>8} {'ideal s':>8} {'ratio':>6} "
+            f"{'ratio@eff':>9}"
+        )
         for run in poll["runs"]:
-            say(f"  {run['workers']:>7} {run['wall_s']:>8.2f} {run['checks_per_s']:>9.1f} {run['peak_rss_mb']:>8.1f} "
-                f"{run['ideal_s']:>8.2f} {run['ratio']:>6.2f} {run['ratio_effective']:>9.2f}")
+            say(
+                f"  {run['workers']:>7} {run['wall_s']:>8.2f} {run['checks_per_s']:>9.1f} {run['peak_rss_mb']:>8.1f} "
+                f"{run['ideal_s']:>8.2f} {run['ratio']:>6.2f} {run['ratio_effective']:>9.2f}"
+            )
         targets += poll.get("targets", [])
     elif "poll.py" in results:
         say("\npoll_invoices: no figures (the bench broke)")
     api = results.get("api.py", (0, None))[1]
     if api and api.get("endpoints"):
-        say(f"\nAPI: gunicorn {api.get('gunicorn_workers', 2)} sync workers, PostgreSQL, {api['connections']} connections, {api['duration']:g} s per "
-            f"endpoint, {api['loadgen']}")
+        say(
+            f"\nAPI: gunicorn {api.get('gunicorn_workers', 2)} sync workers, PostgreSQL, {api['connections']} "
+            f"connections, {api['duration']:g} s per "
+            f"endpoint, {api['loadgen']}"
+        )
         say(f"  {'endpoint':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
         for e in api["endpoints"]:
-            say(f"  {e['endpoint']:<50} {e['rps']:>8.1f} {e['p50_ms']:>7.1f} {e['p99_ms']:>7.1f} "
-                f"{e.get('vs_health', 0):>9.0%} {e['non2xx']:>7}")
+            say(
+                f"  {e['endpoint']:<50} {e['rps']:>8.1f} {e['p50_ms']:>7.1f} {e['p99_ms']:>7.1f} "
+                f"{e.get('vs_health', 0):>9.0%} {e['non2xx']:>7}"
+            )
         targets += api.get("targets", [])
     elif "api.py" in results:
         say("\nAPI: no figures (the bench broke)")

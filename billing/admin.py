@@ -5,6 +5,7 @@ invoice-mifact right away (the same `service_order_check` the PUT endpoint and t
 Service orders are written only by the API and the poller; the admin never edits them.
 Labels and messages are Spanish (the clinic staff's language).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -170,7 +171,6 @@ class OpportunityServiceOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="metadata")
     def metadata_pretty(self, obj: OpportunityServiceOrder) -> str:
         return pretty_json(obj.metadata)
-
 
     def has_check_permission(self, request: HttpRequest) -> bool:
         return user_can_check_service_orders(request)

@@ -5,6 +5,7 @@ A PDF reaches `MEDIA_ROOT` (or the configured storage) only after the attachment
 references it is committed; a row whose file cannot be stored is removed again, so there is
 never a row without its file nor a file without its row.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,11 @@ def _store_file_after_commit(attachment_id: int, name: str, pdf: DownloadedPdf) 
             if attachment.service_order_id is not None:
                 OpportunityServiceOrder.objects.filter(
                     opportunity_id=attachment.opportunity_id, service_order_id=attachment.service_order_id
-                ).update(facturado=False, last_error=f"no se pudo guardar el comprobante: {exc.__class__.__name__}; "
-                                                     "se reintentará", updated_at=timezone.now())
+                ).update(
+                    facturado=False,
+                    last_error=f"no se pudo guardar el comprobante: {exc.__class__.__name__}; se reintentará",
+                    updated_at=timezone.now(),
+                )
             attachment.delete()
     finally:
         pdf.discard()
@@ -77,9 +81,7 @@ def attachment_store_pdfs(
             service_order_id=service_order_id,
         )
         transaction.on_commit(
-            lambda attachment_id=attachment.pk, name=name, pdf=pdf: _store_file_after_commit(
-                attachment_id, name, pdf
-            )
+            lambda attachment_id=attachment.pk, name=name, pdf=pdf: _store_file_after_commit(attachment_id, name, pdf)
         )
         created.append(attachment)
     return created

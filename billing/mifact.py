@@ -8,6 +8,7 @@ call only. A token is reused until the service answers 401; then exactly one new
 (however many threads saw the 401) and the call is repeated once. Every `requests` failure is
 translated into a `MifactError`.
 """
+
 from __future__ import annotations
 
 import threading
@@ -100,8 +101,9 @@ def parse_invoice_status(service_order_id: int, body: Any) -> InvoiceStatus:
     if not isinstance(urls, dict):
         raise MifactBadResponse("'urls' no es un objeto")
     head_id = body.get("invoice_result_head_id")
-    if head_id is not None and (isinstance(head_id, bool) or not isinstance(head_id, int)
-                                or not 1 <= head_id <= MAX_INT32):
+    if head_id is not None and (
+        isinstance(head_id, bool) or not isinstance(head_id, int) or not 1 <= head_id <= MAX_INT32
+    ):
         raise MifactBadResponse("'invoice_result_head_id' no es un entero positivo de 32 bits")
     return InvoiceStatus(
         service_order_id=service_order_id,
@@ -118,8 +120,10 @@ def mifact_configuration_problem() -> str:
     if not settings.URL_INVOICE_MIFACT_V3:
         return "URL_INVOICE_MIFACT_V3 no está configurada"
     if not (settings.INVOICE_MIFACT_USERNAME and settings.INVOICE_MIFACT_PASSWORD):
-        return ("faltan las credenciales de invoice-mifact: configure INVOICE_MIFACT_USERNAME e "
-                "INVOICE_MIFACT_PASSWORD (o USERNAME_ADMIN y PASSWORD_ADMIN)")
+        return (
+            "faltan las credenciales de invoice-mifact: configure INVOICE_MIFACT_USERNAME e "
+            "INVOICE_MIFACT_PASSWORD (o USERNAME_ADMIN y PASSWORD_ADMIN)"
+        )
     return ""
 
 
@@ -138,18 +142,28 @@ class MifactClient(BearerApiClient):
     bad_response_error = MifactBadResponse
 
     def __init__(
-        self, *, base_url: str, username: str, password: str, timeout: float = 10.0, pool_size: int = 10,
+        self,
+        *,
+        base_url: str,
+        username: str,
+        password: str,
+        timeout: float = 10.0,
+        pool_size: int = 10,
         status_retries: int = 2,
     ) -> None:
         super().__init__(
-            base_url=base_url, username=username, password=password, timeout=timeout, pool_size=pool_size,
+            base_url=base_url,
+            username=username,
+            password=password,
+            timeout=timeout,
+            pool_size=pool_size,
             retries=status_retries,
         )
 
     @classmethod
     def from_settings(
         cls, *, pool_size: int = 10, timeout: float | None = None, status_retries: int = 2
-    ) -> "MifactClient":
+    ) -> MifactClient:
         """Build from `URL_INVOICE_MIFACT_V3` and the `INVOICE_MIFACT_*` (or `*_ADMIN`) credentials;
         `timeout` defaults to `INVOICE_MIFACT_TIMEOUT` (seconds).
 

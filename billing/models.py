@@ -3,6 +3,7 @@
 Table `opportunity_service_order`, the columns of the source document section 5 plus
 `last_error` and `claimed_until` (the poller's claim, CONTRACT.md section 7).
 """
+
 from __future__ import annotations
 
 from django.db import models

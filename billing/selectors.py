@@ -1,4 +1,5 @@
 """Reads on service orders."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

@@ -1,4 +1,5 @@
 """Project-level endpoints: sign-in (JWT) and the health check (CONTRACT.md section 4)."""
+
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
@@ -41,17 +42,36 @@ class SigninApi(APIView):
         request=SigninInputSerializer,
         responses={
             200: ok(SigninOutputSerializer, "Credenciales correctas: el token de acceso"),
-            **error_responses(400, 401, 413, 415, 429, specific={
-                400: ("Falta el usuario o la contraseña, o no son texto", [
-                    error_example(400, "Sin usuario ni contraseña", "La solicitud contiene datos inválidos",
-                                  {"username": ["Este campo es requerido."], "password": ["Este campo es requerido."]}),
-                ]),
-                401: ("Usuario o contraseña incorrectos, o usuario inactivo", [
-                    error_example(401, "Credenciales incorrectas", "Usuario o contraseña incorrectos"),
-                ]),
-            }),
+            **error_responses(
+                400,
+                401,
+                413,
+                415,
+                429,
+                specific={
+                    400: (
+                        "Falta el usuario o la contraseña, o no son texto",
+                        [
+                            error_example(
+                                400,
+                                "Sin usuario ni contraseña",
+                                "La solicitud contiene datos inválidos",
+                                {"username": ["Este campo es requerido."], "password": ["Este campo es requerido."]},
+                            ),
+                        ],
+                    ),
+                    401: (
+                        "Usuario o contraseña incorrectos, o usuario inactivo",
+                        [
+                            error_example(401, "Credenciales incorrectas", "Usuario o contraseña incorrectos"),
+                        ],
+                    ),
+                },
+            ),
         },
-        auth=[], tags=["auth"], summary="Iniciar sesión y obtener un token de acceso",
+        auth=[],
+        tags=["auth"],
+        summary="Iniciar sesión y obtener un token de acceso",
         description=(
             "Cambia usuario y contraseña por un token de acceso (JWT) para la cabecera "
             "`Authorization: Bearer <access_token>`, válido `expires_in` segundos. Los intentos se "
@@ -81,15 +101,25 @@ class HealthApi(APIView):
 
     @extend_schema(
         responses={
-            200: ok(inline_serializer("Health", {"status": serializers.CharField(help_text="`ok`")}),
-                    "El servicio y su base de datos responden"),
-            **error_responses(503, specific={
-                503: ("La base de datos no responde", [
-                    error_example(503, "Base de datos caída", "La base de datos no responde"),
-                ]),
-            }),
+            200: ok(
+                inline_serializer("Health", {"status": serializers.CharField(help_text="`ok`")}),
+                "El servicio y su base de datos responden",
+            ),
+            **error_responses(
+                503,
+                specific={
+                    503: (
+                        "La base de datos no responde",
+                        [
+                            error_example(503, "Base de datos caída", "La base de datos no responde"),
+                        ],
+                    ),
+                },
+            ),
         },
-        auth=[], tags=["health"], summary="Estado del servicio (la base de datos responde)",
+        auth=[],
+        tags=["health"],
+        summary="Estado del servicio (la base de datos responde)",
         description="200 cuando la base de datos responde a una consulta trivial; 503 si no. No exige token.",
     )
     def get(self, request: Request) -> Response:
@@ -98,7 +128,5 @@ class HealthApi(APIView):
                 cursor.execute("SELECT 1")
                 cursor.fetchone()
         except DatabaseError:
-            return Response(
-                error_body(503, "La base de datos no responde"), status=status.HTTP_503_SERVICE_UNAVAILABLE
-            )
+            return Response(error_body(503, "La base de datos no responde"), status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"status": "ok"})

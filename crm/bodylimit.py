@@ -15,6 +15,7 @@ Two pieces, one limit:
   answers the 413. The rest of such a body is never read by the application (the server discards
   it), so a 30 MiB body costs no more memory than a 1 MiB one.
 """
+
 from __future__ import annotations
 
 import io

@@ -3,6 +3,7 @@
 A claim is a `claimed_until` timestamp on the row: a row is free when it is null or past. Both
 the poller (`billing`) and the SV outbox (`opportunities`) claim their rows here.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -40,6 +41,5 @@ def claim_batch(queryset: models.QuerySet, *, limit: int, now: dt.datetime, unti
                 queryset.model.objects.filter(pk__in=ids).update(claimed_until=until)
         return ids
     return [
-        pk for pk in candidates.values_list("pk", flat=True)[:limit]
-        if claim_one(queryset, pk=pk, now=now, until=until)
+        pk for pk in candidates.values_list("pk", flat=True)[:limit] if claim_one(queryset, pk=pk, now=now, until=until)
     ]

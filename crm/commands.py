@@ -4,6 +4,7 @@ Django's `CommandParser` is argparse's, whose messages are English. `SpanishOpti
 translates the ones an operator can meet and exits with status 2 (argparse's usage error), from
 the command line and from `call_command` alike (there as a `CommandError` with returncode 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,14 +18,22 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^unrecognized arguments: (?P<rest>.*)$"), "opciones no reconocidas: {rest}"),
     (re.compile(r"^the following arguments are required: (?P<rest>.*)$"), "faltan las opciones: {rest}"),
     (re.compile(r"^argument (?P<name>\S+): expected one argument$"), "la opción {name} necesita un valor"),
-    (re.compile(r"^argument (?P<name>\S+): invalid (?P<type>\w+) value: (?P<value>.*)$"),
-     "la opción {name} no acepta el valor {value}"),
-    (re.compile(r"^argument (?P<name>\S+): invalid choice: (?P<value>\S+) \(choose from (?P<rest>.*)\)$"),
-     "la opción {name} no acepta {value} (valores posibles: {rest})"),
-    (re.compile(r"^argument (?P<name>\S+): ignored explicit argument (?P<value>.*)$"),
-     "la opción {name} no lleva valor ({value})"),
-    (re.compile(r"^ambiguous option: (?P<name>\S+) could match (?P<rest>.*)$"),
-     "la opción {name} es ambigua: puede ser {rest}"),
+    (
+        re.compile(r"^argument (?P<name>\S+): invalid (?P<type>\w+) value: (?P<value>.*)$"),
+        "la opción {name} no acepta el valor {value}",
+    ),
+    (
+        re.compile(r"^argument (?P<name>\S+): invalid choice: (?P<value>\S+) \(choose from (?P<rest>.*)\)$"),
+        "la opción {name} no acepta {value} (valores posibles: {rest})",
+    ),
+    (
+        re.compile(r"^argument (?P<name>\S+): ignored explicit argument (?P<value>.*)$"),
+        "la opción {name} no lleva valor ({value})",
+    ),
+    (
+        re.compile(r"^ambiguous option: (?P<name>\S+) could match (?P<rest>.*)$"),
+        "la opción {name} es ambigua: puede ser {rest}",
+    ),
     (re.compile(r"^argument (?P<name>\S+): (?P<rest>.*)$"), "opción {name}: {rest}"),
 ]
 

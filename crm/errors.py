@@ -4,6 +4,7 @@ to the API's JSON shape (README "Errors").
 Every error answer is JSON ``{"statusCode": int, "message": str}`` with optional ``"error"`` (the
 HTTP reason phrase) and ``"errors"`` (``{field: [messages]}``). Messages are Spanish.
 """
+
 from __future__ import annotations
 
 import logging

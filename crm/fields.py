@@ -3,6 +3,7 @@
 DRF's own fields coerce (``123`` becomes ``"123"``, ``"7"`` becomes ``7``); the contract wants a
 wrong JSON type to be a 400, so these fields accept only the JSON type they document.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -88,8 +89,13 @@ class ReservationDateField(serializers.Field):
         return value.isoformat()
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\s*([01]\d|2[0-3]):[0-5]\d\s*-\s*([01]\d|2[0-3]):[0-5]\d\s*$",
-                      "example": "15:30 - 16:00"})
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\s*([01]\d|2[0-3]):[0-5]\d\s*-\s*([01]\d|2[0-3]):[0-5]\d\s*$",
+        "example": "15:30 - 16:00",
+    }
+)
 class AppointmentRangeField(StrictCharField):
     """A time range ``"HH:MM - HH:MM"`` with the start before the end; stored normalized."""
 
@@ -118,7 +124,9 @@ def parse_appointment(value: str) -> tuple[dt.time, dt.time] | None:
     return dt.time(h1, m1), dt.time(h2, m2)
 
 
-@extend_schema_field({"type": "string", "format": "uri", "maxLength": 2000, "example": "https://facturas.example.com/F001-123.pdf"})
+@extend_schema_field(
+    {"type": "string", "format": "uri", "maxLength": 2000, "example": "https://facturas.example.com/F001-123.pdf"}
+)
 class HttpUrlField(StrictCharField):
     """An absolute ``http``/``https`` URL with a host (the downloader does the network checks)."""
 
@@ -142,8 +150,12 @@ class HttpUrlField(StrictCharField):
 
 
 @extend_schema_field(
-    {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "example": "2026-03-02 15:30:00",
-     "description": "yyyy-MM-dd HH:mm:ss en la zona horaria de la clínica (TIME_ZONE)"}
+    {
+        "type": "string",
+        "pattern": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
+        "example": "2026-03-02 15:30:00",
+        "description": "yyyy-MM-dd HH:mm:ss en la zona horaria de la clínica (TIME_ZONE)",
+    }
 )
 class LocalDateTimeField(serializers.DateTimeField):
     """Output date-time ``yyyy-MM-dd HH:mm:ss`` in `TIME_ZONE` (CONTRACT.md section 4).

@@ -7,6 +7,7 @@ until the service answers 401; then exactly one new sign-in is made (however man
 that 401) and the call is repeated once. Every `requests` failure becomes one of the subclass's
 error classes, never a raw `requests` exception. (Source document section 6.1; CONTRACT.md 7, 8.)
 """
+
 from __future__ import annotations
 
 import threading

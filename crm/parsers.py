@@ -1,4 +1,5 @@
 """The request body parser of the API: JSON, bounded in size and nesting."""
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,7 @@
 """Django admin helpers: a mixin for rows nobody edits by hand (history, comprobantes, service
 orders, SV deliveries: they come only from the services, so the admin shows them and nothing
 else), and a readable rendering of JSON values."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ Everything the schema says to people is Spanish. Docstrings are developer docume
 (English) and never reach it: every operation passes its own `description`, and
 `spanish_component_descriptions` replaces the serializers' docstrings.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,34 +31,57 @@ class ErrorSerializer(serializers.Serializer):
     )
 
 
-def error_example(status_code: int, summary: str, message: str, errors: dict[str, list[str]] | None = None) -> OpenApiExample:
+def error_example(
+    status_code: int, summary: str, message: str, errors: dict[str, list[str]] | None = None
+) -> OpenApiExample:
     """A response example of the error body, exactly as the API renders it."""
-    return OpenApiExample(summary, value=error_body(status_code, message, errors), response_only=True,
-                          status_codes=[str(status_code)])
+    return OpenApiExample(
+        summary, value=error_body(status_code, message, errors), response_only=True, status_codes=[str(status_code)]
+    )
 
 
 def _standard_errors() -> dict[int, tuple[str, list[OpenApiExample]]]:
     """Description and examples of the errors every operation answers alike. No 400 here: its
     examples name the operation's own fields, so each operation gives its own."""
     return {
-        401: ("Falta el token Bearer, o es inválido o expiró", [
-            error_example(401, "Sin token", "No autenticado: envíe la cabecera Authorization: Bearer <access_token>"),
-            error_example(401, "Token inválido o expirado", "Token inválido o expirado"),
-        ]),
+        401: (
+            "Falta el token Bearer, o es inválido o expiró",
+            [
+                error_example(
+                    401, "Sin token", "No autenticado: envíe la cabecera Authorization: Bearer <access_token>"
+                ),
+                error_example(401, "Token inválido o expirado", "Token inválido o expirado"),
+            ],
+        ),
         404: ("Oportunidad no encontrada", [error_example(404, "Oportunidad inexistente", "Recurso no encontrado")]),
-        413: (f"Cuerpo demasiado grande (más de {settings.API_MAX_BODY_BYTES} bytes): nada se modificó", [
-            error_example(413, "Cuerpo demasiado grande", body_too_large_message()),
-        ]),
-        415: ("Content-Type distinto de application/json: nada se modificó", [
-            error_example(415, "Content-Type no soportado", "Tipo de contenido no soportado: use application/json"),
-        ]),
-        429: ("Demasiadas solicitudes desde esta dirección: espere y reintente", [
-            error_example(429, "Demasiados intentos", "Demasiadas solicitudes; intente de nuevo en 42 s"),
-        ]),
-        503: ("Base de datos no disponible: reintente tras `Retry-After` segundos", [
-            error_example(503, "Base de datos no disponible",
-                          "La base de datos no está disponible en este momento; intente de nuevo"),
-        ]),
+        413: (
+            f"Cuerpo demasiado grande (más de {settings.API_MAX_BODY_BYTES} bytes): nada se modificó",
+            [
+                error_example(413, "Cuerpo demasiado grande", body_too_large_message()),
+            ],
+        ),
+        415: (
+            "Content-Type distinto de application/json: nada se modificó",
+            [
+                error_example(415, "Content-Type no soportado", "Tipo de contenido no soportado: use application/json"),
+            ],
+        ),
+        429: (
+            "Demasiadas solicitudes desde esta dirección: espere y reintente",
+            [
+                error_example(429, "Demasiados intentos", "Demasiadas solicitudes; intente de nuevo en 42 s"),
+            ],
+        ),
+        503: (
+            "Base de datos no disponible: reintente tras `Retry-After` segundos",
+            [
+                error_example(
+                    503,
+                    "Base de datos no disponible",
+                    "La base de datos no está disponible en este momento; intente de nuevo",
+                ),
+            ],
+        ),
     }
 
 
@@ -75,8 +99,7 @@ def error_responses(
     if missing:
         raise ValueError(f"error_responses: give the description and examples of {missing} in `specific`")
     return {
-        code: OpenApiResponse(ErrorSerializer, description=texts[code][0], examples=texts[code][1])
-        for code in codes
+        code: OpenApiResponse(ErrorSerializer, description=texts[code][0], examples=texts[code][1]) for code in codes
     }
 
 
@@ -112,13 +135,17 @@ COMPONENT_DESCRIPTIONS = {
     "FacturasInputRequest": "URLs públicas de los PDF de los comprobantes",
     "ProcessUpdateResponse": "Resultado de la actualización del proceso",
     "MeetingOutput": "Una reunión (cita) de la oportunidad",
-    "ActionHistoryOutput": "Un registro del historial de acciones; `userName` es null cuando lo hizo el proceso periódico",
+    "ActionHistoryOutput": (
+        "Un registro del historial de acciones; `userName` es null cuando lo hizo el proceso periódico"
+    ),
     "AttachmentOutput": "Un comprobante (PDF) adjunto; `downloadUrl` también exige el token Bearer",
     "ServiceOrderOutput": "Una orden de servicio (O.S) de la oportunidad, con su estado de facturación",
 }
 
 
-def spanish_component_descriptions(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def spanish_component_descriptions(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: each object component gets its description from
     `COMPONENT_DESCRIPTIONS`, or none, instead of its serializer's docstring."""
     for name, component in result.get("components", {}).get("schemas", {}).items():

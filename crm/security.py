@@ -1,4 +1,5 @@
 """Who is asking: the client address used by every password-guessing limit."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,8 +24,9 @@ class AdminOnlyAxesHandler(AxesDatabaseHandler):
     429. The API keeps its own JSON throttle instead, so its attempts are not recorded here.
     """
 
-    def user_login_failed(self, sender: Any, credentials: dict, request: HttpRequest | None = None,
-                          **kwargs: Any) -> None:
+    def user_login_failed(
+        self, sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any
+    ) -> None:
         if request is None or not self.is_admin_request(request):
             return
         super().user_login_failed(sender, credentials, request, **kwargs)

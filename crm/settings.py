@@ -4,6 +4,7 @@ Every value comes from the environment or from the `.env` file in the project fo
 commands with no shell environment, so the file is what it sees). CONTRACT.md section 3 lists the
 variables; `.env.example` documents each one.
 """
+
 from __future__ import annotations
 
 import os
@@ -242,8 +243,11 @@ SPECTACULAR_SETTINGS = {
     "TAGS": [
         {"name": "auth", "description": "Inicio de sesión: token Bearer para el resto de la API"},
         {"name": "health", "description": "Estado del servicio, para balanceadores y monitoreo"},
-        {"name": "opportunity", "description": "Oportunidades, su proceso de venta, citas, historial, "
-                                              "comprobantes y órdenes de servicio (O.S)"},
+        {
+            "name": "opportunity",
+            "description": "Oportunidades, su proceso de venta, citas, historial, "
+            "comprobantes y órdenes de servicio (O.S)",
+        },
     ],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -3,6 +3,7 @@
 Only `DATABASE_URL` is taken from the caller's environment (so the same suite runs on SQLite and
 PostgreSQL); the `.env` file is ignored so that a developer's local values never leak into tests.
 """
+
 import os
 
 os.environ["ENV_FILE"] = ""
@@ -10,12 +11,22 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ["DEBUG"] = "false"
 os.environ["SECURE_SSL_REDIRECT"] = "false"
 os.environ["SECURE_HSTS_SECONDS"] = "0"
-for _name in ("URL_INVOICE_MIFACT_V3", "URL_SV", "USERNAME_ADMIN", "PASSWORD_ADMIN",
-              "INVOICE_MIFACT_USERNAME", "INVOICE_MIFACT_PASSWORD", "SV_USERNAME", "SV_PASSWORD",
-              "INVOICE_DOWNLOAD_ALLOWED_HOSTS", "MEDIA_ROOT", "TIME_ZONE"):
+for _name in (
+    "URL_INVOICE_MIFACT_V3",
+    "URL_SV",
+    "USERNAME_ADMIN",
+    "PASSWORD_ADMIN",
+    "INVOICE_MIFACT_USERNAME",
+    "INVOICE_MIFACT_PASSWORD",
+    "SV_USERNAME",
+    "SV_PASSWORD",
+    "INVOICE_DOWNLOAD_ALLOWED_HOSTS",
+    "MEDIA_ROOT",
+    "TIME_ZONE",
+):
     os.environ.pop(_name, None)
 
-from crm.settings import *  # noqa: E402,F401,F403
+from crm.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"signin": "1000/min"}}  # noqa: F405

@@ -1,4 +1,5 @@
 """Root URL configuration: the API (with and without trailing slash), docs and admin."""
+
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -18,8 +19,9 @@ urlpatterns = [
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     # drf-spectacular's ReDoc page without its web fonts from fonts.googleapis.com.
-    re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema", template_name="crm/redoc.html"),
-            name="redoc"),
+    re_path(
+        r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema", template_name="crm/redoc.html"), name="redoc"
+    ),
     path("admin/", admin.site.urls),
     # Anything else is a JSON 404, with DEBUG on too (Django's debug 404 page is HTML), for every
     # method: exempt from the CSRF check, which would otherwise answer a PUT or POST to an unknown

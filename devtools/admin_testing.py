@@ -1,6 +1,7 @@
 """Helpers for the admin tests of every app: staff users with the clinic staff's permissions, a
 closed opportunity with its service orders and comprobantes, and the messages a response showed.
 Registered as a pytest plugin by the root `conftest.py`."""
+
 from __future__ import annotations
 
 import hashlib

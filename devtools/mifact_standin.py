@@ -1,35 +1,11 @@
 """A LOCAL stand-in of invoice-mifact-v3, for development, demos and benchmarks only.
 
-It implements the contract of the source document section 6.2 (and CONTRACT.md section 7) so the
-backend can be exercised end to end without the real invoicing service. It is never used in
+It implements invoice-mifact's status contract (docs/api.md "invoice-mifact") so the backend can
+be exercised end to end without the real invoicing service. It is never used in
 production: it keeps everything in memory, accepts one fixed username/password, and its control
 endpoints (``/api/_standin/...``) have no authentication at all.
 
-Endpoints (all under ``/api``; every answer is JSON unless it is a PDF):
-
-``POST /api/auth/signin``
-    Body ``{"username": str, "password": str}``. 200 ``{"access_token": "<random token>"}`` when
-    they match the configured credentials; 401 ``{"statusCode": 401, "message": ...}`` otherwise;
-    400 when the body is not a JSON object.
-``GET /api/service-order/<id>/invoice-status``
-    Needs ``Authorization: Bearer <token>`` with a token handed out by sign-in (401 otherwise).
-    200 ``{"facturado": false}``, or ``{"facturado": true, "urls": {"soles": url, "dolares": url},
-    "invoice_result_head_id": int}`` where ``urls`` only holds the currencies that exist. Sleeps
-    ``latency`` seconds before answering (to imitate a slow service in benchmarks).
-``GET /api/files/os-<id>-<soles|dolares>.pdf``
-    The comprobante PDF of an invoiced O.S (``application/pdf``, no authentication, as the real
-    URLs are public); 404 JSON when that O.S/currency is not invoiced.
-``GET /api/files/factura-directa-<anything>.pdf``
-    Always a PDF: usable as a direct-invoice URL (``cFacturas``) in demos.
-``POST /api/_standin/service-order/<id>/invoice``
-    Switches the O.S to invoiced "by hand" (e.g. with curl). Optional JSON body
-    ``{"soles": bool = true, "dolares": bool = false, "invoice_result_head_id": int}``; answers
-    200 with the O.S's new invoice-status body.
-``GET /api/_standin/state``
-    ``{"service_orders": {"<id>": <invoice-status body>}, "status_calls": int, "sign_ins": int,
-    "latency_seconds": float}``.
-
-Anything else answers 404 (unknown path) or 405 (known path, wrong method) as JSON.
+Endpoints and control calls: docs/development.md "The invoice-mifact stand-in".
 
 Typical use::
 
@@ -39,6 +15,7 @@ Typical use::
     client.get_invoice_status(456)  # facturado, with both URLs
     standin.stop()
 """
+
 from __future__ import annotations
 
 import argparse
@@ -195,7 +172,7 @@ class MifactStandin:
         report it as facturado either).
         """
         service_order_id = _positive_int(service_order_id, "service_order_id")
-        currencies = tuple(c for c, wanted in zip(CURRENCIES, (soles, dolares)) if wanted)
+        currencies = tuple(c for c, wanted in zip(CURRENCIES, (soles, dolares), strict=True) if wanted)
         if not currencies:
             raise ValueError("choose at least one currency (soles and/or dolares)")
         if head_id is not None:
@@ -331,7 +308,11 @@ class MifactStandin:
         if head_id is not None and (isinstance(head_id, bool) or not isinstance(head_id, int)):
             raise HttpError(400, "'invoice_result_head_id' must be an integer")
         try:
-            return 200, self.invoice(service_order_id, soles=soles, dolares=dolares, head_id=head_id), "application/json"
+            return (
+                200,
+                self.invoice(service_order_id, soles=soles, dolares=dolares, head_id=head_id),
+                "application/json",
+            )
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
 
@@ -358,20 +339,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5111, help="TCP port (default 5111; 0 = any free port)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
-                        help="milliseconds every invoice-status call waits before answering (default 0)")
-    parser.add_argument("--username", default=os.environ.get("INVOICE_MIFACT_USERNAME") or "admin",
-                        help="accepted sign-in username (default: $INVOICE_MIFACT_USERNAME, else 'admin')")
-    parser.add_argument("--password", default=os.environ.get("INVOICE_MIFACT_PASSWORD") or "admin",
-                        help="accepted sign-in password (default: $INVOICE_MIFACT_PASSWORD, else 'admin')")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="milliseconds every invoice-status call waits before answering (default 0)",
+    )
+    parser.add_argument(
+        "--username",
+        default=os.environ.get("INVOICE_MIFACT_USERNAME") or "admin",
+        help="accepted sign-in username (default: $INVOICE_MIFACT_USERNAME, else 'admin')",
+    )
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("INVOICE_MIFACT_PASSWORD") or "admin",
+        help="accepted sign-in password (default: $INVOICE_MIFACT_PASSWORD, else 'admin')",
+    )
     parser.add_argument("--log-requests", action="store_true", help="one access-log line per request on stderr")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
     if args.latency_ms < 0:
         parser.error("--latency-ms must be >= 0")
-    standin = MifactStandin(args.host, args.port, username=args.username, password=args.password,
-                            latency=args.latency_ms / 1000.0, log_requests=args.log_requests)
+    standin = MifactStandin(
+        args.host,
+        args.port,
+        username=args.username,
+        password=args.password,
+        latency=args.latency_ms / 1000.0,
+        log_requests=args.log_requests,
+    )
     try:
         standin.start()
     except OSError as exc:
@@ -379,8 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    print(f"invoice-mifact stand-in (local use only) at {standin.base_url} "
-          f"(user {args.username!r}, latency {args.latency_ms:g} ms)", flush=True)
+    print(
+        f"invoice-mifact stand-in (local use only) at {standin.base_url} "
+        f"(user {args.username!r}, latency {args.latency_ms:g} ms)",
+        flush=True,
+    )
     print(f"  set URL_INVOICE_MIFACT_V3={standin.base_url}", flush=True)
     try:
         while not stop.wait(0.5):

@@ -1,6 +1,7 @@
 """The HTTP plumbing of the local stand-ins of outside services: a keep-alive JSON handler that
 hands each request to its stand-in (`owner.handle_request(method, path, body, authorization)`,
 answering `(status, payload, content_type)`), bounded bodies, and JSON errors."""
+
 from __future__ import annotations
 
 import http.server
@@ -40,19 +41,19 @@ class StandinHandler(http.server.BaseHTTPRequestHandler):
         finally:
             self.server.owner.track_connection(self.connection, add=False)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         if self.server.owner.log_requests:
             super().log_message(format, *args)
 
@@ -66,7 +67,7 @@ class StandinHandler(http.server.BaseHTTPRequestHandler):
             if not (path == prefix or path.startswith(prefix + "/")):
                 raise HttpError(404, "Not Found")
             status, payload, content_type = self.server.owner.handle_request(
-                method, path[len(prefix):], body, self.headers.get("Authorization", "")
+                method, path[len(prefix) :], body, self.headers.get("Authorization", "")
             )
         except HttpError as exc:
             status, payload, content_type = exc.status, error_body(exc.status, exc.message), "application/json"

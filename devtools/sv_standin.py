@@ -15,6 +15,7 @@ Anything else answers 404 JSON. Every request is recorded (`calls`), including r
 listens again on the same port. It speaks HTTP/1.0 (one request per connection), so no pooled
 keep-alive connection can reach it while it is "down". Runs in a daemon thread of the test process.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -51,24 +52,24 @@ class SvCall:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
-    server: "_Server"
+    server: _Server
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+    def do_POST(self) -> None:
         self._dispatch()
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._dispatch()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep the test output clean
 
     def _dispatch(self) -> None:
@@ -96,7 +97,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # up() binds the same port again right after down()
-    owner: "SvStandin"
+    owner: SvStandin
 
 
 class SvStandin:
@@ -114,7 +115,7 @@ class SvStandin:
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    def start(self) -> "SvStandin":
+    def start(self) -> SvStandin:
         self.up()
         return self
 

@@ -9,6 +9,7 @@ Importable without pytest. Typical use (the ``http_server`` fixture in ``conftes
     assert srv.requests == ["/old.pdf", "/f.pdf"]
     srv.close()
 """
+
 from __future__ import annotations
 
 import http.server
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 __all__ = ["LocalHTTPServer", "SMALL_PDF", "make_pdf"]
 
 _CHUNK = 1024
-_NOT_FOUND_BODY = (b"<!DOCTYPE html><html><head><title>404 Not Found</title></head>"
-                   b"<body><h1>Not Found</h1></body></html>")
+_NOT_FOUND_BODY = (
+    b"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>"
+)
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self._answer(send_body=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._answer(send_body=False)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep test output clean
 
     def _answer(self, *, send_body: bool) -> None:
@@ -54,8 +56,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             self.send_response(route.status)
             headers: dict[str, str | None] = {
-                "Content-Type": ("application/pdf" if route.body.startswith(b"%PDF")
-                                 else "application/octet-stream"),
+                "Content-Type": ("application/pdf" if route.body.startswith(b"%PDF") else "application/octet-stream"),
                 "Content-Length": str(len(route.body)),
             }
             # Case-insensitive override; a None value removes a default header.
@@ -72,7 +73,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for start in range(0, len(route.body), _CHUNK):
                 if start and route.chunk_delay and owner._closing.wait(route.chunk_delay):
                     return
-                self.wfile.write(route.body[start:start + _CHUNK])
+                self.wfile.write(route.body[start : start + _CHUNK])
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             pass  # the client gave up (timeouts, refusals): expected in tests
@@ -99,9 +100,9 @@ class LocalHTTPServer:
         self._closing = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.01},
-                                        name="LocalHTTPServer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="LocalHTTPServer", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -123,9 +124,16 @@ class LocalHTTPServer:
         with self._lock:
             return list(self._requests)
 
-    def route(self, path: str, *, status: int = 200, body: bytes = b"",
-              headers: dict[str, str | None] | None = None, delay: float = 0.0,
-              chunk_delay: float = 0.0) -> None:
+    def route(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        body: bytes = b"",
+        headers: dict[str, str | None] | None = None,
+        delay: float = 0.0,
+        chunk_delay: float = 0.0,
+    ) -> None:
         """Answer ``path`` with ``status`` and ``body``.
 
         ``headers`` override the defaults (``Content-Type``: application/pdf for bodies starting
@@ -134,9 +142,9 @@ class LocalHTTPServer:
         ``chunk_delay``: seconds to wait between the 1 KiB chunks of the body.
         """
         with self._lock:
-            self._routes[path] = _Route(status=status, body=bytes(body),
-                                        headers=dict(headers or {}), delay=delay,
-                                        chunk_delay=chunk_delay)
+            self._routes[path] = _Route(
+                status=status, body=bytes(body), headers=dict(headers or {}), delay=delay, chunk_delay=chunk_delay
+            )
 
     def redirect(self, path: str, location: str, status: int = 302) -> None:
         """Answer ``path`` with a redirect to ``location`` (absolute or relative)."""
@@ -163,8 +171,7 @@ class LocalHTTPServer:
         with self._lock:
             route = self._routes.get(path) or self._routes.get(path.split("?", 1)[0])
         if route is None:
-            return _Route(status=404, body=_NOT_FOUND_BODY,
-                          headers={"Content-Type": "text/html; charset=utf-8"})
+            return _Route(status=404, body=_NOT_FOUND_BODY, headers={"Content-Type": "text/html; charset=utf-8"})
         return route
 
 
@@ -177,8 +184,7 @@ def make_pdf(tag: str) -> bytes:
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
-        + b"\nendstream",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = bytearray(b"%PDF-1.4\n")
@@ -190,8 +196,7 @@ def make_pdf(tag: str) -> bytes:
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     for offset in offsets:
         out += f"{offset:010d} 00000 n \n".encode()
-    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n"
-            f"startxref\n{xref_at}\n%%EOF").encode()
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref_at}\n%%EOF").encode()
     return bytes(out)
 
 

@@ -1,5 +1,6 @@
 """Request bodies of the process update, as the front-end sends them (README "Example session
 with curl": update data and appointment, close with a direct invoice, close with service orders)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,8 +32,11 @@ def appointment(reservation_id: int, *, doctor: str = "Dra. Rosa Salazar") -> di
 
 def data_and_appointment(reservation_id: int) -> dict[str, Any]:
     """Main data and an appointment, without closing."""
-    return {**MAIN, **appointment(reservation_id),
-            "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None}}
+    return {
+        **MAIN,
+        **appointment(reservation_id),
+        "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
+    }
 
 
 def direct_invoice(clinic_history: str, url: str) -> dict[str, Any]:
@@ -45,6 +49,7 @@ def service_orders(clinic_history: str, ids: list[int]) -> dict[str, Any]:
     return {
         "cClinicHistory": clinic_history,
         "cOrdenesServicio": ids,
-        "cOrdenesServicioMetadata": {str(i): {"descripcion": "Procedimiento láser", "numero_os": f"OS-{i}"}
-                                     for i in ids},
+        "cOrdenesServicioMetadata": {
+            str(i): {"descripcion": "Procedimiento láser", "numero_os": f"OS-{i}"} for i in ids
+        },
     }

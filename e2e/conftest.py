@@ -11,6 +11,7 @@ invoice-mifact stand-in, an SV stand-in and a PDF file server, all on 127.0.0.1.
 `make e2e` runs pytest with `-p no:django --confcutdir=e2e`: the suite never imports the product,
 so pytest-django and the unit suite's root conftest.py stay out of it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -68,8 +69,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     offset = getattr(item, "e2e_log_offset", None)
     if report.failed and _STACK is not None and offset is not None:
-        report.sections.append(("gunicorn log during this test (last 60 lines)",
-                                _STACK.log_tail("gunicorn", lines=60, since=offset)))
+        report.sections.append(
+            ("gunicorn log during this test (last 60 lines)", _STACK.log_tail("gunicorn", lines=60, since=offset))
+        )
 
 
 @pytest.fixture

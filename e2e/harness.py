@@ -9,6 +9,7 @@ Everything listens on 127.0.0.1 only. `Stack.stop()` always stops all of it and 
 The suite never imports the product's Django code: it talks HTTP to the server and runs
 `manage.py` subprocesses, as the front-end, cron and an operator do.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from devtools.testing import LocalHTTPServer
 from devtools.sv_standin import SvStandin
+from devtools.testing import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -119,13 +120,15 @@ class MifactControl:
         self.http = requests.Session()
         self.http.trust_env = False
 
-    def invoice(self, service_order_id: int, *, soles: bool = True, dolares: bool = False,
-                head_id: int | None = None) -> dict[str, Any]:
+    def invoice(
+        self, service_order_id: int, *, soles: bool = True, dolares: bool = False, head_id: int | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"soles": soles, "dolares": dolares}
         if head_id is not None:
             body["invoice_result_head_id"] = head_id
-        response = self.http.post(f"{self.base_url}/_standin/service-order/{service_order_id}/invoice",
-                                  json=body, timeout=HTTP_TIMEOUT)
+        response = self.http.post(
+            f"{self.base_url}/_standin/service-order/{service_order_id}/invoice", json=body, timeout=HTTP_TIMEOUT
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -143,8 +146,10 @@ class MifactControl:
         with self.log_path.open("rb") as log:
             log.seek(offset)
             text = log.read().decode("utf-8", "replace")
-        return [(m.group(1), m.group(2), int(m.group(3)))
-                for m in re.finditer(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3})', text)]
+        return [
+            (m.group(1), m.group(2), int(m.group(3)))
+            for m in re.finditer(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3})', text)
+        ]
 
 
 class Stack:
@@ -160,7 +165,7 @@ class Stack:
 
     # -- start / stop --------------------------------------------------------------------------
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         for path in (PYTHON, GUNICORN):
             if not path.exists():
                 raise RuntimeError(f"{path} is missing: run `make bootstrap` first")
@@ -183,19 +188,51 @@ class Stack:
         # is the project's staticfiles/ (gitignored): no setting points it elsewhere.
         self.manage_ok("collectstatic", "--noinput")
         self.manage_ok(
-            "shell", "-c",
+            "shell",
+            "-c",
             "from django.contrib.auth import get_user_model; "
             f"get_user_model().objects.create_user({API_USER!r}, password={API_PASSWORD!r})",
         )
 
-        self.spawn("mifact_standin", [str(PYTHON), "-m", "devtools.mifact_standin", "--host", "127.0.0.1",
-                                      "--port", str(self.mifact_port), "--username", MIFACT_USER,
-                                      "--password", MIFACT_PASSWORD, "--log-requests"])
-        self.spawn("gunicorn", [str(GUNICORN), "crm.wsgi", "--bind", f"127.0.0.1:{self.api_port}",
-                                "--workers", str(GUNICORN_WORKERS), "--worker-class", "sync", "--timeout", "60",
-                                "--graceful-timeout", "5", "--access-logfile", "-",
-                                # The worker's pid at the end: which of the two served a request.
-                                "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(L)ss pid=%(p)s'])
+        self.spawn(
+            "mifact_standin",
+            [
+                str(PYTHON),
+                "-m",
+                "devtools.mifact_standin",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.mifact_port),
+                "--username",
+                MIFACT_USER,
+                "--password",
+                MIFACT_PASSWORD,
+                "--log-requests",
+            ],
+        )
+        self.spawn(
+            "gunicorn",
+            [
+                str(GUNICORN),
+                "crm.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.api_port}",
+                "--workers",
+                str(GUNICORN_WORKERS),
+                "--worker-class",
+                "sync",
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+                "--access-logfile",
+                "-",
+                # The worker's pid at the end: which of the two served a request.
+                "--access-logformat",
+                '%(h)s "%(r)s" %(s)s %(b)s %(L)ss pid=%(p)s',
+            ],
+        )
         self.wait_until_up("mifact_standin", f"{self.mifact.base_url}/_standin/state")
         self.wait_until_up("gunicorn", f"{self.base_url}/health")
         self.token = self.sign_in(API_USER, API_PASSWORD)
@@ -288,12 +325,18 @@ class Stack:
     def env_with(self, **overrides: str) -> dict[str, str]:
         return {**self.env, **overrides}
 
-    def manage(self, *args: str, env: dict[str, str] | None = None,
-               timeout: float = COMMAND_TIMEOUT) -> CommandResult:
+    def manage(self, *args: str, env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
         """Run `.venv/bin/python manage.py <args>` to completion with the suite's environment."""
         try:
-            done = subprocess.run([str(PYTHON), str(MANAGE), *args], cwd=ROOT, env=env or self.env,
-                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                [str(PYTHON), str(MANAGE), *args],
+                cwd=ROOT,
+                env=env or self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"manage.py {' '.join(args)} did not finish in {timeout:.0f} s") from exc
         return CommandResult(done.returncode, done.stdout, done.stderr)
@@ -301,20 +344,29 @@ class Stack:
     def manage_ok(self, *args: str, **kwargs: Any) -> CommandResult:
         result = self.manage(*args, **kwargs)
         if result.returncode != 0:
-            raise AssertionError(f"manage.py {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"manage.py {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def manage_popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """Start `manage.py <args>` in the background; the caller collects it with communicate()."""
-        return subprocess.Popen([str(PYTHON), str(MANAGE), *args], cwd=ROOT, env=env or self.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [str(PYTHON), str(MANAGE), *args],
+            cwd=ROOT,
+            env=env or self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
 
     def spawn(self, name: str, argv: list[str]) -> None:
         log_path = self.workdir / f"{name}.log"
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         self.processes[name] = (process, log_path)
 
     def wait_until_up(self, name: str, url: str) -> None:
@@ -378,8 +430,12 @@ def json_error(response: requests.Response, status: int) -> str | None:
         body: Any = response.json()
     except ValueError:
         body = None
-    if not (isinstance(body, dict) and body.get("statusCode") == status and isinstance(body.get("message"), str)
-            and body["message"]):
+    if not (
+        isinstance(body, dict)
+        and body.get("statusCode") == status
+        and isinstance(body.get("message"), str)
+        and body["message"]
+    ):
         problems.append(f"body {response.text[:120]!r}")
     return ", ".join(problems) or None
 
@@ -387,4 +443,4 @@ def json_error(response: requests.Response, status: int) -> str | None:
 def iter_chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
     """`data` in pieces: a generator body makes `requests` send it chunked (no Content-Length)."""
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]

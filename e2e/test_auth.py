@@ -1,4 +1,5 @@
 """Who may use the API: a user an administrator switches off loses access at once."""
+
 from __future__ import annotations
 
 from e2e.harness import GUNICORN_WORKERS, json_error
@@ -15,7 +16,9 @@ def test_a_deactivated_or_deleted_user_loses_api_access_with_the_very_next_reque
     users = {"deactivated": "e2e-baja", "deleted": "e2e-borrado"}
     password = "e2e-clave-Temporal-2026"
     creates = "; ".join(f"User.objects.create_user({name!r}, password={password!r})" for name in users.values())
-    stack.manage_ok("shell", "-c", f"from django.contrib.auth import get_user_model; User = get_user_model(); {creates}")
+    stack.manage_ok(
+        "shell", "-c", f"from django.contrib.auth import get_user_model; User = get_user_model(); {creates}"
+    )
     opportunity_id = api.create_opportunity("E2E - acceso revocado")["id"]
     sessions = {case: stack.session(stack.sign_in(name, password)) for case, name in users.items()}
     try:
@@ -32,9 +35,13 @@ def test_a_deactivated_or_deleted_user_loses_api_access_with_the_very_next_reque
                 raise AssertionError(f"{WARM_UP_LIMIT} requests did not reach all {GUNICORN_WORKERS} workers")
 
         # As an administrator does it (the admin saves the user; it deletes the instance).
-        stack.manage_ok("shell", "-c", "from django.contrib.auth import get_user_model; User = get_user_model(); "
-                        f"user = User.objects.get(username={users['deactivated']!r}); user.is_active = False; "
-                        f"user.save(); User.objects.get(username={users['deleted']!r}).delete()")
+        stack.manage_ok(
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model; User = get_user_model(); "
+            f"user = User.objects.get(username={users['deactivated']!r}); user.is_active = False; "
+            f"user.save(); User.objects.get(username={users['deleted']!r}).delete()",
+        )
 
         outcomes = []
         for case, http in sessions.items():

@@ -1,4 +1,5 @@
 """Closing a sale through the process update, as the front-end does (README "Example session")."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,10 @@ def test_appointment_then_direct_invoice_then_service_order_close_one_opportunit
     assert meeting["reservationId"] == reservation_id and meeting["status"] == "Planned"
     assert (meeting["dateStart"], meeting["dateEnd"]) == ("2026-03-02 15:30:00", "2026-03-02 16:00:00")
     assert (meeting["doctor"], meeting["environment"], meeting["specialty"]) == (
-        "Dra. Rosa Salazar", "Consultorio 3", "Dermatología")
+        "Dra. Rosa Salazar",
+        "Consultorio 3",
+        "Dermatología",
+    )
     assert {"meeting_created", "opportunity_updated"} <= set(actions(api.listing(opportunity_id, "action-history")))
 
     # Direct invoice: downloaded, attached, closed won with factura_directa.
@@ -46,7 +50,10 @@ def test_appointment_then_direct_invoice_then_service_order_close_one_opportunit
     body = bodies.direct_invoice(clinic_history, pdf_server.url(pdf_path))
     invoiced = api.put_process(opportunity_id, body)["opportunity"]
     assert (invoiced["stage"], invoiced["cFacturacionSubEstado"], invoiced["isPresaved"]) == (
-        "Cierre ganado", "factura_directa", False)
+        "Cierre ganado",
+        "factura_directa",
+        False,
+    )
     assert invoiced["cClinicHistory"] == clinic_history
     attachments = api.listing(opportunity_id, "attachments")
     assert len(attachments) == 1, attachments
@@ -71,15 +78,19 @@ def test_appointment_then_direct_invoice_then_service_order_close_one_opportunit
     body = bodies.service_orders(clinic_history, [service_order_id])
     with_orders = api.put_process(opportunity_id, body)["opportunity"]
     assert (with_orders["stage"], with_orders["cFacturacionSubEstado"], with_orders["isPresaved"]) == (
-        "Cierre ganado", "factura_directa", False)
+        "Cierre ganado",
+        "factura_directa",
+        False,
+    )
     orders = api.listing(opportunity_id, "service-orders")
     assert len(orders) == 1, orders
     order = orders[0]
     assert order["serviceOrderId"] == service_order_id and order["facturado"] is False
     assert order["metadata"] == {"descripcion": "Procedimiento láser", "numero_os": f"OS-{service_order_id}"}
     assert order["lastCheckedAt"] is not None, "the PUT checks its pending O.S at invoice-mifact"
-    registered = [r for r in api.listing(opportunity_id, "action-history")
-                  if r["action"] == "service_orders_registered"]
+    registered = [
+        r for r in api.listing(opportunity_id, "action-history") if r["action"] == "service_orders_registered"
+    ]
     assert len(registered) == 1 and service_order_id in registered[0]["data"]["serviceOrderIds"]
 
     # Once invoice-mifact invoices the O.S, the next PUT completes it (README "Service orders").
@@ -87,15 +98,18 @@ def test_appointment_then_direct_invoice_then_service_order_close_one_opportunit
     api.put_process(opportunity_id, {"cClinicHistory": clinic_history})
     order = api.listing(opportunity_id, "service-orders")[0]
     assert order["facturado"] is True and order["invoiceResultHeadId"] == reservation_id
-    kinds = sorted(a["kind"] for a in api.listing(opportunity_id, "attachments")
-                   if a["serviceOrderId"] == service_order_id)
+    kinds = sorted(
+        a["kind"] for a in api.listing(opportunity_id, "attachments") if a["serviceOrderId"] == service_order_id
+    )
     assert kinds == ["comprobante_dolares", "comprobante_soles"]
 
     history = api.listing(opportunity_id, "action-history")
     assert {"meeting_created", "closed_won", "service_orders_registered", "service_order_invoiced"} <= set(
-        actions(history))
+        actions(history)
+    )
     assert [r["createdAt"] for r in history] == sorted((r["createdAt"] for r in history), reverse=True), (
-        "history is newest first")
+        "history is newest first"
+    )
     assert len(api.listing(opportunity_id, "meetings")) == 1
     assert len(sv.patches(reservation_id)) == 1, "the same clinic history is not sent to SV twice"
 
@@ -148,8 +162,11 @@ def test_eight_identical_puts_at_once_make_one_meeting(api, stack, new_id):
         meetings = [m for m in api.listing(opportunity_id, "meetings") if m["reservationId"] == reservation_id]
         if len(meetings) != 1:
             problems.append(f"round {round_number}: {len(meetings)} meetings for the reservation")
-        created = [r for r in api.listing(opportunity_id, "action-history")
-                   if r["action"] == "meeting_created" and r["data"].get("reservationId") == reservation_id]
+        created = [
+            r
+            for r in api.listing(opportunity_id, "action-history")
+            if r["action"] == "meeting_created" and r["data"].get("reservationId") == reservation_id
+        ]
         if len(created) != 1:
             problems.append(f"round {round_number}: {len(created)} meeting_created records for the reservation")
     assert not problems, "\n".join(problems)

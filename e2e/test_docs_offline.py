@@ -1,5 +1,6 @@
 """The API docs and the admin work without the internet: every page and every stylesheet or
 script it loads comes from the server itself (README "Quick start": docs at /api/docs/, /api/redoc/)."""
+
 from __future__ import annotations
 
 import re

@@ -1,5 +1,6 @@
 """What any HTTP client gets at the edges of the API: bodies too large, paths that do not exist
 (README "Decisions": every error is JSON)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,7 +59,8 @@ def test_bodies_over_the_limit_answer_a_json_413_and_change_nothing(stack, api, 
     assert api.listing(opportunity_id, "action-history") == history_before
     failures = [f"{what}: {problem}" for what, problem in outcomes if problem]
     assert not failures, f"{len(failures)} of {len(outcomes)} requests did not answer a JSON 413:\n" + "\n".join(
-        failures)
+        failures
+    )
 
 
 UNKNOWN_PATHS = ["/opportunity/update-opportunity-process/1", "/opportunity/a%2Fb/whatever", "/nope"]
@@ -77,4 +79,5 @@ def test_unknown_paths_answer_a_json_404_whatever_the_method(stack, with_token):
                 outcomes.append((f"{method} {path}", json_error(response, 404)))
     failures = [f"{what}: {problem}" for what, problem in outcomes if problem]
     assert not failures, f"{len(failures)} of {len(outcomes)} requests did not answer a JSON 404:\n" + "\n".join(
-        failures)
+        failures
+    )

@@ -1,5 +1,6 @@
 """Service orders (O.S) and the poller, as cron and an operator run it (README "Service orders and
 the poller")."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,25 @@ SUMMARY_RE = re.compile(
     r"^poll_invoices: pending=\d+ checked=(\d+) invoiced=(\d+) errors=(\d+) left=\d+ seconds=[\d.]+"
 )
 #: Words that make a one-line reason read as Spanish (at least two must appear).
-SPANISH_WORDS = {"no", "se", "pudo", "con", "el", "la", "de", "del", "está", "configurada", "configurado",
-                 "conectar", "respondió", "disponible", "servicio", "credenciales", "rechazó"}
+SPANISH_WORDS = {
+    "no",
+    "se",
+    "pudo",
+    "con",
+    "el",
+    "la",
+    "de",
+    "del",
+    "está",
+    "configurada",
+    "configurado",
+    "conectar",
+    "respondió",
+    "disponible",
+    "servicio",
+    "credenciales",
+    "rechazó",
+}
 
 
 def summary(stdout: str) -> tuple[int, int, int]:
@@ -52,11 +70,15 @@ def test_poll_right_after_a_put_completes_the_service_order_invoiced_meanwhile(a
     assert checked >= 1 and invoiced >= 1, f"the O.S the PUT checked a moment ago was skipped: {result.stdout!r}"
     opportunity = api.opportunity(opportunity_id)
     assert (opportunity["stage"], opportunity["cFacturacionSubEstado"], opportunity["isPresaved"]) == (
-        "Cierre ganado", "factura_directa", False)
+        "Cierre ganado",
+        "factura_directa",
+        False,
+    )
     (order,) = api.listing(opportunity_id, "service-orders")
     assert order["facturado"] is True and order["invoiceResultHeadId"] == service_order_id
-    kinds = sorted(a["kind"] for a in api.listing(opportunity_id, "attachments")
-                   if a["serviceOrderId"] == service_order_id)
+    kinds = sorted(
+        a["kind"] for a in api.listing(opportunity_id, "attachments") if a["serviceOrderId"] == service_order_id
+    )
     assert kinds == ["comprobante_dolares", "comprobante_soles"]
 
 
@@ -95,7 +117,8 @@ def test_polling_while_invoice_mifact_is_down_exits_non_zero_with_a_spanish_reas
             problems.append(f"not configured: misleading reason ({wrong!r})")
 
     assert not problems, "\n".join(problems) + "".join(
-        f"\n--- {case}: exit {r.returncode}\nstdout: {r.stdout!r}\nstderr: {r.stderr!r}" for case, r in runs.items())
+        f"\n--- {case}: exit {r.returncode}\nstdout: {r.stdout!r}\nstderr: {r.stderr!r}" for case, r in runs.items()
+    )
 
 
 def test_two_pollers_at_once_download_and_attach_each_invoice_exactly_once(api, stack, mifact, new_id):
@@ -119,7 +142,7 @@ def test_two_pollers_at_once_download_and_attach_each_invoice_exactly_once(api, 
                 p.kill()
             raise
 
-    for poller, (stdout, stderr) in zip(pollers, outputs):
+    for poller, (stdout, stderr) in zip(pollers, outputs, strict=True):
         assert poller.returncode == 0, (poller.returncode, stdout, stderr)
         assert "Traceback" not in stderr, stderr
     counts = [summary(stdout) for stdout, _ in outputs]
@@ -131,7 +154,8 @@ def test_two_pollers_at_once_download_and_attach_each_invoice_exactly_once(api, 
         assert (opportunity["cFacturacionSubEstado"], opportunity["isPresaved"]) == ("factura_directa", False)
         orders = api.listing(opportunity_id, "service-orders")
         assert {(o["serviceOrderId"], o["facturado"], o["invoiceResultHeadId"]) for o in orders} == {
-            (so, True, so) for so in ids}
+            (so, True, so) for so in ids
+        }
         attachments = api.listing(opportunity_id, "attachments")
         pairs = Counter((a["serviceOrderId"], a["kind"]) for a in attachments)
         expected = {(so, kind) for so in ids for kind in ("comprobante_soles", "comprobante_dolares")}
@@ -147,4 +171,6 @@ def test_two_pollers_at_once_download_and_attach_each_invoice_exactly_once(api, 
         assert served[("GET", f"/api/service-order/{service_order_id}/invoice-status")] == 1, service_order_id
         for currency in ("soles", "dolares"):
             assert served[("GET", f"/api/files/os-{service_order_id}-{currency}.pdf")] == 1, (
-                service_order_id, currency)
+                service_order_id,
+                currency,
+            )

@@ -1,4 +1,5 @@
 """The clinic history reaches SV, also when SV was down during the PUT (README "SV sync")."""
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,9 @@ def test_a_clinic_history_saved_while_sv_is_down_is_delivered_once_by_sync_sv(ap
     finally:
         sv.up()
     assert (answer["opportunity"]["cClinicHistory"], answer["opportunity"]["reservationId"]) == (
-        clinic_history, reservation_id)
+        clinic_history,
+        reservation_id,
+    )
     assert sv.patches(reservation_id) == [], "SV was down: nothing can have reached it"
 
     # The failed attempt of the PUT is retried after SV_SYNC_BACKOFF_SECONDS.

@@ -13,6 +13,7 @@ in the services (history, meetings, closing, SV delivery):
 - Comprobantes (attachments): read-only; they come only from downloads. The PDF is served by a
   staff-only view (`<attachment pk>/download/` under the attachment admin), never from MEDIA_ROOT.
 """
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -70,14 +71,23 @@ class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 50
     ordering = ("-created_at", "-id")
     # `file` is never shown as a form field: the stored name is internal and must not be edited.
-    fields = ("opportunity", "kind", "file_name", "size", "sha256", "content_type", "source_url",
-              "service_order_id", "created_at", "download_link")
+    fields = (
+        "opportunity",
+        "kind",
+        "file_name",
+        "size",
+        "sha256",
+        "content_type",
+        "source_url",
+        "service_order_id",
+        "created_at",
+        "download_link",
+    )
     readonly_fields = fields
 
     @admin.display(description="PDF")
     def download_link(self, obj: Attachment) -> str:
         return format_html('<a href="{}" target="_blank" rel="noopener">Ver PDF</a>', attachment_download_url(obj))
-
 
     def get_urls(self) -> list[URLPattern]:
         download = path(
@@ -111,16 +121,35 @@ class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class SvDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The SV outbox (CONTRACT.md 8): what was, or still has to be, sent to the clinic system."""
 
-    list_display = ("created_at", "opportunity", "reservation_id", "clinic_history", "status", "attempts",
-                    "next_attempt_at", "delivered_at", "last_error_short")
+    list_display = (
+        "created_at",
+        "opportunity",
+        "reservation_id",
+        "clinic_history",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "last_error_short",
+    )
     list_filter = ("status", "created_at", "delivered_at")
     search_fields = ("=opportunity__id", "=reservation_id", "clinic_history")
     search_help_text = "Buscar por id de la oportunidad, reserva o historia clínica."
     list_select_related = ("opportunity",)
     list_per_page = 100
     ordering = ("-created_at", "-id")
-    fields = ("opportunity", "reservation_id", "clinic_history", "status", "attempts", "next_attempt_at",
-              "delivered_at", "last_error", "created_at", "updated_at")
+    fields = (
+        "opportunity",
+        "reservation_id",
+        "clinic_history",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "last_error",
+        "created_at",
+        "updated_at",
+    )
     readonly_fields = fields
     actions = ("retry_now",)
 
@@ -128,15 +157,15 @@ class SvDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def last_error_short(self, obj: SvDelivery) -> str:
         return obj.last_error[:80] + ("…" if len(obj.last_error) > 80 else "")
 
-
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("opportunities.view_svdelivery") and request.user.is_staff
 
     @admin.action(description="Reintentar envío a SV ahora", permissions=["retry"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[SvDelivery]) -> None:
         retriable = list(
-            queryset.filter(status__in=[SvDelivery.Status.PENDING, SvDelivery.Status.FAILED])
-            .values_list("pk", flat=True)[:ADMIN_SV_RETRY_MAX_ROWS]
+            queryset.filter(status__in=[SvDelivery.Status.PENDING, SvDelivery.Status.FAILED]).values_list(
+                "pk", flat=True
+            )[:ADMIN_SV_RETRY_MAX_ROWS]
         )
         if not retriable:
             messages.warning(request, "Ninguno de los envíos seleccionados está pendiente o fallido.")
@@ -150,7 +179,8 @@ class SvDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         failed = len(retriable) - delivered - counts.get("skipped", 0)
         level = messages.SUCCESS if failed == 0 else messages.WARNING
         messages.add_message(
-            request, level,
+            request,
+            level,
             f"Reintentados: {len(retriable)}. Entregados: {delivered}. Con error: {failed}. "
             f"En curso por otro proceso: {counts.get('skipped', 0)}.",
         )

@@ -1,4 +1,5 @@
 """The action history: the records a unit of work writes on an opportunity, in one INSERT."""
+
 from __future__ import annotations
 
 import datetime as dt

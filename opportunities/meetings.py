@@ -1,4 +1,5 @@
 """Meetings: one per SV reservation of an opportunity, made from its appointment data."""
+
 from __future__ import annotations
 
 import datetime as dt

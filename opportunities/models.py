@@ -2,6 +2,7 @@
 
 Tables and columns follow the source document sections 2, 4 and 5 (CONTRACT.md section 1).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -50,8 +51,12 @@ class Opportunity(models.Model):
     c_customer_document_type = models.CharField("tipo de documento del cliente", max_length=20, blank=True, default="")
     c_customer_document = models.CharField("documento del cliente", max_length=20, blank=True, default="")
     c_patientsname = models.CharField("nombre del paciente", max_length=200, blank=True, default="")
-    c_patients_paternal_last_name = models.CharField("apellido paterno del paciente", max_length=100, blank=True, default="")
-    c_patients_maternal_last_name = models.CharField("apellido materno del paciente", max_length=100, blank=True, default="")
+    c_patients_paternal_last_name = models.CharField(
+        "apellido paterno del paciente", max_length=100, blank=True, default=""
+    )
+    c_patients_maternal_last_name = models.CharField(
+        "apellido materno del paciente", max_length=100, blank=True, default=""
+    )
     c_patient_document = models.CharField("documento del paciente", max_length=20, blank=True, default="")
     c_patient_document_type = models.CharField("tipo de documento del paciente", max_length=20, blank=True, default="")
     c_clinic_history = models.CharField("historia clínica", max_length=50, blank=True, default="", db_index=True)
@@ -93,7 +98,9 @@ class Meeting(models.Model):
     class Status(models.TextChoices):
         PLANNED = "Planned", "Planificada"
 
-    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="meetings", verbose_name="oportunidad")
+    opportunity = models.ForeignKey(
+        Opportunity, on_delete=models.CASCADE, related_name="meetings", verbose_name="oportunidad"
+    )
     name = models.CharField("nombre", max_length=255)
     status = models.CharField("estado", max_length=20, choices=Status.choices, default=Status.PLANNED)
     date_start = models.DateTimeField("inicio", null=True, blank=True)
@@ -132,9 +139,13 @@ class ActionHistory(models.Model):
         SERVICE_ORDERS_REGISTERED = "service_orders_registered", "O.S registradas"
         SERVICE_ORDER_INVOICED = "service_order_invoiced", "O.S facturada"
 
-    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="history", verbose_name="oportunidad")
+    opportunity = models.ForeignKey(
+        Opportunity, on_delete=models.CASCADE, related_name="history", verbose_name="oportunidad"
+    )
     action = models.CharField("acción", max_length=40, choices=Action.choices)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name="usuario")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name="usuario"
+    )
     user_name = models.CharField("nombre de usuario", max_length=150, null=True, blank=True)
     data = models.JSONField("datos", default=dict, blank=True)
     created_at = models.DateTimeField("fecha", auto_now_add=True)
@@ -149,7 +160,7 @@ class ActionHistory(models.Model):
         return f"{self.action} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
-def attachment_upload_to(instance: "Attachment", filename: str) -> str:
+def attachment_upload_to(instance: Attachment, filename: str) -> str:
     return f"invoices/{instance.opportunity_id}/{filename}"
 
 
@@ -163,7 +174,9 @@ class Attachment(models.Model):
         COMPROBANTE_SOLES = "comprobante_soles", "Comprobante en soles"
         COMPROBANTE_DOLARES = "comprobante_dolares", "Comprobante en dólares"
 
-    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="attachments", verbose_name="oportunidad")
+    opportunity = models.ForeignKey(
+        Opportunity, on_delete=models.CASCADE, related_name="attachments", verbose_name="oportunidad"
+    )
     kind = models.CharField("tipo", max_length=30, choices=Kind.choices)
     file = models.FileField("archivo", upload_to=attachment_upload_to, max_length=255)
     file_name = models.CharField("nombre de archivo", max_length=255)
@@ -200,7 +213,9 @@ class SvDelivery(models.Model):
         FAILED = "failed", "Fallida (sin más reintentos)"
         SUPERSEDED = "superseded", "Reemplazada por otra historia clínica"
 
-    opportunity = models.ForeignKey(Opportunity, on_delete=models.CASCADE, related_name="sv_deliveries", verbose_name="oportunidad")
+    opportunity = models.ForeignKey(
+        Opportunity, on_delete=models.CASCADE, related_name="sv_deliveries", verbose_name="oportunidad"
+    )
     reservation_id = models.PositiveIntegerField("reserva (SV)")
     clinic_history = models.CharField("historia clínica", max_length=50)
     status = models.CharField("estado", max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -220,8 +235,9 @@ class SvDelivery(models.Model):
         # No unique pair: going back to an earlier clinic history (A -> B -> A) is a new delivery,
         # so that SV ends with the newest value. The latest row per reservation decides.
         indexes = [
-            models.Index(fields=["next_attempt_at", "id"], condition=models.Q(status="pending"),
-                         name="sv_delivery_due_idx"),
+            models.Index(
+                fields=["next_attempt_at", "id"], condition=models.Q(status="pending"), name="sv_delivery_due_idx"
+            ),
             models.Index(fields=["opportunity", "reservation_id", "-created_at"], name="sv_delivery_latest_idx"),
         ]
 

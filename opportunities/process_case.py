@@ -1,5 +1,6 @@
 """The fields a process update may write, and the four cases it is classified into by the keys
 it carries (README "Decisions")."""
+
 from __future__ import annotations
 
 import enum

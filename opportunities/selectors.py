@@ -1,4 +1,5 @@
 """Reads on opportunities and what hangs from them (CONTRACT.md section 4)."""
+
 from __future__ import annotations
 
 import re

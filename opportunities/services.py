@@ -1,5 +1,6 @@
 """Writes on opportunities: create, and close as *Cierre ganado*. Keyword-only; the caller's
 transaction (or one of their own) holds every write."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -97,7 +98,10 @@ def opportunity_correct(
     with transaction.atomic():
         opportunity.save(update_fields=[*changed, "modified_at"])
         changes = {
-            CORRECTABLE_COLUMNS[column]: {"old": jsonable(old_values[column]), "new": jsonable(getattr(opportunity, column))}
+            CORRECTABLE_COLUMNS[column]: {
+                "old": jsonable(old_values[column]),
+                "new": jsonable(getattr(opportunity, column)),
+            }
             for column in changed
         }
         log = HistoryLog(opportunity=opportunity, user=user)

@@ -6,6 +6,7 @@
 payment. Sign-in (`POST {URL_SV}/auth/signin`), token reuse, the single re-sign-in on 401 and the
 translation of `requests` errors come from `crm.outgoing.BearerApiClient`.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -59,7 +60,7 @@ class SvClient(BearerApiClient):
     bad_response_error = SvRejected
 
     @classmethod
-    def from_settings(cls, *, timeout: float | None = None) -> "SvClient":
+    def from_settings(cls, *, timeout: float | None = None) -> SvClient:
         """Build from `URL_SV` and `SV_USERNAME`/`SV_PASSWORD` (falling back to `*_ADMIN`).
 
         Raises `SvNotConfigured` when `URL_SV` or the credentials are unset.

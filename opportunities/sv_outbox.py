@@ -5,6 +5,7 @@ A row is written in the process update's transaction, tried once right after the
 delivered by `manage.py sync_sv` with exponential backoff while SV fails. Rows are claimed
 (`crm.claims`), so two runs never deliver one row twice.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -180,8 +181,10 @@ class SvSyncSummary:
 
     @property
     def line(self) -> str:
-        text = (f"sync_sv: due={self.due} delivered={self.delivered} retried={self.retried} "
-                f"failed={self.failed} seconds={self.seconds:.2f}")
+        text = (
+            f"sync_sv: due={self.due} delivered={self.delivered} retried={self.retried} "
+            f"failed={self.failed} seconds={self.seconds:.2f}"
+        )
         return f"{text} fatal={self.fatal!r}" if self.fatal else text
 
 
@@ -214,8 +217,12 @@ def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvS
         while limit is None or done < limit:
             size = batch_size if limit is None else min(batch_size, limit - done)
             claim_now = timezone.now()
-            ids = claim_batch(due.order_by(F("next_attempt_at").asc(nulls_first=True), "id"), limit=size,
-                              now=claim_now, until=claim_now + _sv_claim_duration())
+            ids = claim_batch(
+                due.order_by(F("next_attempt_at").asc(nulls_first=True), "id"),
+                limit=size,
+                now=claim_now,
+                until=claim_now + _sv_claim_duration(),
+            )
             if not ids:
                 break
             done += len(ids)

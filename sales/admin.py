@@ -3,6 +3,7 @@ orders, comprobantes, meetings, SV deliveries and action history, and the "check
 action. Staff correct only names, amount and documents (`opportunity_correct`); no add (the
 front-end creates opportunities) and no delete (their comprobantes are fiscal records).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -54,8 +55,7 @@ class MeetingInline(ReadOnlyInline):
 
 class SvDeliveryInline(ReadOnlyInline):
     model = SvDelivery
-    fields = ("reservation_id", "clinic_history", "status", "attempts", "next_attempt_at", "delivered_at",
-              "last_error")
+    fields = ("reservation_id", "clinic_history", "status", "attempts", "next_attempt_at", "delivered_at", "last_error")
     readonly_fields = fields
     ordering = ("-created_at", "-id")
     verbose_name_plural = "envíos de historia clínica a SV"
@@ -97,14 +97,52 @@ class OpportunityAdmin(admin.ModelAdmin):
     actions = ("check_invoice_status_now",)
     inlines = (ServiceOrderInline, AttachmentInline, MeetingInline, SvDeliveryInline, ActionHistoryInline)
     fieldsets = (
-        (None, {"fields": ("id", "name", "amount", "stage", "c_facturacion_sub_estado", "is_presaved",
-                           "created_at", "modified_at")}),
-        ("Cliente", {"fields": ("c_last_name_father", "c_last_name_mother", "c_customer_document_type",
-                                "c_customer_document")}),
-        ("Paciente", {"fields": ("c_patientsname", "c_patients_paternal_last_name", "c_patients_maternal_last_name",
-                                 "c_patient_document_type", "c_patient_document", "c_clinic_history")}),
-        ("Cita", {"fields": ("reservation_id", "c_date_reservation", "c_appointment", "c_doctor", "c_environment",
-                             "c_specialty", "c_tariff")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "amount",
+                    "stage",
+                    "c_facturacion_sub_estado",
+                    "is_presaved",
+                    "created_at",
+                    "modified_at",
+                )
+            },
+        ),
+        (
+            "Cliente",
+            {"fields": ("c_last_name_father", "c_last_name_mother", "c_customer_document_type", "c_customer_document")},
+        ),
+        (
+            "Paciente",
+            {
+                "fields": (
+                    "c_patientsname",
+                    "c_patients_paternal_last_name",
+                    "c_patients_maternal_last_name",
+                    "c_patient_document_type",
+                    "c_patient_document",
+                    "c_clinic_history",
+                )
+            },
+        ),
+        (
+            "Cita",
+            {
+                "fields": (
+                    "reservation_id",
+                    "c_date_reservation",
+                    "c_appointment",
+                    "c_doctor",
+                    "c_environment",
+                    "c_specialty",
+                    "c_tariff",
+                )
+            },
+        ),
     )
     # Everything but the correctable columns.
     readonly_fields = (
@@ -142,9 +180,7 @@ class OpportunityAdmin(admin.ModelAdmin):
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> None:
         rows = (
-            pending_service_orders()
-            .filter(opportunity_id__in=queryset.values("pk"))
-            .order_by("opportunity_id", "id")
+            pending_service_orders().filter(opportunity_id__in=queryset.values("pk")).order_by("opportunity_id", "id")
         )
         service_orders_check_now(
             request=request,

@@ -1,5 +1,6 @@
 """The REST API of opportunities and their service orders (README "API"): validate, call one service,
 serialize."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,11 +53,20 @@ PROCESS_UPDATE_EXAMPLES = [
         "8.1 Actualizar datos y cita (sin cerrar)",
         request_only=True,
         value={
-            "cLastNameFather": "Quispe", "cCustomerDocumentType": "DNI", "cCustomerDocument": "45678912",
-            "cPatientsname": "Lucía", "cPatientsPaternalLastName": "Quispe",
-            "cPatientsMaternalLastName": "Mamani", "cPatientDocument": "71234567", "cPatientDocumentType": "DNI",
-            "cAppointment": "15:30 - 16:00", "cDateReservation": "2026-03-02", "cDoctor": "Dra. Paredes",
-            "cEnvironment": "Consultorio 3", "cSpecialty": "Dermatología", "cTariff": "Particular",
+            "cLastNameFather": "Quispe",
+            "cCustomerDocumentType": "DNI",
+            "cCustomerDocument": "45678912",
+            "cPatientsname": "Lucía",
+            "cPatientsPaternalLastName": "Quispe",
+            "cPatientsMaternalLastName": "Mamani",
+            "cPatientDocument": "71234567",
+            "cPatientDocumentType": "DNI",
+            "cAppointment": "15:30 - 16:00",
+            "cDateReservation": "2026-03-02",
+            "cDoctor": "Dra. Paredes",
+            "cEnvironment": "Consultorio 3",
+            "cSpecialty": "Dermatología",
+            "cTariff": "Particular",
             "reservationId": 98765,
             "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
         },
@@ -65,16 +75,20 @@ PROCESS_UPDATE_EXAMPLES = [
         "8.2 Cierre ganado con factura directa",
         request_only=True,
         value={
-            "cClinicHistory": "HC-000123", "cPatientsname": "Lucía",
-            "cFacturas": {"comprobante_soles": "https://facturas.example.com/F001-123.pdf",
-                          "comprobante_dolares": None},
+            "cClinicHistory": "HC-000123",
+            "cPatientsname": "Lucía",
+            "cFacturas": {
+                "comprobante_soles": "https://facturas.example.com/F001-123.pdf",
+                "comprobante_dolares": None,
+            },
         },
     ),
     OpenApiExample(
         "8.3 Cierre ganado con O.S",
         request_only=True,
         value={
-            "cClinicHistory": "HC-000123", "cOrdenesServicio": [456],
+            "cClinicHistory": "HC-000123",
+            "cOrdenesServicio": [456],
             "cOrdenesServicioMetadata": {"456": {"descripcion": "Procedimiento láser", "numero_os": "OS-456"}},
         },
     ),
@@ -99,14 +113,32 @@ class OpportunityCreateApi(APIView):
         request=OpportunityCreateInputSerializer,
         responses={
             201: ok(OpportunityCreateOutputSerializer, "Oportunidad creada"),
-            **error_responses(400, 401, 413, 415, 503, specific={
-                400: ("Datos inválidos: falta `name` o un campo no es válido (no se creó nada)", [
-                    error_example(400, "Sin nombre", "La solicitud contiene datos inválidos",
-                                  {"name": ["Este campo es requerido."]}),
-                    error_example(400, "Fecha de reserva inválida", "La solicitud contiene datos inválidos",
-                                  {"cDateReservation": ["Debe ser una fecha válida con formato yyyy-MM-dd."]}),
-                ]),
-            }),
+            **error_responses(
+                400,
+                401,
+                413,
+                415,
+                503,
+                specific={
+                    400: (
+                        "Datos inválidos: falta `name` o un campo no es válido (no se creó nada)",
+                        [
+                            error_example(
+                                400,
+                                "Sin nombre",
+                                "La solicitud contiene datos inválidos",
+                                {"name": ["Este campo es requerido."]},
+                            ),
+                            error_example(
+                                400,
+                                "Fecha de reserva inválida",
+                                "La solicitud contiene datos inválidos",
+                                {"cDateReservation": ["Debe ser una fecha válida con formato yyyy-MM-dd."]},
+                            ),
+                        ],
+                    ),
+                },
+            ),
         },
         tags=["opportunity"],
         summary="Crear una oportunidad",
@@ -130,9 +162,13 @@ class OpportunityCreateApi(APIView):
 class OpportunityDetailApi(APIView):
     """`GET /opportunity/<id>`: one opportunity."""
 
-    @extend_schema(responses={200: ok(OpportunityOutputSerializer, "La oportunidad"), **error_responses(401, 404)},
-                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"], summary="Obtener una oportunidad",
-                   description="Una oportunidad por su ID.")
+    @extend_schema(
+        responses={200: ok(OpportunityOutputSerializer, "La oportunidad"), **error_responses(401, 404)},
+        parameters=[OPPORTUNITY_ID_PARAMETER],
+        tags=["opportunity"],
+        summary="Obtener una oportunidad",
+        description="Una oportunidad por su ID.",
+    )
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         return Response(OpportunityOutputSerializer(opportunity).data)
@@ -144,20 +180,44 @@ class OpportunityProcessUpdateApi(APIView):
     @extend_schema(
         request=ProcessUpdateInputSerializer,
         responses={
-            200: ok(ProcessUpdateResponseSerializer,
-                    "Oportunidad actualizada: la oportunidad tal como quedó, y las claves ignoradas"),
-            **error_responses(400, 401, 404, 413, 415, 503, specific={
-                400: ("Datos inválidos, o falta `reservationId` con datos de cita, o `cClinicHistory` para el "
-                      "cierre, o una factura no se pudo descargar: nada se modificó", [
-                    error_example(400, "reservationId faltante", "El campo reservationId no puede estar vacío",
-                                  {"reservationId": ["El campo reservationId no puede estar vacío"]}),
-                    error_example(400, "Fecha de reserva inválida", "La solicitud contiene datos inválidos",
-                                  {"cDateReservation": ["Debe ser una fecha válida con formato yyyy-MM-dd."]}),
-                    error_example(400, "Cierre sin historia clínica",
-                                  "El campo cClinicHistory es obligatorio para el Cierre ganado",
-                                  {"cClinicHistory": ["El campo cClinicHistory es obligatorio para el Cierre ganado"]}),
-                ]),
-            }),
+            200: ok(
+                ProcessUpdateResponseSerializer,
+                "Oportunidad actualizada: la oportunidad tal como quedó, y las claves ignoradas",
+            ),
+            **error_responses(
+                400,
+                401,
+                404,
+                413,
+                415,
+                503,
+                specific={
+                    400: (
+                        "Datos inválidos, o falta `reservationId` con datos de cita, o `cClinicHistory` para el "
+                        "cierre, o una factura no se pudo descargar: nada se modificó",
+                        [
+                            error_example(
+                                400,
+                                "reservationId faltante",
+                                "El campo reservationId no puede estar vacío",
+                                {"reservationId": ["El campo reservationId no puede estar vacío"]},
+                            ),
+                            error_example(
+                                400,
+                                "Fecha de reserva inválida",
+                                "La solicitud contiene datos inválidos",
+                                {"cDateReservation": ["Debe ser una fecha válida con formato yyyy-MM-dd."]},
+                            ),
+                            error_example(
+                                400,
+                                "Cierre sin historia clínica",
+                                "El campo cClinicHistory es obligatorio para el Cierre ganado",
+                                {"cClinicHistory": ["El campo cClinicHistory es obligatorio para el Cierre ganado"]},
+                            ),
+                        ],
+                    ),
+                },
+            ),
         },
         parameters=[OPPORTUNITY_ID_PARAMETER],
         tags=["opportunity"],
@@ -203,11 +263,16 @@ class OpportunityProcessUpdateApi(APIView):
 class MeetingListApi(APIView):
     """`GET /opportunity/<id>/meetings`."""
 
-    @extend_schema(responses={200: ok(MeetingOutputSerializer(many=True), "Las reuniones, la más temprana primero"),
-                              **error_responses(401, 404)},
-                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"],
-                   summary="Reuniones (citas) de la oportunidad",
-                   description="Las reuniones creadas por la actualización del proceso, una por reserva.")
+    @extend_schema(
+        responses={
+            200: ok(MeetingOutputSerializer(many=True), "Las reuniones, la más temprana primero"),
+            **error_responses(401, 404),
+        },
+        parameters=[OPPORTUNITY_ID_PARAMETER],
+        tags=["opportunity"],
+        summary="Reuniones (citas) de la oportunidad",
+        description="Las reuniones creadas por la actualización del proceso, una por reserva.",
+    )
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         meetings = selectors.meeting_list(opportunity=opportunity)
@@ -217,11 +282,16 @@ class MeetingListApi(APIView):
 class ActionHistoryListApi(APIView):
     """`GET /opportunity/<id>/action-history`: newest first."""
 
-    @extend_schema(responses={200: ok(ActionHistoryOutputSerializer(many=True), "El historial, lo más reciente primero"),
-                              **error_responses(401, 404)},
-                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"],
-                   summary="Historial de acciones (más reciente primero)",
-                   description="Qué cambió en la oportunidad, quién y cuándo.")
+    @extend_schema(
+        responses={
+            200: ok(ActionHistoryOutputSerializer(many=True), "El historial, lo más reciente primero"),
+            **error_responses(401, 404),
+        },
+        parameters=[OPPORTUNITY_ID_PARAMETER],
+        tags=["opportunity"],
+        summary="Historial de acciones (más reciente primero)",
+        description="Qué cambió en la oportunidad, quién y cuándo.",
+    )
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         records = selectors.action_history_list(opportunity=opportunity)
@@ -231,10 +301,16 @@ class ActionHistoryListApi(APIView):
 class AttachmentListApi(APIView):
     """`GET /opportunity/<id>/attachments`."""
 
-    @extend_schema(responses={200: ok(AttachmentOutputSerializer(many=True), "Los comprobantes adjuntos"),
-                              **error_responses(401, 404)},
-                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"], summary="Comprobantes adjuntos",
-                   description="Los PDF descargados al cerrar la oportunidad; `downloadUrl` también exige el token.")
+    @extend_schema(
+        responses={
+            200: ok(AttachmentOutputSerializer(many=True), "Los comprobantes adjuntos"),
+            **error_responses(401, 404),
+        },
+        parameters=[OPPORTUNITY_ID_PARAMETER],
+        tags=["opportunity"],
+        summary="Comprobantes adjuntos",
+        description="Los PDF descargados al cerrar la oportunidad; `downloadUrl` también exige el token.",
+    )
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         attachments = selectors.attachment_list(opportunity=opportunity)
@@ -249,13 +325,24 @@ class AttachmentDownloadApi(APIView):
 
     @extend_schema(
         responses={
-            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="Los bytes del PDF, como descarga"),
-            **error_responses(401, 404, specific={
-                404: ("Oportunidad o comprobante no encontrado, o su archivo no está disponible", [
-                    error_example(404, "Comprobante inexistente", "Recurso no encontrado"),
-                    error_example(404, "Archivo no disponible", "El archivo del comprobante no está disponible"),
-                ]),
-            }),
+            (200, "application/pdf"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="Los bytes del PDF, como descarga"
+            ),
+            **error_responses(
+                401,
+                404,
+                specific={
+                    404: (
+                        "Oportunidad o comprobante no encontrado, o su archivo no está disponible",
+                        [
+                            error_example(404, "Comprobante inexistente", "Recurso no encontrado"),
+                            error_example(
+                                404, "Archivo no disponible", "El archivo del comprobante no está disponible"
+                            ),
+                        ],
+                    ),
+                },
+            ),
         },
         parameters=[OPPORTUNITY_ID_PARAMETER, ATTACHMENT_ID_PARAMETER],
         tags=["opportunity"],
@@ -269,19 +356,22 @@ class AttachmentDownloadApi(APIView):
             handle = attachment.file.open("rb")
         except (FileNotFoundError, OSError):
             raise ApiError("El archivo del comprobante no está disponible", status_code=404) from None
-        return FileResponse(
-            handle, content_type="application/pdf", as_attachment=True, filename=attachment.file_name
-        )
+        return FileResponse(handle, content_type="application/pdf", as_attachment=True, filename=attachment.file_name)
 
 
 class ServiceOrderListApi(APIView):
     """`GET /opportunity/<id>/service-orders`."""
 
-    @extend_schema(responses={200: ok(ServiceOrderOutputSerializer(many=True), "Las órdenes de servicio"),
-                              **error_responses(401, 404)},
-                   parameters=[OPPORTUNITY_ID_PARAMETER], tags=["opportunity"],
-                   summary="Órdenes de servicio (O.S) de la oportunidad",
-                   description="Las O.S de la oportunidad con su estado de facturación en invoice-mifact.")
+    @extend_schema(
+        responses={
+            200: ok(ServiceOrderOutputSerializer(many=True), "Las órdenes de servicio"),
+            **error_responses(401, 404),
+        },
+        parameters=[OPPORTUNITY_ID_PARAMETER],
+        tags=["opportunity"],
+        summary="Órdenes de servicio (O.S) de la oportunidad",
+        description="Las O.S de la oportunidad con su estado de facturación en invoice-mifact.",
+    )
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         return Response(ServiceOrderOutputSerializer(service_order_list(opportunity=opportunity), many=True).data)

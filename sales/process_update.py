@@ -3,6 +3,7 @@ appointment data, the meeting, and the close as *Cierre ganado* by direct invoic
 or by service orders (`cOrdenesServicio`) (README "Decisions"). It orchestrates the opportunity
 core and billing; neither of them knows it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,9 +54,7 @@ def _download_facturas(facturas: Mapping[str, str]) -> list[tuple[str, Downloade
         ) from exc
 
 
-def _apply_fields(
-    *, opportunity: Opportunity, data: Mapping[str, Any]
-) -> dict[str, dict[str, Any]]:
+def _apply_fields(*, opportunity: Opportunity, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     changes: dict[str, dict[str, Any]] = {}
     for key, column in FIELD_COLUMNS.items():
         if key not in data:
@@ -69,7 +68,9 @@ def _apply_fields(
 
 def _require_clinic_history(data: Mapping[str, Any], stored: str) -> None:
     if not (data.get("cClinicHistory") or stored):
-        raise InvalidRequest(CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]})
+        raise InvalidRequest(
+            CLINIC_HISTORY_REQUIRED_MESSAGE, errors={"cClinicHistory": [CLINIC_HISTORY_REQUIRED_MESSAGE]}
+        )
 
 
 def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tuple[Opportunity, Meeting | None]:
@@ -172,5 +173,3 @@ def opportunity_process_update(
     if opportunity_check_service_orders(opportunity_id=opportunity_id):
         opportunity.refresh_from_db()
     return opportunity
-
-

@@ -3,6 +3,7 @@
 Keys are the front-end's camelCase names; `opportunities.process_case.FIELD_COLUMNS` maps each one
 to its model column.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,10 +87,12 @@ def drop_unsent(value: Any) -> Any:
 class FacturasInputSerializer(serializers.Serializer):
     """`cFacturas`: public URLs of the invoice PDFs (source document section 2.2)."""
 
-    comprobante_soles = HttpUrlField(required=False, allow_null=True, allow_blank=True,
-                                     help_text="URL del comprobante en soles")
-    comprobante_dolares = HttpUrlField(required=False, allow_null=True, allow_blank=True,
-                                       help_text="URL del comprobante en dólares")
+    comprobante_soles = HttpUrlField(
+        required=False, allow_null=True, allow_blank=True, help_text="URL del comprobante en soles"
+    )
+    comprobante_dolares = HttpUrlField(
+        required=False, allow_null=True, allow_blank=True, help_text="URL del comprobante en dólares"
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         return super().to_internal_value(drop_unsent(data))
@@ -108,16 +111,21 @@ class OpportunityFieldsInputSerializer(serializers.Serializer):
     cPatientDocument = _text("c_patient_document")
     cPatientDocumentType = _text("c_patient_document_type")
     cClinicHistory = _text("c_clinic_history")
-    cAppointment = AppointmentRangeField(required=False, allow_null=True, allow_blank=True,
-                                         max_length=_max_length("c_appointment"),
-                                         help_text='Rango de horario "HH:MM - HH:MM"')
+    cAppointment = AppointmentRangeField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=_max_length("c_appointment"),
+        help_text='Rango de horario "HH:MM - HH:MM"',
+    )
     cDateReservation = ReservationDateField(required=False, allow_null=True, help_text="Fecha de reserva yyyy-MM-dd")
     cDoctor = _text("c_doctor")
     cEnvironment = _text("c_environment")
     cSpecialty = _text("c_specialty")
     cTariff = _text("c_tariff")
     reservationId = PositiveInt32Field(
-        required=False, allow_null=True,
+        required=False,
+        allow_null=True,
         help_text="ID de la reserva en SV; obligatorio cuando se envían datos de cita",
     )
 
@@ -131,15 +139,21 @@ class ProcessUpdateInputSerializer(OpportunityFieldsInputSerializer):
     """Body of `PUT /opportunity/update-opportunity-procces/<id>` (source document section 2)."""
 
     cFacturas = FacturasInputSerializer(
-        required=False, allow_null=True,
+        required=False,
+        allow_null=True,
         help_text="URLs de los comprobantes; al menos una no nula cierra como Cierre ganado (factura_directa)",
     )
     cOrdenesServicio = serializers.ListField(
-        child=PositiveInt32Field(), required=False, allow_null=True, max_length=100,
+        child=PositiveInt32Field(),
+        required=False,
+        allow_null=True,
+        max_length=100,
         help_text="IDs de órdenes de servicio (invoice-mifact-v3); no vacío cierra como Cierre ganado",
     )
     cOrdenesServicioMetadata = serializers.DictField(
-        child=serializers.DictField(allow_empty=True), required=False, allow_null=True,
+        child=serializers.DictField(allow_empty=True),
+        required=False,
+        allow_null=True,
         help_text="Metadata por O.S: { [serviceOrderId]: { descripcion?, numero_os?, ... } }",
     )
 
@@ -224,8 +238,19 @@ class MeetingOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Meeting
-        fields = ["id", "name", "status", "dateStart", "dateEnd", "doctor", "environment",
-                  "specialty", "tariff", "reservationId", "createdAt"]
+        fields = [
+            "id",
+            "name",
+            "status",
+            "dateStart",
+            "dateEnd",
+            "doctor",
+            "environment",
+            "specialty",
+            "tariff",
+            "reservationId",
+            "createdAt",
+        ]
         read_only_fields = fields
 
 
@@ -254,8 +279,18 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Attachment
-        fields = ["id", "kind", "fileName", "size", "sha256", "contentType", "sourceUrl",
-                  "serviceOrderId", "createdAt", "downloadUrl"]
+        fields = [
+            "id",
+            "kind",
+            "fileName",
+            "size",
+            "sha256",
+            "contentType",
+            "sourceUrl",
+            "serviceOrderId",
+            "createdAt",
+            "downloadUrl",
+        ]
         read_only_fields = fields
 
     def get_downloadUrl(self, obj: Attachment) -> str:
@@ -279,6 +314,16 @@ class ServiceOrderOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OpportunityServiceOrder
-        fields = ["serviceOrderId", "metadata", "facturado", "invoiceResultHeadId", "urlSoles", "urlDolares",
-                  "lastCheckedAt", "lastError", "createdAt", "updatedAt"]
+        fields = [
+            "serviceOrderId",
+            "metadata",
+            "facturado",
+            "invoiceResultHeadId",
+            "urlSoles",
+            "urlDolares",
+            "lastCheckedAt",
+            "lastError",
+            "createdAt",
+            "updatedAt",
+        ]
         read_only_fields = fields

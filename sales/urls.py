@@ -1,4 +1,5 @@
 """Routes of the API; each is served with and without a trailing slash."""
+
 from django.urls import re_path
 
 from . import apis
@@ -10,7 +11,11 @@ urlpatterns = [
         apis.OpportunityProcessUpdateApi.as_view(),
         name="opportunity-process-update",
     ),
-    re_path(r"^opportunity/(?P<opportunity_id>[^/]+)/meetings/?$", apis.MeetingListApi.as_view(), name="opportunity-meetings"),
+    re_path(
+        r"^opportunity/(?P<opportunity_id>[^/]+)/meetings/?$",
+        apis.MeetingListApi.as_view(),
+        name="opportunity-meetings",
+    ),
     re_path(
         r"^opportunity/(?P<opportunity_id>[^/]+)/action-history/?$",
         apis.ActionHistoryListApi.as_view(),
@@ -31,5 +36,7 @@ urlpatterns = [
         apis.ServiceOrderListApi.as_view(),
         name="opportunity-service-orders",
     ),
-    re_path(r"^opportunity/(?P<opportunity_id>[^/]+)/?$", apis.OpportunityDetailApi.as_view(), name="opportunity-detail"),
+    re_path(
+        r"^opportunity/(?P<opportunity_id>[^/]+)/?$", apis.OpportunityDetailApi.as_view(), name="opportunity-detail"
+    ),
 ]

@@ -20,6 +20,7 @@ closed by its direct invoice); 1 with a message on any failed step; 130 on Ctrl-
 subprocesses are always stopped and the throw-away folder removed. Needs only `requests`
 besides the project (run it with the project's virtualenv python).
 """
+
 from __future__ import annotations
 
 import os
@@ -118,7 +119,11 @@ class Demo:
         """Run `manage.py <args>` to completion; return its output. Raises DemoError on failure."""
         try:
             done = subprocess.run(
-                [PYTHON, str(MANAGE), *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                [PYTHON, str(MANAGE), *args],
+                cwd=ROOT,
+                env=self.env,
+                capture_output=True,
+                text=True,
                 timeout=COMMAND_TIMEOUT,
             )
         except subprocess.TimeoutExpired as exc:
@@ -134,7 +139,11 @@ class Demo:
         log_path = self.workdir / f"{name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [PYTHON, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [PYTHON, *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         self.processes[name] = (process, log_path)
@@ -145,7 +154,9 @@ class Demo:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise DemoError(f"{name} exited with status {process.returncode} while starting:\n{self.log_tail(name)}")
+                raise DemoError(
+                    f"{name} exited with status {process.returncode} while starting:\n{self.log_tail(name)}"
+                )
             try:
                 if requests.get(url, timeout=2).ok:
                     return
@@ -186,7 +197,9 @@ class Demo:
         except requests.RequestException as exc:
             raise DemoError(f"{method} {path} failed: {exc}") from exc
         if response.status_code != expect:
-            raise DemoError(f"{method} {path} answered {response.status_code} (expected {expect}): {response.text[:1000]}")
+            raise DemoError(
+                f"{method} {path} answered {response.status_code} (expected {expect}): {response.text[:1000]}"
+            )
         try:
             return response.json()
         except ValueError as exc:
@@ -217,8 +230,19 @@ class Demo:
         say("    " + self.manage("create_demo_user", "--username", DEMO_USER, "--password", DEMO_PASSWORD))
 
         step("starting the invoice-mifact stand-in and the API server")
-        self.spawn("mifact_standin", "-m", "devtools.mifact_standin", "--host", "127.0.0.1",
-                   "--port", str(self.mifact_port), "--username", MIFACT_USER, "--password", MIFACT_PASSWORD)
+        self.spawn(
+            "mifact_standin",
+            "-m",
+            "devtools.mifact_standin",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.mifact_port),
+            "--username",
+            MIFACT_USER,
+            "--password",
+            MIFACT_PASSWORD,
+        )
         self.spawn("runserver", str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{self.api_port}")
         self.wait_until_up("mifact_standin", f"{self.mifact}/_standin/state")
         self.wait_until_up("runserver", f"{self.api}/health")
@@ -287,10 +311,17 @@ class Demo:
         if after_81["stage"] == "Cierre ganado":
             raise DemoError("8.1 must not close the opportunity")
         if (after_82["stage"], after_82["cFacturacionSubEstado"]) != ("Cierre ganado", "factura_directa"):
-            raise DemoError(f"8.2 should close A with factura_directa, got {after_82['stage']!r}/{after_82['cFacturacionSubEstado']!r}")
-        if (after_83["stage"], after_83["cFacturacionSubEstado"]) != ("Cierre ganado", "orden_servicio_pendiente_factura"):
             raise DemoError(
-                f"8.3 should leave B pending its invoice, got {after_83['stage']!r}/{after_83['cFacturacionSubEstado']!r}"
+                "8.2 should close A with factura_directa, got "
+                f"{after_82['stage']!r}/{after_82['cFacturacionSubEstado']!r}"
+            )
+        if (after_83["stage"], after_83["cFacturacionSubEstado"]) != (
+            "Cierre ganado",
+            "orden_servicio_pendiente_factura",
+        ):
+            raise DemoError(
+                "8.3 should leave B pending its invoice, got "
+                f"{after_83['stage']!r}/{after_83['cFacturacionSubEstado']!r}"
             )
 
         step(f"invoicing O.S {SERVICE_ORDER_ID} on the stand-in (POST /api/_standin/...)")
@@ -326,6 +357,7 @@ class Demo:
 
     def collect(self, label: str, opportunity_id: str) -> dict[str, Any]:
         """GET the opportunity, its attachments and its service orders."""
+
         def as_list(value: Any) -> list[Any]:
             return value["results"] if isinstance(value, dict) else value
 

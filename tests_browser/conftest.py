@@ -7,6 +7,7 @@ when either is missing or Selenium is not installed, unless `REQUIRE_BROWSER=1` 
 which turns the skip into a failure. Run them with `make test-browser`; the default `pytest` run
 (pytest.ini `testpaths`) does not collect this folder.
 """
+
 from __future__ import annotations
 
 import os

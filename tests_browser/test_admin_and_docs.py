@@ -1,6 +1,7 @@
 """End-to-end checks in a real browser: clinic staff find an opportunity in the admin by its
 clinic history and see its service orders and comprobantes; Swagger UI renders the API; the docs
 and the admin load nothing from other hosts."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,13 +56,19 @@ def invoiced_opportunity(make_opportunity: Any) -> Opportunity:
         c_patientsname="Rosa",
     )
     make_opportunity(name="Otra venta", c_clinic_history="HC-999000")
-    OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=4321, facturado=True,
-                                           invoice_result_head_id=88)
+    OpportunityServiceOrder.objects.create(
+        opportunity=opportunity, service_order_id=4321, facturado=True, invoice_result_head_id=88
+    )
     body = make_pdf("F001-4321")
     name = default_storage.save(f"invoices/{opportunity.pk}/F001-4321.pdf", ContentFile(body))
     Attachment.objects.create(
-        opportunity=opportunity, kind="comprobante_soles", file=name, file_name="F001-4321.pdf", size=len(body),
-        sha256=hashlib.sha256(body).hexdigest(), source_url="http://mifact.test/api/files/F001-4321.pdf",
+        opportunity=opportunity,
+        kind="comprobante_soles",
+        file=name,
+        file_name="F001-4321.pdf",
+        size=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+        source_url="http://mifact.test/api/files/F001-4321.pdf",
         service_order_id=4321,
     )
     return opportunity
@@ -78,9 +85,9 @@ def test_staff_finds_an_opportunity_by_clinic_history_and_sees_its_invoicing(
     browser.get(f"{live_server.url}/admin/login/?next=/admin/")
     assert "Iniciar sesión" in record_title()
     # The admin's stylesheet is served (static files work in the live server).
-    assert browser.execute_script(
-        "return getComputedStyle(document.body).getPropertyValue('--primary').trim()"
-    ), "admin CSS was not loaded"
+    assert browser.execute_script("return getComputedStyle(document.body).getPropertyValue('--primary').trim()"), (
+        "admin CSS was not loaded"
+    )
 
     username, password = staff
     browser.find_element(By.ID, "id_username").send_keys(username)
@@ -174,7 +181,10 @@ def test_docs_and_admin_load_nothing_from_other_hosts(
     browser.find_element(By.ID, "id_username").send_keys(username)
     browser.find_element(By.ID, "id_password").send_keys(password + Keys.ENTER)
     wait(browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
-    for path in ("/admin/opportunities/opportunity/", f"/admin/opportunities/opportunity/{invoiced_opportunity.pk}/change/"):
+    for path in (
+        "/admin/opportunities/opportunity/",
+        f"/admin/opportunities/opportunity/{invoiced_opportunity.pk}/change/",
+    ):
         browser.get(f"{live_server.url}{path}")
         wait(browser).until(ec.presence_of_element_located((By.ID, "content")))
         seen += requests_sent(browser)

@@ -32,6 +32,7 @@ Modules: ``errors`` (reasons, :class:`DownloadError`, :class:`DownloadedPdf`), `
 URLs and addresses may be fetched), ``transport`` (the deadline and the guarded session),
 ``fetch`` (:func:`download_pdf`).
 """
+
 from .errors import DownloadedPdf, DownloadError
 from .fetch import TEMP_FILE_PREFIX, download_pdf
 

@@ -1,5 +1,6 @@
 """What a download can fail with (Spanish reasons, safe to show to API users) and what it
 yields."""
+
 from __future__ import annotations
 
 import pathlib

@@ -1,4 +1,5 @@
 """`download_pdf`: fetch one comprobante into a temporary file, all checks applied."""
+
 from __future__ import annotations
 
 import hashlib
@@ -72,8 +73,7 @@ def _safe_file_name(url: str) -> str:
     return f"{stem}.pdf"
 
 
-def _open_final_response(session: DownloadSession, url: str,
-                         deadline: Deadline) -> requests.Response:
+def _open_final_response(session: DownloadSession, url: str, deadline: Deadline) -> requests.Response:
     """GET ``url`` following at most MAX_REDIRECTS redirects; return the 2xx streamed response.
 
     Errors name the hop that failed; download_pdf() re-labels them with the source URL.
@@ -82,8 +82,9 @@ def _open_final_response(session: DownloadSession, url: str,
     for hop in range(MAX_REDIRECTS + 1):
         try:
             check_url(current)
-            response = session.get(current, stream=True, allow_redirects=False,
-                                   timeout=deadline.request_timeout(current))
+            response = session.get(
+                current, stream=True, allow_redirects=False, timeout=deadline.request_timeout(current)
+            )
         except DownloadError as exc:
             if hop and exc.reason in POLICY_REASONS:
                 raise DownloadError(url, REASON_REDIRECT_PREFIX + exc.reason) from exc
@@ -108,8 +109,9 @@ def _open_final_response(session: DownloadSession, url: str,
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _stream_body(response: requests.Response, out: IO[bytes], url: str, deadline: Deadline,
-                 max_bytes: int) -> tuple[int, str]:
+def _stream_body(
+    response: requests.Response, out: IO[bytes], url: str, deadline: Deadline, max_bytes: int
+) -> tuple[int, str]:
     """Write the decoded body to ``out``; return ``(size, sha256 hex)``."""
     too_large = DownloadError(url, REASON_TOO_LARGE.format(max_bytes=max_bytes))
     declared = response.headers.get("Content-Length")
@@ -177,19 +179,24 @@ def _as_download_error(exc: Exception, url: str, *, expired: bool) -> DownloadEr
             return exc
         return DownloadError(url, exc.reason)
     # Not urllib3.exceptions.TimeoutError: NewConnectionError ("connection refused") is one.
-    if isinstance(exc, requests.Timeout) or _caused_by(
-            exc, (socket.timeout, urllib3.exceptions.ReadTimeoutError)):
+    if isinstance(exc, requests.Timeout) or _caused_by(exc, (socket.timeout, urllib3.exceptions.ReadTimeoutError)):
         return DownloadError(url, REASON_TIMEOUT)
     if isinstance(exc, requests.exceptions.SSLError):
         return DownloadError(url, REASON_TLS)
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return DownloadError(url, REASON_DECODING)
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
-                        urllib3.exceptions.ProtocolError)):
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         return DownloadError(url, REASON_INTERRUPTED)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema, requests.exceptions.URLRequired,
-                        urllib3.exceptions.LocationValueError)):
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.URLRequired,
+            urllib3.exceptions.LocationValueError,
+        ),
+    ):
         return DownloadError(url, REASON_INVALID_URL)
     if isinstance(exc, requests.ConnectionError):
         if _caused_by(exc, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
@@ -247,17 +254,18 @@ def download_pdf(url: str) -> DownloadedPdf:
             response = _open_final_response(session, url, deadline)
             with response:
                 try:
-                    out = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
-                        mode="wb", prefix=TEMP_FILE_PREFIX, suffix=".pdf",
-                        dir=tempfile.gettempdir(), delete=False)
+                    out = tempfile.NamedTemporaryFile(
+                        mode="wb", prefix=TEMP_FILE_PREFIX, suffix=".pdf", dir=tempfile.gettempdir(), delete=False
+                    )
                 except OSError as exc:
                     raise DownloadError(url, REASON_STORAGE) from exc
                 tmp_path = pathlib.Path(out.name)
                 with out:
                     size, sha256 = _stream_body(response, out, url, deadline, max_bytes)
         deadline.check(url)
-        return DownloadedPdf(source_url=url, path=tmp_path, size=size, sha256=sha256,
-                             content_type="application/pdf", file_name=file_name)
+        return DownloadedPdf(
+            source_url=url, path=tmp_path, size=size, sha256=sha256, content_type="application/pdf", file_name=file_name
+        )
     except BaseException as exc:
         _remove_quietly(tmp_path)
         if not isinstance(exc, Exception):

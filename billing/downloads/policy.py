@@ -1,12 +1,12 @@
 """Which URLs and addresses a comprobante may be downloaded from: only http(s) without user info,
 and only public addresses unless the host is allow-listed (`INVOICE_DOWNLOAD_ALLOWED_HOSTS`, the
 invoice-mifact host); with `INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS` nothing else at all."""
+
 from __future__ import annotations
 
 import ipaddress
 import logging
 import socket
-from typing import Union
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -27,9 +27,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (lower-case host without brackets, port or None for "any port")
-HostPort = tuple[str, Union[int, None]]
+HostPort = tuple[str, int | None]
 
 
 def _is_forbidden_ip(ip: IPAddress) -> bool:
@@ -155,7 +155,6 @@ def check_resolved_addresses(url: str, host: str, port: int) -> None:
     if not infos:
         raise DownloadError(url, REASON_DNS)
     for family, _type, _proto, _canonname, sockaddr in infos:
-        if family not in (socket.AF_INET, socket.AF_INET6) or is_forbidden_address(
-                str(sockaddr[0])):
+        if family not in (socket.AF_INET, socket.AF_INET6) or is_forbidden_address(str(sockaddr[0])):
             logger.warning("Invoice download refused: %s resolves to %s", host, sockaddr[0])
             raise DownloadError(url, REASON_BLOCKED)

@@ -1,5 +1,6 @@
 """The transport of one download: a total deadline enforced by a watchdog, and a session whose
 adapters check and pin every connection (requests-hardened's `IPFilterAdapter`, made stricter)."""
+
 from __future__ import annotations
 
 import logging
@@ -145,22 +146,18 @@ def _tracking_pool_classes(deadline: Deadline) -> dict[str, type[HTTPConnectionP
     return {"http": _TrackedHTTPConnectionPool, "https": _TrackedHTTPSConnectionPool}
 
 
-
-
 class _GuardedAdapter(IPFilterAdapter):
     """``IPFilterAdapter`` (resolve once, refuse a private first address, pin the connection to
     it with Host/SNI set) plus: a strict check of every resolved address before it, a check of
     the pinned address after it, the allow-list, and socket tracking for the total deadline."""
 
-    def __init__(self, *, is_https_proto: bool, allowed: frozenset[HostPort],
-                 deadline: Deadline) -> None:
+    def __init__(self, *, is_https_proto: bool, allowed: frozenset[HostPort], deadline: Deadline) -> None:
         # Set before super().__init__(), which calls init_poolmanager().
         self._allowed = allowed
         self._deadline = deadline
         super().__init__(is_https_proto=is_https_proto, allow_loopback=False)
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
-                         **pool_kwargs: Any) -> None:
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = _tracking_pool_classes(self._deadline)
 
@@ -191,11 +188,9 @@ class _GuardedAdapter(IPFilterAdapter):
         check_resolved_addresses(url, host, port)
         try:
             # Resolves again, checks, and pins the connection to the address it got.
-            host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-                request, verify, cert)
+            host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
         except InvalidIPAddress as exc:
-            logger.warning("Invoice download refused: %s resolved to %s on the second lookup",
-                           host, exc)
+            logger.warning("Invoice download refused: %s resolved to %s on the second lookup", host, exc)
             raise DownloadError(url, REASON_BLOCKED) from exc
         except requests.Timeout as exc:
             raise DownloadError(url, REASON_TIMEOUT) from exc
@@ -221,13 +216,12 @@ class DownloadSession(requests.Session):
         self.trust_env = False
         self.headers["User-Agent"] = USER_AGENT
         self.headers["Accept"] = "application/pdf, */*;q=0.1"
-        self.mount("http://", _GuardedAdapter(is_https_proto=False, allowed=allowed,
-                                              deadline=deadline))
-        self.mount("https://", _GuardedAdapter(is_https_proto=True, allowed=allowed,
-                                               deadline=deadline))
+        self.mount("http://", _GuardedAdapter(is_https_proto=False, allowed=allowed, deadline=deadline))
+        self.mount("https://", _GuardedAdapter(is_https_proto=True, allowed=allowed, deadline=deadline))
 
-    def resolve_redirects(self, resp: requests.Response, req: requests.PreparedRequest,
-                          *args: Any, **kwargs: Any) -> Iterator[Any]:
+    def resolve_redirects(
+        self, resp: requests.Response, req: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> Iterator[Any]:
         # Session.send() calls this even with allow_redirects=False (to fill Response.next),
         # and the stock version reads the whole redirect body into memory first.
         return iter(())

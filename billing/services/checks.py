@@ -7,6 +7,7 @@ row. The PUT, the poller and the admin all go through it, so two of them never c
 O.S twice. `service_orders_check_bounded` is the budgeted loop of the PUT and the admin (docs:
 README "Service orders and the poller").
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,5 +1,6 @@
 """The poll run (`manage.py poll_invoices`): every service order (O.S) pending when the run starts
 is checked once, by a pool of threads (docs: README "Service orders and the poller")."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,8 +28,10 @@ logger = logging.getLogger(__name__)
 def _due_service_orders(*, round_started_at: dt.datetime, opportunity_id: str | None) -> QuerySet:
     """The O.S of one poll round: pending and registered when the round started, and not checked
     since (by anyone: another run, a PUT, the admin). Of one opportunity when given."""
-    due = pending_service_orders().filter(created_at__lte=round_started_at).filter(
-        Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started_at)
+    due = (
+        pending_service_orders()
+        .filter(created_at__lte=round_started_at)
+        .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started_at))
     )
     return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
@@ -94,8 +97,9 @@ def _check_claimed(row: OpportunityServiceOrder, client: MifactClient) -> CheckO
         return CheckOutcome(row.pk, CheckResult.ERROR, exc.__class__.__name__, row.service_order_id)
 
 
-def _worker(rows: queue.Queue[OpportunityServiceOrder | None], outcomes: queue.Queue[CheckOutcome],
-            client: MifactClient) -> None:
+def _worker(
+    rows: queue.Queue[OpportunityServiceOrder | None], outcomes: queue.Queue[CheckOutcome], client: MifactClient
+) -> None:
     """One pool thread: check rows until it is handed None, then close its database connection."""
     try:
         while (row := rows.get()) is not None:
@@ -124,10 +128,17 @@ def _drain(rows: queue.Queue[OpportunityServiceOrder | None]) -> list[Opportunit
 class _Run:
     """The counting and stopping rule of one poll run (see `service_orders_poll`)."""
 
-    def __init__(self, summary: PollSummary, *, workers: int, limit: int | None,
-                 round_started_at: dt.datetime, opportunity_id: str | None,
-                 progress: Callable[[int, int], None] | None,
-                 on_outcome: Callable[[CheckOutcome], None] | None) -> None:
+    def __init__(
+        self,
+        summary: PollSummary,
+        *,
+        workers: int,
+        limit: int | None,
+        round_started_at: dt.datetime,
+        opportunity_id: str | None,
+        progress: Callable[[int, int], None] | None,
+        on_outcome: Callable[[CheckOutcome], None] | None,
+    ) -> None:
         self.summary = summary
         self.limit = limit
         self.round_started_at = round_started_at
@@ -174,7 +185,7 @@ class _Run:
         while batch := self.claim():
             for index, row in enumerate(batch):
                 if self.record(_check_claimed(row, client)):
-                    _release(batch[index + 1:])
+                    _release(batch[index + 1 :])
                     return
 
     def run_pooled(self, client: MifactClient, workers: int) -> None:
@@ -243,8 +254,15 @@ def service_orders_poll(
         except MifactError as exc:
             summary.fatal = str(exc)
         else:
-            run = _Run(summary, workers=workers, limit=limit, round_started_at=round_started_at,
-                       opportunity_id=opportunity_id, progress=progress, on_outcome=on_outcome)
+            run = _Run(
+                summary,
+                workers=workers,
+                limit=limit,
+                round_started_at=round_started_at,
+                opportunity_id=opportunity_id,
+                progress=progress,
+                on_outcome=on_outcome,
+            )
             try:
                 if workers > 1:
                     run.run_pooled(client, workers)

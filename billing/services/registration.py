@@ -1,6 +1,7 @@
 """Service orders (O.S) entering the CRM: registered by a process update, which closes the
 opportunity as *Cierre ganado* waiting for the invoice (docs: README "Service orders and the
 poller"). Runs inside the caller's transaction, with the opportunity row locked."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping

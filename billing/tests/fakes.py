@@ -1,4 +1,5 @@
 """A scripted invoice-mifact-v3 behind `responses` (tests never reach the network)."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,15 @@ class FakeMifact:
             rsps.add_callback(responses.GET, re.compile(rf"{re.escape(BASE)}/files/.+"), callback=self._file),
         ]
 
-    def invoice(self, service_order_id: int, *, soles: bool = True, dolares: bool = False, head_id: int = 900,
-                broken: bool = False) -> dict[str, bytes]:
+    def invoice(
+        self,
+        service_order_id: int,
+        *,
+        soles: bool = True,
+        dolares: bool = False,
+        head_id: int = 900,
+        broken: bool = False,
+    ) -> dict[str, bytes]:
         """Mark the O.S facturado; return the PDF bytes served for each of its URLs."""
         order = self.orders.setdefault(service_order_id, FakeOrder())
         order.facturado, order.head_id, order.urls = True, head_id, {}

@@ -1,4 +1,5 @@
 """The service-order admin: search, read-only rows and the "check invoice status now" action."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -60,8 +61,9 @@ def test_check_action_completes_an_invoiced_service_order(
     assert ActionHistory.objects.filter(action="service_order_invoiced").count() == 1
 
 
-def test_check_action_reports_errors_when_invoice_mifact_is_down(admin_client: Client, closed: Opportunity,
-                                                                 mifact: Any) -> None:
+def test_check_action_reports_errors_when_invoice_mifact_is_down(
+    admin_client: Client, closed: Opportunity, mifact: Any
+) -> None:
     mifact.down = True
     row = OpportunityServiceOrder.objects.get(service_order_id=456)
     response = admin_client.post(
@@ -75,8 +77,9 @@ def test_check_action_reports_errors_when_invoice_mifact_is_down(admin_client: C
     assert not row.facturado and row.last_error and row.last_checked_at is not None
 
 
-def test_check_action_stops_after_repeated_invoice_mifact_failures(admin_client: Client, closed: Opportunity,
-                                                                    mifact: Any) -> None:
+def test_check_action_stops_after_repeated_invoice_mifact_failures(
+    admin_client: Client, closed: Opportunity, mifact: Any
+) -> None:
     mifact.down = True
     for service_order_id in (457, 458, 459):
         OpportunityServiceOrder.objects.create(opportunity=closed, service_order_id=service_order_id)
@@ -91,8 +94,9 @@ def test_check_action_stops_after_repeated_invoice_mifact_failures(admin_client:
     assert list(pending.filter(last_checked_at__isnull=True).values_list("service_order_id", flat=True)) == [459]
 
 
-def test_check_action_without_invoice_mifact_configured_checks_nothing(admin_client: Client,
-                                                                        closed: Opportunity) -> None:
+def test_check_action_without_invoice_mifact_configured_checks_nothing(
+    admin_client: Client, closed: Opportunity
+) -> None:
     row = OpportunityServiceOrder.objects.get(service_order_id=456)
     response = admin_client.post(
         reverse("admin:billing_opportunityserviceorder_changelist"),
@@ -103,10 +107,14 @@ def test_check_action_without_invoice_mifact_configured_checks_nothing(admin_cli
     assert row.last_checked_at is None
 
 
-def test_check_action_needs_the_service_order_change_permission(django_user_model: Any, closed: Opportunity,
-                                                                mifact: Any) -> None:
-    viewer = grant(django_user_model.objects.create_user(username="solo-ver", password="x", is_staff=True),
-                   "billing.view_opportunityserviceorder", "opportunities.view_opportunity")
+def test_check_action_needs_the_service_order_change_permission(
+    django_user_model: Any, closed: Opportunity, mifact: Any
+) -> None:
+    viewer = grant(
+        django_user_model.objects.create_user(username="solo-ver", password="x", is_staff=True),
+        "billing.view_opportunityserviceorder",
+        "opportunities.view_opportunity",
+    )
     client = Client()
     client.force_login(viewer)
     url = reverse("admin:billing_opportunityserviceorder_changelist")

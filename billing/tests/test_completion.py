@@ -1,4 +1,5 @@
 """Completing an invoiced O.S: all or nothing, idempotent (CONTRACT.md section 7)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def pending(make_opportunity):
-    opportunity = make_opportunity(stage="Cierre ganado", c_facturacion_sub_estado="orden_servicio_pendiente_factura",
-                                   c_clinic_history="HC-1")
+    opportunity = make_opportunity(
+        stage="Cierre ganado", c_facturacion_sub_estado="orden_servicio_pendiente_factura", c_clinic_history="HC-1"
+    )
     return OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=456)
 
 
@@ -34,8 +36,9 @@ def files_in(root):
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-def test_pending_service_order_is_completed_when_invoiced(pending, client, mifact, media_root,
-                                                          django_capture_on_commit_callbacks):
+def test_pending_service_order_is_completed_when_invoiced(
+    pending, client, mifact, media_root, django_capture_on_commit_callbacks
+):
     mifact.invoice(456, soles=True, head_id=77)
     outcome = check(pending, client, django_capture_on_commit_callbacks)
     assert outcome.result is CheckResult.INVOICED
@@ -43,7 +46,10 @@ def test_pending_service_order_is_completed_when_invoiced(pending, client, mifac
     assert pending.facturado and pending.invoice_result_head_id == 77 and pending.url_dolares is None
     opportunity = Opportunity.objects.get(pk=pending.opportunity_id)
     assert (opportunity.stage, opportunity.c_facturacion_sub_estado, opportunity.is_presaved) == (
-        "Cierre ganado", "factura_directa", False)
+        "Cierre ganado",
+        "factura_directa",
+        False,
+    )
     record = ActionHistory.objects.get(action="service_order_invoiced")
     assert record.user_name is None
     assert record.data["invoiceResultHeadId"] == 77
@@ -62,7 +68,10 @@ def test_completing_twice_changes_nothing(pending, client, mifact, media_root, d
     from django.utils import timezone
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert service_order_complete(service_order_pk=pending.pk, status=status, pdfs=pdfs, checked_at=timezone.now()) is False
+        assert (
+            service_order_complete(service_order_pk=pending.pk, status=status, pdfs=pdfs, checked_at=timezone.now())
+            is False
+        )
     assert all(not pdf.path.exists() for _kind, pdf in pdfs)
     assert Attachment.objects.count() == 1
     assert ActionHistory.objects.filter(action="service_order_invoiced").count() == 1
@@ -73,8 +82,9 @@ def test_completing_twice_changes_nothing(pending, client, mifact, media_root, d
     assert mifact.status_calls == calls
 
 
-def test_failed_download_stays_pending_with_the_error(pending, client, mifact, media_root,
-                                                      django_capture_on_commit_callbacks):
+def test_failed_download_stays_pending_with_the_error(
+    pending, client, mifact, media_root, django_capture_on_commit_callbacks
+):
     mifact.invoice(456, soles=True, dolares=True, broken=True)
     outcome = check(pending, client, django_capture_on_commit_callbacks)
     assert outcome.result is CheckResult.ERROR
@@ -83,7 +93,10 @@ def test_failed_download_stays_pending_with_the_error(pending, client, mifact, m
     assert "descarga fallida" in pending.last_error
     assert pending.last_checked_at is not None and pending.claimed_until is None
     assert Attachment.objects.count() == 0 and files_in(media_root) == []
-    assert Opportunity.objects.get(pk=pending.opportunity_id).c_facturacion_sub_estado == "orden_servicio_pendiente_factura"
+    assert (
+        Opportunity.objects.get(pk=pending.opportunity_id).c_facturacion_sub_estado
+        == "orden_servicio_pendiente_factura"
+    )
     # The next check retries and succeeds once the PDFs are served.
     mifact.invoice(456, soles=True, dolares=True)
     assert check(pending, client, django_capture_on_commit_callbacks).result is CheckResult.INVOICED
@@ -117,12 +130,15 @@ def test_a_claimed_row_is_skipped(pending, client, mifact, django_capture_on_com
 def test_an_expired_claim_is_taken_over(pending, client, mifact, django_capture_on_commit_callbacks):
     from django.utils import timezone
 
-    OpportunityServiceOrder.objects.filter(pk=pending.pk).update(claimed_until=timezone.now() - timezone.timedelta(seconds=1))
+    OpportunityServiceOrder.objects.filter(pk=pending.pk).update(
+        claimed_until=timezone.now() - timezone.timedelta(seconds=1)
+    )
     assert check(pending, client, django_capture_on_commit_callbacks).result is CheckResult.PENDING
 
 
-def test_an_error_inside_the_completion_leaves_no_file_and_no_change(pending, client, mifact, media_root, monkeypatch,
-                                                                   django_capture_on_commit_callbacks):
+def test_an_error_inside_the_completion_leaves_no_file_and_no_change(
+    pending, client, mifact, media_root, monkeypatch, django_capture_on_commit_callbacks
+):
     mifact.invoice(456)
 
     def fail(self):

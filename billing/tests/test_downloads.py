@@ -3,6 +3,7 @@
 No database and no network beyond 127.0.0.1: every connection goes through a spy that refuses
 anything else, and host names other than IP literals are answered by a fake resolver.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -74,8 +75,15 @@ class FakeDNS:
     def knows(self, name: str) -> bool:
         return name in self._answers
 
-    def __call__(self, host: Any, port: Any, family: int = 0, type: int = 0,  # noqa: A002
-                 proto: int = 0, flags: int = 0) -> list[tuple[Any, ...]]:
+    def __call__(
+        self,
+        host: Any,
+        port: Any,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[tuple[Any, ...]]:
         name = host.decode() if isinstance(host, bytes) else str(host)
         if name not in self._answers:
             return self._real(host, port, family, type, proto, flags)
@@ -88,11 +96,11 @@ class FakeDNS:
         result = []
         for address in answers[index]:
             if ":" in address:
-                result.append((socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
-                               (address, port_number, 0, 0)))
+                result.append(
+                    (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port_number, 0, 0))
+                )
             else:
-                result.append((socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
-                               (address, port_number)))
+                result.append((socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port_number)))
         return result
 
 
@@ -140,8 +148,8 @@ def closed_port() -> int:
 
 
 def test_downloads_pdf_from_allow_listed_host_port_into_temp_file_outside_media_root(
-        http_server: LocalHTTPServer, settings: Any, tmp_path: pathlib.Path,
-        temp_dir: pathlib.Path) -> None:
+    http_server: LocalHTTPServer, settings: Any, tmp_path: pathlib.Path, temp_dir: pathlib.Path
+) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
     http_server.route("/facturas/F001-00000123.pdf", body=SMALL_PDF)
@@ -165,15 +173,15 @@ def test_downloads_pdf_from_allow_listed_host_port_into_temp_file_outside_media_
     pdf.discard()  # already gone: no error
 
 
-def test_allow_list_entry_without_port_allows_any_port(http_server: LocalHTTPServer,
-                                                       settings: Any) -> None:
+def test_allow_list_entry_without_port_allows_any_port(http_server: LocalHTTPServer, settings: Any) -> None:
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = ["127.0.0.1"]
     http_server.route("/f.pdf", body=SMALL_PDF)
     download_pdf(http_server.url("/f.pdf")).discard()
 
 
 def test_allow_list_is_case_insensitive_and_defaults_to_port_80(
-        http_server: LocalHTTPServer, settings: Any, fake_dns: FakeDNS) -> None:
+    http_server: LocalHTTPServer, settings: Any, fake_dns: FakeDNS
+) -> None:
     # The fake resolver sends port 80 to the test server's port.
     fake_dns.add("files.clinic.test", ["127.0.0.1"], port=http_server.port)
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [" FILES.Clinic.Test:80 "]
@@ -184,8 +192,8 @@ def test_allow_list_is_case_insensitive_and_defaults_to_port_80(
 
 
 def test_allow_list_entry_for_another_port_does_not_allow_the_host(
-        http_server: LocalHTTPServer, settings: Any, fake_dns: FakeDNS,
-        connections: list[tuple[str, int]]) -> None:
+    http_server: LocalHTTPServer, settings: Any, fake_dns: FakeDNS, connections: list[tuple[str, int]]
+) -> None:
     fake_dns.add("files.clinic.test", ["127.0.0.1"], port=http_server.port)
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = ["files.clinic.test:8080"]
     http_server.route("/f.pdf", body=SMALL_PDF)
@@ -194,23 +202,20 @@ def test_allow_list_entry_for_another_port_does_not_allow_the_host(
     assert connections == [] and http_server.requests == []
 
 
-def test_invoice_mifact_host_and_port_are_allowed(http_server: LocalHTTPServer,
-                                                  settings: Any) -> None:
+def test_invoice_mifact_host_and_port_are_allowed(http_server: LocalHTTPServer, settings: Any) -> None:
     settings.URL_INVOICE_MIFACT_V3 = f"http://{http_server.host_port}/api"
     http_server.route("/api/comprobantes/1.pdf", body=SMALL_PDF)
     download_pdf(http_server.url("/api/comprobantes/1.pdf")).discard()
 
 
-def test_invoice_mifact_allowance_is_limited_to_its_port(http_server: LocalHTTPServer,
-                                                         settings: Any) -> None:
+def test_invoice_mifact_allowance_is_limited_to_its_port(http_server: LocalHTTPServer, settings: Any) -> None:
     settings.URL_INVOICE_MIFACT_V3 = f"http://127.0.0.1:{closed_port()}/api"
     http_server.route("/f.pdf", body=SMALL_PDF)
     assert refused(http_server.url("/f.pdf")).reason == downloads.REASON_BLOCKED
     assert http_server.requests == []
 
 
-def test_pdf_body_is_accepted_whatever_the_content_type(http_server: LocalHTTPServer,
-                                                        settings: Any) -> None:
+def test_pdf_body_is_accepted_whatever_the_content_type(http_server: LocalHTTPServer, settings: Any) -> None:
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
     http_server.route("/f", body=SMALL_PDF, headers={"Content-Type": "text/html"})
     pdf = download_pdf(http_server.url("/f"))
@@ -218,8 +223,7 @@ def test_pdf_body_is_accepted_whatever_the_content_type(http_server: LocalHTTPSe
     pdf.discard()
 
 
-def test_distinct_pdfs_get_distinct_digests(http_server: LocalHTTPServer,
-                                            settings: Any) -> None:
+def test_distinct_pdfs_get_distinct_digests(http_server: LocalHTTPServer, settings: Any) -> None:
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
     http_server.route("/a.pdf", body=make_pdf("A"))
     http_server.route("/b.pdf", body=make_pdf("B"))
@@ -230,8 +234,7 @@ def test_distinct_pdfs_get_distinct_digests(http_server: LocalHTTPServer,
     second.discard()
 
 
-def test_body_of_exactly_the_maximum_size_is_accepted(http_server: LocalHTTPServer,
-                                                      settings: Any) -> None:
+def test_body_of_exactly_the_maximum_size_is_accepted(http_server: LocalHTTPServer, settings: Any) -> None:
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
     settings.INVOICE_DOWNLOAD_MAX_BYTES = len(SMALL_PDF)
     http_server.route("/f.pdf", body=SMALL_PDF)
@@ -240,8 +243,7 @@ def test_body_of_exactly_the_maximum_size_is_accepted(http_server: LocalHTTPServ
 
 def test_gzip_body_is_stored_decoded(http_server: LocalHTTPServer, settings: Any) -> None:
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
-    http_server.route("/f.pdf", body=gzip.compress(SMALL_PDF),
-                      headers={"Content-Encoding": "gzip"})
+    http_server.route("/f.pdf", body=gzip.compress(SMALL_PDF), headers={"Content-Encoding": "gzip"})
     pdf = download_pdf(http_server.url("/f.pdf"))
     assert pdf.path.read_bytes() == SMALL_PDF
     assert pdf.size == len(SMALL_PDF)
@@ -249,18 +251,22 @@ def test_gzip_body_is_stored_decoded(http_server: LocalHTTPServer, settings: Any
     pdf.discard()
 
 
-@pytest.mark.parametrize(("path", "file_name"), [
-    ("/docs/Factura%20F001-00012.PDF?download=1", "Factura_F001-00012.pdf"),
-    ("/descargar?id=5", "descargar.pdf"),
-    ("/", "comprobante.pdf"),
-    ("/.pdf", "comprobante.pdf"),
-    ("/%C3%B1and%C3%BA-recibo.pdf", "nandu-recibo.pdf"),
-    ("/..%2F..%2Fetc%2Fpasswd", "passwd.pdf"),
-    ("/.oculto.pdf", "oculto.pdf"),
-    ("/" + "a" * 150 + ".pdf", "a" * 96 + ".pdf"),
-])
+@pytest.mark.parametrize(
+    ("path", "file_name"),
+    [
+        ("/docs/Factura%20F001-00012.PDF?download=1", "Factura_F001-00012.pdf"),
+        ("/descargar?id=5", "descargar.pdf"),
+        ("/", "comprobante.pdf"),
+        ("/.pdf", "comprobante.pdf"),
+        ("/%C3%B1and%C3%BA-recibo.pdf", "nandu-recibo.pdf"),
+        ("/..%2F..%2Fetc%2Fpasswd", "passwd.pdf"),
+        ("/.oculto.pdf", "oculto.pdf"),
+        ("/" + "a" * 150 + ".pdf", "a" * 96 + ".pdf"),
+    ],
+)
 def test_file_name_is_a_safe_version_of_the_last_path_segment(
-        http_server: LocalHTTPServer, settings: Any, path: str, file_name: str) -> None:
+    http_server: LocalHTTPServer, settings: Any, path: str, file_name: str
+) -> None:
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
     http_server.route(path, body=SMALL_PDF)
     pdf = download_pdf(http_server.url(path))
@@ -273,15 +279,17 @@ def test_file_name_is_a_safe_version_of_the_last_path_segment(
 # Refused URLs and addresses (nothing is connected)
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://127.0.0.1/f.pdf",
-    "file:///etc/passwd",
-    "gopher://127.0.0.1/f.pdf",
-    "javascript:alert(1)",
-    "//127.0.0.1/f.pdf",
-])
-def test_non_http_schemes_are_refused(url: str, settings: Any,
-                                      connections: list[tuple[str, int]]) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/f.pdf",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1/f.pdf",
+        "javascript:alert(1)",
+        "//127.0.0.1/f.pdf",
+    ],
+)
+def test_non_http_schemes_are_refused(url: str, settings: Any, connections: list[tuple[str, int]]) -> None:
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = ["127.0.0.1"]
     error = refused(url)
     assert error.reason == downloads.REASON_SCHEME
@@ -290,7 +298,8 @@ def test_non_http_schemes_are_refused(url: str, settings: Any,
 
 @pytest.mark.parametrize("userinfo", ["user:secret@", "user@", ":secret@"])
 def test_urls_with_user_info_are_refused_even_when_allow_listed(
-        http_server: LocalHTTPServer, settings: Any, userinfo: str) -> None:
+    http_server: LocalHTTPServer, settings: Any, userinfo: str
+) -> None:
     settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
     http_server.route("/f.pdf", body=SMALL_PDF)
     error = refused(f"http://{userinfo}{http_server.host_port}/f.pdf")
@@ -305,39 +314,42 @@ def test_urls_without_host_are_refused(url: str) -> None:
 
 
 def test_loopback_server_that_is_not_allow_listed_is_refused(
-        http_server: LocalHTTPServer, connections: list[tuple[str, int]]) -> None:
+    http_server: LocalHTTPServer, connections: list[tuple[str, int]]
+) -> None:
     http_server.route("/f.pdf", body=SMALL_PDF)
     error = refused(http_server.url("/f.pdf"))
     assert error.reason == downloads.REASON_BLOCKED
     assert http_server.requests == [] and connections == []
 
 
-@pytest.mark.parametrize("url", [
-    "http://10.0.0.1/f.pdf",
-    "http://172.16.5.4/f.pdf",
-    "http://192.168.1.10/f.pdf",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://127.0.0.1/f.pdf",
-    "http://127.1/f.pdf",
-    "http://2130706433/f.pdf",
-    "http://0.0.0.0/f.pdf",
-    "http://224.0.0.1/f.pdf",
-    "http://240.0.0.1/f.pdf",
-    "http://255.255.255.255/f.pdf",
-    "http://100.64.0.1/f.pdf",
-    "http://[::1]/f.pdf",
-    "http://[::]/f.pdf",
-    "http://[::ffff:127.0.0.1]/f.pdf",
-    "http://[::ffff:10.0.0.1]/f.pdf",
-    "http://[fe80::1]/f.pdf",
-    "http://[fc00::1]/f.pdf",
-    "http://[fec0::1]/f.pdf",
-    "http://[ff02::1]/f.pdf",
-    "https://10.0.0.1/f.pdf",
-    "https://[::1]:8443/f.pdf",
-])
-def test_non_public_ip_literals_are_refused(url: str,
-                                            connections: list[tuple[str, int]]) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1/f.pdf",
+        "http://172.16.5.4/f.pdf",
+        "http://192.168.1.10/f.pdf",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1/f.pdf",
+        "http://127.1/f.pdf",
+        "http://2130706433/f.pdf",
+        "http://0.0.0.0/f.pdf",
+        "http://224.0.0.1/f.pdf",
+        "http://240.0.0.1/f.pdf",
+        "http://255.255.255.255/f.pdf",
+        "http://100.64.0.1/f.pdf",
+        "http://[::1]/f.pdf",
+        "http://[::]/f.pdf",
+        "http://[::ffff:127.0.0.1]/f.pdf",
+        "http://[::ffff:10.0.0.1]/f.pdf",
+        "http://[fe80::1]/f.pdf",
+        "http://[fc00::1]/f.pdf",
+        "http://[fec0::1]/f.pdf",
+        "http://[ff02::1]/f.pdf",
+        "https://10.0.0.1/f.pdf",
+        "https://[::1]:8443/f.pdf",
+    ],
+)
+def test_non_public_ip_literals_are_refused(url: str, connections: list[tuple[str, int]]) -> None:
     error = refused(url)
     assert error.reason == downloads.REASON_BLOCKED
     assert str(error) == f"{downloads.REASON_BLOCKED} ({url})"
@@ -345,20 +357,25 @@ def test_non_public_ip_literals_are_refused(url: str,
 
 
 def test_host_name_resolving_to_a_private_address_is_refused_before_connecting(
-        fake_dns: FakeDNS, connections: list[tuple[str, int]]) -> None:
+    fake_dns: FakeDNS, connections: list[tuple[str, int]]
+) -> None:
     fake_dns.add("intranet.example", ["10.0.0.5"])
     error = refused("http://intranet.example/f.pdf")
     assert error.reason == downloads.REASON_BLOCKED
     assert connections == []
 
 
-@pytest.mark.parametrize("addresses", [
-    [PUBLIC_IP, "10.0.0.8"],
-    [PUBLIC_IP, "2606:2800:220:1:248:1893:25c8:1946", "fd00::1"],
-    ["2606:2800:220:1:248:1893:25c8:1946", "::ffff:192.168.0.1"],
-])
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        [PUBLIC_IP, "10.0.0.8"],
+        [PUBLIC_IP, "2606:2800:220:1:248:1893:25c8:1946", "fd00::1"],
+        ["2606:2800:220:1:248:1893:25c8:1946", "::ffff:192.168.0.1"],
+    ],
+)
 def test_host_name_with_one_private_address_among_public_ones_is_refused(
-        addresses: list[str], fake_dns: FakeDNS, connections: list[tuple[str, int]]) -> None:
+    addresses: list[str], fake_dns: FakeDNS, connections: list[tuple[str, int]]
+) -> None:
     fake_dns.add("mixed.example", addresses)
     error = refused("https://mixed.example/f.pdf")
     assert error.reason == downloads.REASON_BLOCKED
@@ -367,7 +384,8 @@ def test_host_name_with_one_private_address_among_public_ones_is_refused(
 
 @pytest.mark.parametrize("second_answer", ["10.0.0.7", "127.0.0.1", "fec0::1", "100.64.1.1"])
 def test_dns_rebinding_between_check_and_connection_is_refused(
-        second_answer: str, fake_dns: FakeDNS, connections: list[tuple[str, int]]) -> None:
+    second_answer: str, fake_dns: FakeDNS, connections: list[tuple[str, int]]
+) -> None:
     fake_dns.add("rebind.example", [PUBLIC_IP], [second_answer])
     error = refused("http://rebind.example/f.pdf")
     assert error.reason == downloads.REASON_BLOCKED
@@ -376,7 +394,8 @@ def test_dns_rebinding_between_check_and_connection_is_refused(
 
 
 def test_connection_is_pinned_to_the_checked_public_address(
-        fake_dns: FakeDNS, connections: list[tuple[str, int]]) -> None:
+    fake_dns: FakeDNS, connections: list[tuple[str, int]]
+) -> None:
     fake_dns.add("files.example", [PUBLIC_IP])
     error = refused("http://files.example/f.pdf")  # the test network refuses the connection
     assert error.reason == downloads.REASON_CONNECT
@@ -399,8 +418,9 @@ def allowed_server(http_server: LocalHTTPServer, settings: Any) -> LocalHTTPServ
     return http_server
 
 
-def test_redirect_to_a_private_address_is_refused(allowed_server: LocalHTTPServer,
-                                                  connections: list[tuple[str, int]]) -> None:
+def test_redirect_to_a_private_address_is_refused(
+    allowed_server: LocalHTTPServer, connections: list[tuple[str, int]]
+) -> None:
     allowed_server.redirect("/start", "http://10.1.2.3/f.pdf")
     error = refused(allowed_server.url("/start"))
     assert error.reason == downloads.REASON_REDIRECT_PREFIX + downloads.REASON_BLOCKED
@@ -409,8 +429,7 @@ def test_redirect_to_a_private_address_is_refused(allowed_server: LocalHTTPServe
     assert all(host == "127.0.0.1" for host, _port in connections)
 
 
-def test_redirect_to_a_loopback_port_that_is_not_allow_listed_is_refused(
-        allowed_server: LocalHTTPServer) -> None:
+def test_redirect_to_a_loopback_port_that_is_not_allow_listed_is_refused(allowed_server: LocalHTTPServer) -> None:
     with LocalHTTPServer() as other:
         other.route("/f.pdf", body=SMALL_PDF)
         allowed_server.redirect("/start", other.url("/f.pdf"))
@@ -420,8 +439,8 @@ def test_redirect_to_a_loopback_port_that_is_not_allow_listed_is_refused(
 
 
 def test_redirect_to_a_host_resolving_to_a_private_address_is_refused(
-        allowed_server: LocalHTTPServer, fake_dns: FakeDNS,
-        connections: list[tuple[str, int]]) -> None:
+    allowed_server: LocalHTTPServer, fake_dns: FakeDNS, connections: list[tuple[str, int]]
+) -> None:
     fake_dns.add("intranet.example", ["192.168.10.10"])
     allowed_server.redirect("/start", "https://intranet.example/f.pdf", status=301)
     error = refused(allowed_server.url("/start"))
@@ -429,21 +448,22 @@ def test_redirect_to_a_host_resolving_to_a_private_address_is_refused(
     assert all(host == "127.0.0.1" for host, _port in connections)
 
 
-@pytest.mark.parametrize(("location", "reason"), [
-    ("ftp://127.0.0.1/f.pdf", downloads.REASON_SCHEME),
-    ("file:///etc/passwd", downloads.REASON_SCHEME),
-    ("http://user:pw@127.0.0.1/f.pdf", downloads.REASON_USERINFO),
-])
-def test_redirect_to_a_refused_url_is_refused(allowed_server: LocalHTTPServer, location: str,
-                                              reason: str) -> None:
+@pytest.mark.parametrize(
+    ("location", "reason"),
+    [
+        ("ftp://127.0.0.1/f.pdf", downloads.REASON_SCHEME),
+        ("file:///etc/passwd", downloads.REASON_SCHEME),
+        ("http://user:pw@127.0.0.1/f.pdf", downloads.REASON_USERINFO),
+    ],
+)
+def test_redirect_to_a_refused_url_is_refused(allowed_server: LocalHTTPServer, location: str, reason: str) -> None:
     allowed_server.redirect("/start", location)
     error = refused(allowed_server.url("/start"))
     assert error.reason == downloads.REASON_REDIRECT_PREFIX + reason
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-def test_redirects_within_the_allow_listed_server_are_followed(
-        allowed_server: LocalHTTPServer, status: int) -> None:
+def test_redirects_within_the_allow_listed_server_are_followed(allowed_server: LocalHTTPServer, status: int) -> None:
     allowed_server.redirect("/start", "/middle", status=status)  # relative
     allowed_server.redirect("/middle", allowed_server.url("/files/f.pdf"), status=status)
     allowed_server.route("/files/f.pdf", body=SMALL_PDF)
@@ -482,8 +502,7 @@ def test_redirect_without_location_is_refused(allowed_server: LocalHTTPServer) -
 
 def test_redirect_body_is_not_read(allowed_server: LocalHTTPServer) -> None:
     # A redirect with a huge, slow body: following it must not wait for (or store) the body.
-    allowed_server.route("/start", status=302, body=b"x" * 50_000, chunk_delay=1.0,
-                         headers={"Location": "/f.pdf"})
+    allowed_server.route("/start", status=302, body=b"x" * 50_000, chunk_delay=1.0, headers={"Location": "/f.pdf"})
     allowed_server.route("/f.pdf", body=SMALL_PDF)
     started = time.monotonic()
     download_pdf(allowed_server.url("/start")).discard()
@@ -502,24 +521,22 @@ def test_non_2xx_answers_are_refused(allowed_server: LocalHTTPServer, status: in
     assert error.reason == f"el servidor respondió {status}"
 
 
-def test_unknown_path_404_html_page_is_refused(
-        allowed_server: LocalHTTPServer) -> None:
+def test_unknown_path_404_html_page_is_refused(allowed_server: LocalHTTPServer) -> None:
     error = refused(allowed_server.url("/missing.pdf"))
     assert error.reason == "el servidor respondió 404"
 
 
 @pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/pdf"])
-def test_html_page_with_200_is_refused(allowed_server: LocalHTTPServer,
-                                       content_type: str) -> None:
-    allowed_server.route("/f.pdf", body=b"<!DOCTYPE html><html><body>Error</body></html>",
-                         headers={"Content-Type": content_type})
+def test_html_page_with_200_is_refused(allowed_server: LocalHTTPServer, content_type: str) -> None:
+    allowed_server.route(
+        "/f.pdf", body=b"<!DOCTYPE html><html><body>Error</body></html>", headers={"Content-Type": content_type}
+    )
     error = refused(allowed_server.url("/f.pdf"))
     assert error.reason == downloads.REASON_NOT_PDF
 
 
 @pytest.mark.parametrize("body", [b"%PDF", b" %PDF-1.4\n", b"PK\x03\x04zip"])
-def test_body_not_starting_with_pdf_signature_is_refused(allowed_server: LocalHTTPServer,
-                                                         body: bytes) -> None:
+def test_body_not_starting_with_pdf_signature_is_refused(allowed_server: LocalHTTPServer, body: bytes) -> None:
     allowed_server.route("/f.pdf", body=body, headers={"Content-Type": "application/pdf"})
     error = refused(allowed_server.url("/f.pdf"))
     assert error.reason == downloads.REASON_NOT_PDF
@@ -540,7 +557,8 @@ def _big_pdf(size: int) -> bytes:
 
 
 def test_body_over_the_limit_is_refused_early_from_content_length(
-        allowed_server: LocalHTTPServer, settings: Any, temp_dir: pathlib.Path) -> None:
+    allowed_server: LocalHTTPServer, settings: Any, temp_dir: pathlib.Path
+) -> None:
     settings.INVOICE_DOWNLOAD_MAX_BYTES = 2000
     # Slow body: refusing from the header must not wait for it.
     allowed_server.route("/f.pdf", body=_big_pdf(5000), chunk_delay=1.0)
@@ -552,7 +570,8 @@ def test_body_over_the_limit_is_refused_early_from_content_length(
 
 
 def test_body_over_the_limit_without_content_length_is_refused(
-        allowed_server: LocalHTTPServer, settings: Any, temp_dir: pathlib.Path) -> None:
+    allowed_server: LocalHTTPServer, settings: Any, temp_dir: pathlib.Path
+) -> None:
     settings.INVOICE_DOWNLOAD_MAX_BYTES = 2000
     allowed_server.route("/f.pdf", body=_big_pdf(50_000), headers={"Content-Length": None})
     error = refused(allowed_server.url("/f.pdf"))
@@ -561,7 +580,8 @@ def test_body_over_the_limit_without_content_length_is_refused(
 
 
 def test_gzip_body_small_compressed_but_over_the_limit_decoded_is_refused(
-        allowed_server: LocalHTTPServer, settings: Any, temp_dir: pathlib.Path) -> None:
+    allowed_server: LocalHTTPServer, settings: Any, temp_dir: pathlib.Path
+) -> None:
     settings.INVOICE_DOWNLOAD_MAX_BYTES = 50_000
     compressed = gzip.compress(_big_pdf(5_000_000))
     assert len(compressed) < 50_000
@@ -572,8 +592,7 @@ def test_gzip_body_small_compressed_but_over_the_limit_decoded_is_refused(
 
 
 def test_invalid_gzip_body_is_refused(allowed_server: LocalHTTPServer) -> None:
-    allowed_server.route("/f.pdf", body=b"%PDF-not really gzip" * 10,
-                         headers={"Content-Encoding": "gzip"})
+    allowed_server.route("/f.pdf", body=b"%PDF-not really gzip" * 10, headers={"Content-Encoding": "gzip"})
     error = refused(allowed_server.url("/f.pdf"))
     assert error.reason == downloads.REASON_DECODING
 
@@ -584,8 +603,8 @@ def test_invalid_gzip_body_is_refused(allowed_server: LocalHTTPServer) -> None:
 
 @pytest.mark.parametrize("content_length", [True, False])
 def test_slow_dripping_body_hits_the_total_deadline(
-        allowed_server: LocalHTTPServer, settings: Any, temp_dir: pathlib.Path,
-        content_length: bool) -> None:
+    allowed_server: LocalHTTPServer, settings: Any, temp_dir: pathlib.Path, content_length: bool
+) -> None:
     settings.INVOICE_DOWNLOAD_TIMEOUT = 1.0
     headers = {} if content_length else {"Content-Length": None}
     # 15 chunks of 1 KiB, 0.2 s apart: about 3 s in all, and no single read ever waits long,
@@ -599,8 +618,7 @@ def test_slow_dripping_body_hits_the_total_deadline(
     assert list(temp_dir.iterdir()) == []
 
 
-def test_server_that_never_answers_hits_the_timeout(allowed_server: LocalHTTPServer,
-                                                    settings: Any) -> None:
+def test_server_that_never_answers_hits_the_timeout(allowed_server: LocalHTTPServer, settings: Any) -> None:
     settings.INVOICE_DOWNLOAD_TIMEOUT = 1.0
     allowed_server.route("/f.pdf", body=SMALL_PDF, delay=30)
     started = time.monotonic()
@@ -609,12 +627,10 @@ def test_server_that_never_answers_hits_the_timeout(allowed_server: LocalHTTPSer
     assert error.reason == downloads.REASON_TIMEOUT
 
 
-def test_deadline_covers_all_redirect_hops(allowed_server: LocalHTTPServer,
-                                           settings: Any) -> None:
+def test_deadline_covers_all_redirect_hops(allowed_server: LocalHTTPServer, settings: Any) -> None:
     settings.INVOICE_DOWNLOAD_TIMEOUT = 1.0
     for index in range(5):
-        allowed_server.route(f"/r{index}", status=302, delay=0.3,
-                             headers={"Location": f"/r{index + 1}"})
+        allowed_server.route(f"/r{index}", status=302, delay=0.3, headers={"Location": f"/r{index + 1}"})
     allowed_server.route("/r5", body=SMALL_PDF)
     started = time.monotonic()
     error = refused(allowed_server.url("/r0"))

@@ -1,5 +1,6 @@
 """The invoice-mifact-v3 client: its calls, answers and errors (the shared bearer-token behaviour is
 tested in `crm/tests/test_outgoing.py`). HTTP faked with responses."""
+
 from __future__ import annotations
 
 import json
@@ -59,14 +60,20 @@ def test_status_call_is_retried_on_503_but_sign_in_is_not():
 
 @pytest.mark.parametrize(
     "body",
-    ["not json", json.dumps([1, 2]), json.dumps({"facturado": "yes"}), json.dumps({}),
-     json.dumps({"facturado": True, "urls": ["x"]}), json.dumps({"facturado": True, "invoice_result_head_id": "12"}),
-     json.dumps({"facturado": True, "urls": {"soles": 5}}),
-     # found by an adversarial review: these reached the database and failed there, forever
-     json.dumps({"facturado": True, "urls": {"soles": "http://x/s.pdf"}, "invoice_result_head_id": 2**31}),
-     json.dumps({"facturado": True, "urls": {"soles": "http://x/s.pdf"}, "invoice_result_head_id": -3}),
-     json.dumps({"facturado": True, "urls": {"soles": "http://x/s\u0000.pdf"}}),
-     json.dumps({"facturado": True, "urls": {"soles": "ftp://x/s.pdf"}})],
+    [
+        "not json",
+        json.dumps([1, 2]),
+        json.dumps({"facturado": "yes"}),
+        json.dumps({}),
+        json.dumps({"facturado": True, "urls": ["x"]}),
+        json.dumps({"facturado": True, "invoice_result_head_id": "12"}),
+        json.dumps({"facturado": True, "urls": {"soles": 5}}),
+        # found by an adversarial review: these reached the database and failed there, forever
+        json.dumps({"facturado": True, "urls": {"soles": "http://x/s.pdf"}, "invoice_result_head_id": 2**31}),
+        json.dumps({"facturado": True, "urls": {"soles": "http://x/s.pdf"}, "invoice_result_head_id": -3}),
+        json.dumps({"facturado": True, "urls": {"soles": "http://x/s\u0000.pdf"}}),
+        json.dumps({"facturado": True, "urls": {"soles": "ftp://x/s.pdf"}}),
+    ],
 )
 @responses.activate
 def test_malformed_answers_are_bad_responses(client, body):
@@ -88,10 +95,17 @@ def test_404_is_a_bad_response(client):
 def test_the_three_answer_shapes(client):
     responses.post(SIGNIN, json={"access_token": "t"})
     responses.get(status_url(1), json={"facturado": False})
-    responses.get(status_url(2), json={"facturado": True, "urls": {"soles": "http://x/s.pdf", "dolares": "http://x/d.pdf"},
-                                       "invoice_result_head_id": 123})
-    responses.get(status_url(3), json={"facturado": True, "urls": {"dolares": "http://x/d.pdf"},
-                                       "invoice_result_head_id": 124})
+    responses.get(
+        status_url(2),
+        json={
+            "facturado": True,
+            "urls": {"soles": "http://x/s.pdf", "dolares": "http://x/d.pdf"},
+            "invoice_result_head_id": 123,
+        },
+    )
+    responses.get(
+        status_url(3), json={"facturado": True, "urls": {"dolares": "http://x/d.pdf"}, "invoice_result_head_id": 124}
+    )
     assert client.get_invoice_status(1) == InvoiceStatus(service_order_id=1, facturado=False)
     both = client.get_invoice_status(2)
     assert both.invoice_result_head_id == 123
@@ -103,8 +117,9 @@ def test_the_three_answer_shapes(client):
 
 @responses.activate
 def test_a_given_token_is_used_without_sign_in(client):
-    responses.get(status_url(1), json={"facturado": False},
-                  match=[matchers.header_matcher({"Authorization": "Bearer given"})])
+    responses.get(
+        status_url(1), json={"facturado": False}, match=[matchers.header_matcher({"Authorization": "Bearer given"})]
+    )
     assert client.get_invoice_status(1, token="given").facturado is False
     assert len(responses.calls) == 1
 

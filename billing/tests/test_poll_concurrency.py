@@ -2,6 +2,7 @@
 
 Real concurrency needs PostgreSQL row locks: on SQLite these tests are skipped.
 """
+
 from __future__ import annotations
 
 import threading
@@ -54,7 +55,9 @@ def make_pending(n_opportunities: int, per_opportunity: int) -> list[Opportunity
     service_order_id = 1000
     for index in range(n_opportunities):
         opportunity = Opportunity.objects.create(
-            name=f"Venta {index}", stage="Cierre ganado", c_clinic_history=f"HC-{index}",
+            name=f"Venta {index}",
+            stage="Cierre ganado",
+            c_clinic_history=f"HC-{index}",
             c_facturacion_sub_estado="orden_servicio_pendiente_factura",
         )
         for _ in range(per_opportunity):

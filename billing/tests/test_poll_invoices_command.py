@@ -1,4 +1,5 @@
 """`manage.py poll_invoices` as an operator and cron run it: the round, the summary, exit codes."""
+
 from __future__ import annotations
 
 import io
@@ -55,8 +56,11 @@ def orders(make_opportunity):
         rows = []
         so = start
         for _ in range(n_opportunities):
-            opportunity = make_opportunity(stage="Cierre ganado", c_clinic_history="HC",
-                                           c_facturacion_sub_estado="orden_servicio_pendiente_factura")
+            opportunity = make_opportunity(
+                stage="Cierre ganado",
+                c_clinic_history="HC",
+                c_facturacion_sub_estado="orden_servicio_pendiente_factura",
+            )
             for _ in range(per_opportunity):
                 rows.append(OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=so))
                 so += 1
@@ -147,8 +151,9 @@ def test_limit_option_bounds_the_run(orders, mifact):
     assert len(mifact.status_calls) == 4
 
 
-def test_a_run_checks_orders_that_a_put_checked_moments_ago(mifact, make_opportunity, put_process,
-                                                             django_capture_on_commit_callbacks):
+def test_a_run_checks_orders_that_a_put_checked_moments_ago(
+    mifact, make_opportunity, put_process, django_capture_on_commit_callbacks
+):
     """An operator hears that an invoice was just issued and runs the poller right after the
     front-end's PUT checked the O.S: the run checks it again and completes it."""
     opportunity = make_opportunity(c_clinic_history="HC-1")
@@ -209,7 +214,8 @@ def test_service_down_with_orders_pending_exits_1_with_the_reason_on_stderr(orde
     assert "invoice-mifact" in err and "4 O.S quedan para la próxima ejecución" in err
 
 
-def test_service_failing_midway_exits_1_and_counts_what_was_left(orders, mifact, settings, monkeypatch):
+def test_service_failing_midway_reports_what_was_left_and_exits_0(orders, mifact, settings, monkeypatch):
+    """Some O.S were checked: not the "could check nothing" failure, but the reason is on stderr."""
     orders(n_opportunities=1, per_opportunity=3)
     settings.POLL_BATCH_SIZE = 1
     from billing.mifact import MifactClient
@@ -224,7 +230,7 @@ def test_service_failing_midway_exits_1_and_counts_what_was_left(orders, mifact,
 
     monkeypatch.setattr(MifactClient, "get_invoice_status", first_ok_then_down)
     code, lines, err = run_with_stderr("--workers", "1")
-    assert code == 1
+    assert code == 0
     pending, checked, invoiced, errors, left = full_counts(lines[0])
     assert (pending, checked, left) == (3, 1, 2)
     assert "2 O.S quedan" in err
@@ -248,8 +254,7 @@ def test_an_unknown_opportunity_exits_2_with_a_spanish_message(db, mifact):
     assert "no existe la oportunidad 'no-existe'" in err
 
 
-def test_verbosity_2_prints_one_line_per_order_then_the_summary(orders, mifact,
-                                                                 django_capture_on_commit_callbacks):
+def test_verbosity_2_prints_one_line_per_order_then_the_summary(orders, mifact, django_capture_on_commit_callbacks):
     rows = orders(n_opportunities=1, per_opportunity=2)
     mifact.invoice(rows[0].service_order_id)
     mifact.unknown.add(rows[1].service_order_id)
@@ -287,8 +292,12 @@ def test_option_errors_from_the_command_line_are_spanish_and_exit_2():
 
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [sys.executable, "manage.py", "poll_invoices", "--limit", "0"], cwd=root, capture_output=True, text=True,
-        timeout=60, env={"PATH": "/usr/bin:/bin", "ENV_FILE": "", "DEBUG": "true"},
+        [sys.executable, "manage.py", "poll_invoices", "--limit", "0"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "ENV_FILE": "", "DEBUG": "true"},
     )
     assert result.returncode == 2
     assert result.stdout == ""

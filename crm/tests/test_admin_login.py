@@ -1,4 +1,5 @@
 """The admin login guard (django-axes) and its independence from the API sign-in."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,6 +26,8 @@ def test_admin_login_locks_out_after_repeated_failures(django_user_model, settin
 def test_api_signin_is_not_counted_by_the_admin_lockout(anon_client, user, settings):
     settings.AXES_FAILURE_LIMIT = 2
     for _ in range(4):
-        assert anon_client.post("/auth/signin", {"username": "ventas", "password": "x"}, format="json").status_code == 401
+        assert (
+            anon_client.post("/auth/signin", {"username": "ventas", "password": "x"}, format="json").status_code == 401
+        )
     response = anon_client.post("/auth/signin", {"username": "ventas", "password": "clave-segura-123"}, format="json")
     assert response.status_code == 200

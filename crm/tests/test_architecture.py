@@ -1,6 +1,7 @@
 """The shape of the code (README "Layout"): no import cycle between the project's modules, and no
 import inside a function to hide one. The layers themselves are checked by import-linter
 (`pyproject.toml`, run by `.ci/run`)."""
+
 from __future__ import annotations
 
 import ast
@@ -62,7 +63,7 @@ def test_no_import_cycle_between_modules():
         stack.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == "open":
-                cycles.append(stack[stack.index(target):] + [target])
+                cycles.append(stack[stack.index(target) :] + [target])
             elif target not in state:
                 visit(target)
         stack.pop()
@@ -81,7 +82,9 @@ def test_no_project_import_inside_a_function():
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             for inner in ast.walk(node):
-                if isinstance(inner, ast.ImportFrom) and (inner.level or (inner.module or "").split(".")[0] in PACKAGES):
+                if isinstance(inner, ast.ImportFrom) and (
+                    inner.level or (inner.module or "").split(".")[0] in PACKAGES
+                ):
                     offenders.append(f"{name}:{inner.lineno}")
                 elif isinstance(inner, ast.Import) and any(a.name.split(".")[0] in PACKAGES for a in inner.names):
                     offenders.append(f"{name}:{inner.lineno}")
@@ -89,6 +92,9 @@ def test_no_project_import_inside_a_function():
 
 
 def test_no_module_over_400_lines():
-    long = {name: n for name, path in production_modules().items()
-            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400}
+    long = {
+        name: n
+        for name, path in production_modules().items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert long == {}

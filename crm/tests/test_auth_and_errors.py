@@ -1,4 +1,5 @@
 """Sign-in, bearer authentication and the JSON error shape of every client error."""
+
 from __future__ import annotations
 
 import pytest
@@ -121,7 +122,8 @@ def test_wrong_method_is_a_json_405(api_client, make_opportunity):
 def test_non_json_content_type_is_a_json_415(api_client, make_opportunity):
     opportunity = make_opportunity()
     response = api_client.put(
-        f"/opportunity/update-opportunity-procces/{opportunity.pk}", "cDoctor=x",
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}",
+        "cDoctor=x",
         content_type="application/x-www-form-urlencoded",
     )
     assert response.status_code == 415
@@ -166,7 +168,11 @@ def test_an_unexpected_error_is_a_json_500_without_traceback(api_client, make_op
     opportunity = make_opportunity()
     response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", {}, format="json")
     assert response.status_code == 500
-    assert response.json() == {"statusCode": 500, "message": "Error interno del servidor", "error": "Internal Server Error"}
+    assert response.json() == {
+        "statusCode": 500,
+        "message": "Error interno del servidor",
+        "error": "Internal Server Error",
+    }
     assert b"secret internals" not in response.content
 
 
@@ -213,7 +219,7 @@ def test_a_body_over_the_size_cap_is_a_json_413(api_client, make_opportunity, se
 def test_text_with_nul_or_lone_surrogates_is_a_400(api_client, make_opportunity, escaped):
     opportunity = make_opportunity()
     url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
-    response = api_client.put(url, '{"cPatientsname": "%s"}' % escaped, content_type="application/json")
+    response = api_client.put(url, '{"cPatientsname": "' + escaped + '"}', content_type="application/json")
     assert response.status_code == 400
     body = '{"cClinicHistory": "HC", "cOrdenesServicio": [1], "cOrdenesServicioMetadata": {"1": {"x": "%s"}}}'
     response = api_client.put(url, body % escaped, content_type="application/json")
@@ -224,7 +230,10 @@ def test_text_with_nul_or_lone_surrogates_is_a_400(api_client, make_opportunity,
 @pytest.mark.parametrize("opportunity_id", ["x" * 300, "abc%00def", "ZZZZZZZZZZZZZZZZZ", "%F0%9F%98%80"])
 def test_odd_ids_are_404_not_500(api_client, opportunity_id):
     assert api_client.get(f"/opportunity/{opportunity_id}").status_code == 404
-    assert api_client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", {}, format="json").status_code == 404
+    assert (
+        api_client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", {}, format="json").status_code
+        == 404
+    )
 
 
 def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user, settings):
@@ -237,8 +246,12 @@ def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user
     ScopedRateThrottle.THROTTLE_RATES = {"signin": "2/min"}
     try:
         codes = [
-            anon_client.post("/auth/signin", {"username": "ventas", "password": "x"}, format="json",
-                             HTTP_X_FORWARDED_FOR=f"203.0.113.{index}").status_code
+            anon_client.post(
+                "/auth/signin",
+                {"username": "ventas", "password": "x"},
+                format="json",
+                HTTP_X_FORWARDED_FOR=f"203.0.113.{index}",
+            ).status_code
             for index in range(4)
         ]
         assert codes == [401, 401, 429, 429]
@@ -263,8 +276,9 @@ def test_a_database_outage_is_a_json_503_with_retry_after(api_client, make_oppor
     assert response.json()["statusCode"] == 503
 
 
-def test_a_deactivated_user_is_refused_on_the_next_request(api_client, user, make_opportunity,
-                                                           django_assert_num_queries):
+def test_a_deactivated_user_is_refused_on_the_next_request(
+    api_client, user, make_opportunity, django_assert_num_queries
+):
     opportunity = make_opportunity()
     url = f"/opportunity/{opportunity.pk}"
     with django_assert_num_queries(2):  # the token's user (read on every request) + opportunity
@@ -291,15 +305,17 @@ def test_a_deleted_user_is_refused_on_the_next_request(api_client, user, make_op
 
 def test_an_empty_body_is_a_400_not_a_silent_200(api_client, make_opportunity):
     opportunity = make_opportunity()
-    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", b"",
-                              content_type="application/json")
+    response = api_client.put(
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}", b"", content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json()["message"] == "El cuerpo de la solicitud debe ser un objeto JSON"
 
 
 def test_unknown_opportunity_is_404_even_with_a_bad_body(api_client):
-    response = api_client.put("/opportunity/update-opportunity-procces/0123456789abcdef0", {"cDoctor": "x"},
-                              format="json")
+    response = api_client.put(
+        "/opportunity/update-opportunity-procces/0123456789abcdef0", {"cDoctor": "x"}, format="json"
+    )
     assert response.status_code == 404
 
 
@@ -311,8 +327,11 @@ def test_signin_with_a_null_body_answers_in_spanish(anon_client):
 
 def test_a_lone_surrogate_is_refused_in_spanish(api_client, make_opportunity):
     opportunity = make_opportunity()
-    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}",
-                              '{"cPatientsname": "\\ud800"}', content_type="application/json")
+    response = api_client.put(
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}",
+        '{"cPatientsname": "\\ud800"}',
+        content_type="application/json",
+    )
     assert response.json()["errors"]["cPatientsname"] == ["No se permiten caracteres sustitutos Unicode: U+D800."]
 
 

@@ -4,6 +4,7 @@ Through Django's test client (declared Content-Length) and through the WSGI appl
 runs (`crm.wsgi.application`, chunked bodies). crm/tests/test_real_server.py sends the same
 bodies, up to 30 MiB, to a real gunicorn.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,7 +22,7 @@ MIB = 1024 * 1024
 
 def big_body(size: int, field: str = "cDoctor") -> str:
     """A valid JSON object of `size` bytes (one long string value)."""
-    head = '{"%s": "' % field
+    head = '{"' + field + '": "'
     return head + "a" * (size - len(head) - 2) + '"}'
 
 
@@ -55,8 +56,9 @@ def test_a_body_over_the_limit_is_a_json_413_that_changes_nothing(
     elif endpoint == "create":
         response = api_client.post("/opportunity", big_body(size, "name"), content_type="application/json")
     else:
-        response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", big_body(size),
-                                  content_type="application/json")
+        response = api_client.put(
+            f"/opportunity/update-opportunity-procces/{opportunity.pk}", big_body(size), content_type="application/json"
+        )
 
     assert_is_413_logged_as_warning(response, caplog)
     assert (Opportunity.objects.count(), ActionHistory.objects.count()) == before
@@ -83,8 +85,9 @@ def test_djangos_own_body_limit_met_inside_drf_is_a_413_not_a_500(api_client, ma
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     opportunity = make_opportunity()
     caplog.set_level(logging.INFO)
-    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", big_body(2000),
-                              content_type="application/json")
+    response = api_client.put(
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}", big_body(2000), content_type="application/json"
+    )
     assert_is_413_logged_as_warning(response, caplog)
 
 
@@ -114,9 +117,15 @@ def call_wsgi(path: str, body_stream: Any) -> tuple[str, dict[str, str], bytes]:
     from crm.wsgi import application
 
     environ: dict[str, Any] = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": path, "CONTENT_TYPE": "application/json",
-        "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": body_stream, "wsgi.input_terminated": True,
-        "wsgi.errors": sys.stderr, "SERVER_NAME": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "CONTENT_TYPE": "application/json",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input": body_stream,
+        "wsgi.input_terminated": True,
+        "wsgi.errors": sys.stderr,
+        "SERVER_NAME": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
     }
     setup_testing_defaults(environ)
     environ.pop("CONTENT_LENGTH", None)

@@ -1,5 +1,6 @@
 """PostgreSQL connection options (issue 5): server-side binding with prepared statements, which
 PgBouncer in transaction mode needs turned off (`DB_PREPARE_THRESHOLD=none`)."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def load_settings(code: str, **variables: str) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter with the settings of a PostgreSQL `DATABASE_URL`."""
-    env = {**os.environ, "ENV_FILE": "", "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "crm.settings",
-           "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", **variables}
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "true",
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+        **variables,
+    }
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
 
 
@@ -48,8 +55,12 @@ def test_the_process_update_statements_get_prepared(api_client, make_opportunity
     opportunity = make_opportunity()
     url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
     for attempt in range(8):
-        body = {"cDoctor": f"Dr. {attempt}", "cAppointment": "15:30 - 16:00", "cDateReservation": "2026-03-02",
-                "reservationId": 98765}
+        body = {
+            "cDoctor": f"Dr. {attempt}",
+            "cAppointment": "15:30 - 16:00",
+            "cDateReservation": "2026-03-02",
+            "reservationId": 98765,
+        }
         assert api_client.put(url, body, format="json").status_code == 200
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")

@@ -6,6 +6,7 @@ browser would load from it: `src`/`href`/`srcset` attributes, `@import` and `url
 `src`/`href` properties in scripts. The browser test (tests_browser/) watches Chromium's own
 requests on the same pages.
 """
+
 from __future__ import annotations
 
 import re
@@ -91,12 +92,22 @@ def outside_urls_of_page(client: Client, path: str) -> tuple[set[str], set[str]]
     in_scripts: set[str] = set()
     for kind, text in page.inline:
         (in_page if kind == "style" else in_scripts).update(scan(text, CSS_LOADS if kind == "style" else SCRIPT_LOADS))
-    stylesheets = [urljoin(path, v) for tag, attr, v in page.urls if tag == "link" and not other_host(v)
-                   and v.split("?")[0].endswith(".css")]
-    scripts = [urljoin(path, v) for tag, attr, v in page.urls if tag == "script" and attr == "src" and not other_host(v)]
-    images = [urljoin(path, v) for tag, attr, v in page.urls
-              if tag in ("img", "link") and not other_host(v) and not v.split("?")[0].endswith(".css")
-              and (tag == "img" or v.split("?")[0].rsplit(".", 1)[-1] in ("png", "ico", "svg"))]
+    stylesheets = [
+        urljoin(path, v)
+        for tag, attr, v in page.urls
+        if tag == "link" and not other_host(v) and v.split("?")[0].endswith(".css")
+    ]
+    scripts = [
+        urljoin(path, v) for tag, attr, v in page.urls if tag == "script" and attr == "src" and not other_host(v)
+    ]
+    images = [
+        urljoin(path, v)
+        for tag, attr, v in page.urls
+        if tag in ("img", "link")
+        and not other_host(v)
+        and not v.split("?")[0].endswith(".css")
+        and (tag == "img" or v.split("?")[0].rsplit(".", 1)[-1] in ("png", "ico", "svg"))
+    ]
     seen: set[str] = set()
     while stylesheets:
         url = stylesheets.pop()
@@ -105,8 +116,11 @@ def outside_urls_of_page(client: Client, path: str) -> tuple[set[str], set[str]]
         seen.add(url)
         css = fetch(client, url)
         in_page |= scan(css, CSS_LOADS)
-        stylesheets += [urljoin(url, m.group(1)) for m in re.finditer(r"""@import\s+(?:url\()?\s*["']?([^"')\s;]+)""", css)
-                        if not other_host(m.group(1))]
+        stylesheets += [
+            urljoin(url, m.group(1))
+            for m in re.finditer(r"""@import\s+(?:url\()?\s*["']?([^"')\s;]+)""", css)
+            if not other_host(m.group(1))
+        ]
     for url in scripts:
         in_scripts |= scan(fetch(client, url), SCRIPT_LOADS)
     for url in images:
@@ -134,8 +148,12 @@ def test_the_docs_load_nothing_from_other_hosts():
 def test_the_admin_loads_nothing_from_other_hosts(staff_client):
     client, opportunity_id = staff_client
     pages = [(Client(), "/admin/login/")] + [
-        (client, path) for path in ("/admin/", "/admin/opportunities/opportunity/",
-                                    f"/admin/opportunities/opportunity/{opportunity_id}/change/")
+        (client, path)
+        for path in (
+            "/admin/",
+            "/admin/opportunities/opportunity/",
+            f"/admin/opportunities/opportunity/{opportunity_id}/change/",
+        )
     ]
     for page_client, path in pages:
         in_page, in_scripts = outside_urls_of_page(page_client, path)
@@ -150,8 +168,12 @@ def test_pages_forbid_browsers_to_load_from_other_hosts(staff_client):
     for name, sources in directives.items():
         assert all(source.startswith("'") or source in ("data:", "blob:") for source in sources.split()), name
     assert directives["img-src"] == "'self' data:"  # the ReDoc logo above
-    for page_client, path in ((Client(), "/api/docs/"), (Client(), "/api/redoc/"), (Client(), "/admin/login/"),
-                              (client, "/admin/")):
+    for page_client, path in (
+        (Client(), "/api/docs/"),
+        (Client(), "/api/redoc/"),
+        (Client(), "/admin/login/"),
+        (client, "/admin/"),
+    ):
         response = page_client.get(path)
         assert response.status_code == 200, path
         assert response["Content-Security-Policy"] == SAME_ORIGIN_POLICY, path

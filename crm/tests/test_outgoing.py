@@ -1,6 +1,7 @@
 """The shared bearer-token client of outside services (`crm.outgoing.BearerApiClient`), tested once
 here; the invoice-mifact and SV clients are tested for what is their own. HTTP faked with
 `responses`."""
+
 from __future__ import annotations
 
 import threading
@@ -31,13 +32,17 @@ def client() -> DemoClient:
 
 @responses.activate
 def test_sign_in_posts_the_credentials_and_keeps_the_token(client):
-    responses.post(SIGNIN, json={"access_token": "tok-1"},
-                   match=[matchers.json_params_matcher({"username": "admin", "password": "secreto"})])
+    responses.post(
+        SIGNIN,
+        json={"access_token": "tok-1"},
+        match=[matchers.json_params_matcher({"username": "admin", "password": "secreto"})],
+    )
     assert client.sign_in() == "tok-1"
 
 
-@pytest.mark.parametrize("body", [{"access_token": "tok-x"}, {"accessToken": "tok-x"}, {"token": "tok-x"},
-                                  {"data": {"token": "tok-x"}}])
+@pytest.mark.parametrize(
+    "body", [{"access_token": "tok-x"}, {"accessToken": "tok-x"}, {"token": "tok-x"}, {"data": {"token": "tok-x"}}]
+)
 @responses.activate
 def test_sign_in_reads_every_documented_token_key(client, body):
     responses.post(SIGNIN, json=body)

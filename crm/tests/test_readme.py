@@ -4,6 +4,7 @@ Its terminal-3 block is run with bash, verbatim, against `manage.py runserver` (
 starts) on a free port given in `PORT`, up to the direct-invoice close (which needs the local
 file server of terminal 1 on its fixed port 8001).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,16 +44,28 @@ def test_the_session_runs_as_written_on_another_port(tmp_path):
     commands = session_blocks()[1].split("# 8.2")[0]
     port = free_port()
     env = {
-        **os.environ, "ENV_FILE": "", "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}", "MEDIA_ROOT": str(tmp_path / "media"),
-        "URL_INVOICE_MIFACT_V3": "", "URL_SV": "", "PYTHONUNBUFFERED": "1",
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "true",
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "URL_INVOICE_MIFACT_V3": "",
+        "URL_SV": "",
+        "PYTHONUNBUFFERED": "1",
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
     subprocess.run([*manage, "create_demo_user"], env=env, cwd=ROOT, check=True, capture_output=True)
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([*manage, "runserver", "--noreload", f"127.0.0.1:{port}"], env=env, cwd=ROOT,
-                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         for _ in range(150):
             try:
@@ -60,8 +73,14 @@ def test_the_session_runs_as_written_on_another_port(tmp_path):
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        session = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], env={**env, "PORT": str(port)},
-                                 cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        session = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", commands],
+            env={**env, "PORT": str(port)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         server.terminate()
         server.wait(timeout=10)

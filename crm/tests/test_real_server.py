@@ -4,6 +4,7 @@ What the Django test client cannot show: bodies sent chunked, bodies of tens of 
 memory the server uses for them. The server runs `crm.wsgi` with one sync worker on a temporary
 SQLite file (the test database lives in memory and is not shared with another process).
 """
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,15 @@ class Server:
 
     def snapshot(self) -> tuple[list[tuple], ...]:
         """Every opportunity row and what hangs from it, to show that a request changed nothing."""
-        return tuple(self.rows(f"SELECT * FROM {table} ORDER BY 1") for table in (
-            "opportunity", "opportunity_meeting", "opportunity_action_history", "opportunity_service_order"))
+        return tuple(
+            self.rows(f"SELECT * FROM {table} ORDER BY 1")
+            for table in (
+                "opportunity",
+                "opportunity_meeting",
+                "opportunity_action_history",
+                "opportunity_service_order",
+            )
+        )
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -68,19 +76,41 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database = folder / "crm.sqlite3"
     port = free_port()
     env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "crm.settings_test", "DATABASE_URL": f"sqlite:///{database}",
-        "DJANGO_SUPERUSER_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1",
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "crm.settings_test",
+        "DATABASE_URL": f"sqlite:///{database}",
+        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        "PYTHONUNBUFFERED": "1",
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT)
-    subprocess.run([*manage, "createsuperuser", "--noinput", "--username", "u", "--email", "u@example.com"],
-                   env=env, check=True, cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [*manage, "createsuperuser", "--noinput", "--username", "u", "--email", "u@example.com"],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     log = folder / "server.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "crm.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--timeout", "60"],
-            env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "crm.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--timeout",
+                "60",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -92,11 +122,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 time.sleep(0.1)
         else:
             pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
-        token = requests.post(f"{base}/auth/signin", json={"username": "u", "password": PASSWORD},
-                              timeout=10).json()["access_token"]
+        token = requests.post(f"{base}/auth/signin", json={"username": "u", "password": PASSWORD}, timeout=10).json()[
+            "access_token"
+        ]
         headers = {"Authorization": f"Bearer {token}"}
-        created = requests.post(f"{base}/opportunity", json={"name": "Venta", "cDoctor": "Dra. Paredes"},
-                                headers=headers, timeout=10)
+        created = requests.post(
+            f"{base}/opportunity", json={"name": "Venta", "cDoctor": "Dra. Paredes"}, headers=headers, timeout=10
+        )
         assert created.status_code == 201, created.text
         yield Server(base, log, database, process, headers, created.json()["id"])
     finally:
@@ -113,7 +145,7 @@ def json_object_of(size: int, field: str) -> bytes:
 def chunked(body: bytes, piece: int = 64 * 1024) -> Iterator[bytes]:
     """`requests` sends a generator with `Transfer-Encoding: chunked` and no Content-Length."""
     for start in range(0, len(body), piece):
-        yield body[start:start + piece]
+        yield body[start : start + piece]
 
 
 SIZES = {"1.5MiB": int(1.5 * MIB), "3MiB": 3 * MIB, "30MiB": 30 * MIB}
@@ -132,8 +164,9 @@ def test_a_body_over_the_limit_is_a_json_413_logged_as_a_warning_that_changes_no
     for method, path, field, headers in requests_made:
         body = json_object_of(SIZES[size], field)
         data = chunked(body) if transfer == "chunked" else body
-        response = requests.request(method, server.base + path, data=data, timeout=60,
-                                    headers={**headers, "Content-Type": "application/json"})
+        response = requests.request(
+            method, server.base + path, data=data, timeout=60, headers={**headers, "Content-Type": "application/json"}
+        )
         assert response.status_code == 413, (path, response.status_code, response.text[:300])
         assert response.headers["Content-Type"].startswith("application/json")
         assert response.json()["statusCode"] == 413
@@ -149,30 +182,48 @@ def test_a_body_over_the_limit_is_a_json_413_logged_as_a_warning_that_changes_no
 
 def test_a_chunked_body_within_the_limit_is_applied(server):
     body = b'{"cDoctor": "Dr. Chunked", "cDateReservation": "2026-03-02", "reservationId": 77}'
-    response = requests.put(f"{server.base}/opportunity/update-opportunity-procces/{server.opportunity_id}",
-                            data=chunked(body, piece=7), timeout=10,
-                            headers={**server.headers, "Content-Type": "application/json"})
+    response = requests.put(
+        f"{server.base}/opportunity/update-opportunity-procces/{server.opportunity_id}",
+        data=chunked(body, piece=7),
+        timeout=10,
+        headers={**server.headers, "Content-Type": "application/json"},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["opportunity"]["cDoctor"] == "Dr. Chunked"
-    requests.put(f"{server.base}/opportunity/update-opportunity-procces/{server.opportunity_id}",
-                 json={"cDoctor": "Dra. Paredes", "reservationId": 77}, headers=server.headers, timeout=10)
+    requests.put(
+        f"{server.base}/opportunity/update-opportunity-procces/{server.opportunity_id}",
+        json={"cDoctor": "Dra. Paredes", "reservationId": 77},
+        headers=server.headers,
+        timeout=10,
+    )
 
 
 def test_a_30_mib_body_does_not_grow_the_worker_by_30_mib(server):
-    requests.post(f"{server.base}/auth/signin", data=json_object_of(MIB - 100, "username"), timeout=30,
-                  headers={"Content-Type": "application/json"})  # warm up at the limit
+    requests.post(
+        f"{server.base}/auth/signin",
+        data=json_object_of(MIB - 100, "username"),
+        timeout=30,
+        headers={"Content-Type": "application/json"},
+    )  # warm up at the limit
     peak_before = server.worker_peak_rss_kib()
     for data in (json_object_of(30 * MIB, "username"), chunked(json_object_of(30 * MIB, "username"))):
-        response = requests.post(f"{server.base}/auth/signin", data=data, timeout=60,
-                                 headers={"Content-Type": "application/json"})
+        response = requests.post(
+            f"{server.base}/auth/signin", data=data, timeout=60, headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 413
     growth_mib = (server.worker_peak_rss_kib() - peak_before) / 1024
     assert growth_mib < 8, f"worker peak memory grew by {growth_mib:.1f} MiB"
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-@pytest.mark.parametrize("path", ["/opportunity/update-opportunity-process/1",
-                                  "/opportunity/update-opportunity-procces/0123456789abcdef0%2Fx", "/nope"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/opportunity/update-opportunity-process/1",
+        "/opportunity/update-opportunity-procces/0123456789abcdef0%2Fx",
+        "/nope",
+    ],
+)
 def test_an_unknown_path_is_a_json_404_for_every_method_with_or_without_a_token(server, method, path):
     for headers in ({}, server.headers):
         response = requests.request(method, server.base + path, json={"cDoctor": "x"}, headers=headers, timeout=10)

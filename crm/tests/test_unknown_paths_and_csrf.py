@@ -3,6 +3,7 @@
 Django's test client skips the CSRF check unless asked: these clients enforce it, as a real
 server does (crm/tests/test_real_server.py sends the same requests over HTTP).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -42,7 +43,9 @@ def test_a_csrf_failure_outside_the_admin_is_a_json_403():
     assert response.status_code == 403
     assert response["Content-Type"].startswith("application/json")
     assert response.json() == {
-        "statusCode": 403, "message": "Solicitud rechazada: falló la verificación CSRF", "error": "Forbidden",
+        "statusCode": 403,
+        "message": "Solicitud rechazada: falló la verificación CSRF",
+        "error": "Forbidden",
     }
 
 

@@ -1,4 +1,5 @@
 """Test URLconf: the project's routes plus one CSRF-protected form view outside the admin."""
+
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 

@@ -3,6 +3,7 @@
 Real sockets on 127.0.0.1 (no `responses`): the stand-in must speak the source document
 section 6.2 contract exactly as the client expects it, or the demo and benchmarks mean nothing.
 """
+
 from __future__ import annotations
 
 import time
@@ -160,8 +161,12 @@ def test_stop_ends_idle_keep_alive_connections_quickly() -> None:
 
 @pytest.mark.django_db
 def test_poll_invoices_completes_an_order_served_by_the_standin(
-    standin: MifactStandin, settings: Any, make_opportunity: Any, capsys: Any,
-    django_capture_on_commit_callbacks: Any, media_root: Any,
+    standin: MifactStandin,
+    settings: Any,
+    make_opportunity: Any,
+    capsys: Any,
+    django_capture_on_commit_callbacks: Any,
+    media_root: Any,
 ) -> None:
     """The whole chain: poller -> client -> stand-in -> PDF download (the invoice-mifact host is
     allowed by the downloader even on loopback) -> attachment."""
@@ -180,7 +185,7 @@ def test_poll_invoices_completes_an_order_served_by_the_standin(
         call_command("poll_invoices", "--workers", "1")
 
     assert "invoiced=1" in capsys.readouterr().out
-    assert len([p for p in media_root.rglob("*.pdf")]) == 2
+    assert len(list(media_root.rglob("*.pdf"))) == 2
     row.refresh_from_db()
     opportunity.refresh_from_db()
     assert row.facturado is True and row.invoice_result_head_id == 321

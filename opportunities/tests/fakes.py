@@ -1,4 +1,5 @@
 """A scripted SV (clinic system) behind `responses` (tests never reach the network)."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ class FakeSv:
         self.routes = [
             rsps.add_callback(responses.POST, f"{BASE}/auth/signin", callback=self._sign_in),
             rsps.add_callback(
-                responses.PATCH, re.compile(rf"{re.escape(BASE)}/reservation/\d+/clinic-history-crm"),
+                responses.PATCH,
+                re.compile(rf"{re.escape(BASE)}/reservation/\d+/clinic-history-crm"),
                 callback=self._patch,
             ),
         ]

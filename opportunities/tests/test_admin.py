@@ -1,4 +1,5 @@
 """The admin of the action history, comprobantes (staff-only PDF download) and SV deliveries."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,10 @@ def test_action_history_is_read_only_even_for_superusers(admin_client: Client, c
     assert admin_client.get(delete_url).status_code == 403
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
     # The bulk delete action is not offered either.
-    response = admin_client.post(reverse("admin:opportunities_actionhistory_changelist"),
-                                 {"action": "delete_selected", "_selected_action": [record.pk], "post": "yes"})
+    response = admin_client.post(
+        reverse("admin:opportunities_actionhistory_changelist"),
+        {"action": "delete_selected", "_selected_action": [record.pk], "post": "yes"},
+    )
     assert response.status_code in (200, 302)
     record.refresh_from_db()
     assert record.action == "service_orders_registered"
@@ -111,8 +114,9 @@ def test_sv_deliveries_are_listed_filtered_and_read_only(sv_staff_client, make_o
     assert list(listing.context["cl"].result_list) == [failed]
     assert b"SV respondi" in listing.content
     assert sv_staff_client.get(reverse("admin:opportunities_svdelivery_add")).status_code == 403
-    change = sv_staff_client.post(reverse("admin:opportunities_svdelivery_change", args=[failed.pk]),
-                                  {"status": "delivered"})
+    change = sv_staff_client.post(
+        reverse("admin:opportunities_svdelivery_change", args=[failed.pk]), {"status": "delivered"}
+    )
     failed.refresh_from_db()
     assert failed.status == "failed"
     assert change.status_code in (200, 403)

@@ -1,5 +1,6 @@
 """The SV client: its call and errors (the shared bearer-token behaviour is tested in
 `crm/tests/test_outgoing.py`). HTTP faked with responses."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,12 +24,19 @@ def client() -> SvClient:
 
 @responses.activate
 def test_update_signs_in_and_patches_the_clinic_history(client):
-    responses.post(SIGNIN, json={"accessToken": "sv-1"},
-                   match=[matchers.json_params_matcher({"username": "admin", "password": "clave"})])
-    responses.patch(patch_url(98765), json={"ok": True}, match=[
-        matchers.header_matcher({"Authorization": "Bearer sv-1"}),
-        matchers.json_params_matcher({"clinicHistoryCrm": "HC-000123"}),
-    ])
+    responses.post(
+        SIGNIN,
+        json={"accessToken": "sv-1"},
+        match=[matchers.json_params_matcher({"username": "admin", "password": "clave"})],
+    )
+    responses.patch(
+        patch_url(98765),
+        json={"ok": True},
+        match=[
+            matchers.header_matcher({"Authorization": "Bearer sv-1"}),
+            matchers.json_params_matcher({"clinicHistoryCrm": "HC-000123"}),
+        ],
+    )
     client.update_clinic_history(reservation_id=98765, clinic_history="HC-000123")
     assert len(responses.calls) == 2
 

@@ -1,4 +1,5 @@
 """The SV outbox: the clinic history reaches SV once, even when SV is down (CONTRACT.md 8)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -141,8 +142,12 @@ def test_backoff_doubles_and_is_capped(sv, make_opportunity, settings):
 
 
 def test_a_delivery_not_yet_due_is_not_attempted(sv, make_opportunity):
-    make_due(opportunity=make_opportunity(), reservation_id=1, clinic_history="A",
-             next_attempt_at=timezone.now() + dt.timedelta(minutes=5))
+    make_due(
+        opportunity=make_opportunity(),
+        reservation_id=1,
+        clinic_history="A",
+        next_attempt_at=timezone.now() + dt.timedelta(minutes=5),
+    )
     code, line = sync()
     assert line.startswith("sync_sv: due=0") and sv.patches == []
 
@@ -182,8 +187,7 @@ def test_sync_with_url_sv_unset_is_off_and_exits_1_only_with_work_due(make_oppor
     assert delivery.last_error == "no se intentó: URL_SV no está configurada (sincronización con SV desactivada)"
 
 
-def test_sync_with_sv_credentials_missing_says_so_on_the_row_and_does_not_sign_in(sv, make_opportunity,
-                                                                                    settings):
+def test_sync_with_sv_credentials_missing_says_so_on_the_row_and_does_not_sign_in(sv, make_opportunity, settings):
     settings.SV_USERNAME = settings.SV_PASSWORD = ""
     make_due(opportunity=make_opportunity(), reservation_id=1, clinic_history="A")
     code, line = sync()
@@ -254,7 +258,11 @@ def test_going_back_while_sv_is_down_keeps_only_the_newest_waiting(make_opportun
     sv.down = True
     opportunity = make_opportunity()
     for clinic_history in ("HC-A", "HC-B", "HC-A"):
-        assert put_process(opportunity.pk, {"cClinicHistory": clinic_history, "cDoctor": "X",
-                                            "reservationId": 501}).status_code == 200
+        assert (
+            put_process(
+                opportunity.pk, {"cClinicHistory": clinic_history, "cDoctor": "X", "reservationId": 501}
+            ).status_code
+            == 200
+        )
     waiting = list(SvDelivery.objects.filter(status="pending").values_list("clinic_history", flat=True))
     assert waiting == ["HC-A"]

@@ -1,5 +1,6 @@
 """The staff's opportunity page in the admin: list, search, filters, read-only inlines, corrections
 with history, the "check invoicing now" action on opportunities, the changelist query counts."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +18,9 @@ from opportunities.models import ActionHistory, Attachment, Opportunity
 pytestmark = pytest.mark.django_db
 
 
-def test_opportunity_changelist_searches_by_clinic_history(admin_client: Client, closed: Opportunity,
-                                                            make_opportunity: Any) -> None:
+def test_opportunity_changelist_searches_by_clinic_history(
+    admin_client: Client, closed: Opportunity, make_opportunity: Any
+) -> None:
     other = make_opportunity(name="Venta cardiología", c_clinic_history="HC-000111")
     url = reverse("admin:opportunities_opportunity_changelist")
 
@@ -32,13 +34,19 @@ def test_opportunity_changelist_searches_by_clinic_history(admin_client: Client,
     assert "Venta dermatología" in response.text
 
 
-def test_opportunity_changelist_filters_by_stage_and_sub_state(admin_client: Client, closed: Opportunity,
-                                                               make_opportunity: Any) -> None:
+def test_opportunity_changelist_filters_by_stage_and_sub_state(
+    admin_client: Client, closed: Opportunity, make_opportunity: Any
+) -> None:
     make_opportunity(name="Prospecto")
     url = reverse("admin:opportunities_opportunity_changelist")
-    response = admin_client.get(url, {"stage": "Cierre ganado",
-                                      "c_facturacion_sub_estado": "orden_servicio_pendiente_factura",
-                                      "is_presaved__exact": "1"})
+    response = admin_client.get(
+        url,
+        {
+            "stage": "Cierre ganado",
+            "c_facturacion_sub_estado": "orden_servicio_pendiente_factura",
+            "is_presaved__exact": "1",
+        },
+    )
     assert list(response.context["cl"].result_list) == [closed]
 
 
@@ -86,8 +94,10 @@ def test_admin_edit_saves_only_changed_fields_and_records_history(staff_client: 
     assert closed.c_facturacion_sub_estado == "factura_directa"  # not overwritten by the stale form
     record = ActionHistory.objects.get(action="opportunity_updated")
     assert record.user_name == "recepcion"
-    assert record.data == {"via": "admin", "changes": {
-        "name": {"old": "Venta dermatología", "new": "Venta dermatología (corregida)"}}}
+    assert record.data == {
+        "via": "admin",
+        "changes": {"name": {"old": "Venta dermatología", "new": "Venta dermatología (corregida)"}},
+    }
 
 
 def test_opportunities_cannot_be_added_or_deleted_in_admin(admin_client: Client, closed: Opportunity) -> None:
@@ -97,11 +107,18 @@ def test_opportunities_cannot_be_added_or_deleted_in_admin(admin_client: Client,
 
 
 def test_check_action_on_opportunities_checks_their_pending_service_orders(
-    staff_client: Client, closed: Opportunity, make_opportunity: Any, mifact: Any,
+    staff_client: Client,
+    closed: Opportunity,
+    make_opportunity: Any,
+    mifact: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    other = make_opportunity(name="Otra", stage="Cierre ganado", c_clinic_history="HC-2",
-                             c_facturacion_sub_estado="orden_servicio_pendiente_factura")
+    other = make_opportunity(
+        name="Otra",
+        stage="Cierre ganado",
+        c_clinic_history="HC-2",
+        c_facturacion_sub_estado="orden_servicio_pendiente_factura",
+    )
     OpportunityServiceOrder.objects.create(opportunity=other, service_order_id=789)
     untouched = make_opportunity(name="No seleccionada")
     OpportunityServiceOrder.objects.create(opportunity=untouched, service_order_id=999)
@@ -135,8 +152,9 @@ def _changelist_queries(client: Client, url: str) -> int:
         "admin:opportunities_attachment_changelist",
     ],
 )
-def test_changelist_query_count_does_not_grow_with_rows(staff_client: Client, make_opportunity: Any,
-                                                        django_assert_max_num_queries: Any, url_name: str) -> None:
+def test_changelist_query_count_does_not_grow_with_rows(
+    staff_client: Client, make_opportunity: Any, django_assert_max_num_queries: Any, url_name: str
+) -> None:
     def add_rows(count: int) -> None:
         for i in range(count):
             opportunity = make_opportunity(name=f"Venta {i}", c_clinic_history=f"HC-{i}")

@@ -1,4 +1,5 @@
 """Closing as *Cierre ganado* with direct invoice URLs (source document 2.2, 8.2; contract 5.6, 6)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,9 @@ def close_body(**facturas):
     }
 
 
-def test_close_with_one_invoice_url_attaches_it_and_closes_won(make_opportunity, put_process, pdf_host, media_root, api_client):
+def test_close_with_one_invoice_url_attaches_it_and_closes_won(
+    make_opportunity, put_process, pdf_host, media_root, api_client
+):
     pdf = make_pdf("F001-123")
     pdf_host.route("/comprobantes/F001-123.pdf", body=pdf, headers={"Content-Type": "application/pdf"})
     opportunity = make_opportunity()
@@ -80,7 +83,9 @@ def test_the_same_pdf_twice_is_stored_once(make_opportunity, put_process, pdf_ho
     pdf_host.route("/a.pdf", body=make_pdf("same"))
     pdf_host.route("/b.pdf", body=make_pdf("same"))
     opportunity = make_opportunity()
-    put_process(opportunity.pk, close_body(comprobante_soles=pdf_host.url("/a.pdf"), comprobante_dolares=pdf_host.url("/b.pdf")))
+    put_process(
+        opportunity.pk, close_body(comprobante_soles=pdf_host.url("/a.pdf"), comprobante_dolares=pdf_host.url("/b.pdf"))
+    )
     put_process(opportunity.pk, close_body(comprobante_soles=pdf_host.url("/a.pdf")))
     assert Attachment.objects.count() == 1
     assert len(files_in(media_root)) == 1
@@ -98,7 +103,9 @@ def test_clinic_history_already_stored_is_enough_to_close(make_opportunity, put_
 def test_close_without_clinic_history_is_400_and_downloads_nothing(make_opportunity, put_process, pdf_host):
     pdf_host.route("/a.pdf", body=make_pdf("a"))
     opportunity = make_opportunity()
-    response = put_process(opportunity.pk, {"cPatientsname": "Ana", "cFacturas": {"comprobante_soles": pdf_host.url("/a.pdf")}})
+    response = put_process(
+        opportunity.pk, {"cPatientsname": "Ana", "cFacturas": {"comprobante_soles": pdf_host.url("/a.pdf")}}
+    )
     assert response.status_code == 400
     assert "cClinicHistory" in response.json()["errors"]
     assert pdf_host.requests == []
@@ -129,7 +136,9 @@ def test_failed_download_keeps_nothing(make_opportunity, put_process, pdf_host, 
     assert files_in(media_root) == []
 
 
-def test_an_error_inside_the_transaction_leaves_no_file(make_opportunity, put_process, pdf_host, media_root, monkeypatch):
+def test_an_error_inside_the_transaction_leaves_no_file(
+    make_opportunity, put_process, pdf_host, media_root, monkeypatch
+):
     from sales import process_update as services
 
     pdf_host.route("/ok.pdf", body=make_pdf("ok"))
@@ -194,7 +203,9 @@ def test_query_count_of_one_put_is_bounded(make_opportunity, put_process, pdf_ho
     opportunity = make_opportunity()
     body = {
         **close_body(comprobante_soles=pdf_host.url("/s.pdf"), comprobante_dolares=pdf_host.url("/d.pdf")),
-        "cDoctor": "Dra. Paredes", "cAppointment": "15:30 - 16:00", "cDateReservation": "2026-03-02",
+        "cDoctor": "Dra. Paredes",
+        "cAppointment": "15:30 - 16:00",
+        "cDateReservation": "2026-03-02",
         "reservationId": 9,
     }
     with CaptureQueriesContext(connection) as queries:

@@ -4,6 +4,7 @@ reservation gets one meeting and one `meeting_created` record.
 Real concurrency needs PostgreSQL row locks (the embedded SQLite serializes writers; the
 black-box suite covers it through a real server): on SQLite this test is skipped.
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,8 +23,12 @@ pytestmark = [
 ]
 
 BODY = {
-    "cPatientsname": "Lucía", "cCustomerDocument": "45678912", "cAppointment": "15:30 - 16:00",
-    "cDateReservation": "2026-03-02", "cDoctor": "Dra. Paredes", "cSpecialty": "Dermatología",
+    "cPatientsname": "Lucía",
+    "cCustomerDocument": "45678912",
+    "cAppointment": "15:30 - 16:00",
+    "cDateReservation": "2026-03-02",
+    "cDoctor": "Dra. Paredes",
+    "cSpecialty": "Dermatología",
     "reservationId": 98765,
 }
 
@@ -63,4 +68,7 @@ def test_eight_identical_appointment_puts_at_once_all_answer_200_with_one_meetin
     assert Meeting.objects.filter(opportunity=opportunity, reservation_id=98765).count() == 1
     created = ActionHistory.objects.filter(opportunity=opportunity, action=ActionHistory.Action.MEETING_CREATED)
     assert created.count() == 1
-    assert ActionHistory.objects.filter(opportunity=opportunity, action=ActionHistory.Action.OPPORTUNITY_UPDATED).count() == 1
+    assert (
+        ActionHistory.objects.filter(opportunity=opportunity, action=ActionHistory.Action.OPPORTUNITY_UPDATED).count()
+        == 1
+    )

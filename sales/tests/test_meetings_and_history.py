@@ -1,4 +1,5 @@
 """Meetings per reservation (create versus update) and history records with old and new values."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,10 +14,19 @@ pytestmark = pytest.mark.django_db
 LIMA = ZoneInfo("America/Lima")
 
 
-def test_meeting_dates_come_from_reservation_date_and_range_in_the_clinic_zone(make_opportunity, put_process, api_client):
+def test_meeting_dates_come_from_reservation_date_and_range_in_the_clinic_zone(
+    make_opportunity, put_process, api_client
+):
     opportunity = make_opportunity(c_patientsname="Lucía", c_patients_paternal_last_name="Quispe")
-    put_process(opportunity.pk, {"cDateReservation": "2026-03-02", "cAppointment": "15:30 - 16:00",
-                                 "cSpecialty": "Dermatología", "reservationId": 700})
+    put_process(
+        opportunity.pk,
+        {
+            "cDateReservation": "2026-03-02",
+            "cAppointment": "15:30 - 16:00",
+            "cSpecialty": "Dermatología",
+            "reservationId": 700,
+        },
+    )
     meeting = Meeting.objects.get()
     assert meeting.date_start == dt.datetime(2026, 3, 2, 15, 30, tzinfo=LIMA)
     assert meeting.date_end == dt.datetime(2026, 3, 2, 16, 0, tzinfo=LIMA)
@@ -24,10 +34,17 @@ def test_meeting_dates_come_from_reservation_date_and_range_in_the_clinic_zone(m
     listed = api_client.get(f"/opportunity/{opportunity.pk}/meetings").json()
     assert listed == [
         {
-            "id": meeting.pk, "name": "Cita: Lucía Quispe (Dermatología)", "status": "Planned",
-            "dateStart": "2026-03-02 15:30:00", "dateEnd": "2026-03-02 16:00:00",
-            "doctor": "", "environment": "", "specialty": "Dermatología", "tariff": "",
-            "reservationId": 700, "createdAt": listed[0]["createdAt"],
+            "id": meeting.pk,
+            "name": "Cita: Lucía Quispe (Dermatología)",
+            "status": "Planned",
+            "dateStart": "2026-03-02 15:30:00",
+            "dateEnd": "2026-03-02 16:00:00",
+            "doctor": "",
+            "environment": "",
+            "specialty": "Dermatología",
+            "tariff": "",
+            "reservationId": 700,
+            "createdAt": listed[0]["createdAt"],
         }
     ]
 
@@ -72,8 +89,10 @@ def test_identical_appointment_twice_writes_no_update_record(make_opportunity, p
 
 def test_history_holds_old_and_new_values_and_the_user(make_opportunity, put_process, api_client, user):
     opportunity = make_opportunity(c_clinic_history="HC-1")
-    put_process(opportunity.pk, {"cClinicHistory": "HC-2", "cPatientsname": "Rosa", "cDateReservation": "2026-03-02",
-                                 "reservationId": 4})
+    put_process(
+        opportunity.pk,
+        {"cClinicHistory": "HC-2", "cPatientsname": "Rosa", "cDateReservation": "2026-03-02", "reservationId": 4},
+    )
     record = ActionHistory.objects.get(action="opportunity_updated")
     assert record.user_name == user.username
     assert record.data["changes"] == {

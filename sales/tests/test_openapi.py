@@ -1,4 +1,5 @@
 """The OpenAPI schema integrators read: valid, complete, and true to the real responses."""
+
 from __future__ import annotations
 
 import io
@@ -87,12 +88,22 @@ def test_process_update_documents_every_field_and_the_section_8_examples(schema)
     operation = schema["paths"]["/opportunity/update-opportunity-procces/{opportunity_id}/"]["put"]
     body = operation["requestBody"]["content"]["application/json"]
     assert sorted(example["summary"] for example in body["examples"].values()) == [
-        "8.1 Actualizar datos y cita (sin cerrar)", "8.2 Cierre ganado con factura directa", "8.3 Cierre ganado con O.S",
+        "8.1 Actualizar datos y cita (sin cerrar)",
+        "8.2 Cierre ganado con factura directa",
+        "8.3 Cierre ganado con O.S",
     ]
     assert body["examples"]["8.3CierreGanadoConO.S"]["value"]["cOrdenesServicio"] == [456]
     properties = schema["components"]["schemas"]["ProcessUpdateInputRequest"]["properties"]
-    for field in ("cLastNameFather", "cClinicHistory", "cAppointment", "cDateReservation", "reservationId",
-                  "cFacturas", "cOrdenesServicio", "cOrdenesServicioMetadata"):
+    for field in (
+        "cLastNameFather",
+        "cClinicHistory",
+        "cAppointment",
+        "cDateReservation",
+        "reservationId",
+        "cFacturas",
+        "cOrdenesServicio",
+        "cOrdenesServicioMetadata",
+    ):
         assert field in properties
         assert properties[field].get("nullable") is True, field
     assert properties["reservationId"]["maximum"] == 2**31 - 1
@@ -100,8 +111,10 @@ def test_process_update_documents_every_field_and_the_section_8_examples(schema)
 
 
 def test_ignored_fields_are_documented_in_the_process_update_and_create_responses(schema):
-    for path, method, status in (("/opportunity/update-opportunity-procces/{opportunity_id}/", "put", "200"),
-                                 ("/opportunity/", "post", "201")):
+    for path, method, status in (
+        ("/opportunity/update-opportunity-procces/{opportunity_id}/", "put", "200"),
+        ("/opportunity/", "post", "201"),
+    ):
         ref = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
         assert component["properties"]["ignoredFields"]["type"] == "array", (path, component)
@@ -114,11 +127,21 @@ def test_real_responses_conform_to_the_schema(schema, api_client, make_opportuni
     """Regression of schemathesis' first finding: `yyyy-MM-dd HH:mm:ss` is not RFC 3339
     `date-time`, so the schema must describe it as a patterned string."""
     opportunity = make_opportunity()
-    body = put_process(opportunity.pk, {"cDoctor": "Dra. Paredes", "cDateReservation": "2026-03-02",
-                                        "cAppointment": "15:30 - 16:00", "reservationId": 7}).json()
+    body = put_process(
+        opportunity.pk,
+        {
+            "cDoctor": "Dra. Paredes",
+            "cDateReservation": "2026-03-02",
+            "cAppointment": "15:30 - 16:00",
+            "reservationId": 7,
+        },
+    ).json()
     validate(schema, "ProcessUpdateResponse", body)
-    validate(schema, "OpportunityCreateOutput",
-             api_client.post("/opportunity", {"name": "Venta", "nmae": "x"}, format="json").json())
+    validate(
+        schema,
+        "OpportunityCreateOutput",
+        api_client.post("/opportunity", {"name": "Venta", "nmae": "x"}, format="json").json(),
+    )
     validate(schema, "OpportunityOutput", api_client.get(f"/opportunity/{opportunity.pk}").json())
     for item in api_client.get(f"/opportunity/{opportunity.pk}/meetings").json():
         validate(schema, "MeetingOutput", item)
@@ -130,15 +153,75 @@ def test_real_responses_conform_to_the_schema(schema, api_client, make_opportuni
 # --- What the schema says to people: each example belongs to its operation, all of it in Spanish.
 
 ENGLISH_WORDS = {
-    "the", "of", "and", "is", "are", "with", "for", "to", "from", "an", "its", "when", "this", "that", "be", "by",
-    "or", "not", "in", "on", "as", "one", "body", "bodies", "request", "seconds", "record", "returns", "needs",
-    "newest", "invoice", "access", "required", "attached", "missing", "invalid", "found",
+    "the",
+    "of",
+    "and",
+    "is",
+    "are",
+    "with",
+    "for",
+    "to",
+    "from",
+    "an",
+    "its",
+    "when",
+    "this",
+    "that",
+    "be",
+    "by",
+    "or",
+    "not",
+    "in",
+    "on",
+    "as",
+    "one",
+    "body",
+    "bodies",
+    "request",
+    "seconds",
+    "record",
+    "returns",
+    "needs",
+    "newest",
+    "invoice",
+    "access",
+    "required",
+    "attached",
+    "missing",
+    "invalid",
+    "found",
 }
-SPANISH_WORDS = {"de", "la", "el", "los", "las", "del", "y", "o", "u", "en", "un", "una", "con", "sin", "para",
-                 "por", "que", "se", "es", "no", "su", "al", "lo", "si"}
+SPANISH_WORDS = {
+    "de",
+    "la",
+    "el",
+    "los",
+    "las",
+    "del",
+    "y",
+    "o",
+    "u",
+    "en",
+    "un",
+    "una",
+    "con",
+    "sin",
+    "para",
+    "por",
+    "que",
+    "se",
+    "es",
+    "no",
+    "su",
+    "al",
+    "lo",
+    "si",
+}
 # Code spans, quoted values, placeholders, URLs, identifiers and hyphenated names (invoice-mifact).
-CODE = re.compile(r"`[^`]*`|\"[^\"]*\"|<[^>]*>|\{[^}]*\}|https?://\S+|\b\w*[a-z][A-Z_]\w*\b|\b[a-z]+_[a-z_]+\b"
-                  r"|\b\w+(?:-\w+)+\b")
+CODE = re.compile(
+    r"`[^`]*`|\"[^\"]*\"|<[^>]*>|\{[^}]*\}|https?://\S+|\b\w*[a-z][A-Z_]\w*\b|\b[a-z]+_[a-z_]+\b"
+    r"|\b\w+(?:-\w+)+\b"
+)
 
 
 def texts_for_people(schema):

@@ -1,4 +1,5 @@
 """Case detection (source document section 3) and the sent / not-sent rule (contract 5.2-5.3)."""
+
 from __future__ import annotations
 
 import pytest
@@ -128,8 +129,12 @@ def test_null_and_blank_values_count_as_not_sent_and_keep_stored_values(make_opp
     opportunity = make_opportunity(c_doctor="Dra. Paredes", c_clinic_history="HC-1", c_patientsname="Ana")
     response = put_process(
         opportunity.pk,
-        {"cDoctor": None, "cClinicHistory": "   ", "cPatientsname": "", "cFacturas": {"comprobante_soles": None,
-                                                                                      "comprobante_dolares": None}},
+        {
+            "cDoctor": None,
+            "cClinicHistory": "   ",
+            "cPatientsname": "",
+            "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
+        },
     )
     assert response.status_code == 200
     stored = Opportunity.objects.get(pk=opportunity.pk)
@@ -154,7 +159,12 @@ def test_unknown_and_protected_keys_are_ignored(make_opportunity, put_process):
     )
     assert response.status_code == 200
     assert response.json()["ignoredFields"] == [
-        "cFacturacionSubEstado", "createdAt", "id", "isPresaved", "somethingElse", "stage",
+        "cFacturacionSubEstado",
+        "createdAt",
+        "id",
+        "isPresaved",
+        "somethingElse",
+        "stage",
     ]
     stored = Opportunity.objects.get(pk=opportunity.pk)
     assert stored.stage == "Prospección"
@@ -181,8 +191,11 @@ def test_ignored_fields_is_an_empty_list_when_every_key_is_known(make_opportunit
 
 
 def test_create_lists_the_keys_it_ignored_too(api_client):
-    response = api_client.post("/opportunity", {"name": "Venta", "nmae": "x", "stage": "Cierre ganado",
-                                                "cDoctor": "Dra. Paredes"}, format="json")
+    response = api_client.post(
+        "/opportunity",
+        {"name": "Venta", "nmae": "x", "stage": "Cierre ganado", "cDoctor": "Dra. Paredes"},
+        format="json",
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["ignoredFields"] == ["nmae", "stage"]

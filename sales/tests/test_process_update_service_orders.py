@@ -1,4 +1,5 @@
 """*Cierre ganado* with service orders through the PUT (source document 2.3, 8.3; contract 5.7-5.8)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,10 +16,14 @@ def os_body(*ids, **extra):
     return {"cClinicHistory": "HC-000123", "cOrdenesServicio": list(ids), **extra}
 
 
-def test_service_orders_are_registered_and_the_opportunity_waits_for_the_invoice(make_opportunity, put_process, mifact, api_client):
+def test_service_orders_are_registered_and_the_opportunity_waits_for_the_invoice(
+    make_opportunity, put_process, mifact, api_client
+):
     opportunity = make_opportunity()
-    response = put_process(opportunity.pk, os_body(456, 457, cOrdenesServicioMetadata={
-        "456": {"descripcion": "Consulta", "numero_os": "OS-456"}}))
+    response = put_process(
+        opportunity.pk,
+        os_body(456, 457, cOrdenesServicioMetadata={"456": {"descripcion": "Consulta", "numero_os": "OS-456"}}),
+    )
     assert response.status_code == 200, response.content
     body = response.json()["opportunity"]
     assert body["stage"] == "Cierre ganado"
@@ -39,7 +44,9 @@ def test_service_orders_are_registered_and_the_opportunity_waits_for_the_invoice
     assert listed[0]["facturado"] is False
 
 
-def test_an_already_invoiced_service_order_completes_the_close_in_the_same_request(make_opportunity, put_process, mifact, media_root):
+def test_an_already_invoiced_service_order_completes_the_close_in_the_same_request(
+    make_opportunity, put_process, mifact, media_root
+):
     served = mifact.invoice(456, soles=True, dolares=True, head_id=123)
     opportunity = make_opportunity()
     response = put_process(opportunity.pk, os_body(456))
@@ -126,8 +133,10 @@ def test_invoicing_service_not_configured_records_the_error(make_opportunity, pu
 def test_direct_invoice_then_service_order_keeps_factura_directa(make_opportunity, put_process, mifact):
     mifact.files["direct.pdf"] = mifact.invoice(999)["soles"]  # any served PDF
     opportunity = make_opportunity()
-    put_process(opportunity.pk, {"cClinicHistory": "HC-1", "cFacturas": {
-        "comprobante_soles": "http://mifact.test/api/files/direct.pdf"}})
+    put_process(
+        opportunity.pk,
+        {"cClinicHistory": "HC-1", "cFacturas": {"comprobante_soles": "http://mifact.test/api/files/direct.pdf"}},
+    )
     response = put_process(opportunity.pk, os_body(456))
     assert response.json()["opportunity"]["cFacturacionSubEstado"] == "factura_directa"
 

@@ -1,4 +1,5 @@
 """The validation matrix of the process update (CONTRACT.md section 5, item 1): 400, nothing kept."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,7 +52,9 @@ pytestmark = pytest.mark.django_db
         ({"cOrdenesServicioMetadata": {"456": "texto"}}, "cOrdenesServicioMetadata"),
     ],
 )
-def test_invalid_field_is_400_with_errors_for_that_field_and_changes_nothing(make_opportunity, put_process, body, field):
+def test_invalid_field_is_400_with_errors_for_that_field_and_changes_nothing(
+    make_opportunity, put_process, body, field
+):
     opportunity = make_opportunity(c_patientsname="Original")
     before = Opportunity.objects.values().get(pk=opportunity.pk)
     response = put_process(opportunity.pk, {**body, "cLastNameFather": "Nuevo"})
@@ -61,8 +64,10 @@ def test_invalid_field_is_400_with_errors_for_that_field_and_changes_nothing(mak
     assert payload["message"] == "La solicitud contiene datos inválidos"
     # Flat `{field: [messages]}`; nested fields get dotted keys (cFacturas.comprobante_soles).
     assert any(key == field or key.startswith(field + ".") for key in payload["errors"]), payload["errors"]
-    assert all(isinstance(messages, list) and all(isinstance(m, str) for m in messages)
-               for messages in payload["errors"].values())
+    assert all(
+        isinstance(messages, list) and all(isinstance(m, str) for m in messages)
+        for messages in payload["errors"].values()
+    )
     assert Opportunity.objects.values().get(pk=opportunity.pk) == before
     assert Meeting.objects.count() == 0
     assert ActionHistory.objects.count() == 0
@@ -90,7 +95,9 @@ def test_text_is_trimmed_and_appointment_normalized(make_opportunity, put_proces
     response = put_process(opportunity.pk, {"cAppointment": " 9:00-9:30 ", "reservationId": 3})
     # Hours need two digits: "9:00" is not HH:MM.
     assert response.status_code == 400
-    response = put_process(opportunity.pk, {"cAppointment": "09:00-09:30", "cDoctor": "  Dr. Ruiz ", "reservationId": 3})
+    response = put_process(
+        opportunity.pk, {"cAppointment": "09:00-09:30", "cDoctor": "  Dr. Ruiz ", "reservationId": 3}
+    )
     assert response.status_code == 200
     assert response.json()["opportunity"]["cAppointment"] == "09:00 - 09:30"
     assert response.json()["opportunity"]["cDoctor"] == "Dr. Ruiz"
@@ -120,15 +127,18 @@ def test_largest_reservation_id_is_accepted(make_opportunity, put_process):
         '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {"5": {"a": 1e999999}}}',
         '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {"5": {"a": NaN}}}',
         '{"cClinicHistory": "HC1", "cOrdenesServicio": [5], "cOrdenesServicioMetadata": {"5": {"a": '
-        + "[" * 400 + "]" * 400 + "}}}",
+        + "[" * 400
+        + "]" * 400
+        + "}}}",
     ],
 )
 def test_hostile_metadata_is_a_400_and_stores_nothing(make_opportunity, api_client, raw):
     from billing.models import OpportunityServiceOrder
 
     opportunity = make_opportunity()
-    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", raw,
-                              content_type="application/json")
+    response = api_client.put(
+        f"/opportunity/update-opportunity-procces/{opportunity.pk}", raw, content_type="application/json"
+    )
     assert response.status_code == 400, response.content
     assert OpportunityServiceOrder.objects.count() == 0
     assert Opportunity.objects.get(pk=opportunity.pk).c_clinic_history == ""
@@ -136,7 +146,8 @@ def test_hostile_metadata_is_a_400_and_stores_nothing(make_opportunity, api_clie
 
 def test_nested_errors_use_dotted_keys(make_opportunity, put_process):
     opportunity = make_opportunity()
-    response = put_process(opportunity.pk, {"cFacturas": {"comprobante_soles": "ftp://x/a.pdf"},
-                                            "cOrdenesServicio": [5, "6"]})
+    response = put_process(
+        opportunity.pk, {"cFacturas": {"comprobante_soles": "ftp://x/a.pdf"}, "cOrdenesServicio": [5, "6"]}
+    )
     errors = response.json()["errors"]
     assert set(errors) == {"cFacturas.comprobante_soles", "cOrdenesServicio.1"}

@@ -1,5 +1,6 @@
 """Query budgets of the process update (issue 5): bounded, and independent of how much the
 opportunity already has (meetings, attachments, service orders)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,9 +13,14 @@ from billing.models import OpportunityServiceOrder
 from opportunities.models import Attachment, Meeting
 
 MAIN_AND_APPOINTMENT = {
-    "cClinicHistory": "HC-000123", "cPatientsname": "Lucía", "cCustomerDocument": "45678912",
-    "cAppointment": "15:30 - 16:00", "cDateReservation": "2026-03-02", "cDoctor": "Dra. Paredes",
-    "cSpecialty": "Dermatología", "reservationId": 98765,
+    "cClinicHistory": "HC-000123",
+    "cPatientsname": "Lucía",
+    "cCustomerDocument": "45678912",
+    "cAppointment": "15:30 - 16:00",
+    "cDateReservation": "2026-03-02",
+    "cDoctor": "Dra. Paredes",
+    "cSpecialty": "Dermatología",
+    "reservationId": 98765,
     "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
 }
 
@@ -50,8 +56,9 @@ def test_a_put_without_urls_or_service_orders_does_at_most_10_queries_and_one_co
     assert queries <= 10, queries
     assert commits == 1
     # The same body again changes nothing and costs less.
-    status, again, commits = measure(api_client, opportunity.pk, {**MAIN_AND_APPOINTMENT, "cDoctor": "Dr. Salas"},
-                                     monkeypatch)
+    status, again, commits = measure(
+        api_client, opportunity.pk, {**MAIN_AND_APPOINTMENT, "cDoctor": "Dr. Salas"}, monkeypatch
+    )
     assert status == 200 and again <= 10 and commits == 1
 
 
@@ -61,10 +68,16 @@ def test_put_queries_do_not_grow_with_meetings_attachments_or_service_orders(api
         opportunity = make_opportunity(c_clinic_history="HC-1")
         for index in range(n):
             Meeting.objects.create(opportunity=opportunity, name=f"Cita {index}", reservation_id=10_000 + index)
-            Attachment.objects.create(opportunity=opportunity, kind="comprobante_soles", file=f"x/{index}.pdf",
-                                      file_name=f"{index}.pdf", size=1, sha256=f"{index:064d}", source_url="http://x")
-            OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=index + 1,
-                                                   facturado=True)
+            Attachment.objects.create(
+                opportunity=opportunity,
+                kind="comprobante_soles",
+                file=f"x/{index}.pdf",
+                file_name=f"{index}.pdf",
+                size=1,
+                sha256=f"{index:064d}",
+                source_url="http://x",
+            )
+            OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=index + 1, facturado=True)
         return opportunity.pk
 
     small, big = loaded(1), loaded(40)
@@ -86,11 +99,18 @@ def test_the_meeting_is_read_after_the_opportunity_is_locked(api_client, make_op
         response = api_client.put(url, {**body, "cDoctor": "Dr. Salas"}, format="json")
     assert response.status_code == 200
     statements = [q["sql"] for q in captured if not q["sql"].startswith(("BEGIN", "COMMIT"))]
-    tables = [(sql.split()[0], sql.split('FROM "')[-1].split('"')[0] if sql.startswith("SELECT") else "")
-              for sql in statements]
+    tables = [
+        (sql.split()[0], sql.split('FROM "')[-1].split('"')[0] if sql.startswith("SELECT") else "")
+        for sql in statements
+    ]
     assert tables == [
-        ("SELECT", "auth_user"), ("SELECT", "opportunity"), ("SELECT", "opportunity_meeting"),
-        ("UPDATE", ""), ("UPDATE", ""), ("INSERT", ""), ("SELECT", "opportunity_service_order"),
+        ("SELECT", "auth_user"),
+        ("SELECT", "opportunity"),
+        ("SELECT", "opportunity_meeting"),
+        ("UPDATE", ""),
+        ("UPDATE", ""),
+        ("INSERT", ""),
+        ("SELECT", "opportunity_service_order"),
     ], statements
     assert "JOIN" not in statements[1]
     if connections["default"].vendor == "postgresql":

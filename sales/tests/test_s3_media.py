@@ -1,5 +1,6 @@
 """Comprobantes in an S3-compatible bucket (issue 5, scale-out): the same code path as local
 disk, faked with moto (no network)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,11 @@ BUCKET = "crm-comprobantes-test"
 
 @pytest.fixture
 def s3_media(settings, monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
@@ -32,8 +36,13 @@ def s3_media(settings, monkeypatch):
             **settings.STORAGES,
             "default": {
                 "BACKEND": "storages.backends.s3.S3Storage",
-                "OPTIONS": {"bucket_name": BUCKET, "region_name": "us-east-1", "location": "media",
-                            "default_acl": "private", "file_overwrite": False},
+                "OPTIONS": {
+                    "bucket_name": BUCKET,
+                    "region_name": "us-east-1",
+                    "location": "media",
+                    "default_acl": "private",
+                    "file_overwrite": False,
+                },
             },
         }
         yield client
@@ -60,20 +69,44 @@ def test_direct_invoice_is_stored_in_the_bucket_and_downloaded_through_the_api(
 
 
 def test_media_storage_s3_is_configured_from_the_environment():
-    env = {**os.environ, "ENV_FILE": "", "DEBUG": "true", "MEDIA_STORAGE": "s3",
-           "AWS_STORAGE_BUCKET_NAME": "crm-prod", "AWS_S3_ENDPOINT_URL": "https://minio.example:9000",
-           "DJANGO_SETTINGS_MODULE": "crm.settings"}
-    code = ("from django.conf import settings; import django; django.setup(); "
-            "from django.core.files.storage import default_storage as s; "
-            "s._setup(); print(type(s._wrapped).__name__, s.bucket_name, s.endpoint_url, s.default_acl, s.file_overwrite)")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "true",
+        "MEDIA_STORAGE": "s3",
+        "AWS_STORAGE_BUCKET_NAME": "crm-prod",
+        "AWS_S3_ENDPOINT_URL": "https://minio.example:9000",
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+    }
+    code = (
+        "from django.conf import settings; import django; django.setup(); "
+        "from django.core.files.storage import default_storage as s; "
+        "s._setup(); print(type(s._wrapped).__name__, s.bucket_name, s.endpoint_url, s.default_acl, s.file_overwrite)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()
     assert out == ["S3Storage", "crm-prod", "https://minio.example:9000", "private", "False"]
 
 
 def test_unknown_media_storage_is_refused():
-    env = {**os.environ, "ENV_FILE": "", "DEBUG": "true", "MEDIA_STORAGE": "ftp",
-           "DJANGO_SETTINGS_MODULE": "crm.settings"}
-    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env,
-                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "true",
+        "MEDIA_STORAGE": "ftp",
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert result.returncode != 0 and "MEDIA_STORAGE" in result.stderr

@@ -1,4 +1,5 @@
 """`manage.py create_demo_user`: a local demo user for `make run` (refused unless DEBUG is on)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,6 +5,7 @@ Prints one summary line on stdout. Exit status: 0 normally; 1 when it could deli
 (SV unreachable, sign-in refused, `URL_SV` or credentials unset) while deliveries were due, with
 the reason on stderr (and, when SV could not even be tried, on each due row); 2 for a bad option.
 """
+
 from __future__ import annotations
 
 import sys
