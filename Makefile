@@ -1,4 +1,4 @@
-# Everything a fresh clone needs, with only python3 installed (CONTRACT.md section 2).
+# Everything a fresh clone needs, with only python3 installed (README "Quick start").
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap run test test-browser e2e serve migrate demo bench clean
+.PHONY: bootstrap run test test-browser e2e serve migrate demo bench lint clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ run: migrate
 test: bootstrap
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## Black-box suite (e2e/, README "Black-box suite"): gunicorn with production settings, the
+## Black-box suite (e2e/, docs/development.md "Black-box suite"): gunicorn with production settings, the
 ## invoice-mifact and SV stand-ins and manage.py subprocesses, on a throw-away SQLite database;
 ## E2E_DATABASE_URL=postgres://user@host:5432/postgres runs it on a fresh database of that server.
 ## Hermetic (never reads .env). pytest-django and the unit suite's conftest.py stay out of it.
@@ -55,13 +55,13 @@ serve: $(STAMP)
 	exec $(BIN)/gunicorn crm.wsgi --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2} \
 		--timeout $${GUNICORN_TIMEOUT:-120} --access-logfile -
 
-## End-to-end demo (source document section 8) against the local invoice-mifact stand-in, on a
+## End-to-end demo (README "Example session with curl") against the local invoice-mifact stand-in, on a
 ## throw-away SQLite database and media folder, free ports; leaves nothing behind. Hermetic: it
 ## neither reads nor needs .env.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## Benchmarks (bench/, README "Benchmarks"): poll_invoices against a slow invoice-mifact stand-in,
+## Benchmarks (bench/, docs/development.md "Benchmarks"): poll_invoices against a slow invoice-mifact stand-in,
 ## and the API under gunicorn, on a throw-away PostgreSQL database on 127.0.0.1:5432. Prints
 ## figures and PASS/FAIL targets; fails only when a bench breaks. ~5 minutes. Options:
 ## make bench BENCH_ARGS="--skip-serial --duration 5" (see bench/run_all.py --help).
@@ -71,5 +71,20 @@ bench: $(STAMP)
 		|| echo "wrk could not be installed; bench/api.py uses its Python load generator"
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
+## Lint, format, types and layers (docs/development.md "Checks"), from their own virtualenv .venv-ci
+## (requirements-ci.txt): ruff check, ruff format --check, mypy (django-stubs, DRF stubs), import-linter.
+CI_VENV  := .venv-ci
+CI_STAMP := $(CI_VENV)/.requirements-installed
+$(CI_STAMP): requirements.txt requirements-ci.txt
+	test -x $(CI_VENV)/bin/python || $(PYTHON) -m venv $(CI_VENV)
+	$(CI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-ci.txt
+	touch $(CI_STAMP)
+
+lint: $(CI_STAMP)
+	$(CI_VENV)/bin/ruff check .
+	$(CI_VENV)/bin/ruff format --check .
+	DEBUG=true ENV_FILE= $(CI_VENV)/bin/mypy
+	$(CI_VENV)/bin/lint-imports
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(CI_VENV) .pytest_cache

@@ -65,7 +65,7 @@ ENDPOINTS = [
     ("put", "PUT /opportunity/update-opportunity-procces/<id>"),
 ]
 
-# The PUT body: main data + appointment + reservationId (source document section 8.1 without
+# The PUT body: main data + appointment + reservationId (README "Example session with curl" without
 # cFacturas, no URLs, no O.S). `cDoctor` differs on every request, so every PUT changes a field,
 # updates the opportunity's meeting for the reservation and writes a history record.
 PUT_BODY = {

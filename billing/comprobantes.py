@@ -1,5 +1,5 @@
 """Comprobantes (invoice PDFs) of an opportunity: downloaded all or nothing, then stored after
-the commit that records them (docs: README "Downloading comprobantes").
+the commit that records them (docs/api.md "Downloading comprobantes").
 
 A PDF reaches `MEDIA_ROOT` (or the configured storage) only after the attachment row that
 references it is committed; a row whose file cannot be stored is removed again, so there is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from functools import partial
 
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -80,9 +81,7 @@ def attachment_store_pdfs(
             source_url=pdf.source_url,
             service_order_id=service_order_id,
         )
-        transaction.on_commit(
-            lambda attachment_id=attachment.pk, name=name, pdf=pdf: _store_file_after_commit(attachment_id, name, pdf)
-        )
+        transaction.on_commit(partial(_store_file_after_commit, attachment.pk, name, pdf))
         created.append(attachment)
     return created
 

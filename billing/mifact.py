@@ -1,4 +1,4 @@
-"""Client of the invoicing service invoice-mifact-v3 (source document section 6; CONTRACT.md 7).
+"""Client of the invoicing service invoice-mifact-v3 (docs/api.md "invoice-mifact").
 
 `MifactClient.sign_in()` is the backend's `getTokenInvoiceMifact()` and
 `MifactClient.get_invoice_status(id)` its `getInvoiceStatusByServiceOrderId(id)`. The client
@@ -50,7 +50,7 @@ class MifactBadResponse(MifactError, ServiceBadResponse):
 
 @dataclass(frozen=True)
 class InvoiceStatus:
-    """The invoice status of one service order (source document section 6.2).
+    """The invoice status of one service order (docs/api.md "invoice-mifact").
 
     `facturado` False: nothing else is set. True: `invoice_result_head_id` (int or None) and the
     comprobante URLs that exist (`url_soles`, `url_dolares`, each str or None).

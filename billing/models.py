@@ -1,7 +1,7 @@
 """Service orders (O.S) of the invoicing service invoice-mifact-v3, per opportunity.
 
-Table `opportunity_service_order`, the columns of the source document section 5 plus
-`last_error` and `claimed_until` (the poller's claim, CONTRACT.md section 7).
+Table `opportunity_service_order`, the columns of the docs/api.md "Service orders and the poller" plus
+`last_error` and `claimed_until` (the poller's claim, docs/api.md "Service orders and the poller").
 """
 
 from __future__ import annotations

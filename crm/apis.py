@@ -1,4 +1,4 @@
-"""Project-level endpoints: sign-in (JWT) and the health check (CONTRACT.md section 4)."""
+"""Project-level endpoints: sign-in (JWT) and the health check (docs/api.md "Endpoints")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pages load nothing from other hosts (README "Decisions", offline pages).
+"""Pages load nothing from other hosts (docs/decisions.md, offline pages).
 
 The clinic's intranet has no way out, and pages about patients must not tell third parties who
 reads them. The templates reference only this server; `Content-Security-Policy` makes browsers

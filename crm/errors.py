@@ -1,5 +1,5 @@
 """Errors: the application's own (raised by services), and the one place that maps every error
-to the API's JSON shape (README "Errors").
+to the API's JSON shape (docs/api.md "Errors").
 
 Every error answer is JSON ``{"statusCode": int, "message": str}`` with optional ``"error"`` (the
 HTTP reason phrase) and ``"errors"`` (``{field: [messages]}``). Messages are Spanish.
@@ -69,7 +69,7 @@ class ApiError(exceptions.APIException):
     status and optional per-field errors; rendered as ``{"statusCode", "message", "errors"?}``.
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, *, status_code: int = 400, errors: dict[str, list[str]] | None = None):
         super().__init__(detail=message)
@@ -98,7 +98,7 @@ def _messages(detail: Any) -> list[str]:
 
 def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error detail as `{field: [messages]}` with dotted keys for nested fields
-    (`cFacturas.comprobante_soles`, `cOrdenesServicio.0`), as CONTRACT.md section 4 shapes it."""
+    (`cFacturas.comprobante_soles`, `cOrdenesServicio.0`), as docs/api.md "Endpoints" shapes it."""
     flat: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
@@ -135,15 +135,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, DatabaseOperationalError):
         # The database is down or too busy: not the client's fault, and worth retrying.
         logger.error("Database unavailable in %s: %s", context.get("view"), exc)
-        response = Response(
+        unavailable = Response(
             error_body(503, "La base de datos no está disponible en este momento; intente de nuevo"), status=503
         )
-        response["Retry-After"] = "5"
-        return response
-    response = drf_exception_handler(exc, context)
-    if response is None:
+        unavailable["Retry-After"] = "5"
+        return unavailable
+    handled = drf_exception_handler(exc, context)
+    if handled is None:
         logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
         return Response(error_body(500, "Error interno del servidor"), status=500)
+    response: Response = handled  # DRF's answer, whose body is replaced below
 
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
@@ -153,18 +154,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             messages = _messages(detail)
             body = error_body(400, messages[0] if messages else INVALID_DATA_MESSAGE)
     elif isinstance(exc, exceptions.Throttled):
-        wait = exc.wait
-        message = "Demasiadas solicitudes; intente de nuevo"
+        wait = getattr(exc, "wait", None)  # set by DRF's Throttled.__init__
+        throttled = "Demasiadas solicitudes; intente de nuevo"
         if wait is not None:
-            message += f" en {int(wait) + 1} s"
-        body = error_body(exc.status_code, message)
+            throttled += f" en {int(wait) + 1} s"
+        body = error_body(exc.status_code, throttled)
     else:
-        message = next((m for cls, m in _MESSAGES.items() if isinstance(exc, cls)), None)
-        if message is None and response.status_code == 413:
-            message = body_too_large_message()
-        if message is None:
-            message = str(getattr(exc, "detail", "Error"))
-        body = error_body(response.status_code, message)
+        known = next((m for cls, m in _MESSAGES.items() if isinstance(exc, cls)), None)
+        if known is None and response.status_code == 413:
+            known = body_too_large_message()
+        body = error_body(response.status_code, known or str(getattr(exc, "detail", "Error")))
     response.data = body
     return response
 

@@ -1,4 +1,4 @@
-"""Strict DRF fields for the process-update body (CONTRACT.md section 5, item 1).
+"""Strict DRF fields for the process-update body (docs/api.md "Process update").
 
 DRF's own fields coerce (``123`` becomes ``"123"``, ``"7"`` becomes ``7``); the contract wants a
 wrong JSON type to be a 400, so these fields accept only the JSON type they document.
@@ -158,7 +158,7 @@ class HttpUrlField(StrictCharField):
     }
 )
 class LocalDateTimeField(serializers.DateTimeField):
-    """Output date-time ``yyyy-MM-dd HH:mm:ss`` in `TIME_ZONE` (CONTRACT.md section 4).
+    """Output date-time ``yyyy-MM-dd HH:mm:ss`` in `TIME_ZONE` (docs/api.md "Endpoints").
 
     Not RFC 3339, so the schema documents it as a patterned string instead of `date-time`.
     """

@@ -5,7 +5,7 @@ policy for idempotent methods only, and a bearer token obtained with `POST {base
 (`{"username", "password"}` -> `access_token` | `accessToken` | `token`). The token is reused
 until the service answers 401; then exactly one new sign-in is made (however many threads saw
 that 401) and the call is repeated once. Every `requests` failure becomes one of the subclass's
-error classes, never a raw `requests` exception. (Source document section 6.1; CONTRACT.md 7, 8.)
+error classes, never a raw `requests` exception. (docs/api.md "invoice-mifact" and "SV sync".)
 """
 
 from __future__ import annotations

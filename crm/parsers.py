@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +31,7 @@ class BoundedJSONParser(JSONParser):
     a clear 400 for bodies nested too deeply to parse (Python's parser raises RecursionError, not
     ValueError), and no NaN, Infinity or numbers too large for a float (400)."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         limit = settings.API_MAX_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
@@ -62,7 +63,7 @@ BODY_NOT_OBJECT_MESSAGE = "El cuerpo de la solicitud debe ser un objeto JSON"
 
 
 def require_json_object(request: Request) -> dict[str, Any]:
-    """The parsed body when it is a JSON object; a 400 otherwise (README "Decisions"), including an
+    """The parsed body when it is a JSON object; a 400 otherwise (docs/decisions.md), including an
     empty body and a chunked one without Content-Length (DRF reads both as an empty QueryDict)."""
     data = request.data
     # DRF reads an empty body, or a chunked one without Content-Length, as {} (no stream).

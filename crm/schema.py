@@ -1,5 +1,5 @@
 """OpenAPI pieces shared by the endpoints: the error body, the documented error responses and the
-Spanish texts of the public schema (README "Decisions", API documentation).
+Spanish texts of the public schema (docs/decisions.md, API documentation).
 
 Everything the schema says to people is Spanish. Docstrings are developer documentation
 (English) and never reach it: every operation passes its own `description`, and
@@ -19,12 +19,12 @@ from crm.parsers import body_too_large_message
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every error body of the API (CONTRACT.md section 4)."""
+    """Every error body of the API (docs/api.md "Endpoints")."""
 
     statusCode = serializers.IntegerField(help_text="Código de estado HTTP")
     message = serializers.CharField(help_text="Mensaje en español")
     error = serializers.CharField(required=False, help_text="Frase de estado HTTP (p. ej. `Bad Request`)")
-    errors = serializers.DictField(
+    errors = serializers.DictField(  # type: ignore[assignment]  # the API's key; shadows Serializer.errors
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Errores por campo: {campo: [mensajes]}",

@@ -6,14 +6,16 @@ from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
 from django.http import HttpRequest
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 
-def client_ip(request: HttpRequest) -> str:
+def client_ip(request: HttpRequest | Request) -> str:
     """The client's address as the sign-in throttle sees it: `REMOTE_ADDR`, or the address the
     trusted proxies (`REST_FRAMEWORK["NUM_PROXIES"]`) put in `X-Forwarded-For`. Used by
     django-axes for the admin login, so both limits agree on who the client is."""
-    return BaseThrottle().get_ident(request)
+    # Called by axes with a Django request (admin login) or the API's DRF request (sign-in).
+    return BaseThrottle().get_ident(request if isinstance(request, Request) else Request(request))
 
 
 class AdminOnlyAxesHandler(AxesDatabaseHandler):

@@ -1,7 +1,7 @@
 """Settings of the clinic CRM backend.
 
 Every value comes from the environment or from the `.env` file in the project folder (cron runs
-commands with no shell environment, so the file is what it sees). CONTRACT.md section 3 lists the
+commands with no shell environment, so the file is what it sees). docs/operations.md "Configuration" lists the
 variables; `.env.example` documents each one.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -144,7 +145,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     # Media (downloaded comprobantes) stays on the local disk in MEDIA_ROOT.
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # `collectstatic` (make serve) writes hashed, compressed copies that WhiteNoise serves with
@@ -175,7 +176,7 @@ if MEDIA_STORAGE == "s3":
 elif MEDIA_STORAGE != "local":
     raise ImproperlyConfigured("MEDIA_STORAGE must be 'local' or 's3'")
 
-# --- Security (CONTRACT.md section 3) -------------------------------------------------------
+# --- Security (docs/operations.md "Configuration") -------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^health/?$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
@@ -258,7 +259,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # Swagger UI's defaults, and its online validator (validator.swagger.io) off should a layout
-    # ever show its badge: nothing is loaded from another host (README "Decisions", offline pages).
+    # ever show its badge: nothing is loaded from another host (docs/decisions.md, offline pages).
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
@@ -266,7 +267,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
 }
 
-# --- Outside services (CONTRACT.md sections 3, 6, 7, 8) ---------------------------------------
+# --- Outside services (docs/operations.md "Configuration", 6, 7, 8) ---------------------------------------
 USERNAME_ADMIN = env.str("USERNAME_ADMIN", default="")
 PASSWORD_ADMIN = env.str("PASSWORD_ADMIN", default="")
 URL_INVOICE_MIFACT_V3 = env.str("URL_INVOICE_MIFACT_V3", default="").rstrip("/")

@@ -47,7 +47,7 @@ _SIGNIN_PATH = "/auth/signin"
 
 
 class MifactStandin:
-    """In-memory invoice-mifact-v3 (source document section 6.2 contract), for local use only.
+    """In-memory invoice-mifact-v3 (docs/api.md "invoice-mifact" contract), for local use only.
 
     `host`/`port`: where to listen (`port=0` picks a free port; read it back from `port` or
     `base_url` after `start()`). `username`/`password`: the only credentials sign-in accepts.
@@ -185,7 +185,7 @@ class MifactStandin:
         return self.status_body(service_order_id)
 
     def status_body(self, service_order_id: int) -> dict[str, Any]:
-        """The invoice-status JSON (source document section 6.2) for one O.S, without counting a
+        """The invoice-status JSON (docs/api.md "invoice-mifact") for one O.S, without counting a
         call or waiting `latency`. Unknown O.S are not invoiced."""
         with self._lock:
             entry = self._invoiced.get(int(service_order_id))

@@ -1,4 +1,4 @@
-"""A local stand-in of the clinic system SV for the black-box suite (README "Black-box suite").
+"""A local stand-in of the clinic system SV for the black-box suite (docs/development.md "Black-box suite").
 
 It implements exactly the two calls `opportunities/sv.py` makes:
 

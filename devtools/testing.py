@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["LocalHTTPServer", "SMALL_PDF", "make_pdf"]
@@ -130,7 +131,7 @@ class LocalHTTPServer:
         *,
         status: int = 200,
         body: bytes = b"",
-        headers: dict[str, str | None] | None = None,
+        headers: Mapping[str, str | None] | None = None,
         delay: float = 0.0,
         chunk_delay: float = 0.0,
     ) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures of the black-box suite (`make e2e`; README "Black-box suite").
+"""Fixtures of the black-box suite (`make e2e`; docs/development.md "Black-box suite").
 
 One `Stack` per session (`e2e/harness.py`): a throw-away folder, SQLite or a fresh PostgreSQL
 database (E2E_DATABASE_URL), gunicorn serving `crm.wsgi` with production settings, the

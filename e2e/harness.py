@@ -1,6 +1,6 @@
 """The running product for the black-box suite: gunicorn, the stand-ins, a throw-away database.
 
-`Stack.start()` does what an operator does on a fresh server (README "Deploying"): migrate,
+`Stack.start()` does what an operator does on a fresh server (docs/operations.md "Deploying"): migrate,
 collectstatic, create an API user, serve `crm.wsgi` with gunicorn and production settings. Beside
 it: the invoice-mifact stand-in (`python -m devtools.mifact_standin`, a subprocess), an SV stand-in
 (`devtools/sv_standin.py`) and a PDF file server (`devtools.testing.LocalHTTPServer`), both in this process.

@@ -1,4 +1,4 @@
-"""Closing a sale through the process update, as the front-end does (README "Example session")."""
+"""Closing a sale through the process update, as the front-end does (README "Example session with curl")."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_appointment_then_direct_invoice_then_service_order_close_one_opportunit
     ]
     assert len(registered) == 1 and service_order_id in registered[0]["data"]["serviceOrderIds"]
 
-    # Once invoice-mifact invoices the O.S, the next PUT completes it (README "Service orders").
+    # Once invoice-mifact invoices the O.S, the next PUT completes it (docs/api.md "Service orders and the poller").
     mifact.invoice(service_order_id, soles=True, dolares=True, head_id=reservation_id)
     api.put_process(opportunity_id, {"cClinicHistory": clinic_history})
     order = api.listing(opportunity_id, "service-orders")[0]

@@ -1,5 +1,5 @@
 """What any HTTP client gets at the edges of the API: bodies too large, paths that do not exist
-(README "Decisions": every error is JSON)."""
+(docs/decisions.md: every error is JSON)."""
 
 from __future__ import annotations
 

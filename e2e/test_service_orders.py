@@ -1,4 +1,4 @@
-"""Service orders (O.S) and the poller, as cron and an operator run it (README "Service orders and
+"""Service orders (O.S) and the poller, as cron and an operator run it (docs/api.md "Service orders and
 the poller")."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The clinic history reaches SV, also when SV was down during the PUT (README "SV sync")."""
+"""The clinic history reaches SV, also when SV was down during the PUT (docs/api.md "SV sync")."""
 
 from __future__ import annotations
 

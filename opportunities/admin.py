@@ -19,7 +19,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpRequest, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -97,7 +98,7 @@ class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
         return [download, *super().get_urls()]
 
-    def download_view(self, request: HttpRequest, attachment_id: int) -> HttpResponse:
+    def download_view(self, request: HttpRequest, attachment_id: int) -> HttpResponseBase:
         """Stream the PDF to an active staff user with the attachment view permission.
 
         `admin_view` already sends anonymous and non-staff users to the login page and marks the
@@ -119,7 +120,7 @@ class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(SvDelivery)
 class SvDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The SV outbox (CONTRACT.md 8): what was, or still has to be, sent to the clinic system."""
+    """The SV outbox (docs/api.md "SV sync"): what was, or still has to be, sent to the clinic system."""
 
     list_display = (
         "created_at",

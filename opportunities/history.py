@@ -8,12 +8,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from .models import ActionHistory, Opportunity
 
+# Who did a unit of work: a signed-in user, or None (and an anonymous user) for the processes.
+Actor = AbstractBaseUser | AnonymousUser | None
 
-def _user_fields(user: AbstractBaseUser | None) -> dict[str, Any]:
+
+def _user_fields(user: Actor) -> dict[str, Any]:
     if user is None or not getattr(user, "is_authenticated", False):
         return {"user": None, "user_name": None}
     return {"user": user, "user_name": user.get_username()}
@@ -38,7 +42,7 @@ class HistoryLog:
     the unit's transaction, after everything else, so the records commit or roll back with it.
     """
 
-    def __init__(self, *, opportunity: Opportunity, user: AbstractBaseUser | None) -> None:
+    def __init__(self, *, opportunity: Opportunity, user: Actor) -> None:
         self.opportunity = opportunity
         self.user = user
         self.records: list[ActionHistory] = []

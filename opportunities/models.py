@@ -1,6 +1,6 @@
 """Opportunities (a patient's sale), their meetings, action history and invoice attachments.
 
-Tables and columns follow the source document sections 2, 4 and 5 (CONTRACT.md section 1).
+Tables and columns follow the docs/api.md "Process update", 4 and 5 (docs/development.md "Layout").
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Stage(models.TextChoices):
 
 
 class FacturacionSubEstado(models.TextChoices):
-    """Billing sub-state of a *Cierre ganado* opportunity (source document section 4)."""
+    """Billing sub-state of a *Cierre ganado* opportunity (docs/api.md "Closing as Cierre ganado")."""
 
     FACTURA_DIRECTA = "factura_directa", "Factura directa"
     ORDEN_SERVICIO_PENDIENTE_FACTURA = (
@@ -45,7 +45,7 @@ class Opportunity(models.Model):
     stage = models.CharField("etapa", max_length=20, choices=Stage.choices, default=Stage.PROSPECCION)
     amount = models.DecimalField("monto", max_digits=12, decimal_places=2, null=True, blank=True)
 
-    # Customer / patient ("main" data, source document section 2.1)
+    # Customer / patient ("main" data, docs/api.md "The four cases")
     c_last_name_father = models.CharField("apellido paterno del cliente", max_length=100, blank=True, default="")
     c_last_name_mother = models.CharField("apellido materno del cliente", max_length=100, blank=True, default="")
     c_customer_document_type = models.CharField("tipo de documento del cliente", max_length=20, blank=True, default="")
@@ -61,7 +61,7 @@ class Opportunity(models.Model):
     c_patient_document_type = models.CharField("tipo de documento del paciente", max_length=20, blank=True, default="")
     c_clinic_history = models.CharField("historia clínica", max_length=50, blank=True, default="", db_index=True)
 
-    # Appointment (source document section 2.4)
+    # Appointment (docs/api.md "The four cases")
     c_appointment = models.CharField("horario", max_length=20, blank=True, default="")
     c_date_reservation = models.DateField("fecha de reserva", null=True, blank=True)
     c_doctor = models.CharField("doctor", max_length=150, blank=True, default="")
@@ -201,7 +201,7 @@ class Attachment(models.Model):
 
 
 class SvDelivery(models.Model):
-    """Outbox row: one (reservation, clinic history) value to deliver to SV (CONTRACT.md 8).
+    """Outbox row: one (reservation, clinic history) value to deliver to SV (docs/api.md "SV sync").
 
     Written in the same transaction as the process update that produced the pair; delivered
     right after the commit and, while SV fails, by `manage.py sync_sv` with exponential backoff.

@@ -1,12 +1,12 @@
 """The fields a process update may write, and the four cases it is classified into by the keys
-it carries (README "Decisions")."""
+it carries (docs/decisions.md)."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
 
-# The "main" and "appointment" field lists of the four cases (README "Decisions": cLastNameMother
+# The "main" and "appointment" field lists of the four cases (docs/decisions.md: cLastNameMother
 # is in neither list).
 MAIN_FIELDS: tuple[str, ...] = (
     "cLastNameFather",
@@ -51,7 +51,7 @@ FIELD_COLUMNS: dict[str, str] = {
 
 
 class ProcessCase(enum.Enum):
-    """The four cases of the source document section 3."""
+    """The four cases of the docs/api.md "The four cases"."""
 
     APPOINTMENT_ONLY = "solo_cita"
     MAIN_ONLY = "solo_datos_principales"
@@ -64,7 +64,7 @@ class ProcessCase(enum.Enum):
 
 
 def process_case_detect(sent_fields: Iterable[str]) -> ProcessCase:
-    """Classify a process-update body by the keys that were sent (source document section 3).
+    """Classify a process-update body by the keys that were sent (docs/api.md "The four cases").
 
     `sent_fields` are API keys whose values count as sent (not null, not blank).
     """

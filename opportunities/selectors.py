@@ -1,4 +1,4 @@
-"""Reads on opportunities and what hangs from them (CONTRACT.md section 4)."""
+"""Reads on opportunities and what hangs from them (docs/api.md "Endpoints")."""
 
 from __future__ import annotations
 

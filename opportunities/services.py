@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
-from .history import HistoryLog, jsonable
+from .history import Actor, HistoryLog, jsonable
 from .models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
 from .process_case import FIELD_COLUMNS
 
 
-def opportunity_create(*, user: AbstractBaseUser | None, data: Mapping[str, Any]) -> Opportunity:
+def opportunity_create(*, user: Actor, data: Mapping[str, Any]) -> Opportunity:
     """Create an opportunity from validated `POST /opportunity` data (camelCase keys).
 
     New opportunities start in `Prospección` with `isPresaved = true`.
@@ -44,7 +43,7 @@ def opportunity_close_won(
     log: HistoryLog,
     data: Mapping[str, Any],
 ) -> bool:
-    """Put `opportunity` in *Cierre ganado* with billing `sub_state` (source document section 4).
+    """Put `opportunity` in *Cierre ganado* with billing `sub_state` (docs/api.md "Closing as Cierre ganado").
 
     `factura_directa` also sets `isPresaved = false`. Adds `closed_won` (with `data`) to `log`
     when the stage or sub-state changed; returns whether it did. The caller saves the opportunity.
@@ -80,9 +79,7 @@ CORRECTABLE_COLUMNS: dict[str, str] = {"name": "name", "amount": "amount"} | {
 }
 
 
-def opportunity_correct(
-    *, opportunity: Opportunity, user: AbstractBaseUser | None, old_values: Mapping[str, Any]
-) -> list[str]:
+def opportunity_correct(*, opportunity: Opportunity, user: Actor, old_values: Mapping[str, Any]) -> list[str]:
     """Save staff's corrections, already set on `opportunity`: only the columns of
     `CORRECTABLE_COLUMNS` that `old_values` (column -> value before) names and that changed, and
     one `opportunity_updated` record (`"via": "admin"`, old and new values). Writing only those

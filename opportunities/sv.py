@@ -1,4 +1,4 @@
-"""Client of the clinic system SV (source document section 1; CONTRACT.md section 8).
+"""Client of the clinic system SV (docs/api.md "Process update"; docs/api.md "SV sync").
 
 `SvClient.update_clinic_history()` sends
 `PATCH {URL_SV}/reservation/<reservationId>/clinic-history-crm` with
@@ -77,7 +77,7 @@ class SvClient(BearerApiClient):
         )
 
     def update_clinic_history(self, *, reservation_id: int, clinic_history: str) -> None:
-        """`PATCH {URL_SV}/reservation/<reservation_id>/clinic-history-crm` (CONTRACT.md 8).
+        """`PATCH {URL_SV}/reservation/<reservation_id>/clinic-history-crm` (docs/api.md "SV sync").
 
         Returns on any 2xx. Raises `SvAuthError`, `SvUnavailable` (network, timeout, 5xx) or
         `SvRejected` (other 4xx).

@@ -1,5 +1,5 @@
 """The SV outbox: the clinic history reaches the clinic system SV once per (reservation, clinic
-history), even while SV is down (README "SV sync").
+history), even while SV is down (docs/api.md "SV sync").
 
 A row is written in the process update's transaction, tried once right after the commit, and
 delivered by `manage.py sync_sv` with exponential backoff while SV fails. Rows are claimed
@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -88,7 +89,7 @@ def sv_delivery_enqueue(*, opportunity: Opportunity) -> SvDelivery | None:
             last_error=not_tried,
         )
     if not problem:
-        transaction.on_commit(lambda pk=delivery.pk: sv_delivery_attempt_inline(delivery_pk=pk))
+        transaction.on_commit(partial(sv_delivery_attempt_inline, delivery_pk=delivery.pk))
     return delivery
 
 
@@ -189,7 +190,7 @@ class SvSyncSummary:
 
 
 def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvSyncSummary:
-    """Deliver every due outbox row (CONTRACT.md 8; `manage.py sync_sv`).
+    """Deliver every due outbox row (docs/api.md "SV sync"; `manage.py sync_sv`).
 
     Rows are claimed in batches (`crm.claims`), so two runs at once never deliver one row twice.
     With `URL_SV` unset nothing is done and `fatal` says so. A batch whose every attempt failed

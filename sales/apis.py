@@ -1,9 +1,9 @@
-"""The REST API of opportunities and their service orders (README "API"): validate, call one service,
+"""The REST API of opportunities and their service orders (docs/api.md): validate, call one service,
 serialize."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
 
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
@@ -11,7 +11,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,7 +48,7 @@ ProcessUpdateResponseSerializer = inline_serializer(
     },
 )
 
-# The source document's section 8 bodies, as request examples of the process update.
+# The example bodies (README "Example session with curl"), as request examples of the process update.
 PROCESS_UPDATE_EXAMPLES = [
     OpenApiExample(
         "8.1 Actualizar datos y cita (sin cerrar)",
@@ -99,11 +100,14 @@ class FirstRendererNegotiation(BaseContentNegotiation):
     """Always answer with the view's first renderer (the PDF view sets its body itself), so a
     client asking `Accept: application/pdf` is not refused with 406."""
 
-    def select_parser(self, request: Request, parsers: list) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class OpportunityCreateApi(APIView):
@@ -175,7 +179,7 @@ class OpportunityDetailApi(APIView):
 
 
 class OpportunityProcessUpdateApi(APIView):
-    """`PUT /opportunity/update-opportunity-procces/<id>` (source document section 1)."""
+    """`PUT /opportunity/update-opportunity-procces/<id>` (docs/api.md "Process update")."""
 
     @extend_schema(
         request=ProcessUpdateInputSerializer,

@@ -1,6 +1,6 @@
 """The process update (`PUT /opportunity/update-opportunity-procces/<id>`): customer, patient and
 appointment data, the meeting, and the close as *Cierre ganado* by direct invoice (`cFacturas`)
-or by service orders (`cOrdenesServicio`) (README "Decisions"). It orchestrates the opportunity
+or by service orders (`cOrdenesServicio`) (docs/decisions.md). It orchestrates the opportunity
 core and billing; neither of them knows it.
 """
 
@@ -10,7 +10,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
 from billing.comprobantes import (
@@ -25,7 +24,7 @@ from billing.services.registration import (
     service_orders_register,
 )
 from crm.errors import InvalidRequest
-from opportunities.history import HistoryLog, jsonable
+from opportunities.history import Actor, HistoryLog, jsonable
 from opportunities.meetings import meeting_upsert
 from opportunities.models import (
     ActionHistory,
@@ -92,10 +91,8 @@ def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tupl
     return opportunity, Meeting.objects.filter(opportunity=opportunity, reservation_id=reservation_id).first()
 
 
-def opportunity_process_update(
-    *, opportunity_id: str, user: AbstractBaseUser | None, data: Mapping[str, Any]
-) -> Opportunity:
-    """Apply a process update (README "Decisions" and "Service orders and the poller").
+def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mapping[str, Any]) -> Opportunity:
+    """Apply a process update (docs/decisions.md and "Service orders and the poller").
 
     `data` is the validated body (camelCase keys, only fields that count as sent). In order:
     detect the case; require `reservationId` when appointment fields are sent; require the

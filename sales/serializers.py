@@ -1,4 +1,4 @@
-"""Input and output serializers of the API (README "API").
+"""Input and output serializers of the API (docs/api.md).
 
 Keys are the front-end's camelCase names; `opportunities.process_case.FIELD_COLUMNS` maps each one
 to its model column.
@@ -26,11 +26,11 @@ from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado
 
 
 def _max_length(column: str) -> int | None:
-    return Opportunity._meta.get_field(column).max_length
+    return getattr(Opportunity._meta.get_field(column), "max_length", None)
 
 
 def _text(column: str) -> StrictCharField:
-    # null and blank are accepted and mean "not sent" (CONTRACT.md 5.2).
+    # null and blank are accepted and mean "not sent" (docs/api.md "Process update").
     return StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=_max_length(column))
 
 
@@ -74,7 +74,7 @@ def ignored_fields(serializer: serializers.Serializer, body: dict[str, Any]) -> 
 
 
 def drop_unsent(value: Any) -> Any:
-    """Remove keys whose value is null or blank text: such fields count as not sent (contract 5.2)."""
+    """Remove keys whose value is null or blank text: such fields count as not sent (docs/api.md "Process update")."""
     if not isinstance(value, dict):
         return value
     return {
@@ -85,7 +85,7 @@ def drop_unsent(value: Any) -> Any:
 
 
 class FacturasInputSerializer(serializers.Serializer):
-    """`cFacturas`: public URLs of the invoice PDFs (source document section 2.2)."""
+    """`cFacturas`: public URLs of the invoice PDFs (docs/api.md "Closing as Cierre ganado")."""
 
     comprobante_soles = HttpUrlField(
         required=False, allow_null=True, allow_blank=True, help_text="URL del comprobante en soles"
@@ -136,7 +136,7 @@ class OpportunityFieldsInputSerializer(serializers.Serializer):
 
 
 class ProcessUpdateInputSerializer(OpportunityFieldsInputSerializer):
-    """Body of `PUT /opportunity/update-opportunity-procces/<id>` (source document section 2)."""
+    """Body of `PUT /opportunity/update-opportunity-procces/<id>` (docs/api.md "Process update")."""
 
     cFacturas = FacturasInputSerializer(
         required=False,
@@ -174,14 +174,14 @@ class ProcessUpdateInputSerializer(OpportunityFieldsInputSerializer):
 
 class OpportunityCreateInputSerializer(OpportunityFieldsInputSerializer):
     """Body of `POST /opportunity`: `name` required, plus any writable field. The stage is not
-    one of them: new opportunities start in `Prospección` (CONTRACT.md section 4)."""
+    one of them: new opportunities start in `Prospección` (docs/api.md "Endpoints")."""
 
     name = StrictCharField(max_length=255)
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, min_value=0)
 
 
 class OpportunityOutputSerializer(serializers.Serializer):
-    """An opportunity as the API returns it (camelCase keys, CONTRACT.md section 4).
+    """An opportunity as the API returns it (camelCase keys, docs/api.md "Endpoints").
 
     A plain Serializer (not a ModelSerializer) with shared fields: it is built on every
     response of the hot endpoints.
@@ -258,7 +258,7 @@ class ActionHistoryOutputSerializer(serializers.ModelSerializer):
     """One action-history record; `userName` is null for the poller."""
 
     userName = serializers.CharField(source="user_name", allow_null=True)
-    data = serializers.JSONField()
+    data = serializers.JSONField()  # type: ignore[assignment]  # the API's key; shadows Serializer.data
     createdAt = LocalDateTimeField(source="created_at")
 
     class Meta:

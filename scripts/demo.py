@@ -1,6 +1,6 @@
 """End-to-end demo of the CRM backend against the local invoice-mifact stand-in (`make demo`).
 
-What it does (source document section 8; CONTRACT.md sections 4, 5 and 7):
+What it does (docs/api.md "Endpoints"):
 
 1. Makes a throw-away folder with its own SQLite database and MEDIA_ROOT, picks two free ports on
    127.0.0.1, and runs every Django command with a hermetic environment (`ENV_FILE` empty, so
@@ -258,7 +258,7 @@ class Demo:
         b = self.call("POST", "/opportunity", expect=201, body={"name": "Demo B - procedimiento con O.S"})
         say(f"    A={a['id']} stage={a['stage']!r}   B={b['id']} stage={b['stage']!r}")
 
-        step("PUT update-opportunity-procces (source document section 8)")
+        step("PUT update-opportunity-procces (the example bodies)")
         main_a = {
             "cLastNameFather": "Quispe",
             "cLastNameMother": "Huamán",
@@ -416,7 +416,7 @@ class Demo:
 
     @staticmethod
     def verify(report: list[dict[str, Any]]) -> None:
-        """Raise DemoError unless A and B ended as the source document says."""
+        """Raise DemoError unless A and B ended as the requirements say (README "Example session with curl")."""
         a, b = report
         for item in (a, b):
             opp = item["opportunity"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bounded schema-driven API testing (issue 4): serve the API on a fresh SQLite database with one
+# Bounded schema-driven API testing: serve the API on a fresh SQLite database with one
 # user, then run schemathesis against /api/schema/ with that user's bearer token.
 #   checks: no 5xx, responses conform to the schema, status codes and content types documented.
 # Outgoing traffic is impossible by configuration: no invoice-mifact or SV URL, and comprobante

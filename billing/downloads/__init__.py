@@ -1,4 +1,4 @@
-"""Download invoice PDFs from untrusted URLs (README "Downloading comprobantes").
+"""Download invoice PDFs from untrusted URLs (docs/api.md "Downloading comprobantes").
 
 Every invoice PDF the project fetches goes through :func:`download_pdf`. The URL may come from an
 API user or from invoice-mifact, so the download is treated as a server-side request forgery risk:

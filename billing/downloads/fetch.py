@@ -220,7 +220,7 @@ def _remove_quietly(path: pathlib.Path | None) -> None:
 
 
 def download_pdf(url: str) -> DownloadedPdf:
-    """Download the PDF at ``url`` into a temporary file (README "Downloading comprobantes").
+    """Download the PDF at ``url`` into a temporary file (docs/api.md "Downloading comprobantes").
 
     Args:
         url: an ``http``/``https`` URL, as given by the user or by invoice-mifact.

@@ -166,7 +166,7 @@ class _GuardedAdapter(IPFilterAdapter):
         request: requests.PreparedRequest,
         verify: bool | str,
         cert: str | tuple[str, str] | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[Any, Any]:  # requests types them with private aliases
         # Parse the prepared URL the way requests does (urlparse; urlsplit gives the same
         # host and port), so the host checked here is the host the pool connects to.
         url = request.url or ""

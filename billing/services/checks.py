@@ -5,7 +5,7 @@ One unit of work is one O.S: `service_order_check` claims it, asks invoice-mifac
 transaction open), then completes it in one short transaction that locks the opportunity and the
 row. The PUT, the poller and the admin all go through it, so two of them never complete the same
 O.S twice. `service_orders_check_bounded` is the budgeted loop of the PUT and the admin (docs:
-README "Service orders and the poller").
+docs/api.md "Service orders and the poller").
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _record(pk: int, *, error: str, checked_at: dt.datetime, **extra: Any) -> No
 def service_order_complete(
     *, service_order_pk: int, status: InvoiceStatus, pdfs: list[tuple[str, DownloadedPdf]], checked_at: dt.datetime
 ) -> bool:
-    """Complete an invoiced O.S in one transaction (source document section 6.1, last paragraph).
+    """Complete an invoiced O.S in one transaction (docs/api.md "invoice-mifact", last paragraph).
 
     Locks the row; when it is still pending: attaches `pdfs` with the O.S id, fills `facturado`,
     `invoice_result_head_id`, `url_soles`, `url_dolares`, sets the opportunity's
@@ -151,7 +151,8 @@ def service_order_check(
     client: MifactClient | None,
     claimed: bool = False,
 ) -> CheckOutcome:
-    """Check one O.S against invoice-mifact and complete it when *facturado* (CONTRACT.md 7).
+    """Check one O.S against invoice-mifact and complete it when *facturado* (docs/api.md "Service
+    orders and the poller").
 
     Claims the row first unless `claimed`. `client` None means invoice-mifact is not configured
     (the error is recorded). Never raises for the service's or the download's failures: they are

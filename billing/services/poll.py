@@ -1,5 +1,5 @@
 """The poll run (`manage.py poll_invoices`): every service order (O.S) pending when the run starts
-is checked once, by a pool of threads (docs: README "Service orders and the poller")."""
+is checked once, by a pool of threads (docs/api.md "Service orders and the poller")."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def service_orders_claim_batch(
 
 @dataclass
 class PollSummary:
-    """Counts of one poll run (docs: README "Polling").
+    """Counts of one poll run (docs/api.md "Service orders and the poller").
 
     `pending`: O.S of the round (pending when the run started, not checked since; at most
     `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
@@ -115,7 +115,7 @@ def _release(rows: list[OpportunityServiceOrder]) -> None:
 
 
 def _drain(rows: queue.Queue[OpportunityServiceOrder | None]) -> list[OpportunityServiceOrder]:
-    drained = []
+    drained: list[OpportunityServiceOrder] = []
     while True:
         try:
             row = rows.get_nowait()
@@ -228,7 +228,7 @@ def service_orders_poll(
     progress: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[CheckOutcome], None] | None = None,
 ) -> PollSummary:
-    """Check every O.S that is pending when the run starts, once (docs: README "Polling").
+    """Check every O.S that is pending when the run starts, once (docs/api.md "Service orders and the poller").
 
     The round is defined by the run itself: it takes the O.S registered before it started and
     not checked since, so an O.S that a PUT checked a moment earlier is checked again, while one

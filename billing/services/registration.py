@@ -1,5 +1,5 @@
 """Service orders (O.S) entering the CRM: registered by a process update, which closes the
-opportunity as *Cierre ganado* waiting for the invoice (docs: README "Service orders and the
+opportunity as *Cierre ganado* waiting for the invoice (docs/api.md "Service orders and the
 poller"). Runs inside the caller's transaction, with the opportunity row locked."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def service_orders_register(
 
 def opportunity_close_with_service_orders(*, opportunity: Opportunity, log: HistoryLog) -> None:
     """*Cierre ganado* with O.S: sub-state `orden_servicio_pendiente_factura` unless already
-    `factura_directa` (CONTRACT.md 5.7). Runs inside the caller's transaction."""
+    `factura_directa` (docs/api.md "Process update"). Runs inside the caller's transaction."""
     sub_state = opportunity.c_facturacion_sub_estado
     if sub_state != FacturacionSubEstado.FACTURA_DIRECTA:
         sub_state = FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA

@@ -22,7 +22,7 @@ class FakeOrder:
 
 
 class FakeMifact:
-    """invoice-mifact as the source document section 6.2 describes it, scripted per O.S.
+    """invoice-mifact as the docs/api.md "invoice-mifact" describes it, scripted per O.S.
 
     `invoice(so, soles=True, dolares=False)` switches an O.S to facturado with PDFs served at
     `{BASE}/files/...`; `down = True` makes every call a 503; `status_calls` lists the O.S ids asked.

@@ -1,6 +1,8 @@
-"""Completing an invoiced O.S: all or nothing, idempotent (CONTRACT.md section 7)."""
+"""Completing an invoiced O.S: all or nothing, idempotent (docs/api.md "Service orders and the poller")."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pytest
 
@@ -130,9 +132,7 @@ def test_a_claimed_row_is_skipped(pending, client, mifact, django_capture_on_com
 def test_an_expired_claim_is_taken_over(pending, client, mifact, django_capture_on_commit_callbacks):
     from django.utils import timezone
 
-    OpportunityServiceOrder.objects.filter(pk=pending.pk).update(
-        claimed_until=timezone.now() - timezone.timedelta(seconds=1)
-    )
+    OpportunityServiceOrder.objects.filter(pk=pending.pk).update(claimed_until=timezone.now() - dt.timedelta(seconds=1))
     assert check(pending, client, django_capture_on_commit_callbacks).result is CheckResult.PENDING
 
 

@@ -1,4 +1,4 @@
-"""billing.downloads.download_pdf: SSRF guards, limits and cleanup (CONTRACT.md section 6).
+"""billing.downloads.download_pdf: SSRF guards, limits and cleanup (docs/api.md "Downloading comprobantes").
 
 No database and no network beyond 127.0.0.1: every connection goes through a spy that refuses
 anything else, and host names other than IP literals are answered by a fake resolver.
@@ -93,7 +93,7 @@ class FakeDNS:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         index = min(self.lookups.count(name), len(answers)) - 1
         port_number = self._ports.get(name, int(port or 0))
-        result = []
+        result: list[tuple[Any, ...]] = []
         for address in answers[index]:
             if ":" in address:
                 result.append(

@@ -1,4 +1,4 @@
-"""Two pollers at once (and a poller with a PUT) never complete one O.S twice (CONTRACT.md 7).
+"""Two pollers at once (and a poller with a PUT) never complete one O.S twice.
 
 Real concurrency needs PostgreSQL row locks: on SQLite these tests are skipped.
 """

@@ -21,7 +21,7 @@ SUMMARY = re.compile(
 def run_with_stderr(*args, capture=None):
     """(exit code, stdout lines, stderr text) of one run."""
     out, err = io.StringIO(), io.StringIO()
-    code = 0
+    code: int | str | None = 0
     try:
         if capture is not None:
             with capture(execute=True):
@@ -106,7 +106,7 @@ def test_not_configured_exits_1(orders, settings):
     assert code == 1
 
 
-def test_service_down_after_sign_in_records_errors_and_exits_1(orders, mifact):
+def test_service_down_after_sign_in_records_errors_and_exits_1(orders, mifact, monkeypatch):
     rows = orders()
     from billing.services import poll as services
 
@@ -117,11 +117,8 @@ def test_service_down_after_sign_in_records_errors_and_exits_1(orders, mifact):
         mifact.down = True
         return token
 
-    services.MifactClient.sign_in = sign_in_then_break
-    try:
-        code, lines = run("--workers", "1")
-    finally:
-        services.MifactClient.sign_in = real
+    monkeypatch.setattr(services.MifactClient, "sign_in", sign_in_then_break)
+    code, lines = run("--workers", "1")
     assert code == 1
     assert counts(lines[0])[2] == len(rows)
     assert all("invoice-mifact" in r.last_error for r in OpportunityServiceOrder.objects.all())

@@ -1,4 +1,4 @@
-"""The shape of the code (README "Layout"): no import cycle between the project's modules, and no
+"""The shape of the code (docs/development.md "Layout"): no import cycle between the project's modules, and no
 import inside a function to hide one. The layers themselves are checked by import-linter
 (`pyproject.toml`, run by `.ci/run`)."""
 

@@ -35,14 +35,14 @@ def test_signin_without_fields_is_400_with_field_errors(anon_client):
     assert set(response.json()["errors"]) == {"username", "password"}
 
 
-def test_signin_is_throttled_with_a_json_429(anon_client, user, settings):
+def test_signin_is_throttled_with_a_json_429(anon_client, user, settings, monkeypatch):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"signin": "2/min"}}
     from django.core.cache import cache
 
     cache.clear()
     from rest_framework.throttling import ScopedRateThrottle
 
-    ScopedRateThrottle.THROTTLE_RATES = {"signin": "2/min"}
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"signin": "2/min"})
     try:
         codes = [
             anon_client.post("/auth/signin", {"username": "ventas", "password": "x"}, format="json").status_code
@@ -53,9 +53,6 @@ def test_signin_is_throttled_with_a_json_429(anon_client, user, settings):
         assert last.json()["statusCode"] == 429
         assert "Demasiadas solicitudes" in last.json()["message"]
     finally:
-        from rest_framework.settings import api_settings
-
-        ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
         cache.clear()
 
 
@@ -236,14 +233,13 @@ def test_odd_ids_are_404_not_500(api_client, opportunity_id):
     )
 
 
-def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user, settings):
+def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user, settings, monkeypatch):
     """Without a trusted proxy (NUM_PROXIES), X-Forwarded-For must not change the client's identity."""
     from django.core.cache import cache
-    from rest_framework.settings import api_settings
     from rest_framework.throttling import ScopedRateThrottle
 
     cache.clear()
-    ScopedRateThrottle.THROTTLE_RATES = {"signin": "2/min"}
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"signin": "2/min"})
     try:
         codes = [
             anon_client.post(
@@ -256,7 +252,6 @@ def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user
         ]
         assert codes == [401, 401, 429, 429]
     finally:
-        ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
         cache.clear()
 
 

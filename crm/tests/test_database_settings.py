@@ -1,4 +1,4 @@
-"""PostgreSQL connection options (issue 5): server-side binding with prepared statements, which
+"""PostgreSQL connection options: server-side binding with prepared statements, which
 PgBouncer in transaction mode needs turned off (`DB_PREPARE_THRESHOLD=none`)."""
 
 from __future__ import annotations

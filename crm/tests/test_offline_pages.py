@@ -1,4 +1,4 @@
-"""The docs and the admin load everything from this server (README "Decisions", offline pages).
+"""The docs and the admin load everything from this server (docs/decisions.md, offline pages).
 
 Each HTML page is fetched, then every script, stylesheet and image it references (and the
 stylesheets those import), all from the server itself; none may name another host where a
@@ -80,7 +80,7 @@ def scan(text: str, pattern: re.Pattern) -> set[str]:
 def fetch(client: Client, url: str) -> str:
     response = client.get(url)
     assert response.status_code == 200, (url, response.status_code)
-    content = b"".join(response.streaming_content) if response.streaming else response.content
+    content = b"".join(response) if response.streaming else response.content
     return content.decode("utf-8", errors="replace")
 
 

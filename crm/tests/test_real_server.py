@@ -48,7 +48,9 @@ class Server:
 
     def worker_peak_rss_kib(self) -> int:
         status = Path(f"/proc/{self.worker_pid()}/status").read_text()
-        return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE).group(1))
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        assert match, status
+        return int(match.group(1))
 
     def rows(self, sql: str) -> list[tuple]:
         with sqlite3.connect(self.database) as connection:
@@ -225,7 +227,8 @@ def test_a_30_mib_body_does_not_grow_the_worker_by_30_mib(server):
     ],
 )
 def test_an_unknown_path_is_a_json_404_for_every_method_with_or_without_a_token(server, method, path):
-    for headers in ({}, server.headers):
+    no_token: dict[str, str] = {}
+    for headers in (no_token, server.headers):
         response = requests.request(method, server.base + path, json={"cDoctor": "x"}, headers=headers, timeout=10)
         assert response.status_code == 404, (method, path, response.status_code, response.text[:200])
         assert response.headers["Content-Type"].startswith("application/json")

@@ -1,7 +1,8 @@
 """The local invoice-mifact stand-in (`devtools.mifact_standin`) against the real `MifactClient`.
 
-Real sockets on 127.0.0.1 (no `responses`): the stand-in must speak the source document
-section 6.2 contract exactly as the client expects it, or the demo and benchmarks mean nothing.
+Real sockets on 127.0.0.1 (no `responses`): the stand-in must speak invoice-mifact's contract
+(docs/api.md "invoice-mifact") exactly as the client expects it, or the demo and benchmarks mean
+nothing.
 """
 
 from __future__ import annotations

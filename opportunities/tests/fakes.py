@@ -12,7 +12,7 @@ BASE = "http://sv.test/api"
 
 
 class FakeSv:
-    """SV as CONTRACT.md section 8 describes it. `down = True` answers 503 to everything;
+    """SV as docs/api.md "SV sync" describes it. `down = True` answers 503 to everything;
     `patches` lists `(reservation_id, clinicHistoryCrm)` of every PATCH that SV accepted."""
 
     def __init__(self, rsps: responses.RequestsMock) -> None:

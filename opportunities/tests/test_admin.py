@@ -59,7 +59,7 @@ def test_staff_download_returns_the_pdf(staff_client: Client, closed: Opportunit
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     assert "no-store" in response["Cache-Control"]
-    body = b"".join(response.streaming_content)
+    body = b"".join(response)
     assert body.startswith(b"%PDF-") and hashlib.sha256(body).hexdigest() == attachment.sha256
 
 
@@ -90,7 +90,7 @@ def test_media_files_are_not_routed(admin_client: Client, closed: Opportunity) -
 
 def test_download_of_a_missing_file_redirects_with_a_message(admin_client: Client, closed: Opportunity) -> None:
     attachment = Attachment.objects.get()
-    default_storage.delete(attachment.file.name)
+    default_storage.delete(str(attachment.file.name))
     response = admin_client.get(reverse("admin:opportunities_attachment_download", args=[attachment.pk]))
     assert response.status_code == 302
     assert "no está disponible" in message_texts(response)[0]

@@ -1,4 +1,4 @@
-"""The SV outbox: the clinic history reaches SV once, even when SV is down (CONTRACT.md 8)."""
+"""The SV outbox: the clinic history reaches SV once, even when SV is down (docs/api.md "SV sync")."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ PAIR_BODY = {"cClinicHistory": "HC-000123", "cDoctor": "Dra. Paredes", "reservat
 
 def sync(*args):
     out = io.StringIO()
-    code = 0
+    code: int | str | None = 0
     try:
         call_command("sync_sv", *args, stdout=out)
     except SystemExit as exc:
@@ -101,7 +101,7 @@ def test_put_with_sv_down_answers_200_and_the_delivery_waits(make_opportunity, p
     delivery = SvDelivery.objects.get()
     assert delivery.status == "pending" and delivery.attempts == 1
     assert "SV" in delivery.last_error
-    assert delivery.next_attempt_at > timezone.now()
+    assert delivery.next_attempt_at and delivery.next_attempt_at > timezone.now()
     # SV comes back: once the backoff has passed, sync_sv delivers it exactly once.
     sv.down = False
     SvDelivery.objects.update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))

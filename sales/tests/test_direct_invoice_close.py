@@ -1,4 +1,5 @@
-"""Closing as *Cierre ganado* with direct invoice URLs (source document 2.2, 8.2; contract 5.6, 6)."""
+"""Closing as *Cierre ganado* with direct invoice URLs (docs/api.md "Closing as Cierre ganado",
+"Downloading comprobantes")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Case detection (source document section 3) and the sent / not-sent rule (contract 5.2-5.3)."""
+"""Case detection (docs/api.md "The four cases") and the sent / not-sent rule (docs/api.md "Process update")."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ APPOINTMENT_BODY = {
         ({"cCustomerDocument", "cTariff"}, ProcessCase.MAIN_AND_APPOINTMENT),
         (set(), ProcessCase.OTHER),
         ({"reservationId"}, ProcessCase.OTHER),
-        # cLastNameMother is in neither list of the source document section 3.
+        # cLastNameMother is in neither list of the docs/api.md "The four cases".
         ({"cLastNameMother"}, ProcessCase.OTHER),
         ({"cFacturas", "cOrdenesServicio"}, ProcessCase.OTHER),
     ],

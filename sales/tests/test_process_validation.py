@@ -1,4 +1,4 @@
-"""The validation matrix of the process update (CONTRACT.md section 5, item 1): 400, nothing kept."""
+"""The validation matrix of the process update (docs/api.md "Process update"): 400, nothing kept."""
 
 from __future__ import annotations
 

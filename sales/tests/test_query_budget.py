@@ -1,4 +1,4 @@
-"""Query budgets of the process update (issue 5): bounded, and independent of how much the
+"""Query budgets of the process update: bounded, and independent of how much the
 opportunity already has (meetings, attachments, service orders)."""
 
 from __future__ import annotations
@@ -36,12 +36,10 @@ def measure(api_client: Any, opportunity_id: str, body: dict, monkeypatch: Any) 
         commits.append(1)
         real_commit()
 
-    wrapper.commit = counting_commit
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(wrapper, "commit", counting_commit)
         with CaptureQueriesContext(wrapper) as captured:
             response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", body, format="json")
-    finally:
-        del wrapper.commit
     queries = [q for q in captured if not q["sql"].startswith(("BEGIN", "COMMIT"))]
     return response.status_code, len(queries), len(commits)
 

@@ -1,4 +1,4 @@
-"""Comprobantes in an S3-compatible bucket (issue 5, scale-out): the same code path as local
+"""Comprobantes in an S3-compatible bucket: the same code path as local
 disk, faked with moto (no network)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`manage.py poll_invoices`: check every service order pending when it starts against
-invoice-mifact (cron, every 5 minutes; docs: README "Polling" and "Cron").
+invoice-mifact (cron, every 5 minutes; docs/api.md "Service orders and the poller").
 
 Prints one summary line on stdout (and, with `-v 2`, one line per O.S before it); when
 invoice-mifact failed and left O.S unchecked, the reason on stderr too. Exit status: 1 when O.S
