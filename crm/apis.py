@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from django.db import connection
-from django.db.utils import Error as DatabaseError
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +13,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from crm.errors import ApiError, error_body
+from crm.errors import ApiError
 from crm.fields import StrictCharField
 from crm.parsers import require_json_object
 from crm.schema import error_example, error_responses, ok
@@ -91,42 +89,3 @@ class SigninApi(APIView):
         token = AccessToken.for_user(user)
         lifetime = int(jwt_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
         return Response({"access_token": str(token), "token_type": "Bearer", "expires_in": lifetime})
-
-
-class HealthApi(APIView):
-    """`GET /health`: 200 when the database answers a trivial query, 503 otherwise."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        responses={
-            200: ok(
-                inline_serializer("Health", {"status": serializers.CharField(help_text="`ok`")}),
-                "El servicio y su base de datos responden",
-            ),
-            **error_responses(
-                503,
-                specific={
-                    503: (
-                        "La base de datos no responde",
-                        [
-                            error_example(503, "Base de datos caída", "La base de datos no responde"),
-                        ],
-                    ),
-                },
-            ),
-        },
-        auth=[],
-        tags=["health"],
-        summary="Estado del servicio (la base de datos responde)",
-        description="200 cuando la base de datos responde a una consulta trivial; 503 si no. No exige token.",
-    )
-    def get(self, request: Request) -> Response:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                cursor.fetchone()
-        except DatabaseError:
-            return Response(error_body(503, "La base de datos no responde"), status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response({"status": "ok"})

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_crontab",
     "axes",
+    "crm",
     "opportunities",
     "billing",
     "sales",
@@ -178,7 +179,7 @@ elif MEDIA_STORAGE != "local":
 
 # --- Security (docs/operations.md "Configuration") -------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^health/?$"]
+SECURE_REDIRECT_EXEMPT = [r"^health/?$", r"^health/live/?$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -300,6 +301,14 @@ SV_SYNC_BACKOFF_MAX_SECONDS = env.int("SV_SYNC_BACKOFF_MAX_SECONDS", default=360
 POLL_WORKERS = env.int("POLL_WORKERS", default=8)
 POLL_BATCH_SIZE = env.int("POLL_BATCH_SIZE", default=100)
 POLL_CLAIM_SECONDS = env.int("POLL_CLAIM_SECONDS", default=300)
+
+# /health answers 503 when service orders waited longer than this and no poll_invoices run reached
+# invoice-mifact in that time (a dead cron); it is computed at most every HEALTH_CACHE_SECONDS.
+HEALTH_POLL_MAX_AGE_MINUTES = env.int("HEALTH_POLL_MAX_AGE_MINUTES", default=15)
+HEALTH_CACHE_SECONDS = env.int("HEALTH_CACHE_SECONDS", default=5)
+
+# Run records of poll_invoices and sync_sv older than this many days are pruned by the commands.
+COMMAND_RUNS_KEEP_DAYS = env.int("COMMAND_RUNS_KEEP_DAYS", default=30)
 
 # --- Cron (django-crontab) --------------------------------------------------------------------
 CRONJOBS = [

@@ -14,7 +14,6 @@ handler500 = "crm.errors.json_500"
 
 urlpatterns = [
     re_path(r"^auth/signin/?$", apis.SigninApi.as_view(), name="auth-signin"),
-    re_path(r"^health/?$", apis.HealthApi.as_view(), name="health"),
     path("", include("sales.urls")),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -22,6 +22,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from crm.claims import claim_batch, claim_one
+from crm.models import CommandRun
 
 from .models import Opportunity, SvDelivery
 from .sv import SvAuthError, SvClient, SvError, SvUnavailable, sv_configuration_problem
@@ -187,6 +188,20 @@ class SvSyncSummary:
             f"failed={self.failed} seconds={self.seconds:.2f}"
         )
         return f"{text} fatal={self.fatal!r}" if self.fatal else text
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"due": self.due, "delivered": self.delivered, "retried": self.retried, "failed": self.failed}
+
+    @property
+    def outcome(self) -> str:
+        """`failed` when nothing could be delivered while rows were due, `partial` when some rows
+        failed, else `ok` (`crm.models.CommandRun.Outcome`)."""
+        if self.fatal and self.due and not self.delivered:
+            return CommandRun.Outcome.FAILED
+        if self.retried or self.failed:
+            return CommandRun.Outcome.PARTIAL
+        return CommandRun.Outcome.OK
 
 
 def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvSyncSummary:

@@ -21,6 +21,7 @@ from billing.models import OpportunityServiceOrder
 from billing.services.checks import CheckOutcome, CheckResult, service_order_check
 from billing.services.registration import pending_service_orders
 from crm.claims import claim_batch
+from crm.models import CommandRun
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,26 @@ class PollSummary:
             f"errors={self.errors} left={self.left} seconds={self.seconds:.2f}"
         )
         return f"{text} fatal={self.fatal!r}" if self.fatal else text
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "pending": self.pending,
+            "checked": self.checked,
+            "invoiced": self.invoiced,
+            "errors": self.errors,
+            "left": self.left,
+        }
+
+    @property
+    def outcome(self) -> str:
+        """`failed` when O.S were pending and none could be checked, `partial` when some were left
+        or got an error, else `ok` (`crm.models.CommandRun.Outcome`)."""
+        if self.fatal and self.pending and not self.checked:
+            return CommandRun.Outcome.FAILED
+        if self.left or self.errors:
+            return CommandRun.Outcome.PARTIAL
+        return CommandRun.Outcome.OK
 
 
 def _check_claimed(row: OpportunityServiceOrder, client: MifactClient) -> CheckOutcome:

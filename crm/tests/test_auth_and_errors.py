@@ -136,25 +136,6 @@ def test_malformed_json_is_a_json_400(api_client, make_opportunity):
     assert response.json()["message"] == "El cuerpo de la solicitud no es JSON válido"
 
 
-def test_health_reports_ok_without_authentication(anon_client):
-    response = anon_client.get("/health")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
-
-
-def test_health_is_503_when_the_database_fails(anon_client, monkeypatch):
-    from django.db import connection
-    from django.db.utils import OperationalError
-
-    def broken_cursor(*args, **kwargs):
-        raise OperationalError("down")
-
-    monkeypatch.setattr(connection, "cursor", broken_cursor)
-    response = anon_client.get("/health")
-    assert response.status_code == 503
-    assert response.json()["statusCode"] == 503
-
-
 def test_an_unexpected_error_is_a_json_500_without_traceback(api_client, make_opportunity, monkeypatch):
     from sales import process_update as services
 

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from billing.services.checks import CheckOutcome, CheckResult
 from billing.services.poll import service_orders_poll
 from crm.commands import SpanishOptionsMixin, positive_int
+from crm.runs import command_run
 from opportunities.models import Opportunity
 
 RESULTS = {
@@ -68,13 +69,15 @@ class Command(SpanishOptionsMixin, BaseCommand):
             text = f"O.S {outcome.service_order_id}: {RESULTS[outcome.result]}"
             self.stdout.write(f"{text}: {outcome.error}" if outcome.error else text)
 
-        summary = service_orders_poll(
-            opportunity_id=opportunity,
-            limit=limit,
-            workers=workers,
-            progress=progress if show_progress else None,
-            on_outcome=report if verbosity >= 2 else None,
-        )
+        with command_run("poll_invoices") as run:
+            summary = service_orders_poll(
+                opportunity_id=opportunity,
+                limit=limit,
+                workers=workers,
+                progress=progress if show_progress else None,
+                on_outcome=report if verbosity >= 2 else None,
+            )
+            run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
         if show_progress and summary.pending:
             self.stdout.write("")
         self.stdout.write(summary.line)

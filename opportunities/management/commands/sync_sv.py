@@ -14,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from crm.commands import SpanishOptionsMixin, positive_int
+from crm.runs import command_run
 from opportunities.sv_outbox import sv_deliveries_sync
 
 
@@ -24,7 +25,9 @@ class Command(SpanishOptionsMixin, BaseCommand):
         parser.add_argument("--limit", type=positive_int, metavar="N", help="intentar como máximo N envíos")
 
     def handle(self, *args: Any, limit: int | None, **options: Any) -> None:
-        summary = sv_deliveries_sync(limit=limit)
+        with command_run("sync_sv") as run:
+            summary = sv_deliveries_sync(limit=limit)
+            run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
         self.stdout.write(summary.line)
         if summary.due and summary.delivered == 0 and summary.fatal:
             self.stderr.write(f"sync_sv: {summary.fatal}; {summary.due} envíos quedan pendientes")

@@ -1,0 +1,42 @@
+"""Run records of the periodic commands (`poll_invoices`, `sync_sv`): what ran where, when, with
+what result (docs/operations.md "Monitoring")."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class CommandRun(models.Model):
+    """One run of a periodic command. Written when the run starts (outcome `running`) and finished
+    in a `finally`, so a run that crashes still leaves its row, marked failed."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "en curso"
+        OK = "ok", "correcta"
+        PARTIAL = "partial", "parcial"
+        FAILED = "failed", "fallida"
+
+    command = models.CharField("comando", max_length=50)
+    host = models.CharField("servidor", max_length=255)
+    started_at = models.DateTimeField("inicio", default=timezone.now)
+    finished_at = models.DateTimeField("fin", null=True, blank=True)
+    outcome = models.CharField("resultado", max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    counts = models.JSONField("conteos", default=dict, blank=True)
+    fatal = models.TextField("motivo del fallo", blank=True, default="")
+
+    class Meta:
+        verbose_name = "ejecución de comando"
+        verbose_name_plural = "ejecuciones de comandos"
+        ordering = ("-started_at", "-id")
+        indexes = [models.Index(fields=["command", "-started_at"], name="command_run_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.command} {self.started_at:%Y-%m-%d %H:%M} ({self.get_outcome_display()})"
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the run took, or None while it runs."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
