@@ -33,7 +33,7 @@ from opportunities.models import SvDelivery
 
 CACHE_KEY = "crm:health"
 
-_DETAILS = {
+_DETAILS: dict[str, serializers.Field] = {
     "status": serializers.ChoiceField(choices=["ok", "degraded"]),
     "reason": serializers.CharField(help_text="Por qué está degradado (vacío si `ok`)"),
     "database": serializers.ChoiceField(choices=["ok", "caída"]),
