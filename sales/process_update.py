@@ -26,12 +26,7 @@ from billing.services.registration import (
 from crm.errors import InvalidRequest
 from opportunities.history import Actor, HistoryLog, jsonable
 from opportunities.meetings import meeting_upsert
-from opportunities.models import (
-    ActionHistory,
-    FacturacionSubEstado,
-    Meeting,
-    Opportunity,
-)
+from opportunities.models import ActionHistory, FacturacionSubEstado, Meeting, Opportunity, Stage
 from opportunities.process_case import FIELD_COLUMNS, process_case_detect
 from opportunities.services import CLOSE_COLUMNS, opportunity_close_won
 from opportunities.sv_outbox import sv_delivery_enqueue
@@ -166,7 +161,9 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
 
     # After the update, check the opportunity's pending O.S (network, outside the transaction;
     # failures are recorded on the rows and never fail the request). Read after the commit, so
-    # O.S that a concurrent PUT registered meanwhile are seen too.
-    if opportunity_check_service_orders(opportunity_id=opportunity_id):
+    # O.S that a concurrent PUT registered meanwhile are seen too. O.S are registered only by a
+    # close, which puts the opportunity in Cierre ganado, and nothing takes it out of that stage:
+    # in any other stage it has none, and the read is skipped.
+    if opportunity.stage == Stage.CIERRE_GANADO and opportunity_check_service_orders(opportunity_id=opportunity_id):
         opportunity.refresh_from_db()
     return opportunity

@@ -88,7 +88,7 @@ def test_the_meeting_is_read_after_the_opportunity_is_locked(api_client, make_op
     """Updating an existing meeting (main + appointment data): the locking read of the opportunity
     alone, then the meeting read by its own statement (it must see what a transaction that held
     the lock just committed), the meeting and opportunity updates, one history insert; after the
-    commit, one read of pending O.S."""
+    commit, no read of pending O.S: an opportunity that is not in Cierre ganado has none."""
     opportunity = make_opportunity()
     body = {key: value for key, value in MAIN_AND_APPOINTMENT.items() if key != "cClinicHistory"}
     url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
@@ -108,9 +108,17 @@ def test_the_meeting_is_read_after_the_opportunity_is_locked(api_client, make_op
         ("UPDATE", ""),
         ("UPDATE", ""),
         ("INSERT", ""),
-        ("SELECT", "opportunity_service_order"),
     ], statements
     assert "JOIN" not in statements[1]
     if connections["default"].vendor == "postgresql":
         assert statements[1].endswith('FOR UPDATE OF "opportunity"')
     assert Meeting.objects.get(opportunity=opportunity).doctor == "Dr. Salas"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closed_opportunity_reads_its_pending_service_orders_after_the_commit(api_client, make_opportunity):
+    opportunity = make_opportunity(stage="Cierre ganado", c_facturacion_sub_estado="orden_servicio_pendiente_factura")
+    url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
+    with CaptureQueriesContext(connections["default"]) as captured:
+        assert api_client.put(url, {"cPatientsname": "Rosa"}, format="json").status_code == 200
+    assert 'FROM "opportunity_service_order"' in captured[-1]["sql"]
