@@ -11,11 +11,15 @@ error classes, never a raw `requests` exception. (docs/api.md "invoice-mifact" a
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, ClassVar
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from crm.metrics import outcome_of_status, record_outgoing
+from crm.request_ids import outgoing_headers
 
 
 class ServiceError(Exception):
@@ -103,16 +107,27 @@ class BearerApiClient:
         self.session.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        # Every call carries the request id of the request or command run it works for.
+        kwargs["headers"] = {**outgoing_headers(), **kwargs.get("headers", {})}
+        started = time.monotonic()
         try:
-            return self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+            response = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
+            record_outgoing(service=self.service_name, outcome="error", seconds=time.monotonic() - started)
             raise self.unavailable_error(
                 f"{self.service_name} no respondió a tiempo ({exc.__class__.__name__})"
             ) from exc
         except requests.RequestException as exc:
+            record_outgoing(service=self.service_name, outcome="error", seconds=time.monotonic() - started)
             raise self.unavailable_error(
                 f"no se pudo conectar con {self.service_name} ({exc.__class__.__name__})"
             ) from exc
+        record_outgoing(
+            service=self.service_name,
+            outcome=outcome_of_status(response.status_code),
+            seconds=time.monotonic() - started,
+        )
+        return response
 
     def sign_in(self) -> str:
         """`POST {base}/auth/signin` with the credentials; returns and keeps the access token.

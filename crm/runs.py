@@ -5,7 +5,8 @@
         run.finish(outcome=..., counts={...}, fatal=summary.fatal)
 
 The row is written before the work starts; if the block raises (a crash, Ctrl-C) the row is
-marked failed with the exception as its reason, and the exception goes on. Each run also prunes
+marked failed with the exception as its reason, and the exception goes on. A run finished as
+`failed` raises `RunFailed` when the block ends, for the monitors around it. Each run also prunes
 the command's rows older than `COMMAND_RUNS_KEEP_DAYS`.
 """
 
@@ -21,6 +22,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from crm.models import CommandRun
+
+
+class RunFailed(Exception):
+    """Raised by `command_run` at the end of a block whose run was recorded `failed`, so that the
+    context managers around it (the Sentry cron monitor) see a failed run; the command catches it."""
 
 
 class RunRecorder:
@@ -46,6 +52,10 @@ def command_run(command: str) -> Iterator[RunRecorder]:
     recorder = RunRecorder(run)
     try:
         yield recorder
+        if recorder.finished and run.outcome == CommandRun.Outcome.FAILED:
+            raise RunFailed(run.fatal)
+    except RunFailed:
+        raise
     except BaseException as exc:
         if not recorder.finished:
             recorder.finish(

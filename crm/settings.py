@@ -50,6 +50,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies by view and status for /metrics (django-prometheus): first and last.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Every request gets an id (X-Request-ID, or a new one), on every log line and outside call.
+    "crm.request_ids.RequestIdHeaderMiddleware",
+    "log_request_id.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Pages load nothing from other hosts: a same-origin Content-Security-Policy (crm/csp.py).
     "crm.csp.SameOriginPagesMiddleware",
@@ -63,8 +68,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Locks out admin-login password guessing (django-axes); must stay last.
+    # Locks out admin-login password guessing (django-axes); last but for the metrics.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -317,11 +323,50 @@ CRONJOBS = [
 ]
 CRONTAB_LOCK_JOBS = True
 
+# --- Monitoring (docs/operations.md "Monitoring") ---------------------------------------------
+# Request ids: taken from X-Request-ID (when it is a plain id) or generated, returned in the
+# response's X-Request-ID, on every log line and sent on every outside call (crm.request_ids).
+LOG_REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"
+GENERATE_REQUEST_ID_IF_NOT_IN_HEADER = True
+REQUEST_ID_RESPONSE_HEADER = "X-Request-ID"
+
+# /metrics: served with `Authorization: Bearer <METRICS_TOKEN>` or to METRICS_ALLOWED_IPS
+# (addresses or networks, as crm.security.client_ip sees the client); a 404 while neither is set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+
+# Sentry: unhandled errors, and both commands as cron monitors. Nothing is imported without a DSN.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_CRON_CHECKIN_MARGIN_MINUTES = env.int("SENTRY_CRON_CHECKIN_MARGIN_MINUTES", default=5)
+SENTRY_CRON_MAX_RUNTIME_MINUTES = env.int("SENTRY_CRON_MAX_RUNTIME_MINUTES", default=15)
+if SENTRY_DSN:
+    from crm.monitoring import sentry_init
+
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default=""),
+        release=env.str("SENTRY_RELEASE", default=""),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )
+
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id and, where
+# known, opportunity_id and service_order_id); the default stays human-readable.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "log_request_id.filters.RequestIDFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes announces itself at INFO on every start: keep cron output to the summary line.
     # urllib3 warns on every retry of an outside call; the clients report what failed in the end

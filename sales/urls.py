@@ -2,11 +2,12 @@
 
 from django.urls import re_path
 
-from . import apis, health
+from . import apis, health, metrics
 
 urlpatterns = [
     re_path(r"^health/?$", health.HealthApi.as_view(), name="health"),
     re_path(r"^health/live/?$", health.LiveApi.as_view(), name="health-live"),
+    re_path(r"^metrics/?$", metrics.metrics_view, name="metrics"),
     re_path(r"^opportunity/?$", apis.OpportunityCreateApi.as_view(), name="opportunity-create"),
     re_path(
         r"^opportunity/update-opportunity-procces/(?P<opportunity_id>[^/]+)/?$",

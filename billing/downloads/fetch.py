@@ -8,6 +8,7 @@ import pathlib
 import re
 import socket
 import tempfile
+import time
 import unicodedata
 from typing import IO
 from urllib.parse import unquote, urljoin, urlsplit
@@ -15,6 +16,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 import urllib3.exceptions
 from django.conf import settings
+
+from crm.metrics import record_outgoing
 
 from .errors import (
     POLICY_REASONS,
@@ -244,6 +247,8 @@ def download_pdf(url: str) -> DownloadedPdf:
     url = str(url)
     deadline: Deadline | None = None
     tmp_path: pathlib.Path | None = None
+    started = time.monotonic()
+    outcome = "error"
     try:
         check_url(url)
         max_bytes = int(settings.INVOICE_DOWNLOAD_MAX_BYTES)
@@ -263,6 +268,7 @@ def download_pdf(url: str) -> DownloadedPdf:
                 with out:
                     size, sha256 = _stream_body(response, out, url, deadline, max_bytes)
         deadline.check(url)
+        outcome = "ok"
         return DownloadedPdf(
             source_url=url, path=tmp_path, size=size, sha256=sha256, content_type="application/pdf", file_name=file_name
         )
@@ -277,3 +283,4 @@ def download_pdf(url: str) -> DownloadedPdf:
     finally:
         if deadline is not None:
             deadline.cancel()
+        record_outgoing(service="pdf", outcome=outcome, seconds=time.monotonic() - started)

@@ -18,6 +18,8 @@ from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from crm.request_ids import outgoing_headers
+
 from .errors import (
     REASON_BLOCKED,
     REASON_DNS,
@@ -216,6 +218,7 @@ class DownloadSession(requests.Session):
         self.trust_env = False
         self.headers["User-Agent"] = USER_AGENT
         self.headers["Accept"] = "application/pdf, */*;q=0.1"
+        self.headers.update(outgoing_headers())
         self.mount("http://", _GuardedAdapter(is_https_proto=False, allowed=allowed, deadline=deadline))
         self.mount("https://", _GuardedAdapter(is_https_proto=True, allowed=allowed, deadline=deadline))
 

@@ -19,7 +19,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from billing.services.checks import CheckOutcome, CheckResult
 from billing.services.poll import service_orders_poll
 from crm.commands import SpanishOptionsMixin, positive_int
-from crm.runs import command_run
+from crm.monitoring import cron_monitor
+from crm.request_ids import request_id_for_run
+from crm.runs import RunFailed, command_run
 from opportunities.models import Opportunity
 
 RESULTS = {
@@ -69,15 +71,18 @@ class Command(SpanishOptionsMixin, BaseCommand):
             text = f"O.S {outcome.service_order_id}: {RESULTS[outcome.result]}"
             self.stdout.write(f"{text}: {outcome.error}" if outcome.error else text)
 
-        with command_run("poll_invoices") as run:
-            summary = service_orders_poll(
-                opportunity_id=opportunity,
-                limit=limit,
-                workers=workers,
-                progress=progress if show_progress else None,
-                on_outcome=report if verbosity >= 2 else None,
-            )
-            run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
+        try:
+            with request_id_for_run(), cron_monitor("poll_invoices"), command_run("poll_invoices") as run:
+                summary = service_orders_poll(
+                    opportunity_id=opportunity,
+                    limit=limit,
+                    workers=workers,
+                    progress=progress if show_progress else None,
+                    on_outcome=report if verbosity >= 2 else None,
+                )
+                run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
+        except RunFailed:
+            pass  # recorded and reported; the summary below says why
         if show_progress and summary.pending:
             self.stdout.write("")
         self.stdout.write(summary.line)

@@ -14,7 +14,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from crm.commands import SpanishOptionsMixin, positive_int
-from crm.runs import command_run
+from crm.monitoring import cron_monitor
+from crm.request_ids import request_id_for_run
+from crm.runs import RunFailed, command_run
 from opportunities.sv_outbox import sv_deliveries_sync
 
 
@@ -25,9 +27,12 @@ class Command(SpanishOptionsMixin, BaseCommand):
         parser.add_argument("--limit", type=positive_int, metavar="N", help="intentar como máximo N envíos")
 
     def handle(self, *args: Any, limit: int | None, **options: Any) -> None:
-        with command_run("sync_sv") as run:
-            summary = sv_deliveries_sync(limit=limit)
-            run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
+        try:
+            with request_id_for_run(), cron_monitor("sync_sv"), command_run("sync_sv") as run:
+                summary = sv_deliveries_sync(limit=limit)
+                run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
+        except RunFailed:
+            pass  # recorded and reported; the summary below says why
         self.stdout.write(summary.line)
         if summary.due and summary.delivered == 0 and summary.fatal:
             self.stderr.write(f"sync_sv: {summary.fatal}; {summary.due} envíos quedan pendientes")
