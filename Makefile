@@ -52,8 +52,11 @@ serve: $(STAMP)
 	$(BIN)/python manage.py check --deploy
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput
-	exec $(BIN)/gunicorn crm.wsgi --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2} \
-		--timeout $${GUNICORN_TIMEOUT:-120} --access-logfile -
+	# /metrics sums every worker's figures from files in PROMETHEUS_MULTIPROC_DIR (emptied at start).
+	export PROMETHEUS_MULTIPROC_DIR="$${PROMETHEUS_MULTIPROC_DIR:-$${TMPDIR:-/tmp}/crm-metrics-$(PORT)}"; \
+	rm -rf "$$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && \
+	exec $(BIN)/gunicorn crm.wsgi --config python:crm.gunicorn_conf --bind $(HOST):$(PORT) \
+		--workers $${WEB_CONCURRENCY:-2} --timeout $${GUNICORN_TIMEOUT:-120} --access-logfile -
 
 ## End-to-end demo (README "Example session with curl") against the local invoice-mifact stand-in, on a
 ## throw-away SQLite database and media folder, free ports; leaves nothing behind. Hermetic: it

@@ -54,8 +54,11 @@ class StandinHandler(http.server.BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def log_message(self, format: str, *args: object) -> None:
+        # One access-log line per request, with the caller's X-Request-ID (the black-box suite
+        # checks that the backend sends it).
         if self.server.owner.log_requests:
-            super().log_message(format, *args)
+            request_id = self.headers.get("X-Request-ID", "-") if getattr(self, "headers", None) else "-"
+            super().log_message(format + " request_id=%s", *args, request_id)
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from devtools.testing import LocalHTTPServer
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+METRICS_TOKEN = "e2e-metrics-token"
 MANAGE = ROOT / "manage.py"
 
 #: gunicorn sync workers: each keeps its own caches, so some tests make sure both served them.
@@ -180,6 +181,8 @@ class Stack:
             self.mifact_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.api_port}"
         self.database_url = self._create_database()
+        self.metrics_dir = self.workdir / "metrics"
+        self.metrics_dir.mkdir()
         self.env = self._environment()
         self.mifact = MifactControl(f"http://127.0.0.1:{self.mifact_port}/api", self.workdir / "mifact_standin.log")
 
@@ -216,6 +219,8 @@ class Stack:
             [
                 str(GUNICORN),
                 "crm.wsgi",
+                "--config",
+                "python:crm.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{self.api_port}",
                 "--workers",
@@ -318,6 +323,11 @@ class Stack:
                 "SV_SYNC_BACKOFF_SECONDS": str(SV_BACKOFF_SECONDS),
                 # The suite signs in more than the production 10 a minute from one address.
                 "SIGNIN_THROTTLE_RATE": "10000/min",
+                # Monitoring as the clinic's IT would set it: JSON logs, /metrics behind a token,
+                # every gunicorn worker's figures summed (as `make serve` does).
+                "LOG_FORMAT": "json",
+                "METRICS_TOKEN": METRICS_TOKEN,
+                "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             }
         )
         return env

@@ -166,4 +166,10 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
     # in any other stage it has none, and the read is skipped.
     if opportunity.stage == Stage.CIERRE_GANADO and opportunity_check_service_orders(opportunity_id=opportunity_id):
         opportunity.refresh_from_db()
+    logger.info(
+        "Process update applied (case %s, %d field(s) changed)",
+        case.value,
+        len(changes),
+        extra={"opportunity_id": opportunity.pk},
+    )
     return opportunity

@@ -142,6 +142,13 @@ def service_order_complete(
 
 
 def _outcome(service_order: OpportunityServiceOrder, result: CheckResult, error: str = "") -> CheckOutcome:
+    # DEBUG: under cron a good run prints only its summary line (`-v 2` lists the O.S).
+    logger.debug(
+        "Service order checked: %s %s",
+        result.value,
+        error,
+        extra={"opportunity_id": service_order.opportunity_id, "service_order_id": service_order.service_order_id},
+    )
     return CheckOutcome(service_order.pk, result, error, service_order.service_order_id)
 
 
