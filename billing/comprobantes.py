@@ -58,17 +58,21 @@ def attachment_store_pdfs(
 ) -> list[Attachment]:
     """Attach downloaded PDFs `(kind, pdf)` to `opportunity`; returns the attachments created.
 
-    A PDF whose SHA-256 the opportunity already has is not stored again. Must run inside a
+    A PDF whose SHA-256 the opportunity already has is not stored again; if that attachment had
+    been voided or replaced, the same comprobante is valid again (`vigente`). Must run inside a
     transaction: each file is moved from its temporary path into storage only after that
     transaction commits (and its temp file deleted); on rollback the caller discards the PDFs.
     """
-    existing = set(opportunity.attachments.values_list("sha256", flat=True))
+    existing = {attachment.sha256: attachment for attachment in opportunity.attachments.all()}
     created: list[Attachment] = []
     for kind, pdf in pdfs:
         if pdf.sha256 in existing:
+            again = existing[pdf.sha256]
+            if again.status != Attachment.Status.VIGENTE:
+                again.status, again.status_changed_at = Attachment.Status.VIGENTE, timezone.now()
+                again.save(update_fields=["status", "status_changed_at"])
             transaction.on_commit(pdf.discard)
             continue
-        existing.add(pdf.sha256)
         name = f"invoices/{opportunity.pk}/{pdf.sha256[:16]}-{pdf.file_name}"
         attachment = Attachment.objects.create(
             opportunity=opportunity,
@@ -81,6 +85,7 @@ def attachment_store_pdfs(
             source_url=pdf.source_url,
             service_order_id=service_order_id,
         )
+        existing[pdf.sha256] = attachment
         transaction.on_commit(partial(_store_file_after_commit, attachment.pk, name, pdf))
         created.append(attachment)
     return created

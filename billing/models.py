@@ -29,6 +29,10 @@ class OpportunityServiceOrder(models.Model):
     url_soles = models.TextField("URL comprobante soles", null=True, blank=True)
     url_dolares = models.TextField("URL comprobante dólares", null=True, blank=True)
     last_checked_at = models.DateTimeField("última consulta", null=True, blank=True)
+    # When it became facturado (its follow-up window starts there) and when its comprobante was
+    # seen voided (docs/api.md "Voided and reissued comprobantes").
+    invoiced_at = models.DateTimeField("facturada", null=True, blank=True)
+    voided_at = models.DateTimeField("anulada", null=True, blank=True)
     last_error = models.TextField("último error", blank=True, default="")
     claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
     created_at = models.DateTimeField("creada", auto_now_add=True)
@@ -50,6 +54,12 @@ class OpportunityServiceOrder(models.Model):
                 fields=["last_checked_at", "id"],
                 condition=models.Q(facturado=False),
                 name="service_order_pending_idx",
+            ),
+            # The follow-up checks of invoiced O.S, by how recently they became facturado.
+            models.Index(
+                fields=["invoiced_at", "last_checked_at"],
+                condition=models.Q(facturado=True),
+                name="service_order_follow_up_idx",
             ),
         ]
 

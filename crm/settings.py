@@ -307,6 +307,10 @@ SV_SYNC_BACKOFF_MAX_SECONDS = env.int("SV_SYNC_BACKOFF_MAX_SECONDS", default=360
 POLL_WORKERS = env.int("POLL_WORKERS", default=8)
 POLL_BATCH_SIZE = env.int("POLL_BATCH_SIZE", default=100)
 POLL_CLAIM_SECONDS = env.int("POLL_CLAIM_SECONDS", default=300)
+# Follow-up of invoiced O.S (voided or reissued comprobantes): for this many days after an O.S
+# became facturado, poll_invoices asks again at most once per this many minutes. 0 turns it off.
+INVOICE_FOLLOW_UP_DAYS = env.int("INVOICE_FOLLOW_UP_DAYS", default=7)
+INVOICE_FOLLOW_UP_INTERVAL_MINUTES = env.int("INVOICE_FOLLOW_UP_INTERVAL_MINUTES", default=60)
 
 # /health answers 503 when service orders waited longer than this and no poll_invoices run reached
 # invoice-mifact in that time (a dead cron); it is computed at most every HEALTH_CACHE_SECONDS.

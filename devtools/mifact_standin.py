@@ -28,7 +28,7 @@ import sys
 import threading
 from typing import Any
 
-from devtools.standin_http import HttpError, StandinHandler, StandinServer, json_object
+from devtools.standin_http import HttpError, StandinHandler, StandinServer, allow_method, json_object, positive_int
 from devtools.testing import make_pdf
 
 __all__ = ["MifactStandin"]
@@ -42,6 +42,7 @@ _STATUS_RE = re.compile(r"^/service-order/(\d{1,10})/invoice-status$")
 _OS_FILE_RE = re.compile(r"^/files/os-(\d{1,10})-(soles|dolares)\.pdf$")
 _DIRECT_FILE_RE = re.compile(r"^/files/factura-directa-([^/]+)\.pdf$")
 _SWITCH_RE = re.compile(r"^/_standin/service-order/(\d{1,10})/invoice$")
+_VOID_RE = re.compile(r"^/_standin/service-order/(\d{1,10})/void$")
 _STATE_PATH = "/_standin/state"
 _SIGNIN_PATH = "/auth/signin"
 
@@ -171,17 +172,24 @@ class MifactStandin:
         not a positive integer or no currency is chosen (the real service would then not
         report it as facturado either).
         """
-        service_order_id = _positive_int(service_order_id, "service_order_id")
+        service_order_id = positive_int(service_order_id, "service_order_id")
         currencies = tuple(c for c, wanted in zip(CURRENCIES, (soles, dolares), strict=True) if wanted)
         if not currencies:
             raise ValueError("choose at least one currency (soles and/or dolares)")
         if head_id is not None:
-            head_id = _positive_int(head_id, "head_id")
+            head_id = positive_int(head_id, "head_id")
         with self._lock:
             if head_id is None:
                 head_id = self._next_head_id
                 self._next_head_id += 1
             self._invoiced[service_order_id] = {"invoice_result_head_id": head_id, "currencies": currencies}
+        return self.status_body(service_order_id)
+
+    def void(self, service_order_id: int) -> dict[str, Any]:
+        """Void the O.S's comprobante (not reissued yet): it answers `facturado: false` again,
+        as the real service leaves voided comprobantes out. Invoicing it again is the reissue."""
+        with self._lock:
+            self._invoiced.pop(positive_int(service_order_id, "service_order_id"), None)
         return self.status_body(service_order_id)
 
     def status_body(self, service_order_id: int) -> dict[str, Any]:
@@ -247,13 +255,13 @@ class MifactStandin:
     def handle_request(self, method: str, path: str, body: bytes, authorization: str) -> tuple[int, Any, str]:
         """Route one request; returns (status, JSON-able dict or bytes, content type)."""
         if path == _SIGNIN_PATH:
-            _allow(method, "POST")
+            allow_method(method, "POST")
             return self._sign_in(body)
         if match := _STATUS_RE.match(path):
-            _allow(method, "GET")
+            allow_method(method, "GET")
             return self._invoice_status(int(match.group(1)), authorization)
         if match := _OS_FILE_RE.match(path):
-            _allow(method, "GET")
+            allow_method(method, "GET")
             service_order_id, currency = int(match.group(1)), match.group(2)
             with self._lock:
                 entry = self._invoiced.get(service_order_id)
@@ -262,13 +270,16 @@ class MifactStandin:
             head_id = entry["invoice_result_head_id"]
             return 200, make_pdf(f"O.S {service_order_id} {currency} head {head_id}"), "application/pdf"
         if match := _DIRECT_FILE_RE.match(path):
-            _allow(method, "GET")
+            allow_method(method, "GET")
             return 200, make_pdf(f"Factura directa {match.group(1)}"), "application/pdf"
         if match := _SWITCH_RE.match(path):
-            _allow(method, "POST")
+            allow_method(method, "POST")
             return self._switch(int(match.group(1)), body)
+        if match := _VOID_RE.match(path):
+            allow_method(method, "POST")
+            return 200, self.void(int(match.group(1))), "application/json"
         if path == _STATE_PATH:
-            _allow(method, "GET")
+            allow_method(method, "GET")
             return 200, self.state(), "application/json"
         raise HttpError(404, "Not Found")
 
@@ -315,17 +326,6 @@ class MifactStandin:
             )
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
-
-
-def _allow(method: str, expected: str) -> None:
-    if method != expected:
-        raise HttpError(405, f"Method {method} not allowed here; use {expected}")
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
-        raise ValueError(f"{name} must be an integer between 1 and 2^31-1")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

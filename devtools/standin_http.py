@@ -133,3 +133,16 @@ def json_object(body: bytes, *, required: bool) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise HttpError(400, "The body must be a JSON object")
     return value
+
+
+def allow_method(method: str, expected: str) -> None:
+    """A 405 unless the request's method is `expected`."""
+    if method != expected:
+        raise HttpError(405, f"Method {method} not allowed here; use {expected}")
+
+
+def positive_int(value: Any, name: str) -> int:
+    """`value` when it is an integer in 1..2^31-1, else a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+        raise ValueError(f"{name} must be an integer between 1 and 2^31-1")
+    return value

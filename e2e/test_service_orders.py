@@ -11,7 +11,8 @@ from e2e import bodies
 from e2e.harness import free_port
 
 SUMMARY_RE = re.compile(
-    r"^poll_invoices: pending=\d+ checked=(\d+) invoiced=(\d+) errors=(\d+) left=\d+ seconds=[\d.]+"
+    r"^poll_invoices: pending=\d+ checked=(\d+) invoiced=(\d+) errors=(\d+) left=\d+ "
+    r"followed_up=\d+ replaced=\d+ voided=\d+ seconds=[\d.]+"
 )
 #: Words that make a one-line reason read as Spanish (at least two must appear).
 SPANISH_WORDS = {

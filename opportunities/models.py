@@ -138,6 +138,8 @@ class ActionHistory(models.Model):
         INVOICE_ATTACHED = "invoice_attached", "Comprobante adjuntado"
         SERVICE_ORDERS_REGISTERED = "service_orders_registered", "O.S registradas"
         SERVICE_ORDER_INVOICED = "service_order_invoiced", "O.S facturada"
+        SERVICE_ORDER_INVOICE_REPLACED = "service_order_invoice_replaced", "Comprobante de O.S reemplazado"
+        SERVICE_ORDER_INVOICE_VOIDED = "service_order_invoice_voided", "Comprobante de O.S anulado"
 
     opportunity = models.ForeignKey(
         Opportunity, on_delete=models.CASCADE, related_name="history", verbose_name="oportunidad"
@@ -174,6 +176,13 @@ class Attachment(models.Model):
         COMPROBANTE_SOLES = "comprobante_soles", "Comprobante en soles"
         COMPROBANTE_DOLARES = "comprobante_dolares", "Comprobante en dólares"
 
+    class Status(models.TextChoices):
+        """Whether the comprobante is still the valid one (docs/api.md "Voided and reissued comprobantes")."""
+
+        VIGENTE = "vigente", "Vigente"
+        REEMPLAZADO = "reemplazado", "Reemplazado"
+        ANULADO = "anulado", "Anulado"
+
     opportunity = models.ForeignKey(
         Opportunity, on_delete=models.CASCADE, related_name="attachments", verbose_name="oportunidad"
     )
@@ -185,6 +194,8 @@ class Attachment(models.Model):
     content_type = models.CharField("tipo de contenido", max_length=100, default="application/pdf")
     source_url = models.TextField("URL de origen")
     service_order_id = models.PositiveIntegerField("O.S", null=True, blank=True)
+    status = models.CharField("estado", max_length=15, choices=Status.choices, default=Status.VIGENTE)
+    status_changed_at = models.DateTimeField("estado cambiado", null=True, blank=True)
     created_at = models.DateTimeField("creado", auto_now_add=True)
 
     class Meta:

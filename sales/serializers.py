@@ -274,6 +274,13 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
     contentType = serializers.CharField(source="content_type")
     sourceUrl = serializers.CharField(source="source_url")
     serviceOrderId = serializers.IntegerField(source="service_order_id", allow_null=True)
+    status = serializers.ChoiceField(
+        choices=Attachment.Status.choices,
+        help_text="`vigente`; `reemplazado` (el comprobante fue reemitido) o `anulado` (fue anulado)",
+    )
+    statusChangedAt = LocalDateTimeField(
+        source="status_changed_at", allow_null=True, help_text="Cuándo dejó de estar vigente (null si lo está)"
+    )
     createdAt = LocalDateTimeField(source="created_at")
     downloadUrl = serializers.SerializerMethodField()
 
@@ -288,6 +295,8 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
             "contentType",
             "sourceUrl",
             "serviceOrderId",
+            "status",
+            "statusChangedAt",
             "createdAt",
             "downloadUrl",
         ]
@@ -309,6 +318,10 @@ class ServiceOrderOutputSerializer(serializers.ModelSerializer):
     urlDolares = serializers.CharField(source="url_dolares", allow_null=True)
     lastCheckedAt = LocalDateTimeField(source="last_checked_at", allow_null=True)
     lastError = serializers.CharField(source="last_error")
+    invoicedAt = LocalDateTimeField(source="invoiced_at", allow_null=True, help_text="Cuándo quedó facturada")
+    voidedAt = LocalDateTimeField(
+        source="voided_at", allow_null=True, help_text="Cuándo se vio anulado su comprobante (null si nunca)"
+    )
     createdAt = LocalDateTimeField(source="created_at")
     updatedAt = LocalDateTimeField(source="updated_at")
 
@@ -323,6 +336,8 @@ class ServiceOrderOutputSerializer(serializers.ModelSerializer):
             "urlDolares",
             "lastCheckedAt",
             "lastError",
+            "invoicedAt",
+            "voidedAt",
             "createdAt",
             "updatedAt",
         ]

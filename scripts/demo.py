@@ -11,7 +11,8 @@ What it does (docs/api.md "Endpoints"):
 3. Signs in (`POST /auth/signin`), creates opportunities A and B (`POST /opportunity`), and sends
    the section 8 bodies with `PUT /opportunity/update-opportunity-procces/<id>`:
    8.1 (main data + appointment) and 8.2 (direct invoice) on A, 8.3 (service order 456) on B.
-4. Switches O.S 456 to invoiced on the stand-in, runs `manage.py poll_invoices`, then reads both
+4. Switches O.S 456 to invoiced on the stand-in, runs `manage.py poll_invoices`; then voids and
+   reissues its comprobante on the stand-in and runs the poller's follow-up check, then reads both
    opportunities, their attachments and service orders back, downloads one attachment, and
    prints a report.
 
@@ -325,23 +326,37 @@ class Demo:
             )
 
         step(f"invoicing O.S {SERVICE_ORDER_ID} on the stand-in (POST /api/_standin/...)")
-        try:
-            switched = requests.post(
-                f"{self.mifact}/_standin/service-order/{SERVICE_ORDER_ID}/invoice",
-                json={"soles": True, "dolares": True, "invoice_result_head_id": HEAD_ID},
-                timeout=HTTP_TIMEOUT,
-            )
-        except requests.RequestException as exc:
-            raise DemoError(f"could not reach the stand-in: {exc}") from exc
-        if switched.status_code != 200:
-            raise DemoError(f"the stand-in refused to invoice O.S {SERVICE_ORDER_ID}: {switched.text[:300]}")
-        say(f"    invoice-status now: {switched.json()}")
+        self.standin_post(
+            f"/_standin/service-order/{SERVICE_ORDER_ID}/invoice",
+            {"soles": True, "dolares": True, "invoice_result_head_id": HEAD_ID},
+        )
 
         step("manage.py poll_invoices")
         summary = self.manage("poll_invoices")
         say("    " + summary.splitlines()[-1])
         if "invoiced=1" not in summary:
             raise DemoError(f"poll_invoices did not complete O.S {SERVICE_ORDER_ID}: {summary}")
+
+        step(f"the clinic voids O.S {SERVICE_ORDER_ID}'s comprobante and reissues it (head {HEAD_ID + 1})")
+        self.standin_post(
+            f"/_standin/service-order/{SERVICE_ORDER_ID}/invoice",
+            {"soles": True, "dolares": True, "invoice_result_head_id": HEAD_ID + 1},
+        )
+        # The follow-up check is hourly (INVOICE_FOLLOW_UP_INTERVAL_MINUTES): age the O.S's last
+        # check by 61 minutes, as if the next follow-up were due.
+        self.manage(
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            "import datetime as dt; from django.utils import timezone; "
+            "from billing.models import OpportunityServiceOrder as O; "
+            "O.objects.update(last_checked_at=timezone.now() - dt.timedelta(minutes=61))",
+        )
+        summary = self.manage("poll_invoices")
+        say("    " + summary.splitlines()[-1])
+        if "replaced=1" not in summary:
+            raise DemoError(f"poll_invoices did not follow the reissue of O.S {SERVICE_ORDER_ID}: {summary}")
 
         step("reading everything back")
         report = [self.collect("A", a["id"]), self.collect("B", b["id"])]
@@ -354,6 +369,16 @@ class Demo:
 
         self.print_report(report, time.monotonic() - started)
         self.verify(report)
+
+    def standin_post(self, path: str, body: dict[str, Any]) -> None:
+        """A control call of the invoice-mifact stand-in; prints the O.S's new invoice-status."""
+        try:
+            answer = requests.post(f"{self.mifact}{path}", json=body, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise DemoError(f"could not reach the stand-in: {exc}") from exc
+        if answer.status_code != 200:
+            raise DemoError(f"the stand-in refused {path}: {answer.text[:300]}")
+        say(f"    invoice-status now: {answer.json()}")
 
     def collect(self, label: str, opportunity_id: str) -> dict[str, Any]:
         """GET the opportunity, its attachments and its service orders."""
@@ -401,7 +426,7 @@ class Demo:
             for att in item["attachments"]:
                 say(
                     f"    - {att['kind']:<20} {att['fileName']:<34} {att['size']:>6} bytes  "
-                    f"serviceOrderId={att['serviceOrderId']}"
+                    f"serviceOrderId={att['serviceOrderId']} {att['status']}"
                 )
             if item["service_orders"]:
                 say(f"  service orders ({len(item['service_orders'])}):")
@@ -433,6 +458,11 @@ class Demo:
             raise DemoError(f"B's attachments should all come from O.S {SERVICE_ORDER_ID}")
         if not all(so["facturado"] for so in b["service_orders"]) or not b["service_orders"]:
             raise DemoError(f"O.S {SERVICE_ORDER_ID} is not marked facturado")
+        statuses = sorted(att["status"] for att in b["attachments"])
+        if statuses != ["reemplazado", "reemplazado", "vigente", "vigente"]:
+            raise DemoError(f"after the reissue B's comprobantes should be 2 replaced and 2 valid, got {statuses}")
+        if b["service_orders"][0]["invoiceResultHeadId"] != HEAD_ID + 1:
+            raise DemoError(f"O.S {SERVICE_ORDER_ID} should carry the reissued head id {HEAD_ID + 1}")
 
 
 def _interrupt_on_sigterm(signum: int, frame: Any) -> None:

@@ -59,6 +59,10 @@ class CheckResult(enum.Enum):
     SKIPPED = "skipped"  # claimed by another worker right now
     ERROR = "error"  # error recorded on the row; a later check retries
     SERVICE_ERROR = "service_error"  # invoice-mifact unreachable or refused us
+    # Follow-up checks of an invoiced O.S (billing.services.follow_up):
+    STILL_VALID = "still_valid"  # the same comprobante is still the valid one
+    REPLACED = "replaced"  # reissued: the new comprobantes attached, the earlier marked replaced
+    VOIDED = "voided"  # voided: its comprobantes marked voided, the O.S pending again
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
     return claim_one(pending_service_orders(), pk=pk, now=now, until=until)
 
 
-def _record(pk: int, *, error: str, checked_at: dt.datetime, **extra: Any) -> None:
+def record_check(pk: int, *, error: str, checked_at: dt.datetime, **extra: Any) -> None:
     OpportunityServiceOrder.objects.filter(pk=pk).update(
         last_checked_at=checked_at, last_error=error[:2000], claimed_until=None, updated_at=checked_at, **extra
     )
@@ -115,6 +119,7 @@ def service_order_complete(
             row.url_soles = status.url_soles
             row.url_dolares = status.url_dolares
             row.last_checked_at = checked_at
+            row.invoiced_at = checked_at  # the follow-up window starts here (also after a reissue)
             row.last_error = ""
             row.claimed_until = None
             row.save()
@@ -141,7 +146,7 @@ def service_order_complete(
     return True
 
 
-def _outcome(service_order: OpportunityServiceOrder, result: CheckResult, error: str = "") -> CheckOutcome:
+def check_outcome(service_order: OpportunityServiceOrder, result: CheckResult, error: str = "") -> CheckOutcome:
     # DEBUG: under cron a good run prints only its summary line (`-v 2` lists the O.S).
     logger.debug(
         "Service order checked: %s %s",
@@ -150,6 +155,47 @@ def _outcome(service_order: OpportunityServiceOrder, result: CheckResult, error:
         extra={"opportunity_id": service_order.opportunity_id, "service_order_id": service_order.service_order_id},
     )
     return CheckOutcome(service_order.pk, result, error, service_order.service_order_id)
+
+
+def invoice_status_fetch(
+    *, service_order: OpportunityServiceOrder, client: MifactClient | None, checked_at: dt.datetime
+) -> InvoiceStatus | CheckOutcome:
+    """Ask invoice-mifact for the O.S's status; on failure, record the error on the row and return
+    the outcome instead (a row error when the service answered about this O.S, a service error
+    when it is down or refuses us). `client` None means invoice-mifact is not configured."""
+    pk = service_order.pk
+    try:
+        if client is None:
+            raise MifactNotConfigured(mifact_configuration_problem() or "invoice-mifact no está configurado")
+        return client.get_invoice_status(service_order.service_order_id)
+    except MifactBadResponse as exc:
+        # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
+        # not the service being down.
+        record_check(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=str(exc))
+    except MifactError as exc:
+        record_check(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc))
+    except Exception as exc:  # never let one O.S break a request or a poll run
+        logger.exception("Unexpected error checking service order %s", pk)
+        record_check(pk, error=f"error inesperado: {exc.__class__.__name__}", checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+
+
+def comprobantes_fetch(
+    *, service_order: OpportunityServiceOrder, status: InvoiceStatus, checked_at: dt.datetime
+) -> list[tuple[str, DownloadedPdf]] | CheckOutcome:
+    """Download the comprobantes of a *facturado* status (all or nothing); on failure (no URL, a
+    refused download) record the error on the row and return the outcome instead."""
+    if not status.urls:
+        record_check(service_order.pk, error=ERROR_NO_URLS, checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS)
+    try:
+        return comprobantes_download(status.urls)
+    except DownloadError as exc:
+        message = f"descarga fallida: {exc}"
+        record_check(service_order.pk, error=message, checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=message)
 
 
 def service_order_check(
@@ -168,44 +214,24 @@ def service_order_check(
     """
     pk = service_order.pk
     if not claimed and not service_order_claim(pk=pk):
-        return _outcome(service_order, CheckResult.SKIPPED)
+        return check_outcome(service_order, CheckResult.SKIPPED)
     checked_at = timezone.now()
-    try:
-        if client is None:
-            raise MifactNotConfigured(mifact_configuration_problem() or "invoice-mifact no está configurado")
-        status = client.get_invoice_status(service_order.service_order_id)
-    except MifactBadResponse as exc:
-        # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
-        # not the service being down.
-        _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=str(exc))
-    except MifactError as exc:
-        _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc))
-    except Exception as exc:  # never let one O.S break a request or a poll run
-        logger.exception("Unexpected error checking service order %s", pk)
-        _record(pk, error=f"error inesperado: {exc.__class__.__name__}", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
-
+    status = invoice_status_fetch(service_order=service_order, client=client, checked_at=checked_at)
+    if isinstance(status, CheckOutcome):
+        return status
     if not status.facturado:
-        _record(pk, error="", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.PENDING)
-    if not status.urls:
-        _record(pk, error=ERROR_NO_URLS, checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS)
-    try:
-        pdfs = comprobantes_download(status.urls)
-    except DownloadError as exc:
-        message = f"descarga fallida: {exc}"
-        _record(pk, error=message, checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=message)
+        record_check(pk, error="", checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.PENDING)
+    pdfs = comprobantes_fetch(service_order=service_order, status=status, checked_at=checked_at)
+    if isinstance(pdfs, CheckOutcome):
+        return pdfs
     try:
         done = service_order_complete(service_order_pk=pk, status=status, pdfs=pdfs, checked_at=checked_at)
     except Exception as exc:
         logger.exception("Could not complete service order %s", pk)
-        _record(pk, error=f"no se pudo completar: {exc.__class__.__name__}", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
-    return _outcome(service_order, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
+        record_check(pk, error=f"no se pudo completar: {exc.__class__.__name__}", checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+    return check_outcome(service_order, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
 
 
 @dataclass

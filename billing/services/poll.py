@@ -19,6 +19,7 @@ from django.utils import timezone
 from billing.mifact import MifactClient, MifactError
 from billing.models import OpportunityServiceOrder
 from billing.services.checks import CheckOutcome, CheckResult, service_order_check
+from billing.services.follow_up import due_follow_ups, service_order_follow_up
 from billing.services.registration import pending_service_orders
 from crm.claims import claim_batch
 from crm.models import CommandRun
@@ -59,6 +60,19 @@ def service_orders_claim_batch(
     return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id"))
 
 
+def follow_ups_claim_batch(
+    *, limit: int, round_started_at: dt.datetime, opportunity_id: str | None = None
+) -> list[OpportunityServiceOrder]:
+    """Claim up to `limit` invoiced O.S due a follow-up check in the round, least recently checked
+    first (`billing.services.follow_up.due_follow_ups`)."""
+    now = timezone.now()
+    candidates = due_follow_ups(round_started_at=round_started_at, opportunity_id=opportunity_id).order_by(
+        F("last_checked_at").asc(nulls_first=True), "id"
+    )
+    ids = claim_batch(candidates, limit=limit, now=now, until=now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS))
+    return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id")) if ids else []
+
+
 @dataclass
 class PollSummary:
     """Counts of one poll run (docs/api.md "Service orders and the poller").
@@ -68,7 +82,8 @@ class PollSummary:
     `errors`: rows that got an error recorded; `left`: O.S of the round this run got no answer
     for (invoice-mifact failed, the run stopped early, or another run or a PUT had them);
     `fatal`: why invoice-mifact could not be used (not configured, credentials refused,
-    unreachable) when that left O.S unchecked, or "".
+    unreachable) when that left O.S unchecked, or "". Follow-up checks of invoiced O.S, after the
+    pending ones: `followed_up` answered, of which `replaced` (reissued) and `voided`.
     """
 
     pending: int = 0
@@ -76,6 +91,9 @@ class PollSummary:
     invoiced: int = 0
     errors: int = 0
     left: int = 0
+    followed_up: int = 0
+    replaced: int = 0
+    voided: int = 0
     seconds: float = 0.0
     fatal: str = ""
 
@@ -83,7 +101,8 @@ class PollSummary:
     def line(self) -> str:
         text = (
             f"poll_invoices: pending={self.pending} checked={self.checked} invoiced={self.invoiced} "
-            f"errors={self.errors} left={self.left} seconds={self.seconds:.2f}"
+            f"errors={self.errors} left={self.left} followed_up={self.followed_up} replaced={self.replaced} "
+            f"voided={self.voided} seconds={self.seconds:.2f}"
         )
         return f"{text} fatal={self.fatal!r}" if self.fatal else text
 
@@ -95,6 +114,9 @@ class PollSummary:
             "invoiced": self.invoiced,
             "errors": self.errors,
             "left": self.left,
+            "followed_up": self.followed_up,
+            "replaced": self.replaced,
+            "voided": self.voided,
         }
 
     @property
@@ -112,6 +134,8 @@ def _check_claimed(row: OpportunityServiceOrder, client: MifactClient) -> CheckO
     """Check a claimed row; a crash (a bug: `service_order_check` records its own errors) becomes
     an error outcome, so every claimed row yields exactly one outcome."""
     try:
+        if row.facturado:  # claimed for a follow-up check
+            return service_order_follow_up(service_order=row, client=client, claimed=True)
         return service_order_check(service_order=row, client=client, claimed=True)
     except Exception as exc:
         logger.exception("Service order %s: check crashed", row.pk)
@@ -171,14 +195,25 @@ class _Run:
         # us) instead of waiting out a timeout per row.
         self.abort_after = max(self.batch_size, workers)
         self.claimed = self.done = self.service_errors_in_a_row = 0
+        # Pending O.S first; once none is left, the invoiced ones due a follow-up check.
+        self.following_up = False
+        self.follow_up_pks: set[int] = set()
 
     def claim(self) -> list[OpportunityServiceOrder]:
         if self.limit is not None and self.claimed >= self.limit:
             return []
         size = self.batch_size if self.limit is None else min(self.batch_size, self.limit - self.claimed)
-        batch = service_orders_claim_batch(
-            limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id
-        )
+        batch: list[OpportunityServiceOrder] = []
+        if not self.following_up:
+            batch = service_orders_claim_batch(
+                limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id
+            )
+            self.following_up = not batch
+        if self.following_up:
+            batch = follow_ups_claim_batch(
+                limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id
+            )
+            self.follow_up_pks.update(row.pk for row in batch)
         self.claimed += len(batch)
         return batch
 
@@ -194,8 +229,13 @@ class _Run:
             self.service_errors_in_a_row += 1
         else:
             self.service_errors_in_a_row = 0
-            summary.checked += 1
-            summary.invoiced += outcome.result is CheckResult.INVOICED
+            if outcome.service_order_pk in self.follow_up_pks:
+                summary.followed_up += 1
+                summary.replaced += outcome.result is CheckResult.REPLACED
+                summary.voided += outcome.result is CheckResult.VOIDED
+            else:
+                summary.checked += 1
+                summary.invoiced += outcome.result is CheckResult.INVOICED
             summary.errors += outcome.result is CheckResult.ERROR
         if self.progress is not None:
             self.progress(self.done, summary.pending)
@@ -268,7 +308,8 @@ def service_orders_poll(
     summary.pending = _due_service_orders(round_started_at=round_started_at, opportunity_id=opportunity_id).count()
     if limit is not None:
         summary.pending = min(summary.pending, limit)
-    if summary.pending:
+    # With nothing to ask (no pending O.S, no follow-up due) the run does not even sign in.
+    if summary.pending or due_follow_ups(round_started_at=round_started_at, opportunity_id=opportunity_id).exists():
         try:
             client = MifactClient.from_settings(pool_size=max(1, workers))
             client.sign_in()

@@ -62,12 +62,18 @@ class FakeMifact:
         served: dict[str, bytes] = {}
         for currency, wanted in (("soles", soles), ("dolares", dolares)):
             if wanted:
-                name = f"{service_order_id}-{currency}.pdf"
-                body = b"<html>error</html>" if broken else make_pdf(f"O.S {service_order_id} {currency}")
+                # Each comprobante (head id) has its own file: a reissue serves other PDFs.
+                name = f"{service_order_id}-{head_id}-{currency}.pdf"
+                body = b"<html>error</html>" if broken else make_pdf(f"O.S {service_order_id} {head_id} {currency}")
                 self.files[name] = body
                 order.urls[currency] = f"{BASE}/files/{name}"
                 served[currency] = body
         return served
+
+    def void(self, service_order_id: int) -> None:
+        """The O.S's comprobante was voided and not reissued yet: `facturado: false` again."""
+        order = self.orders[service_order_id]
+        order.facturado, order.head_id, order.urls = False, None, {}
 
     def _sign_in(self, request: Any) -> tuple[int, dict[str, str], str]:
         if self.down:

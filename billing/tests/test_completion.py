@@ -62,7 +62,7 @@ def test_pending_service_order_is_completed_when_invoiced(
 def test_completing_twice_changes_nothing(pending, client, mifact, media_root, django_capture_on_commit_callbacks):
     mifact.invoice(456)
     check(pending, client, django_capture_on_commit_callbacks)
-    status = InvoiceStatus(service_order_id=456, facturado=True, url_soles=f"{BASE}/files/456-soles.pdf")
+    status = InvoiceStatus(service_order_id=456, facturado=True, url_soles=f"{BASE}/files/456-900-soles.pdf")
     from billing.comprobantes import comprobantes_download
     from billing.services.checks import service_order_complete
 
@@ -109,7 +109,7 @@ def test_failed_download_stays_pending_with_the_error(
 
 def test_one_bad_url_of_two_keeps_nothing(pending, client, mifact, media_root, django_capture_on_commit_callbacks):
     mifact.invoice(456, soles=True, dolares=True)
-    del mifact.files["456-dolares.pdf"]
+    del mifact.files["456-900-dolares.pdf"]
     assert check(pending, client, django_capture_on_commit_callbacks).result is CheckResult.ERROR
     assert Attachment.objects.count() == 0 and files_in(media_root) == []
 

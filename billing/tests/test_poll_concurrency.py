@@ -121,3 +121,29 @@ def test_a_put_and_a_poller_at_once_complete_the_order_once(mifact, media_root, 
     assert Attachment.objects.count() == 1
     assert ActionHistory.objects.filter(action="service_order_invoiced").count() == 1
     assert len(mifact.status_calls) == 1
+
+
+def test_two_pollers_at_once_attach_each_reissue_once(mifact, media_root):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    rows = make_pending(20, 5)
+    an_hour_ago = timezone.now() - dt.timedelta(hours=2)
+    OpportunityServiceOrder.objects.update(
+        facturado=True, invoice_result_head_id=1, invoiced_at=an_hour_ago, last_checked_at=an_hour_ago
+    )
+    for row in rows:  # each comprobante voided and reissued as head 2 at invoice-mifact
+        mifact.invoice(row.service_order_id, head_id=2)
+    summaries = run_together(
+        lambda: service_orders_poll(workers=4),
+        lambda: service_orders_poll(workers=4),
+    )
+    calls = Counter(mifact.status_calls)
+    assert max(calls.values()) == 1
+    assert sum(s.replaced for s in summaries) == 100
+    assert all(s.followed_up > 0 for s in summaries), "both pollers should have shared the work"
+    assert ActionHistory.objects.filter(action="service_order_invoice_replaced").count() == 100
+    assert Counter(Attachment.objects.values_list("service_order_id", flat=True)).most_common(1)[0][1] == 1
+    assert OpportunityServiceOrder.objects.filter(invoice_result_head_id=2).count() == 100
+    assert len([p for p in media_root.rglob("*") if p.is_file()]) == 100

@@ -14,7 +14,8 @@ from opportunities.models import Opportunity
 pytestmark = pytest.mark.django_db
 
 SUMMARY = re.compile(
-    r"^poll_invoices: pending=(\d+) checked=(\d+) invoiced=(\d+) errors=(\d+) left=(\d+) seconds=\d+\.\d\d"
+    r"^poll_invoices: pending=(\d+) checked=(\d+) invoiced=(\d+) errors=(\d+) left=(\d+) "
+    r"followed_up=\d+ replaced=\d+ voided=\d+ seconds=\d+\.\d\d"
 )
 
 

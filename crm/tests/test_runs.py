@@ -35,7 +35,16 @@ def test_a_poll_run_writes_one_finished_row_with_its_counts(
         assert run_command("poll_invoices", "--workers", "1") == 0
     run = CommandRun.objects.get()
     assert (run.command, run.outcome, run.fatal) == ("poll_invoices", "ok", "")
-    assert run.counts == {"pending": 1, "checked": 1, "invoiced": 1, "errors": 0, "left": 0}
+    assert run.counts == {
+        "pending": 1,
+        "checked": 1,
+        "invoiced": 1,
+        "errors": 0,
+        "left": 0,
+        "followed_up": 0,
+        "replaced": 0,
+        "voided": 0,
+    }
     assert run.host and run.finished_at is not None and run.finished_at >= run.started_at
 
 

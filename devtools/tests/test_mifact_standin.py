@@ -195,3 +195,15 @@ def test_poll_invoices_completes_an_order_served_by_the_standin(
     kinds = sorted(opportunity.attachments.values_list("kind", flat=True))
     assert kinds == ["comprobante_dolares", "comprobante_soles"]
     billing_services.reset_shared_mifact_client()
+
+
+def test_void_then_invoice_again_is_a_reissue_with_other_pdfs(standin: MifactStandin, client: MifactClient) -> None:
+    first = standin.invoice(457, head_id=50)
+    first_pdf = requests.get(first["urls"]["soles"], timeout=5).content
+    assert client.get_invoice_status(457).facturado is True
+    voided = requests.post(f"{standin.base_url}/_standin/service-order/457/void", timeout=5)
+    assert voided.status_code == 200 and voided.json() == {"facturado": False}
+    assert client.get_invoice_status(457).facturado is False
+    reissued = standin.invoice(457, head_id=51)
+    assert reissued["invoice_result_head_id"] == 51
+    assert requests.get(reissued["urls"]["soles"], timeout=5).content != first_pdf

@@ -57,8 +57,8 @@ def test_an_already_invoiced_service_order_completes_the_close_in_the_same_reque
     assert body["isPresaved"] is False
     row = OpportunityServiceOrder.objects.get()
     assert row.facturado and row.invoice_result_head_id == 123
-    assert row.url_soles and row.url_soles.endswith("456-soles.pdf")
-    assert row.url_dolares and row.url_dolares.endswith("456-dolares.pdf")
+    assert row.url_soles and row.url_soles.endswith("456-123-soles.pdf")
+    assert row.url_dolares and row.url_dolares.endswith("456-123-dolares.pdf")
     attachments = {a.kind: a for a in Attachment.objects.all()}
     assert attachments["comprobante_soles"].sha256 == hashlib.sha256(served["soles"]).hexdigest()
     assert attachments["comprobante_dolares"].service_order_id == 456

@@ -1,0 +1,193 @@
+"""Follow-up checks of invoiced service orders (docs/api.md "Voided and reissued comprobantes").
+
+invoice-mifact answers with the last *valid* comprobante of an O.S, so after the CRM completed one,
+the same call can later answer another `invoice_result_head_id` (the comprobante was voided and
+reissued) or `facturado: false` (voided, not reissued yet). For `INVOICE_FOLLOW_UP_DAYS` after an
+O.S became *facturado*, the poller asks again at most once per `INVOICE_FOLLOW_UP_INTERVAL_MINUTES`
+(`billing.services.poll`), and:
+
+- reissued: the new PDFs are downloaded and attached exactly as a first invoice (safe download,
+  SHA-256 dedupe, all or nothing); the earlier attachments of the O.S stay, marked `reemplazado`;
+  the row takes the new head id and URLs; `service_order_invoice_replaced` in the history;
+- voided: the O.S's attachments are marked `anulado`; the row records `voided_at` and is pending
+  again (a reissue is then completed as a first invoice, and its follow-up window starts anew);
+  `service_order_invoice_voided`. The opportunity keeps its stage; when none of its comprobantes
+  is valid any more its sub-state returns to `orden_servicio_pendiente_factura` with
+  `isPresaved = true` (a sale waiting for its invoice), else it stays `factura_directa`.
+
+Like first invoices, the network work happens before a short transaction that locks the
+opportunity and then the row, and re-reads the row: a change that another process already
+applied is not applied twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from billing.comprobantes import attachment_store_pdfs, discard_pdfs
+from billing.downloads import DownloadedPdf
+from billing.mifact import InvoiceStatus, MifactClient
+from billing.models import OpportunityServiceOrder
+from billing.services.checks import (
+    CheckOutcome,
+    CheckResult,
+    check_outcome,
+    comprobantes_fetch,
+    invoice_status_fetch,
+    record_check,
+)
+from crm.claims import claim_one
+from opportunities.history import HistoryLog
+from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Opportunity
+
+
+def invoiced_service_orders() -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S with `facturado = true`."""
+    return OpportunityServiceOrder.objects.filter(facturado=True)
+
+
+def follow_up_enabled() -> bool:
+    return settings.INVOICE_FOLLOW_UP_DAYS > 0 and settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES > 0
+
+
+def due_follow_ups(*, round_started_at: dt.datetime, opportunity_id: str | None = None) -> QuerySet:
+    """Invoiced O.S of a poll round that are due a follow-up check: invoiced in the last
+    `INVOICE_FOLLOW_UP_DAYS`, not checked in the `INVOICE_FOLLOW_UP_INTERVAL_MINUTES` before the
+    round started. Empty when follow-ups are off."""
+    if not follow_up_enabled():
+        return OpportunityServiceOrder.objects.none()
+    window_start = round_started_at - dt.timedelta(days=settings.INVOICE_FOLLOW_UP_DAYS)
+    checked_before = round_started_at - dt.timedelta(minutes=settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES)
+    due = invoiced_service_orders().filter(invoiced_at__gte=window_start, created_at__lte=round_started_at)
+    due = due.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
+    return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
+
+
+def service_order_follow_up(
+    *, service_order: OpportunityServiceOrder, client: MifactClient | None, claimed: bool = False
+) -> CheckOutcome:
+    """Ask again about an invoiced O.S and apply a reissue or a void (see the module docstring).
+    Never raises for invoice-mifact's or the download's failures: they are recorded on the row
+    (which stays facturado) and the next follow-up retries."""
+    pk = service_order.pk
+    now = timezone.now()
+    until = now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS)
+    if not claimed and not claim_one(invoiced_service_orders(), pk=pk, now=now, until=until):
+        return check_outcome(service_order, CheckResult.SKIPPED)
+    checked_at = timezone.now()
+    status = invoice_status_fetch(service_order=service_order, client=client, checked_at=checked_at)
+    if isinstance(status, CheckOutcome):
+        return status
+    if status.facturado and status.invoice_result_head_id == service_order.invoice_result_head_id:
+        record_check(pk, error="", checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.STILL_VALID)
+    if status.facturado:
+        pdfs = comprobantes_fetch(service_order=service_order, status=status, checked_at=checked_at)
+        if isinstance(pdfs, CheckOutcome):
+            return pdfs
+        done = service_order_invoice_replace(
+            service_order_pk=pk,
+            seen_head_id=service_order.invoice_result_head_id,
+            status=status,
+            pdfs=pdfs,
+            checked_at=checked_at,
+        )
+        return check_outcome(service_order, CheckResult.REPLACED if done else CheckResult.ALREADY_DONE)
+    done = service_order_invoice_void(
+        service_order_pk=pk, seen_head_id=service_order.invoice_result_head_id, checked_at=checked_at
+    )
+    return check_outcome(service_order, CheckResult.VOIDED if done else CheckResult.ALREADY_DONE)
+
+
+def _lock(service_order_pk: int) -> tuple[Opportunity, OpportunityServiceOrder]:
+    # Same lock order as the PUT and the completion: the opportunity, then its O.S row.
+    opportunity_id = OpportunityServiceOrder.objects.values_list("opportunity_id", flat=True).get(pk=service_order_pk)
+    opportunity = Opportunity.objects.select_for_update().get(pk=opportunity_id)
+    return opportunity, OpportunityServiceOrder.objects.select_for_update().get(pk=service_order_pk)
+
+
+def service_order_invoice_replace(
+    *,
+    service_order_pk: int,
+    seen_head_id: int | None,
+    status: InvoiceStatus,
+    pdfs: list[tuple[str, DownloadedPdf]],
+    checked_at: dt.datetime,
+) -> bool:
+    """Attach a reissued comprobante in one transaction; False (and the PDFs discarded) when the
+    row is no longer the invoiced `seen_head_id` (another process got there first)."""
+    try:
+        with transaction.atomic():
+            opportunity, row = _lock(service_order_pk)
+            if not row.facturado or row.invoice_result_head_id != seen_head_id:
+                discard_pdfs(pdfs)
+                return False
+            attachments = attachment_store_pdfs(
+                opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
+            )
+            new_hashes = {pdf.sha256 for _, pdf in pdfs}
+            replaced = Attachment.objects.filter(
+                opportunity=opportunity, service_order_id=row.service_order_id, status=Attachment.Status.VIGENTE
+            ).exclude(sha256__in=new_hashes)
+            replaced_ids = list(replaced.values_list("pk", flat=True))
+            replaced.update(status=Attachment.Status.REEMPLAZADO, status_changed_at=checked_at)
+            row.invoice_result_head_id = status.invoice_result_head_id
+            row.url_soles, row.url_dolares = status.url_soles, status.url_dolares
+            row.invoiced_at = row.last_checked_at = checked_at
+            row.last_error, row.claimed_until = "", None
+            row.save()
+            log = HistoryLog(opportunity=opportunity, user=None)
+            log.add(
+                ActionHistory.Action.SERVICE_ORDER_INVOICE_REPLACED,
+                {
+                    "serviceOrderId": row.service_order_id,
+                    "oldInvoiceResultHeadId": seen_head_id,
+                    "newInvoiceResultHeadId": status.invoice_result_head_id,
+                    "attachmentIds": [a.pk for a in attachments],
+                    "replacedAttachmentIds": replaced_ids,
+                },
+            )
+            log.flush()
+    except BaseException:
+        discard_pdfs(pdfs)
+        raise
+    return True
+
+
+def service_order_invoice_void(*, service_order_pk: int, seen_head_id: int | None, checked_at: dt.datetime) -> bool:
+    """Record that the comprobante of an invoiced O.S was voided, in one transaction; False when
+    the row is no longer the invoiced `seen_head_id`."""
+    with transaction.atomic():
+        opportunity, row = _lock(service_order_pk)
+        if not row.facturado or row.invoice_result_head_id != seen_head_id:
+            return False
+        voided = Attachment.objects.filter(
+            opportunity=opportunity, service_order_id=row.service_order_id, status=Attachment.Status.VIGENTE
+        )
+        voided_ids = list(voided.values_list("pk", flat=True))
+        voided.update(status=Attachment.Status.ANULADO, status_changed_at=checked_at)
+        row.facturado = False
+        row.voided_at = row.last_checked_at = checked_at
+        row.last_error, row.claimed_until = "", None
+        row.save()
+        if not opportunity.attachments.filter(status=Attachment.Status.VIGENTE).exists():
+            opportunity.c_facturacion_sub_estado = FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA
+            opportunity.is_presaved = True
+            opportunity.save(update_fields=["c_facturacion_sub_estado", "is_presaved", "modified_at"])
+        log = HistoryLog(opportunity=opportunity, user=None)
+        log.add(
+            ActionHistory.Action.SERVICE_ORDER_INVOICE_VOIDED,
+            {
+                "serviceOrderId": row.service_order_id,
+                "invoiceResultHeadId": seen_head_id,
+                "attachmentIds": voided_ids,
+                "subState": opportunity.c_facturacion_sub_estado,
+            },
+        )
+        log.flush()
+    return True
