@@ -52,6 +52,7 @@ from _common import (
 
 OPPORTUNITIES = 200
 INVOICED_EVERY = 20  # 1 in 20 = 5%
+FIRST_FOLLOW_UP_ID = 5_000_000
 FIRST_SERVICE_ORDER_ID = 700_000
 MIFACT_USER, MIFACT_PASSWORD = "bench-mifact", "bench-mifact-secret"
 RATIO_TARGET = 1.5
@@ -66,7 +67,7 @@ SUMMARY_RE = re.compile(
 
 
 class PollBench:
-    def __init__(self, ws: Workspace, *, n: int, latency_ms: float) -> None:
+    def __init__(self, ws: Workspace, *, n: int, latency_ms: float, follow_ups: int = 0) -> None:
         self.ws = ws
         self.n = n
         self.latency_ms = latency_ms
@@ -98,6 +99,8 @@ class PollBench:
         )
         self.http = requests.Session()
         self.expected_invoiced = len(range(0, n, INVOICED_EVERY))
+        # Invoiced O.S due a follow-up check (still valid at the stand-in: no download).
+        self.follow_ups = follow_ups
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -207,20 +210,67 @@ class PollBench:
                 raise BenchError(
                     f"the stand-in refused to invoice O.S {FIRST_SERVICE_ORDER_ID + i}: {response.text[:300]}"
                 )
+        if self.follow_ups:
+            self.seed_follow_ups()
         say(
             f"  seeded {self.n} pending O.S over {OPPORTUNITIES} opportunities, {self.expected_invoiced} invoiced "
             f"on the stand-in ({100 * self.expected_invoiced / self.n:.1f}%, PDF in soles) "
             f"in {time.monotonic() - started:.1f} s"
         )
 
+    def seed_follow_ups(self) -> None:
+        """`follow_ups` invoiced O.S, invoiced an hour ago and checked two hours ago: due a follow-up."""
+        import datetime as dt
+
+        from django.utils import timezone
+
+        from billing.models import OpportunityServiceOrder
+        from opportunities.models import FacturacionSubEstado, Opportunity, Stage
+
+        opportunity = Opportunity.objects.create(
+            name="Bench follow-ups",
+            stage=Stage.CIERRE_GANADO,
+            c_clinic_history="HC-FOLLOW",
+            c_facturacion_sub_estado=FacturacionSubEstado.FACTURA_DIRECTA,
+            is_presaved=False,
+        )
+        now = timezone.now()
+        OpportunityServiceOrder.objects.bulk_create(
+            [
+                OpportunityServiceOrder(
+                    opportunity=opportunity,
+                    service_order_id=FIRST_FOLLOW_UP_ID + i,
+                    facturado=True,
+                    invoice_result_head_id=FIRST_FOLLOW_UP_ID + i,
+                    invoiced_at=now - dt.timedelta(hours=1),
+                    last_checked_at=now - dt.timedelta(hours=2),
+                )
+                for i in range(self.follow_ups)
+            ],
+            batch_size=1000,
+        )
+        for i in range(self.follow_ups):
+            self.http.post(
+                f"{self.mifact}/_standin/service-order/{FIRST_FOLLOW_UP_ID + i}/invoice",
+                json={"soles": True, "invoice_result_head_id": FIRST_FOLLOW_UP_ID + i},
+                timeout=10,
+            ).raise_for_status()
+        say(f"  seeded {self.follow_ups} invoiced O.S due a follow-up check (still valid at the stand-in)")
+
     def reset(self) -> None:
         """Back to the seeded state: every O.S pending and unchecked, no attachments, history or files."""
+        import datetime as dt
         import shutil
+
+        from django.utils import timezone
 
         from billing.models import OpportunityServiceOrder
         from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Opportunity, Stage
 
-        OpportunityServiceOrder.objects.update(
+        OpportunityServiceOrder.objects.filter(service_order_id__gte=FIRST_FOLLOW_UP_ID).update(
+            last_checked_at=timezone.now() - dt.timedelta(hours=2), claimed_until=None
+        )
+        OpportunityServiceOrder.objects.filter(service_order_id__lt=FIRST_FOLLOW_UP_ID).update(
             facturado=False,
             invoice_result_head_id=None,
             url_soles=None,
@@ -231,7 +281,7 @@ class PollBench:
         )
         Attachment.objects.all().delete()
         ActionHistory.objects.all().delete()
-        Opportunity.objects.update(
+        Opportunity.objects.exclude(name="Bench follow-ups").update(
             stage=Stage.CIERRE_GANADO,
             c_facturacion_sub_estado=FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA,
             is_presaved=True,
@@ -251,7 +301,7 @@ class PollBench:
         return int(self.http.get(f"{self.mifact}/_standin/state", timeout=10).json()["status_calls"])
 
     def run(self, workers: int) -> dict[str, Any]:
-        ideal = self.n * (self.latency_ms / 1000.0) / workers
+        ideal = (self.n + self.follow_ups) * (self.latency_ms / 1000.0) / workers
         timeout = max(120.0, 3 * ideal + 60)
         calls_before = self.standin_status_calls()
         name = f"poll_invoices_w{workers}"
@@ -283,13 +333,14 @@ class PollBench:
             "latency_ms": self.latency_ms,
             "wall_s": wall,
             "command_s": float(match["seconds"]),
-            "checks_per_s": self.n / wall,
+            "checks_per_s": (self.n + self.follow_ups) / wall,
+            "follow_ups": self.follow_ups,
             "peak_rss_mb": peak_mb,
             "cpu_s": usage.ru_utime + usage.ru_stime,
             "ideal_s": ideal,
             "ratio": wall / ideal,
             "effective_latency_ms": self.effective_latency_ms,
-            "ratio_effective": wall / (self.n * (self.effective_latency_ms / 1000.0) / workers),
+            "ratio_effective": wall / ((self.n + self.follow_ups) * (self.effective_latency_ms / 1000.0) / workers),
             "summary_line": match.group(0),
         }
         result.update(self.check(match, calls_before))
@@ -315,7 +366,7 @@ class PollBench:
         from billing.models import OpportunityServiceOrder
         from opportunities.models import Attachment, FacturacionSubEstado, Opportunity
 
-        rows = OpportunityServiceOrder.objects
+        rows = OpportunityServiceOrder.objects.filter(service_order_id__lt=FIRST_FOLLOW_UP_ID)
         figures = {
             "checked": rows.filter(last_checked_at__isnull=False).count(),
             "invoiced": rows.filter(facturado=True).count(),
@@ -324,9 +375,9 @@ class PollBench:
             "attachments_with_os": Attachment.objects.filter(service_order_id__isnull=False).count(),
             "files": sum(1 for path in self.ws.media.rglob("*") if path.is_file()),
             "status_calls": self.standin_status_calls() - calls_before,
-            "factura_directa": Opportunity.objects.filter(
-                c_facturacion_sub_estado=FacturacionSubEstado.FACTURA_DIRECTA
-            ).count(),
+            "factura_directa": Opportunity.objects.filter(c_facturacion_sub_estado=FacturacionSubEstado.FACTURA_DIRECTA)
+            .exclude(name="Bench follow-ups")
+            .count(),
         }
         expected_opportunities = len({i * OPPORTUNITIES // self.n for i in range(0, self.n, INVOICED_EVERY)})
         problems = []
@@ -341,8 +392,12 @@ class PollBench:
         for key in ("attachments", "attachments_with_os", "files"):
             if figures[key] != self.expected_invoiced:
                 problems.append(f"{key} {figures[key]}, expected {self.expected_invoiced}")
-        if figures["status_calls"] != self.n:
-            problems.append(f"{figures['status_calls']} invoice-status calls, expected {self.n} (one per O.S)")
+        if figures["status_calls"] != self.n + self.follow_ups:
+            problems.append(
+                f"{figures['status_calls']} invoice-status calls, expected {self.n + self.follow_ups} (one per O.S)"
+            )
+        if int(match["followed_up"]) != self.follow_ups:
+            problems.append(f"followed_up {match['followed_up']}, expected {self.follow_ups}")
         if figures["factura_directa"] != expected_opportunities:
             problems.append(
                 f"{figures['factura_directa']} opportunities factura_directa, expected {expected_opportunities}"
@@ -358,6 +413,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=16, help="parallel workers of the measured run (default 16)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="stand-in latency per status call (default 50)")
     parser.add_argument("--skip-serial", action="store_true", help="skip the --workers 1 comparison run")
+    parser.add_argument(
+        "--follow-ups",
+        type=int,
+        default=0,
+        metavar="F",
+        help="also F invoiced O.S due a follow-up check (still valid at the stand-in; default 0)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
     if args.n < OPPORTUNITIES or args.workers < 1 or args.latency_ms <= 0:
@@ -371,7 +433,7 @@ def main() -> int:
     code = 1
     try:
         with Workspace("crm-bench-poll-") as ws:
-            bench = PollBench(ws, n=args.n, latency_ms=args.latency_ms)
+            bench = PollBench(ws, n=args.n, latency_ms=args.latency_ms, follow_ups=args.follow_ups)
             bench.setup()
             parallel = bench.run(args.workers)
             report["runs"].append(parallel)
