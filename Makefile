@@ -45,7 +45,7 @@ e2e: $(STAMP)
 test-browser: bootstrap
 	$(BIN)/python -m pytest tests_browser -m browser $(PYTEST_ARGS)
 
-## Production: gunicorn on $(HOST):$(PORT) with settings from the environment or .env (see README
+## Production: gunicorn on $(HOST):$(PORT) with settings from the environment or .env (see docs/operations.md
 ## "Deploying"). Does not create .env from the example (that one has DEBUG=true) and refuses DEBUG.
 serve: $(STAMP)
 	@$(BIN)/python -c "import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'crm.settings'); django.setup(); from django.conf import settings; sys.exit('make serve: DEBUG is on; set DEBUG=false and SECRET_KEY in the environment or .env' if settings.DEBUG else 0)"

@@ -1,4 +1,5 @@
-"""Claiming rows of work so that concurrent workers never take the same one (STYLE.md).
+"""Claiming rows of work so that concurrent workers never take the same one (docs/operations.md
+"Running several pollers").
 
 A claim is a `claimed_until` timestamp on the row: a row is free when it is null or past. Both
 the poller (`billing`) and the SV outbox (`opportunities`) claim their rows here.

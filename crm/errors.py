@@ -118,7 +118,7 @@ def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    """DRF exception handler that renders every error in the contract's shape, never a traceback."""
+    """DRF exception handler that renders every error in the API's shape, never a traceback."""
     if isinstance(exc, ApplicationError):
         code = next((code for kind, code in APPLICATION_STATUS.items() if isinstance(exc, kind)), 400)
         return Response(error_body(code, exc.message, exc.errors), status=code)

@@ -1,6 +1,6 @@
 """Strict DRF fields for the process-update body (docs/api.md "Process update").
 
-DRF's own fields coerce (``123`` becomes ``"123"``, ``"7"`` becomes ``7``); the contract wants a
+DRF's own fields coerce (``123`` becomes ``"123"``, ``"7"`` becomes ``7``); the API wants a
 wrong JSON type to be a 400, so these fields accept only the JSON type they document.
 """
 

@@ -52,7 +52,7 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _finite_float(text: str) -> float:
-    # Python reads 1e999999 as inf; JSON columns (and the contract) have no such number.
+    # Python reads 1e999999 as inf; JSON columns (and the API, docs/api.md "Errors") have no such number.
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"number out of range: {text[:20]}")

@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "crm.request_ids.RequestIdHeaderMiddleware",
     "log_request_id.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Error answers that the framework or WhiteNoise make themselves become JSON (crm/json_errors.py).
+    "crm.json_errors.JsonErrorsMiddleware",
     # Pages load nothing from other hosts: a same-origin Content-Security-Policy (crm/csp.py).
     "crm.csp.SameOriginPagesMiddleware",
     # Serves collected static files (admin, Swagger UI) from gunicorn; right after security.
@@ -274,7 +276,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
 }
 
-# --- Outside services (docs/operations.md "Configuration", 6, 7, 8) ---------------------------------------
+# --- Outside services (docs/operations.md "Configuration") ------------------------------------
 USERNAME_ADMIN = env.str("USERNAME_ADMIN", default="")
 PASSWORD_ADMIN = env.str("PASSWORD_ADMIN", default="")
 URL_INVOICE_MIFACT_V3 = env.str("URL_INVOICE_MIFACT_V3", default="").rstrip("/")

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from crm import apis, errors
@@ -21,6 +22,8 @@ urlpatterns = [
     re_path(
         r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema", template_name="crm/redoc.html"), name="redoc"
     ),
+    # Staff type the admin's address without the slash: send them to it (the API never redirects).
+    re_path(r"^admin$", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     # Anything else is a JSON 404, with DEBUG on too (Django's debug 404 page is HTML), for every
     # method: exempt from the CSRF check, which would otherwise answer a PUT or POST to an unknown

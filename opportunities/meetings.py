@@ -47,7 +47,7 @@ def meeting_upsert(
     `meeting` is that meeting as read under the opportunity's lock (`opportunity_lock`), or None
     when the opportunity has none for `reservation_id` yet. Adds `meeting_created` or (when
     something changed) `meeting_updated` to `log`. Must run inside the caller's transaction with
-    the opportunity row locked. Source document section 8.2 (appointment data make a meeting).
+    the opportunity row locked. (docs/api.md "The four cases": appointment data make a meeting).
     """
     date_start, date_end = _meeting_times(opportunity)
     values = {

@@ -209,7 +209,7 @@ def test_service_down_with_orders_pending_exits_1_with_the_reason_on_stderr(orde
     code, lines, err = run_with_stderr("--workers", "1")
     assert code == 1
     assert len(lines) == 1 and full_counts(lines[0])[-1] == 4
-    assert "invoice-mifact" in err and "4 O.S quedan para la próxima ejecución" in err
+    assert "invoice-mifact" in err and "quedan 4 O.S para la próxima ejecución" in err
 
 
 def test_service_failing_midway_reports_what_was_left_and_exits_0(orders, mifact, settings, monkeypatch):
@@ -231,7 +231,7 @@ def test_service_failing_midway_reports_what_was_left_and_exits_0(orders, mifact
     assert code == 0
     pending, checked, invoiced, errors, left = full_counts(lines[0])
     assert (pending, checked, left) == (3, 1, 2)
-    assert "2 O.S quedan" in err
+    assert "quedan 2 O.S" in err
 
 
 def test_missing_credentials_are_reported_as_missing_not_as_refused(orders, mifact, settings):

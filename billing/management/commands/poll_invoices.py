@@ -87,6 +87,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
             self.stdout.write("")
         self.stdout.write(summary.line)
         if summary.fatal:
-            self.stderr.write(f"poll_invoices: {summary.fatal}; {summary.left} O.S quedan para la próxima ejecución")
+            left = "queda 1 O.S" if summary.left == 1 else f"quedan {summary.left} O.S"
+            self.stderr.write(f"poll_invoices: {summary.fatal}; {left} para la próxima ejecución")
             if summary.checked == 0:
                 sys.exit(1)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
-    help = "Create (or reset) a local demo staff user and print its credentials. DEBUG only."
+    help = "Crea (o restablece) un usuario de demostración local e imprime sus credenciales. Solo con DEBUG."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="demo")
@@ -18,11 +18,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, username: str, password: str, **options: Any) -> None:
         if not settings.DEBUG:
-            raise CommandError("create_demo_user only runs with DEBUG=true (it sets a known password)")
+            raise CommandError("create_demo_user solo funciona con DEBUG=true (pone una contraseña conocida)")
         user, created = get_user_model().objects.get_or_create(username=username)
         user.is_staff = True
         user.is_superuser = True
         user.set_password(password)
         user.save()
-        verb = "Created" if created else "Reset"
-        self.stdout.write(f"{verb} demo user: username={username} password={password}")
+        verb = "Creado" if created else "Restablecido"
+        self.stdout.write(f"{verb} el usuario de demostración: usuario={username} contraseña={password}")

@@ -35,5 +35,8 @@ class Command(SpanishOptionsMixin, BaseCommand):
             pass  # recorded and reported; the summary below says why
         self.stdout.write(summary.line)
         if summary.due and summary.delivered == 0 and summary.fatal:
-            self.stderr.write(f"sync_sv: {summary.fatal}; {summary.due} envíos quedan pendientes")
+            self.stderr.write(
+                f"sync_sv: {summary.fatal}; "
+                + ("queda 1 envío pendiente" if summary.due == 1 else f"quedan {summary.due} envíos pendientes")
+            )
             sys.exit(1)
