@@ -7,8 +7,23 @@ Table `opportunity_service_order`, the columns of the docs/api.md "Service order
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.fields.json import KeyTextTransform
 
+from crm.search import search_text
 from opportunities.models import Opportunity
+
+
+class ServiceOrderErrorKind(models.TextChoices):
+    """What the last failed check of an O.S ran into (billing/problems.py says who must act)."""
+
+    CONFIGURATION = "configuration", "invoice-mifact sin configurar"
+    CREDENTIALS = "credentials", "credenciales rechazadas"
+    UNAVAILABLE = "unavailable", "invoice-mifact no responde"
+    UNKNOWN_ORDER = "unknown_order", "O.S desconocida en invoice-mifact"
+    BAD_RESPONSE = "bad_response", "respuesta ilegible de invoice-mifact"
+    NO_COMPROBANTE = "no_comprobante", "facturada sin comprobante"
+    DOWNLOAD = "download", "descarga del comprobante fallida"
+    INTERNAL = "internal", "error interno del CRM"
 
 
 class OpportunityServiceOrder(models.Model):
@@ -30,9 +45,22 @@ class OpportunityServiceOrder(models.Model):
     url_dolares = models.TextField("URL comprobante dólares", null=True, blank=True)
     last_checked_at = models.DateTimeField("última consulta", null=True, blank=True)
     last_error = models.TextField("último error", blank=True, default="")
+    last_error_kind = models.CharField(
+        "tipo de error", max_length=20, blank=True, default="", choices=ServiceOrderErrorKind.choices
+    )
     claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
-    created_at = models.DateTimeField("creada", auto_now_add=True)
+    created_at = models.DateTimeField("registrada", auto_now_add=True)
     updated_at = models.DateTimeField("actualizada", auto_now=True)
+    # What the admin searches, folded (crm/search.py): the O.S id, and `numero_os` and
+    # `descripcion` from the metadata the front-end sent. Computed by the database on every write.
+    search_text = models.GeneratedField(
+        expression=search_text(
+            "service_order_id", KeyTextTransform("numero_os", "metadata"), KeyTextTransform("descripcion", "metadata")
+        ),
+        output_field=models.TextField(),
+        db_persist=True,
+        verbose_name="texto de búsqueda",
+    )
 
     class Meta:
         db_table = "opportunity_service_order"

@@ -38,7 +38,8 @@ from billing.mifact import (
     mifact_configuration_problem,
     shared_mifact_client,
 )
-from billing.models import OpportunityServiceOrder
+from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
+from billing.problems import ERROR_NO_URLS, error_kind_for_exception
 from billing.services.registration import pending_service_orders
 from crm.claims import claim_one
 from opportunities.history import HistoryLog
@@ -46,8 +47,6 @@ from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunit
 from opportunities.services import CLOSE_COLUMNS, opportunity_close_won
 
 logger = logging.getLogger(__name__)
-
-ERROR_NO_URLS = "facturado sin URLs de comprobante; se reintentará"
 
 
 class CheckResult(enum.Enum):
@@ -63,13 +62,14 @@ class CheckResult(enum.Enum):
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """Result of `service_order_check`: the row's id, the result, the error text (or "") and the
-    O.S id at invoice-mifact (None when unknown)."""
+    """Result of `service_order_check`: the row's id, the result, the error text (or ""), the
+    O.S id at invoice-mifact (None when unknown) and the error's `ServiceOrderErrorKind` (or "")."""
 
     service_order_pk: int
     result: CheckResult
     error: str = ""
     service_order_id: int | None = None
+    error_kind: str = ""
 
 
 def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
@@ -79,9 +79,14 @@ def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
     return claim_one(pending_service_orders(), pk=pk, now=now, until=until)
 
 
-def _record(pk: int, *, error: str, checked_at: dt.datetime, **extra: Any) -> None:
+def _record(pk: int, *, error: str, kind: str = "", checked_at: dt.datetime, **extra: Any) -> None:
     OpportunityServiceOrder.objects.filter(pk=pk).update(
-        last_checked_at=checked_at, last_error=error[:2000], claimed_until=None, updated_at=checked_at, **extra
+        last_checked_at=checked_at,
+        last_error=error[:2000],
+        last_error_kind=kind if error else "",
+        claimed_until=None,
+        updated_at=checked_at,
+        **extra,
     )
 
 
@@ -116,6 +121,7 @@ def service_order_complete(
             row.url_dolares = status.url_dolares
             row.last_checked_at = checked_at
             row.last_error = ""
+            row.last_error_kind = ""
             row.claimed_until = None
             row.save()
             opportunity_close_won(
@@ -141,8 +147,10 @@ def service_order_complete(
     return True
 
 
-def _outcome(service_order: OpportunityServiceOrder, result: CheckResult, error: str = "") -> CheckOutcome:
-    return CheckOutcome(service_order.pk, result, error, service_order.service_order_id)
+def _outcome(
+    service_order: OpportunityServiceOrder, result: CheckResult, error: str = "", kind: str = ""
+) -> CheckOutcome:
+    return CheckOutcome(service_order.pk, result, error, service_order.service_order_id, kind if error else "")
 
 
 def service_order_check(
@@ -170,34 +178,39 @@ def service_order_check(
     except MifactBadResponse as exc:
         # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
         # not the service being down.
-        _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=str(exc))
+        kind = error_kind_for_exception(exc)
+        _record(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=str(exc), kind=kind)
     except MifactError as exc:
-        _record(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc))
+        kind = error_kind_for_exception(exc)
+        _record(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
+        return _outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc), kind=kind)
     except Exception as exc:  # never let one O.S break a request or a poll run
         logger.exception("Unexpected error checking service order %s", pk)
-        _record(pk, error=f"error inesperado: {exc.__class__.__name__}", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+        internal = ServiceOrderErrorKind.INTERNAL
+        _record(pk, error=f"error inesperado: {exc.__class__.__name__}", kind=internal, checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__, kind=internal)
 
     if not status.facturado:
         _record(pk, error="", checked_at=checked_at)
         return _outcome(service_order, CheckResult.PENDING)
     if not status.urls:
-        _record(pk, error=ERROR_NO_URLS, checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS)
+        no_urls = ServiceOrderErrorKind.NO_COMPROBANTE
+        _record(pk, error=ERROR_NO_URLS, kind=no_urls, checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS, kind=no_urls)
     try:
         pdfs = comprobantes_download(status.urls)
     except DownloadError as exc:
         message = f"descarga fallida: {exc}"
-        _record(pk, error=message, checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=message)
+        _record(pk, error=message, kind=ServiceOrderErrorKind.DOWNLOAD, checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=message, kind=ServiceOrderErrorKind.DOWNLOAD)
     try:
         done = service_order_complete(service_order_pk=pk, status=status, pdfs=pdfs, checked_at=checked_at)
     except Exception as exc:
         logger.exception("Could not complete service order %s", pk)
-        _record(pk, error=f"no se pudo completar: {exc.__class__.__name__}", checked_at=checked_at)
-        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+        internal = ServiceOrderErrorKind.INTERNAL
+        _record(pk, error=f"no se pudo completar: {exc.__class__.__name__}", kind=internal, checked_at=checked_at)
+        return _outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__, kind=internal)
     return _outcome(service_order, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
 
 
