@@ -83,3 +83,33 @@ class OpportunityServiceOrder(models.Model):
 
     def __str__(self) -> str:
         return f"O.S {self.service_order_id} ({self.opportunity_id})"
+
+    def _metadata_text(self, key: str) -> str:
+        value = self.metadata.get(key) if isinstance(self.metadata, dict) else None
+        return "" if value is None or isinstance(value, (dict, list)) else str(value).strip()
+
+    @property
+    def number(self) -> str:
+        """The O.S number people know: `numero_os` from the metadata when the front-end sent one,
+        else the invoice-mifact id."""
+        return self._metadata_text("numero_os") or str(self.service_order_id)
+
+    @property
+    def label(self) -> str:
+        """How the O.S is named in sentences: its `numero_os` ("OS-456"), else "O.S 456"."""
+        return self._metadata_text("numero_os") or f"O.S {self.service_order_id}"
+
+    @property
+    def description(self) -> str:
+        """`descripcion` from the metadata, or ""."""
+        return self._metadata_text("descripcion")
+
+
+class SaleAwaitingInvoice(Opportunity):
+    """An opportunity seen as a sale waiting for its invoice (it has pending O.S): the admin's
+    "Ventas esperando factura" list (billing/admin_waiting.py). No table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "venta esperando factura"
+        verbose_name_plural = "ventas esperando factura"

@@ -10,6 +10,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from crm.display import clinic_datetime
 from crm.search import search_text
 
 
@@ -181,7 +182,8 @@ class ActionHistory(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.action} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+        # The clinic's time, as every other time in the admin (the stored value is UTC).
+        return f"{self.get_action_display()} · {clinic_datetime(self.created_at)}"
 
 
 def attachment_upload_to(instance: Attachment, filename: str) -> str:

@@ -72,7 +72,8 @@ def test_check_action_reports_errors_when_invoice_mifact_is_down(
     )
     texts = message_texts(response)
     assert texts[0] == "Órdenes de servicio consultadas: 0; facturadas: 0; con error: 1."
-    assert texts[1].startswith("O.S 456: invoice-mifact:")
+    assert texts[1].startswith("O.S 456: No se pudo comunicar con el sistema de facturación")
+    assert "Debe actuar: TI de la clínica." in texts[1] and "(Detalle: invoice-mifact respondió 503" in texts[1]
     row.refresh_from_db()
     assert not row.facturado and row.last_error and row.last_checked_at is not None
 
