@@ -79,6 +79,12 @@ class OpportunityServiceOrder(models.Model):
                 condition=models.Q(facturado=False),
                 name="service_order_pending_idx",
             ),
+            # The oldest pending O.S (the start page, the waiting list's order).
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(facturado=False),
+                name="service_order_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:

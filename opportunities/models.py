@@ -180,6 +180,8 @@ class ActionHistory(models.Model):
         verbose_name = "historial de acciones"
         verbose_name_plural = "historial de acciones"
         ordering = ["-created_at", "-id"]
+        # The start page's sales closed per week (closed_won records of the last weeks).
+        indexes = [models.Index(fields=["action", "created_at"], name="history_action_created_idx")]
 
     def __str__(self) -> str:
         # The clinic's time, as every other time in the admin (the stored value is UTC).
