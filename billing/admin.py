@@ -84,7 +84,16 @@ class ServiceOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = True
-    fields = ("service_order_id", "number", "description", "facturado", "registered", "last_checked", "problem")
+    fields = (
+        "service_order_id",
+        "number",
+        "description",
+        "facturado",
+        "invoice_result_head_id",
+        "registered",
+        "last_checked",
+        "problem",
+    )
     readonly_fields = fields
     ordering = ("created_at", "id")
     verbose_name = "orden de servicio"
@@ -92,7 +101,7 @@ class ServiceOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description="número O.S")
     def number(self, obj: OpportunityServiceOrder) -> str:
-        return obj.number
+        return obj.numero_os or "-"
 
     @admin.display(description="descripción")
     def description(self, obj: OpportunityServiceOrder) -> str:
@@ -155,7 +164,7 @@ class OpportunityServiceOrderAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.
 
     @admin.display(description="número O.S")
     def number(self, obj: OpportunityServiceOrder) -> str:
-        return obj.number
+        return obj.numero_os or "-"
 
     @admin.display(description="descripción")
     def description(self, obj: OpportunityServiceOrder) -> str:
@@ -181,7 +190,7 @@ class OpportunityServiceOrderAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.
     def problem_full(self, obj: OpportunityServiceOrder) -> str:
         return problem_html(obj, full=True)
 
-    @admin.display(description="metadata")
+    @admin.display(description="metadatos (del sistema de ventas)")
     def metadata_pretty(self, obj: OpportunityServiceOrder) -> str:
         return pretty_json(obj.metadata)
 

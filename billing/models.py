@@ -95,6 +95,11 @@ class OpportunityServiceOrder(models.Model):
         return "" if value is None or isinstance(value, (dict, list)) else str(value).strip()
 
     @property
+    def numero_os(self) -> str:
+        """`numero_os` from the metadata the front-end sent, or ""."""
+        return self._metadata_text("numero_os")
+
+    @property
     def number(self) -> str:
         """The O.S number people know: `numero_os` from the metadata when the front-end sent one,
         else the invoice-mifact id."""
