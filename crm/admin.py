@@ -15,6 +15,24 @@ from crm.display import clinic_datetime
 from crm.models import CommandRun
 from crm.readonly_admin import ReadOnlyAdminMixin, pretty_json, short_text
 
+# The counts the commands record (billing/services/poll.py, opportunities/sv_outbox.py), for people.
+COUNT_LABELS = {
+    "pending": "pendientes",
+    "checked": "consultadas",
+    "invoiced": "facturadas",
+    "errors": "con error",
+    "left": "sin consultar",
+    "due": "por enviar",
+    "delivered": "entregados",
+    "retried": "por reintentar",
+    "failed": "fallidos",
+}
+
+
+def counts_text(counts: dict[str, Any]) -> str:
+    """A run's counts in Spanish: "pendientes 4, consultadas 3"; "-" when there are none."""
+    return ", ".join(f"{COUNT_LABELS.get(key, key)} {value}" for key, value in counts.items()) or "-"
+
 
 @admin.register(CommandRun)
 class CommandRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -25,7 +43,7 @@ class CommandRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_help_text = "Buscar por servidor o motivo del fallo."
     list_per_page = 100
     ordering = ("-started_at", "-id")
-    fields = ("command", "host", "started_at", "finished_at", "outcome", "counts_pretty", "fatal")
+    fields = ("command", "host", "started_at", "finished_at", "outcome", "counts_short", "counts_pretty", "fatal")
     readonly_fields = fields
 
     @admin.display(description="inicio", ordering="started_at")
@@ -39,13 +57,13 @@ class CommandRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="conteos")
     def counts_short(self, obj: CommandRun) -> str:
-        return " ".join(f"{key}={value}" for key, value in obj.counts.items()) or "-"
+        return counts_text(obj.counts)
 
     @admin.display(description="motivo del fallo")
     def fatal_short(self, obj: CommandRun) -> str:
         return short_text(obj.fatal, 80)
 
-    @admin.display(description="conteos")
+    @admin.display(description="conteos (datos técnicos)")
     def counts_pretty(self, obj: CommandRun) -> str:
         return pretty_json(obj.counts)
 
