@@ -30,8 +30,11 @@ COUNT_LABELS = {
 
 
 def counts_text(counts: dict[str, Any]) -> str:
-    """A run's counts in Spanish: "pendientes 4, consultadas 3"; "-" when there are none."""
-    return ", ".join(f"{COUNT_LABELS.get(key, key)} {value}" for key, value in counts.items()) or "-"
+    """A run's counts in Spanish, in the commands' order (PostgreSQL's jsonb does not keep it):
+    "pendientes 4, consultadas 3"; "-" when there are none."""
+    order = list(COUNT_LABELS)
+    keys = sorted(counts, key=lambda key: (order.index(key) if key in order else len(order), key))
+    return ", ".join(f"{COUNT_LABELS.get(key, key)} {counts[key]}" for key in keys) or "-"
 
 
 @admin.register(CommandRun)
