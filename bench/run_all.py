@@ -1,4 +1,5 @@
-"""`make bench`: run every benchmark (bench/poll.py, bench/api.py) and print a summary table.
+"""`make bench`: run every benchmark (bench/poll.py, bench/api.py, bench/admin_start.py) and print a
+summary table.
 
 The benchmarks print figures; they are not tests. Exit status: 0 when every bench ran (even if a
 target FAILs), 1 when a bench broke (a step failed or one of its checks did not hold), 130 on
@@ -52,7 +53,7 @@ def run_bench(name: str, argv: list[str], json_path: Path) -> tuple[int, dict[st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks and print a summary (make bench).")
-    parser.add_argument("--only", choices=("poll", "api"), help="run one bench only")
+    parser.add_argument("--only", choices=("poll", "api", "admin"), help="run one bench only")
     poll = parser.add_argument_group("bench/poll.py")
     poll.add_argument("--n", type=int, default=2000, help="pending service orders (default 2000)")
     poll.add_argument("--workers", type=int, default=16, help="poll_invoices --workers (default 16)")
@@ -63,6 +64,8 @@ def main() -> int:
     api.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per endpoint (default 2)")
     api.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
     api.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto", help="load generator")
+    start = parser.add_argument_group("bench/admin_start.py")
+    start.add_argument("--requests", type=int, default=50, help="measured renders of the start page (default 50)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _forward_sigterm)
 
@@ -88,6 +91,9 @@ def main() -> int:
                 ],
             )
         )
+
+    if args.only in (None, "admin"):
+        benches.append(("admin_start.py", ["--requests", str(args.requests)]))
 
     started = time.monotonic()
     load_before = os.getloadavg()
@@ -160,6 +166,20 @@ def print_summary(
         targets += api.get("targets", [])
     elif "api.py" in results:
         say("\nAPI: no figures (the bench broke)")
+    start = results.get("admin_start.py", (0, None))[1]
+    if start and start.get("queries"):
+        counts = start.get("counts", {})
+        say(
+            f"\nstart page (GET /admin/, staff user, in-process): {counts.get('opportunities', 0):,} opportunities, "
+            f"{counts.get('service_orders', 0):,} O.S, {len(start['queries'])} queries"
+        )
+        say(
+            f"  {start['requests']} requests: min {start['min_ms']:.1f} ms, median {start['median_ms']:.1f} ms, "
+            f"p95 {start['p95_ms']:.1f} ms, max {start['max_ms']:.1f} ms"
+        )
+        targets += start.get("targets", [])
+    elif "admin_start.py" in results:
+        say("\nstart page: no figures (the bench broke)")
     if targets:
         say("\nTARGETS")
         for target in targets:

@@ -1,114 +1,78 @@
-"""Django admin for service orders (O.S): a read-only list for clinic staff, plus the action
-"Consultar estado de facturación ahora" that checks the selected pending O.S against
-invoice-mifact right away (the same `service_order_check` the PUT endpoint and the poller use).
+"""Django admin for service orders (O.S) and the sales waiting for their invoice (Spanish).
 
-Service orders are written only by the API and the poller; the admin never edits them.
-Labels and messages are Spanish (the clinic staff's language).
+Service orders are written only by the API and the poller; the admin shows them (when each was
+registered, its number and description from the metadata, why it is stuck and who must act) and
+offers "Consultar estado de facturación ahora" (billing/admin_checks.py). The list of sales
+waiting for their invoice is billing/admin_waiting.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from billing.mifact import mifact_configuration_problem, shared_mifact_client
-from billing.models import OpportunityServiceOrder
-from billing.services.checks import CheckResult, service_orders_check_bounded
+from billing.admin_checks import (
+    CHECK_ACTION_LABEL,
+    service_orders_check_now,
+    user_can_check_service_orders,
+)
+from billing.admin_display import problem_html
+from billing.admin_waiting import SaleAwaitingInvoiceAdmin
+from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
+from billing.problems import KINDS_BY_ACTOR, Actor
+from billing.selectors import WAITING_AGES
+from crm.display import clinic_datetime
 from crm.readonly_admin import ReadOnlyAdminMixin, pretty_json
+from crm.search import FoldedSearchMixin
+from opportunities.admin import opportunity_link
 
-# The check runs inside the admin request (network calls with timeouts): keep one click bounded,
-# well inside the web worker's timeout (`make serve`: GUNICORN_TIMEOUT, 120 s).
-ADMIN_CHECK_MAX_ROWS = 20
-ADMIN_CHECK_BUDGET_SECONDS = 45.0
-# Consecutive invoice-mifact failures after which the action stops instead of waiting out a
-# timeout per remaining row (the poller retries them later anyway).
-ADMIN_CHECK_MAX_SERVICE_FAILURES = 3
-CHECK_PERMISSION = "billing.change_opportunityserviceorder"
-CHECK_ACTION_LABEL = "Consultar estado de facturación ahora"
+__all__ = ["CHECK_ACTION_LABEL", "ServiceOrderInline", "service_orders_check_now", "user_can_check_service_orders"]
 
 
-def user_can_check_service_orders(request: HttpRequest) -> bool:
-    """Whether the user may run the invoice-status check (the O.S change permission)."""
-    return request.user.has_perm(CHECK_PERMISSION)
+class ProblemFilter(admin.SimpleListFilter):
+    """O.S by who must act on their last error."""
+
+    title = "problema"
+    parameter_name = "problema"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            ("con_error", "Con error"),
+            (Actor.IT.value, f"Debe actuar: {Actor.IT.label}"),
+            (Actor.BILLING.value, f"Debe actuar: {Actor.BILLING.label}"),
+            ("sin_error", "Sin error"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == "con_error":
+            return queryset.exclude(last_error="")
+        if value == "sin_error":
+            return queryset.filter(last_error="")
+        for actor in Actor:
+            if value == actor.value:
+                return queryset.exclude(last_error="").filter(last_error_kind__in=KINDS_BY_ACTOR[actor])
+        return queryset
 
 
-def service_orders_check_now(
-    *,
-    request: HttpRequest,
-    rows: Iterable[OpportunityServiceOrder],
-    nothing_pending_message: str = "Ninguna de las órdenes de servicio seleccionadas está pendiente de facturación.",
-) -> None:
-    """Check the given O.S against invoice-mifact now and report the counts to the user.
+class WaitingAgeFilter(admin.SimpleListFilter):
+    """Pending O.S by how long they have waited since they were registered."""
 
-    Only pending rows (`facturado = false`) are checked, through the same bounded loop as the PUT
-    (`service_orders_check_bounded`): at most `ADMIN_CHECK_MAX_ROWS` per click, none started after
-    `ADMIN_CHECK_BUDGET_SECONDS`, none after `ADMIN_CHECK_MAX_SERVICE_FAILURES` invoice-mifact
-    failures in a row. The completion (PDFs, sub-state, history) is the same as for the PUT and
-    the poller, and a row being checked by someone else right now is skipped.
-    """
-    pending = [row for row in rows if not row.facturado]
-    if not pending:
-        messages.warning(request, nothing_pending_message)
-        return
-    client = shared_mifact_client()
-    if client is None:
-        messages.error(
-            request,
-            f"invoice-mifact no está configurado ({mifact_configuration_problem()}); "
-            "no se consultó ninguna orden de servicio.",
-        )
-        return
-    report = service_orders_check_bounded(
-        rows=pending,
-        client=client,
-        max_rows=ADMIN_CHECK_MAX_ROWS,
-        budget_seconds=ADMIN_CHECK_BUDGET_SECONDS,
-        max_service_failures=ADMIN_CHECK_MAX_SERVICE_FAILURES,
-    )
-    checked = invoiced = errors = skipped = 0
-    error_lines: list[str] = []
-    for outcome in report.outcomes:
-        if outcome.result in (CheckResult.SKIPPED, CheckResult.ALREADY_DONE):
-            skipped += 1
-            continue
-        if outcome.result is CheckResult.SERVICE_ERROR:
-            errors += 1
-            error_lines.append(f"O.S {outcome.service_order_id}: invoice-mifact: {outcome.error}")
-            continue
-        checked += 1
-        if outcome.result is CheckResult.INVOICED:
-            invoiced += 1
-        elif outcome.result is CheckResult.ERROR:
-            errors += 1
-            error_lines.append(f"O.S {outcome.service_order_id}: {outcome.error}")
+    title = "esperando factura"
+    parameter_name = "espera"
 
-    summary = f"Órdenes de servicio consultadas: {checked}; facturadas: {invoiced}; con error: {errors}."
-    if skipped:
-        summary += f" Omitidas (en consulta por otro proceso o ya completadas): {skipped}."
-    messages.add_message(request, messages.WARNING if errors else messages.SUCCESS, summary)
-    for line in error_lines[:5]:
-        messages.error(request, line)
-    if report.after_service_failures:
-        messages.warning(
-            request,
-            "invoice-mifact no responde: se detuvo la consulta; "
-            f"{report.after_service_failures} orden(es) quedaron sin consultar.",
-        )
-    if report.out_of_time:
-        messages.warning(
-            request, f"Se agotó el tiempo de la consulta; {report.out_of_time} orden(es) quedaron sin consultar."
-        )
-    if report.over_max_rows:
-        messages.warning(
-            request,
-            f"Se consultan como máximo {ADMIN_CHECK_MAX_ROWS} órdenes por vez; "
-            f"{report.over_max_rows} quedaron sin consultar.",
-        )
-    if report.not_started:
-        messages.info(request, "Las órdenes pendientes sin consultar las revisa el proceso automático cada 5 minutos.")
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(age.key, age.label) for age in WAITING_AGES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        for age in WAITING_AGES:
+            if self.value() == age.key:
+                return queryset.filter(age.q(timezone.now()), facturado=False)
+        return queryset
 
 
 class ServiceOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -120,55 +84,113 @@ class ServiceOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = True
-    fields = ("service_order_id", "facturado", "invoice_result_head_id", "last_checked_at", "last_error", "created_at")
+    fields = (
+        "service_order_id",
+        "number",
+        "description",
+        "facturado",
+        "invoice_result_head_id",
+        "registered",
+        "last_checked",
+        "problem",
+    )
     readonly_fields = fields
     ordering = ("created_at", "id")
     verbose_name = "orden de servicio"
     verbose_name_plural = "órdenes de servicio"
 
+    @admin.display(description="número O.S")
+    def number(self, obj: OpportunityServiceOrder) -> str:
+        return obj.numero_os or "-"
+
+    @admin.display(description="descripción")
+    def description(self, obj: OpportunityServiceOrder) -> str:
+        return obj.description or "-"
+
+    @admin.display(description="registrada")
+    def registered(self, obj: OpportunityServiceOrder) -> str:
+        return clinic_datetime(obj.created_at)
+
+    @admin.display(description="última consulta")
+    def last_checked(self, obj: OpportunityServiceOrder) -> str:
+        return clinic_datetime(obj.last_checked_at, empty="nunca")
+
+    @admin.display(description="problema")
+    def problem(self, obj: OpportunityServiceOrder) -> str:
+        return problem_html(obj)
+
 
 @admin.register(OpportunityServiceOrder)
-class OpportunityServiceOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Read-only list of service orders with the "check now" action."""
+class OpportunityServiceOrderAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only list of service orders with the "check now" action. The list keeps what fits a
+    1366 px screen; the rest is on each O.S's page."""
 
     list_display = (
         "service_order_id",
-        "opportunity",
+        "number",
+        "description",
+        "opportunity_name",
         "facturado",
-        "invoice_result_head_id",
-        "last_checked_at",
-        "last_error_short",
+        "registered",
+        "last_checked",
+        "problem",
     )
     list_display_links = ("service_order_id",)
-    list_filter = ("facturado", "last_checked_at")
-    # O.S ids are integers: `__exact` makes Django compare them as text, so any term is safe.
-    search_fields = ("service_order_id__exact", "=opportunity__id")
-    search_help_text = "Buscar por número de O.S o por id de la oportunidad."
+    list_filter = ("facturado", ProblemFilter, WaitingAgeFilter, "created_at", "last_checked_at")
+    search_fields = ("search_text__contains", "=opportunity__id", "opportunity__search_text__contains")
+    search_help_text = (
+        "Buscar por número de O.S (OS-456 o 456), descripción, paciente, historia clínica o id de la oportunidad."
+    )
     list_select_related = ("opportunity",)
     list_per_page = 50
     ordering = ("-created_at", "-id")
     actions = ("check_invoice_status_now",)
     fields = (
-        "opportunity",
+        "opportunity_name",
         "service_order_id",
+        "number",
+        "description",
         "facturado",
+        "registered",
+        "last_checked",
+        "problem_full",
         "invoice_result_head_id",
         "url_soles",
         "url_dolares",
-        "last_checked_at",
-        "last_error",
         "metadata_pretty",
-        "created_at",
         "updated_at",
     )
     readonly_fields = fields
 
-    @admin.display(description="último error")
-    def last_error_short(self, obj: OpportunityServiceOrder) -> str:
-        text = obj.last_error or ""
-        return text if len(text) <= 80 else text[:79] + "…"
+    @admin.display(description="número O.S")
+    def number(self, obj: OpportunityServiceOrder) -> str:
+        return obj.numero_os or "-"
 
-    @admin.display(description="metadata")
+    @admin.display(description="descripción")
+    def description(self, obj: OpportunityServiceOrder) -> str:
+        return obj.description or "-"
+
+    @admin.display(description="oportunidad", ordering="opportunity__name")
+    def opportunity_name(self, obj: OpportunityServiceOrder) -> str:
+        return opportunity_link(obj.opportunity)
+
+    @admin.display(description="registrada", ordering="created_at")
+    def registered(self, obj: OpportunityServiceOrder) -> str:
+        return clinic_datetime(obj.created_at)
+
+    @admin.display(description="última consulta", ordering="last_checked_at")
+    def last_checked(self, obj: OpportunityServiceOrder) -> str:
+        return clinic_datetime(obj.last_checked_at, empty="nunca")
+
+    @admin.display(description="problema")
+    def problem(self, obj: OpportunityServiceOrder) -> str:
+        return problem_html(obj)
+
+    @admin.display(description="problema")
+    def problem_full(self, obj: OpportunityServiceOrder) -> str:
+        return problem_html(obj, full=True)
+
+    @admin.display(description="metadatos (del sistema de ventas)")
     def metadata_pretty(self, obj: OpportunityServiceOrder) -> str:
         return pretty_json(obj.metadata)
 
@@ -178,3 +200,6 @@ class OpportunityServiceOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[OpportunityServiceOrder]) -> None:
         service_orders_check_now(request=request, rows=queryset.filter(facturado=False).order_by("id"))
+
+
+admin.site.register(SaleAwaitingInvoice, SaleAwaitingInvoiceAdmin)

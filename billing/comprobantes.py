@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.downloads import DownloadedPdf, download_pdf
-from billing.models import OpportunityServiceOrder
+from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
 from opportunities.models import Attachment, Opportunity
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def _store_file_after_commit(attachment_id: int, name: str, pdf: DownloadedPdf) 
                 ).update(
                     facturado=False,
                     last_error=f"no se pudo guardar el comprobante: {exc.__class__.__name__}; se reintentará",
+                    last_error_kind=ServiceOrderErrorKind.INTERNAL,
                     updated_at=timezone.now(),
                 )
             attachment.delete()

@@ -48,6 +48,10 @@ class MifactBadResponse(MifactError, ServiceBadResponse):
     """The service answered something that is not the documented JSON (or an unexpected 4xx)."""
 
 
+class MifactUnknownServiceOrder(MifactBadResponse):
+    """invoice-mifact answered 404 for an O.S: it does not know that id."""
+
+
 @dataclass(frozen=True)
 class InvoiceStatus:
     """The invoice status of one service order (docs/api.md "invoice-mifact").
@@ -187,13 +191,14 @@ class MifactClient(BearerApiClient):
         This is the backend's `getInvoiceStatusByServiceOrderId(serviceOrderId, token?)`: without
         `token` the client signs in first (or reuses its token). Raises `MifactAuthError`,
         `MifactUnavailable` (network, timeout, 5xx after retries), `MifactBadResponse` (not the
-        documented JSON, other 4xx).
+        documented JSON, other 4xx; `MifactUnknownServiceOrder` for a 404).
         """
         if token is not None:
             self.use_token(token)
         response = self.authorized_request("GET", f"/service-order/{int(service_order_id)}/invoice-status")
         if not 200 <= response.status_code < 300:
-            raise MifactBadResponse(f"invoice-mifact respondió {response.status_code} para la O.S {service_order_id}")
+            error = MifactUnknownServiceOrder if response.status_code == 404 else MifactBadResponse
+            raise error(f"invoice-mifact respondió {response.status_code} para la O.S {service_order_id}")
         try:
             body = response.json()
         except ValueError as exc:

@@ -7,8 +7,23 @@ Table `opportunity_service_order`, the columns of the docs/api.md "Service order
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.fields.json import KeyTextTransform
 
+from crm.search import search_text
 from opportunities.models import Opportunity
+
+
+class ServiceOrderErrorKind(models.TextChoices):
+    """What the last failed check of an O.S ran into (billing/problems.py says who must act)."""
+
+    CONFIGURATION = "configuration", "invoice-mifact sin configurar"
+    CREDENTIALS = "credentials", "credenciales rechazadas"
+    UNAVAILABLE = "unavailable", "invoice-mifact no responde"
+    UNKNOWN_ORDER = "unknown_order", "O.S desconocida en invoice-mifact"
+    BAD_RESPONSE = "bad_response", "respuesta ilegible de invoice-mifact"
+    NO_COMPROBANTE = "no_comprobante", "facturada sin comprobante"
+    DOWNLOAD = "download", "descarga del comprobante fallida"
+    INTERNAL = "internal", "error interno del CRM"
 
 
 class OpportunityServiceOrder(models.Model):
@@ -34,9 +49,22 @@ class OpportunityServiceOrder(models.Model):
     invoiced_at = models.DateTimeField("facturada", null=True, blank=True)
     voided_at = models.DateTimeField("anulada", null=True, blank=True)
     last_error = models.TextField("último error", blank=True, default="")
+    last_error_kind = models.CharField(
+        "tipo de error", max_length=20, blank=True, default="", choices=ServiceOrderErrorKind.choices
+    )
     claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
-    created_at = models.DateTimeField("creada", auto_now_add=True)
+    created_at = models.DateTimeField("registrada", auto_now_add=True)
     updated_at = models.DateTimeField("actualizada", auto_now=True)
+    # What the admin searches, folded (crm/search.py): the O.S id, and `numero_os` and
+    # `descripcion` from the metadata the front-end sent. Computed by the database on every write.
+    search_text = models.GeneratedField(
+        expression=search_text(
+            "service_order_id", KeyTextTransform("numero_os", "metadata"), KeyTextTransform("descripcion", "metadata")
+        ),
+        output_field=models.TextField(),
+        db_persist=True,
+        verbose_name="texto de búsqueda",
+    )
 
     class Meta:
         db_table = "opportunity_service_order"
@@ -61,7 +89,48 @@ class OpportunityServiceOrder(models.Model):
                 condition=models.Q(facturado=True),
                 name="service_order_follow_up_idx",
             ),
+            # The oldest pending O.S (the start page, the waiting list's order).
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(facturado=False),
+                name="service_order_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"O.S {self.service_order_id} ({self.opportunity_id})"
+
+    def _metadata_text(self, key: str) -> str:
+        value = self.metadata.get(key) if isinstance(self.metadata, dict) else None
+        return "" if value is None or isinstance(value, (dict, list)) else str(value).strip()
+
+    @property
+    def numero_os(self) -> str:
+        """`numero_os` from the metadata the front-end sent, or ""."""
+        return self._metadata_text("numero_os")
+
+    @property
+    def number(self) -> str:
+        """The O.S number people know: `numero_os` from the metadata when the front-end sent one,
+        else the invoice-mifact id."""
+        return self._metadata_text("numero_os") or str(self.service_order_id)
+
+    @property
+    def label(self) -> str:
+        """How the O.S is named in sentences: its `numero_os` ("OS-456"), else "O.S 456"."""
+        return self._metadata_text("numero_os") or f"O.S {self.service_order_id}"
+
+    @property
+    def description(self) -> str:
+        """`descripcion` from the metadata, or ""."""
+        return self._metadata_text("descripcion")
+
+
+class SaleAwaitingInvoice(Opportunity):
+    """An opportunity seen as a sale waiting for its invoice (it has pending O.S): the admin's
+    "Ventas esperando factura" list (billing/admin_waiting.py). No table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "venta esperando factura"
+        verbose_name_plural = "ventas esperando factura"

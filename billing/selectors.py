@@ -1,14 +1,60 @@
-"""Reads on service orders."""
+"""Reads on service orders, and on the sales waiting for their invoice."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from opportunities.models import Opportunity
 
 from .models import OpportunityServiceOrder
+from .services.registration import pending_service_orders
 
 
 def service_order_list(*, opportunity: Opportunity) -> QuerySet[OpportunityServiceOrder]:
     """The opportunity's service orders, in the order they were registered."""
     return OpportunityServiceOrder.objects.filter(opportunity=opportunity).order_by("created_at", "id")
+
+
+@dataclass(frozen=True)
+class WaitingAge:
+    """A range of time a pending O.S has waited since it was registered: at least `since`, less
+    than `until` (None: no bound)."""
+
+    key: str
+    label: str
+    since: dt.timedelta | None
+    until: dt.timedelta | None
+
+    def q(self, now: dt.datetime) -> Q:
+        """O.S registered within this range before `now`."""
+        condition = Q()
+        if self.since is not None:
+            condition &= Q(created_at__lte=now - self.since)
+        if self.until is not None:
+            condition &= Q(created_at__gt=now - self.until)
+        return condition
+
+
+HOUR, DAY = dt.timedelta(hours=1), dt.timedelta(days=1)
+WAITING_AGES: tuple[WaitingAge, ...] = (
+    WaitingAge("lt1h", "menos de 1 hora", None, HOUR),
+    WaitingAge("1h-24h", "de 1 a 24 horas", HOUR, DAY),
+    WaitingAge("1d-7d", "de 1 a 7 días", DAY, 7 * DAY),
+    WaitingAge("gt7d", "más de 7 días", 7 * DAY, None),
+)
+
+
+def sales_awaiting_invoice(queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
+    """The opportunities of `queryset` with pending O.S (`facturado = false`), annotated with
+    `waiting_since` (the oldest pending O.S's registration), `last_checked_at` (their newest check,
+    None when never checked) and `pending_count`."""
+    pending = pending_service_orders().filter(opportunity=OuterRef("pk")).order_by().values("opportunity")
+    return queryset.filter(Exists(pending)).annotate(
+        waiting_since=Subquery(pending.annotate(oldest=Min("created_at")).values("oldest")[:1]),
+        last_checked_at=Subquery(pending.annotate(newest=Max("last_checked_at")).values("newest")[:1]),
+        pending_count=Coalesce(Subquery(pending.annotate(n=Count("id")).values("n")[:1]), 0),
+    )

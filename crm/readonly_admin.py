@@ -33,3 +33,11 @@ def pretty_json(value: Any) -> str:
         '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
         json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True),
     )
+
+
+def short_text(text: str | None, limit: int) -> str:
+    """`text` cut to `limit` characters (with "…"), or "-" when empty."""
+    text = text or ""
+    if not text:
+        return "-"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -32,7 +32,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the clinic's admin site (start page, titles; docs/admin.md).
+    "sales.apps.ClinicAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -42,7 +43,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_crontab",
-    "axes",
+    # django-axes with a Spanish name; its admin is crm/admin.py's (AXES_ENABLE_ADMIN below).
+    "crm.apps.AxesConfig",
     "crm",
     "opportunities",
     "billing",
@@ -139,6 +141,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "crm.security.client_ip"
 AXES_HANDLER = "crm.security.AdminOnlyAxesHandler"
+# The lockout lists are registered in Spanish by crm/admin.py instead of axes' English admin.
+AXES_ENABLE_ADMIN = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -148,6 +152,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "es-pe"
+# Spanish for third-party apps that ship none (django-axes): locale/es (docs/decisions.md).
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="America/Lima")
 USE_I18N = True
 USE_TZ = True

@@ -1,4 +1,4 @@
-"""Root URL configuration: the API (with and without trailing slash), docs and admin."""
+"""Root URL configuration: the API (with and without trailing slash), docs, admin and the product's page."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -6,7 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from crm import apis, errors
+from crm import apis, errors, home
 
 handler400 = "crm.errors.json_400"
 handler403 = "crm.errors.json_403"
@@ -25,6 +25,8 @@ urlpatterns = [
     # Staff type the admin's address without the slash: send them to it (the API never redirects).
     re_path(r"^admin$", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    # The product's page (the admin's "Ver el sitio"); any method but GET and HEAD is a JSON 405.
+    re_path(r"^$", csrf_exempt(home.home), name="home"),
     # Anything else is a JSON 404, with DEBUG on too (Django's debug 404 page is HTML), for every
     # method: exempt from the CSRF check, which would otherwise answer a PUT or POST to an unknown
     # path with a 403 (it changes nothing, so there is nothing to protect).

@@ -1,5 +1,6 @@
 """Helpers for the admin tests of every app: staff users with the clinic staff's permissions, a
-closed opportunity with its service orders and comprobantes, and the messages a response showed.
+closed opportunity with its service orders and comprobantes, the clinic day of
+devtools/workspace_data.py, and the messages a response showed.
 Registered as a pytest plugin by the root `conftest.py`."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.test import Client
 
 from billing.models import OpportunityServiceOrder
 from devtools.testing import make_pdf
+from devtools.workspace_data import Workspace, seed_workspace
 from opportunities.models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
 
 STAFF_PERMISSIONS = (
@@ -26,6 +28,8 @@ STAFF_PERMISSIONS = (
     "opportunities.view_actionhistory",
     "billing.view_opportunityserviceorder",
     "billing.change_opportunityserviceorder",
+    "opportunities.view_svdelivery",
+    "crm.view_commandrun",
 )
 
 
@@ -83,6 +87,12 @@ def closed(make_opportunity: Any) -> Opportunity:
         opportunity=opportunity, action="service_orders_registered", data={"serviceOrderIds": [456]}
     )
     return opportunity
+
+
+@pytest.fixture
+def workspace(db: None) -> Workspace:
+    """The clinic day of devtools/workspace_data.py, around now."""
+    return seed_workspace()
 
 
 def message_texts(response: Any) -> list[str]:

@@ -23,17 +23,17 @@ from django.http import FileResponse, HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from crm.readonly_admin import ReadOnlyAdminMixin, pretty_json
+from crm.display import clinic_datetime
+from crm.readonly_admin import ReadOnlyAdminMixin, short_text
+from crm.search import FoldedSearchMixin
 
-from .models import ActionHistory, Attachment, SvDelivery
+from .history_text import history_describe, history_raw, history_user
+from .models import ActionHistory, Attachment, Opportunity, SvDelivery
+from .selectors import CLOSING_WAYS, first_closings
 from .sv import SvNotConfigured
 from .sv_outbox import sv_deliveries_retry_now
-
-admin.site.site_header = "CRM Clínica · Administración"
-admin.site.site_title = "CRM Clínica"
-admin.site.index_title = "Administración del CRM"
 
 
 def attachment_download_url(attachment: Attachment) -> str:
@@ -41,33 +41,88 @@ def attachment_download_url(attachment: Attachment) -> str:
     return reverse("admin:opportunities_attachment_download", args=[attachment.pk])
 
 
-@admin.register(ActionHistory)
-class ActionHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The audit trail: visible to staff with the view permission, never writable."""
+def opportunity_link(opportunity: Opportunity) -> str:
+    """A link to the opportunity's admin page, named by the opportunity."""
+    url = reverse("admin:opportunities_opportunity_change", args=[opportunity.pk])
+    return format_html('<a href="{}">{}</a>', url, opportunity.name)
 
-    list_display = ("created_at", "opportunity", "action", "user_name")
-    list_filter = ("action", "created_at")
-    search_fields = ("=opportunity__id", "opportunity__c_clinic_history", "user_name")
-    search_help_text = "Buscar por id de la oportunidad, historia clínica o usuario."
+
+def history_html(record: ActionHistory, *, raw: bool = True) -> str:
+    """The record as people read it (opportunities/history_text.py), with the stored data one
+    click away (a closed <details>, unless `raw` is False) for support."""
+    text = history_describe(action=record.action, data=record.data)
+    details = format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((line,) for line in text.details)))
+    stored = format_html(
+        '<details class="crm-raw"><summary>Datos técnicos</summary><pre>{}</pre></details>', history_raw(record)
+    )
+    return format_html(
+        '<div class="crm-history"><strong>{}</strong>{}{}</div>',
+        text.title,
+        details if text.details else "",
+        stored if raw else "",
+    )
+
+
+class ClosingFilter(admin.SimpleListFilter):
+    """The sales closed (their first `closed_won` record), by way of closing: the list behind
+    the start page's weekly chart."""
+
+    title = "cierre de venta"
+    parameter_name = "cierre"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return list(CLOSING_WAYS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ActionHistory]) -> QuerySet[ActionHistory]:
+        if self.value() in CLOSING_WAYS:
+            return queryset.filter(pk__in=first_closings(way=self.value()).values("pk"))
+        return queryset
+
+
+@admin.register(ActionHistory)
+class ActionHistoryAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The audit trail, as sentences: visible to staff with the view permission, never writable."""
+
+    list_display = ("when", "opportunity_name", "what", "who")
+    list_display_links = ("when",)
+    list_filter = ("action", ClosingFilter, "created_at")
+    search_fields = ("=opportunity__id", "opportunity__search_text__contains", "user_name__icontains")
+    search_help_text = "Buscar por paciente, historia clínica, documento, id de la oportunidad o usuario."
     list_select_related = ("opportunity",)
     list_per_page = 100
     ordering = ("-created_at", "-id")
-    fields = ("opportunity", "action", "user_name", "created_at", "data_pretty")
+    fields = ("opportunity", "action", "who", "when", "what_with_data")
     readonly_fields = fields
 
-    @admin.display(description="datos")
-    def data_pretty(self, obj: ActionHistory) -> str:
-        return pretty_json(obj.data)
+    @admin.display(description="fecha (hora de Lima)", ordering="created_at")
+    def when(self, obj: ActionHistory) -> str:
+        return clinic_datetime(obj.created_at)
+
+    @admin.display(description="usuario", ordering="user_name")
+    def who(self, obj: ActionHistory) -> str:
+        return history_user(obj)
+
+    @admin.display(description="oportunidad", ordering="opportunity__name")
+    def opportunity_name(self, obj: ActionHistory) -> str:
+        return opportunity_link(obj.opportunity)
+
+    @admin.display(description="qué pasó")
+    def what(self, obj: ActionHistory) -> str:
+        return history_html(obj, raw=False)
+
+    @admin.display(description="qué pasó")
+    def what_with_data(self, obj: ActionHistory) -> str:
+        return history_html(obj)
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AttachmentAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Comprobantes: read-only rows; the PDF through the staff-only download view."""
 
-    list_display = ("file_name", "opportunity", "kind", "service_order_id", "size", "created_at", "download_link")
+    list_display = ("file_name", "opportunity_name", "kind", "service_order_id", "size", "when", "download_link")
     list_filter = ("kind", "created_at")
-    search_fields = ("=opportunity__id", "opportunity__c_clinic_history", "file_name", "=sha256")
-    search_help_text = "Buscar por id de la oportunidad, historia clínica, nombre de archivo o SHA-256."
+    search_fields = ("=opportunity__id", "opportunity__search_text__contains", "file_name__icontains", "=sha256")
+    search_help_text = "Buscar por paciente, historia clínica, id de la oportunidad, nombre de archivo o SHA-256."
     list_select_related = ("opportunity",)
     list_per_page = 50
     ordering = ("-created_at", "-id")
@@ -89,6 +144,14 @@ class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="PDF")
     def download_link(self, obj: Attachment) -> str:
         return format_html('<a href="{}" target="_blank" rel="noopener">Ver PDF</a>', attachment_download_url(obj))
+
+    @admin.display(description="oportunidad", ordering="opportunity__name")
+    def opportunity_name(self, obj: Attachment) -> str:
+        return opportunity_link(obj.opportunity)
+
+    @admin.display(description="creado", ordering="created_at")
+    def when(self, obj: Attachment) -> str:
+        return clinic_datetime(obj.created_at)
 
     def get_urls(self) -> list[URLPattern]:
         download = path(
@@ -119,23 +182,29 @@ class AttachmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SvDelivery)
-class SvDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The SV outbox (docs/api.md "SV sync"): what was, or still has to be, sent to the clinic system."""
+class SvDeliveryAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The SV outbox (docs/api.md "SV sync"): what was, or still has to be, sent to the clinic system.
+    The list keeps what fits a 1366 px screen; delivery time and full error on the row's page."""
 
     list_display = (
-        "created_at",
-        "opportunity",
+        "when",
+        "opportunity_name",
         "reservation_id",
         "clinic_history",
         "status",
         "attempts",
-        "next_attempt_at",
-        "delivered_at",
+        "next_attempt",
         "last_error_short",
     )
+    list_display_links = ("when",)
     list_filter = ("status", "created_at", "delivered_at")
-    search_fields = ("=opportunity__id", "=reservation_id", "clinic_history")
-    search_help_text = "Buscar por id de la oportunidad, reserva o historia clínica."
+    search_fields = (
+        "=opportunity__id",
+        "=reservation_id",
+        "clinic_history__icontains",
+        "opportunity__search_text__contains",
+    )
+    search_help_text = "Buscar por paciente, historia clínica, reserva o id de la oportunidad."
     list_select_related = ("opportunity",)
     list_per_page = 100
     ordering = ("-created_at", "-id")
@@ -154,9 +223,21 @@ class SvDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
     actions = ("retry_now",)
 
+    @admin.display(description="creada", ordering="created_at")
+    def when(self, obj: SvDelivery) -> str:
+        return clinic_datetime(obj.created_at)
+
+    @admin.display(description="próximo intento", ordering="next_attempt_at")
+    def next_attempt(self, obj: SvDelivery) -> str:
+        return clinic_datetime(obj.next_attempt_at)
+
+    @admin.display(description="oportunidad", ordering="opportunity__name")
+    def opportunity_name(self, obj: SvDelivery) -> str:
+        return opportunity_link(obj.opportunity)
+
     @admin.display(description="último error")
     def last_error_short(self, obj: SvDelivery) -> str:
-        return obj.last_error[:80] + ("…" if len(obj.last_error) > 80 else "")
+        return short_text(obj.last_error, 80)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("opportunities.view_svdelivery") and request.user.is_staff

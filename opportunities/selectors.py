@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from django.db.models import QuerySet
+from django.db.models import Case, CharField, Exists, OuterRef, Q, QuerySet, Value, When
 from django.http import Http404
 
 from .models import ActionHistory, Attachment, Meeting, Opportunity
@@ -56,3 +56,38 @@ def attachment_get(*, opportunity: Opportunity, attachment_id: int) -> Attachmen
         return Attachment.objects.get(opportunity=opportunity, pk=attachment_id)
     except (Attachment.DoesNotExist, ValueError):
         raise Http404("Comprobante no encontrado") from None
+
+
+# The ways a sale is closed as Cierre ganado, as the start page and the history list name them.
+CLOSING_DIRECT = "factura_directa"
+CLOSING_SERVICE_ORDERS = "orden_servicio"
+CLOSING_WAYS = {CLOSING_DIRECT: "Factura directa", CLOSING_SERVICE_ORDERS: "Orden de servicio (O.S)"}
+
+
+def first_closings(*, way: str | None = None) -> QuerySet[ActionHistory]:
+    """The `closed_won` records that closed their opportunity for the first time, annotated with
+    `closing_way` (`CLOSING_DIRECT` or `CLOSING_SERVICE_ORDERS`) from their `data.via` (`subState`
+    for records without it): one per sale closed (docs/decisions.md, "Sales closed per week").
+
+    Later `closed_won` records of the same opportunity are not new sales: the sub-state moving to
+    `factura_directa` when its O.S is invoiced, or a direct invoice after a close with O.S.
+    `way` keeps the closings of that way only.
+    """
+    closed_won = ActionHistory.Action.CLOSED_WON
+    earlier = ActionHistory.objects.filter(opportunity=OuterRef("opportunity"), action=closed_won).filter(
+        Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__lt=OuterRef("id"))
+    )
+    closings = (
+        ActionHistory.objects.filter(action=closed_won)
+        .exclude(Exists(earlier))
+        .annotate(
+            closing_way=Case(
+                When(data__via="cFacturas", then=Value(CLOSING_DIRECT)),
+                When(data__via="cOrdenesServicio", then=Value(CLOSING_SERVICE_ORDERS)),
+                When(data__subState="factura_directa", then=Value(CLOSING_DIRECT)),
+                default=Value(CLOSING_SERVICE_ORDERS),
+                output_field=CharField(),
+            )
+        )
+    )
+    return closings if way is None else closings.filter(closing_way=way)

@@ -9,22 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 
-from billing.admin import (
-    CHECK_ACTION_LABEL,
-    ServiceOrderInline,
-    service_orders_check_now,
-    user_can_check_service_orders,
-)
+from billing.admin import ServiceOrderInline
+from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
+from billing.admin_waiting import patient_name
+from billing.problems import service_order_problem
 from billing.services.registration import pending_service_orders
-from crm.readonly_admin import ReadOnlyAdminMixin, pretty_json
-from opportunities.admin import attachment_download_url
+from crm.display import clinic_datetime, waiting_time
+from crm.readonly_admin import ReadOnlyAdminMixin
+from crm.search import FoldedSearchMixin
+from opportunities.admin import attachment_download_url, history_html
+from opportunities.history_text import history_user
 from opportunities.models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
 from opportunities.services import opportunity_correct
+
+# What `is_presaved` means, for people: a sale is finished once its invoice is attached.
+CLOSING_PENDING = "Pendiente de cierre"
+CLOSING_DONE = "Cerrada"
 
 
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -62,35 +68,82 @@ class SvDeliveryInline(ReadOnlyInline):
 
 
 class ActionHistoryInline(ReadOnlyInline):
+    """The history as sentences, newest first, with the stored data one click away."""
+
     model = ActionHistory
-    fields = ("created_at", "action", "user_name", "data_pretty")
+    fields = ("when", "who", "what")
     readonly_fields = fields
     ordering = ("-created_at", "-id")
 
-    @admin.display(description="datos")
-    def data_pretty(self, obj: ActionHistory) -> str:
-        return pretty_json(obj.data)
+    @admin.display(description="fecha (hora de Lima)")
+    def when(self, obj: ActionHistory) -> str:
+        return clinic_datetime(obj.created_at)
+
+    @admin.display(description="usuario")
+    def who(self, obj: ActionHistory) -> str:
+        return history_user(obj)
+
+    @admin.display(description="qué pasó")
+    def what(self, obj: ActionHistory) -> str:
+        return history_html(obj)
+
+
+class ClosingStateFilter(admin.SimpleListFilter):
+    """`is_presaved`, named for what it means."""
+
+    title = "cierre"
+    parameter_name = "cierre"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("pendiente", CLOSING_PENDING), ("cerrada", CLOSING_DONE)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
+        if self.value() == "pendiente":
+            return queryset.filter(is_presaved=True)
+        if self.value() == "cerrada":
+            return queryset.filter(is_presaved=False)
+        return queryset
+
+
+class AwaitingInvoiceFilter(admin.SimpleListFilter):
+    """Opportunities with pending O.S."""
+
+    title = "esperando factura"
+    parameter_name = "esperando_factura"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("si", "Sí"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
+        pending = Exists(pending_service_orders().filter(opportunity=OuterRef("pk")))
+        if self.value() == "si":
+            return queryset.filter(pending)
+        if self.value() == "no":
+            return queryset.exclude(pending)
+        return queryset
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "stage", "c_facturacion_sub_estado", "is_presaved", "c_clinic_history", "modified_at")
-    list_display_links = ("id", "name")
-    list_filter = ("stage", "c_facturacion_sub_estado", "is_presaved")
-    search_fields = (
-        "=id",
+class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
+    """The list keeps what fits a 1366 px screen (the id, documents and appointment are on each
+    opportunity's page); the search ignores case and accents (crm/search.py)."""
+
+    list_display = (
         "name",
+        "patient",
         "c_clinic_history",
-        "c_customer_document",
-        "c_last_name_father",
-        "c_last_name_mother",
-        "c_patient_document",
-        "c_patientsname",
-        "c_patients_paternal_last_name",
-        "c_patients_maternal_last_name",
+        "stage",
+        "sub_state",
+        "closing_state",
+        "awaiting_invoice",
+        "modified",
     )
+    list_display_links = ("name",)
+    list_filter = ("stage", "c_facturacion_sub_estado", ClosingStateFilter, AwaitingInvoiceFilter)
+    search_fields = ("=id", "search_text__contains", "service_orders__search_text__contains")
     search_help_text = (
-        "Buscar por id, nombre, historia clínica, documento o nombre y apellidos del cliente o del paciente."
+        "Buscar por nombre, paciente, cliente, documento, historia clínica, número de O.S o id (sin importar "
+        "mayúsculas ni tildes)."
     )
     list_per_page = 50
     ordering = ("-modified_at",)
@@ -106,7 +159,7 @@ class OpportunityAdmin(admin.ModelAdmin):
                     "amount",
                     "stage",
                     "c_facturacion_sub_estado",
-                    "is_presaved",
+                    "closing_state_detail",
                     "created_at",
                     "modified_at",
                 )
@@ -149,7 +202,7 @@ class OpportunityAdmin(admin.ModelAdmin):
         "id",
         "stage",
         "c_facturacion_sub_estado",
-        "is_presaved",
+        "closing_state_detail",
         "created_at",
         "modified_at",
         "c_clinic_history",
@@ -161,6 +214,64 @@ class OpportunityAdmin(admin.ModelAdmin):
         "c_specialty",
         "c_tariff",
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Opportunity]:
+        """With, per opportunity, since when its oldest pending O.S waits and the error kind of
+        its most recently failed one (two subqueries: the list's query count stays flat)."""
+        pending = pending_service_orders().filter(opportunity=OuterRef("pk"))
+        failed = pending.exclude(last_error="").order_by("-last_checked_at", "-id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                waiting_since=Subquery(pending.order_by("created_at", "id").values("created_at")[:1]),
+                failed_error=Subquery(failed.values("last_error")[:1]),
+                failed_kind=Subquery(failed.values("last_error_kind")[:1]),
+            )
+        )
+
+    @admin.display(description="paciente", ordering="c_patients_paternal_last_name")
+    def patient(self, obj: Opportunity) -> str:
+        return patient_name(obj)
+
+    @admin.display(description="cierre", ordering="is_presaved")
+    def closing_state(self, obj: Opportunity) -> str:
+        return CLOSING_PENDING if obj.is_presaved else CLOSING_DONE
+
+    @admin.display(description="estado de cierre")
+    def closing_state_detail(self, obj: Opportunity) -> str:
+        if obj.is_presaved:
+            return f"{CLOSING_PENDING} (pre-guardada: falta el comprobante de la venta)"
+        return f"{CLOSING_DONE} (comprobante adjunto)"
+
+    @admin.display(description="esperando factura", ordering="waiting_since")
+    def awaiting_invoice(self, obj: Any) -> str:
+        if obj.waiting_since is None:
+            return "-"
+        waiting = format_html(
+            '<a href="{}?q={}">{}</a>',
+            reverse("admin:billing_saleawaitinginvoice_changelist"),
+            obj.pk,
+            waiting_time(obj.waiting_since),
+        )
+        problem = service_order_problem(last_error=obj.failed_error or "", kind=obj.failed_kind or "")
+        if problem is None:
+            return waiting
+        return format_html(
+            '{}<br><span class="crm-problem crm-actor-{}">'
+            '<strong class="crm-who">Con error: debe actuar {}</strong></span>',
+            waiting,
+            problem.actor.value,
+            problem.who,
+        )
+
+    @admin.display(description="facturación", ordering="c_facturacion_sub_estado")
+    def sub_state(self, obj: Opportunity) -> str:
+        return obj.get_c_facturacion_sub_estado_display() or "-"
+
+    @admin.display(description="modificada", ordering="modified_at")
+    def modified(self, obj: Opportunity) -> str:
+        return clinic_datetime(obj.modified_at)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -179,13 +290,4 @@ class OpportunityAdmin(admin.ModelAdmin):
 
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> None:
-        rows = (
-            pending_service_orders().filter(opportunity_id__in=queryset.values("pk")).order_by("opportunity_id", "id")
-        )
-        service_orders_check_now(
-            request=request,
-            rows=rows,
-            nothing_pending_message=(
-                "Las oportunidades seleccionadas no tienen órdenes de servicio pendientes de facturación."
-            ),
-        )
+        opportunities_check_now(request=request, opportunities=queryset)

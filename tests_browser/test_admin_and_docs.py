@@ -93,7 +93,7 @@ def test_staff_finds_an_opportunity_by_clinic_history_and_sees_its_invoicing(
     browser.find_element(By.ID, "id_username").send_keys(username)
     browser.find_element(By.ID, "id_password").send_keys(password + Keys.ENTER)
     wait(browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
-    assert "Administración del CRM" in record_title()
+    assert "Inicio | CRM Clínica" in record_title()
 
     browser.find_element(By.LINK_TEXT, "Oportunidades").click()
     search = wait(browser).until(ec.presence_of_element_located((By.ID, "searchbar")))
@@ -104,7 +104,7 @@ def test_staff_finds_an_opportunity_by_clinic_history_and_sees_its_invoicing(
     rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
     assert len(rows) == 1 and "HC-445566" in rows[0].text
 
-    rows[0].find_element(By.LINK_TEXT, invoiced_opportunity.pk).click()
+    rows[0].find_element(By.LINK_TEXT, invoiced_opportunity.name).click()
     wait(browser).until(ec.presence_of_element_located((By.ID, "service_orders-group")))
     assert invoiced_opportunity.name in record_title()
 

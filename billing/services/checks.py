@@ -38,7 +38,8 @@ from billing.mifact import (
     mifact_configuration_problem,
     shared_mifact_client,
 )
-from billing.models import OpportunityServiceOrder
+from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
+from billing.problems import ERROR_NO_URLS, error_kind_for_exception
 from billing.services.registration import pending_service_orders
 from crm.claims import claim_one
 from opportunities.history import HistoryLog
@@ -46,8 +47,6 @@ from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunit
 from opportunities.services import CLOSE_COLUMNS, opportunity_close_won
 
 logger = logging.getLogger(__name__)
-
-ERROR_NO_URLS = "facturado sin URLs de comprobante; se reintentará"
 
 
 class CheckResult(enum.Enum):
@@ -67,13 +66,14 @@ class CheckResult(enum.Enum):
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """Result of `service_order_check`: the row's id, the result, the error text (or "") and the
-    O.S id at invoice-mifact (None when unknown)."""
+    """Result of `service_order_check`: the row's id, the result, the error text (or ""), the
+    O.S id at invoice-mifact (None when unknown) and the error's `ServiceOrderErrorKind` (or "")."""
 
     service_order_pk: int
     result: CheckResult
     error: str = ""
     service_order_id: int | None = None
+    error_kind: str = ""
 
 
 def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
@@ -83,9 +83,14 @@ def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
     return claim_one(pending_service_orders(), pk=pk, now=now, until=until)
 
 
-def record_check(pk: int, *, error: str, checked_at: dt.datetime, **extra: Any) -> None:
+def record_check(pk: int, *, error: str, kind: str = "", checked_at: dt.datetime, **extra: Any) -> None:
     OpportunityServiceOrder.objects.filter(pk=pk).update(
-        last_checked_at=checked_at, last_error=error[:2000], claimed_until=None, updated_at=checked_at, **extra
+        last_checked_at=checked_at,
+        last_error=error[:2000],
+        last_error_kind=kind if error else "",
+        claimed_until=None,
+        updated_at=checked_at,
+        **extra,
     )
 
 
@@ -121,6 +126,7 @@ def service_order_complete(
             row.last_checked_at = checked_at
             row.invoiced_at = checked_at  # the follow-up window starts here (also after a reissue)
             row.last_error = ""
+            row.last_error_kind = ""
             row.claimed_until = None
             row.save()
             opportunity_close_won(
@@ -146,7 +152,9 @@ def service_order_complete(
     return True
 
 
-def check_outcome(service_order: OpportunityServiceOrder, result: CheckResult, error: str = "") -> CheckOutcome:
+def check_outcome(
+    service_order: OpportunityServiceOrder, result: CheckResult, error: str = "", kind: str = ""
+) -> CheckOutcome:
     # DEBUG: under cron a good run prints only its summary line (`-v 2` lists the O.S).
     logger.debug(
         "Service order checked: %s %s",
@@ -154,7 +162,7 @@ def check_outcome(service_order: OpportunityServiceOrder, result: CheckResult, e
         error,
         extra={"opportunity_id": service_order.opportunity_id, "service_order_id": service_order.service_order_id},
     )
-    return CheckOutcome(service_order.pk, result, error, service_order.service_order_id)
+    return CheckOutcome(service_order.pk, result, error, service_order.service_order_id, kind if error else "")
 
 
 def invoice_status_fetch(
@@ -171,15 +179,18 @@ def invoice_status_fetch(
     except MifactBadResponse as exc:
         # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
         # not the service being down.
-        record_check(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=str(exc))
+        kind = error_kind_for_exception(exc)
+        record_check(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=str(exc), kind=kind)
     except MifactError as exc:
-        record_check(pk, error=f"invoice-mifact: {exc}", checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc))
+        kind = error_kind_for_exception(exc)
+        record_check(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc), kind=kind)
     except Exception as exc:  # never let one O.S break a request or a poll run
         logger.exception("Unexpected error checking service order %s", pk)
-        record_check(pk, error=f"error inesperado: {exc.__class__.__name__}", checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+        internal = ServiceOrderErrorKind.INTERNAL
+        record_check(pk, error=f"error inesperado: {exc.__class__.__name__}", kind=internal, checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__, kind=internal)
 
 
 def comprobantes_fetch(
@@ -188,14 +199,16 @@ def comprobantes_fetch(
     """Download the comprobantes of a *facturado* status (all or nothing); on failure (no URL, a
     refused download) record the error on the row and return the outcome instead."""
     if not status.urls:
-        record_check(service_order.pk, error=ERROR_NO_URLS, checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS)
+        no_urls = ServiceOrderErrorKind.NO_COMPROBANTE
+        record_check(service_order.pk, error=ERROR_NO_URLS, kind=no_urls, checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS, kind=no_urls)
     try:
         return comprobantes_download(status.urls)
     except DownloadError as exc:
         message = f"descarga fallida: {exc}"
-        record_check(service_order.pk, error=message, checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=message)
+        download = ServiceOrderErrorKind.DOWNLOAD
+        record_check(service_order.pk, error=message, kind=download, checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=message, kind=download)
 
 
 def service_order_check(
@@ -229,8 +242,9 @@ def service_order_check(
         done = service_order_complete(service_order_pk=pk, status=status, pdfs=pdfs, checked_at=checked_at)
     except Exception as exc:
         logger.exception("Could not complete service order %s", pk)
-        record_check(pk, error=f"no se pudo completar: {exc.__class__.__name__}", checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__)
+        internal = ServiceOrderErrorKind.INTERNAL
+        record_check(pk, error=f"no se pudo completar: {exc.__class__.__name__}", kind=internal, checked_at=checked_at)
+        return check_outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__, kind=internal)
     return check_outcome(service_order, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
 
 

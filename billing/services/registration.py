@@ -51,10 +51,18 @@ def service_orders_register(
     return added
 
 
-def opportunity_close_with_service_orders(*, opportunity: Opportunity, log: HistoryLog) -> None:
+def opportunity_close_with_service_orders(
+    *, opportunity: Opportunity, log: HistoryLog, service_order_ids: Iterable[int] = ()
+) -> None:
     """*Cierre ganado* with O.S: sub-state `orden_servicio_pendiente_factura` unless already
-    `factura_directa` (docs/api.md "Process update"). Runs inside the caller's transaction."""
+    `factura_directa` (docs/api.md "Process update"). The `closed_won` record names the O.S ids
+    the close was made with. Runs inside the caller's transaction."""
     sub_state = opportunity.c_facturacion_sub_estado
     if sub_state != FacturacionSubEstado.FACTURA_DIRECTA:
         sub_state = FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA
-    opportunity_close_won(opportunity=opportunity, sub_state=sub_state, log=log, data={"via": "cOrdenesServicio"})
+    opportunity_close_won(
+        opportunity=opportunity,
+        sub_state=sub_state,
+        log=log,
+        data={"via": "cOrdenesServicio", "serviceOrderIds": list(dict.fromkeys(service_order_ids))},
+    )

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
 from devtools.admin_testing import grant, message_texts
@@ -72,7 +73,8 @@ def test_check_action_reports_errors_when_invoice_mifact_is_down(
     )
     texts = message_texts(response)
     assert texts[0] == "Órdenes de servicio consultadas: 0; facturadas: 0; con error: 1."
-    assert texts[1].startswith("O.S 456: invoice-mifact:")
+    assert texts[1].startswith("O.S 456: No se pudo comunicar con el sistema de facturación")
+    assert "Debe actuar: TI de la clínica." in texts[1] and "(Detalle: invoice-mifact respondió 503" in texts[1]
     row.refresh_from_db()
     assert not row.facturado and row.last_error and row.last_checked_at is not None
 
@@ -122,3 +124,56 @@ def test_check_action_needs_the_service_order_change_permission(
     row = OpportunityServiceOrder.objects.get(service_order_id=456)
     client.post(url, {"action": "check_invoice_status_now", "_selected_action": [row.pk]})
     assert mifact.status_calls == []
+
+
+def test_service_order_list_shows_registration_number_description_and_links(
+    staff_client: Client, workspace: Any
+) -> None:
+    url = reverse("admin:billing_opportunityserviceorder_changelist")
+    response = staff_client.get(url, {"q": "OS-456"})
+    assert [row.service_order_id for row in response.context["cl"].result_list] == [456]
+    page = response.content.decode()
+    row = workspace.orders[456]
+    assert "OS-456" in page and "Consulta dermatología" in page
+    assert timezone.localtime(row.created_at).strftime("%d/%m/%Y %H:%M") in page  # registrada, Lima time
+    assert reverse("admin:opportunities_opportunity_change", args=[workspace.lucia.pk]) in page
+    assert "El CRM no tiene configurada la conexión con el sistema de facturación" in page
+    assert "Debe actuar: TI de la clínica." in page
+
+
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [("os-456", [456]), ("Os-456", [456]), ("OS-789", [789]), ("laser", [789]), ("lucia quispe", [456, 457])],
+)
+def test_service_order_search_ignores_case_and_accents(
+    staff_client: Client, workspace: Any, typed: str, found: list[int]
+) -> None:
+    url = reverse("admin:billing_opportunityserviceorder_changelist")
+    result = staff_client.get(url, {"q": typed}).context["cl"].result_list
+    assert sorted(row.service_order_id for row in result) == found
+
+
+def test_service_order_filters_by_who_must_act_and_waiting_time(staff_client: Client, workspace: Any) -> None:
+    url = reverse("admin:billing_opportunityserviceorder_changelist")
+
+    def ids(**query: str) -> list[int]:
+        return sorted(row.service_order_id for row in staff_client.get(url, query).context["cl"].result_list)
+
+    assert ids(problema="ti") == [456]
+    assert ids(problema="facturacion") == [789]
+    assert ids(problema="con_error") == [456, 789]
+    assert ids(espera="lt1h") == [790]
+    assert ids(espera="1h-24h") == [457]
+    assert ids(espera="1d-7d") == [456]
+    assert ids(espera="gt7d") == [789]  # O.S 455 is older but invoiced
+
+
+def test_service_order_page_explains_the_problem_and_keeps_the_technical_message(
+    staff_client: Client, workspace: Any
+) -> None:
+    row = workspace.orders[789]
+    page = staff_client.get(reverse("admin:billing_opportunityserviceorder_change", args=[row.pk])).content.decode()
+    assert "El sistema de facturación no conoce esta O.S" in page
+    assert "Debe actuar: Facturación." in page
+    assert "Verificar en invoice-mifact el número de la O.S registrada en la venta." in page
+    assert "Detalle técnico: invoice-mifact: invoice-mifact respondió 404 para la O.S 789" in page

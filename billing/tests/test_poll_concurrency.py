@@ -123,10 +123,12 @@ def test_a_put_and_a_poller_at_once_complete_the_order_once(mifact, media_root, 
     assert len(mifact.status_calls) == 1
 
 
-def test_two_pollers_at_once_attach_each_reissue_once(mifact, media_root):
+def test_two_pollers_at_once_attach_each_reissue_once(mifact, media_root, settings):
     import datetime as dt
 
     from django.utils import timezone
+
+    settings.POLL_BATCH_SIZE = 5  # small claims, so that both pollers get some
 
     rows = make_pending(20, 5)
     an_hour_ago = timezone.now() - dt.timedelta(hours=2)

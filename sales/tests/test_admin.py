@@ -177,3 +177,58 @@ def test_opportunity_page_shows_its_sv_deliveries(admin_client, make_opportunity
     assert page.status_code == 200
     assert "envíos de historia clínica a sv" in page.content.decode().lower()
     assert "SV no respondió a tiempo" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [
+        ("Lucia", ["lucia"]),
+        ("LUCÍA quispe", ["lucia"]),
+        ("jose pena", ["jose"]),
+        ("Núñez", ["ramon"]),
+        ("71234567", ["lucia"]),
+        ("hc-000456", ["jose"]),
+        ("OS-456", ["lucia"]),
+    ],
+)
+def test_opportunity_search_ignores_case_and_accents(
+    staff_client: Client, workspace: Any, typed: str, found: list[str]
+) -> None:
+    url = reverse("admin:opportunities_opportunity_changelist")
+    result = staff_client.get(url, {"q": typed}).context["cl"].result_list
+    assert sorted(o.pk for o in result) == sorted(getattr(workspace, name).pk for name in found)
+    assert staff_client.get(url, {"q": workspace.lucia.pk}).context["cl"].result_list[0] == workspace.lucia
+
+
+def test_opportunity_list_says_pending_or_closed_and_how_long_it_waits(staff_client: Client, workspace: Any) -> None:
+    url = reverse("admin:opportunities_opportunity_changelist")
+    response = staff_client.get(url)
+    page = response.content.decode()
+    assert "<th" in page and "pre-guardada" not in page.lower()
+    assert "Pendiente de cierre" in page and "Cerrada" in page
+    assert "icon-yes.svg" not in page and "icon-no.svg" not in page  # no icons that read backwards
+    assert "10 días" in page and "Con error: debe actuar Facturación" in page
+    assert "Con error: debe actuar TI de la clínica" in page
+
+    def names(**query: str) -> set[str]:
+        return {o.name for o in staff_client.get(url, query).context["cl"].result_list}
+
+    assert names(cierre="cerrada") == {workspace.maria.name, workspace.carlos.name}
+    assert workspace.prospect.name in names(cierre="pendiente")
+    assert names(esperando_factura="si") == {workspace.lucia.name, workspace.jose.name, workspace.ramon.name}
+    maria = staff_client.get(reverse("admin:opportunities_opportunity_change", args=[workspace.maria.pk]))
+    assert "Cerrada (comprobante adjunto)" in maria.content.decode()
+
+
+def test_opportunity_page_shows_the_history_as_sentences(staff_client: Client, workspace: Any) -> None:
+    page = staff_client.get(reverse("admin:opportunities_opportunity_change", args=[workspace.lucia.pk])).content
+    text = page.decode()
+    assert "Actualizó los datos del paciente y la cita desde el sistema de ventas" in text
+    assert "Historia clínica: (vacío) → HC-000123" in text
+    assert "Doctor: Dra. Paredes → Dr. Rojas" in text
+    assert "Cerrada como Cierre ganado con O.S 456, 457" in text
+    assert "Corrigió datos en la administración" in text
+    assert "Apellido materno del paciente: Mamani → Mamaní" in text
+    assert "<details" in text and "Datos técnicos" in text  # the stored data one click away
+    assert "&quot;cClinicHistory&quot;" in text  # (inside the closed <details>)
+    assert "recepcion" in text and "ventas" in text

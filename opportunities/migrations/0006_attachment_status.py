@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('opportunities', '0003_sv_delivery_history'),
+        ('opportunities', '0005_start_page_indexes'),
     ]
 
     operations = [

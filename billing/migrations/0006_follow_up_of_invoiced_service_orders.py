@@ -13,8 +13,8 @@ def invoiced_at_from_last_check(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0001_initial'),
-        ('opportunities', '0004_attachment_status'),
+        ('billing', '0005_start_page_indexes'),
+        ('opportunities', '0006_attachment_status'),
     ]
 
     operations = [

@@ -1,0 +1,134 @@
+"""The "Consultar estado de facturación ahora" action of the admin (service orders, opportunities,
+sales waiting for their invoice): checks the selected pending O.S against invoice-mifact right
+away, with the same `service_order_check` the PUT endpoint and the poller use, and tells staff
+in Spanish what happened and, for each failure, who must act (billing/problems.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from billing.mifact import mifact_configuration_problem, shared_mifact_client
+from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
+from billing.problems import PROBLEMS, service_order_problem
+from billing.services.checks import CheckResult, service_orders_check_bounded
+from billing.services.registration import pending_service_orders
+
+# The check runs inside the admin request (network calls with timeouts): keep one click bounded,
+# well inside the web worker's timeout (`make serve`: GUNICORN_TIMEOUT, 120 s).
+ADMIN_CHECK_MAX_ROWS = 20
+ADMIN_CHECK_BUDGET_SECONDS = 45.0
+# Consecutive invoice-mifact failures after which the action stops instead of waiting out a
+# timeout per remaining row (the poller retries them later anyway).
+ADMIN_CHECK_MAX_SERVICE_FAILURES = 3
+CHECK_PERMISSION = "billing.change_opportunityserviceorder"
+CHECK_ACTION_LABEL = "Consultar estado de facturación ahora"
+
+
+def user_can_check_service_orders(request: HttpRequest) -> bool:
+    """Whether the user may run the invoice-status check (the O.S change permission)."""
+    return request.user.has_perm(CHECK_PERMISSION)
+
+
+def _error_line(service_order_id: int | None, error: str, kind: str) -> str:
+    problem = service_order_problem(last_error=error or "error", kind=kind)
+    assert problem is not None
+    return f"O.S {service_order_id}: {problem.summary} Debe actuar: {problem.who}. (Detalle: {error})"
+
+
+def service_orders_check_now(
+    *,
+    request: HttpRequest,
+    rows: Iterable[OpportunityServiceOrder],
+    nothing_pending_message: str = "Ninguna de las órdenes de servicio seleccionadas está pendiente de facturación.",
+) -> None:
+    """Check the given O.S against invoice-mifact now and report the counts to the user.
+
+    Only pending rows (`facturado = false`) are checked, through the same bounded loop as the PUT
+    (`service_orders_check_bounded`): at most `ADMIN_CHECK_MAX_ROWS` per click, none started after
+    `ADMIN_CHECK_BUDGET_SECONDS`, none after `ADMIN_CHECK_MAX_SERVICE_FAILURES` invoice-mifact
+    failures in a row. The completion (PDFs, sub-state, history) is the same as for the PUT and
+    the poller, and a row being checked by someone else right now is skipped.
+    """
+    pending = [row for row in rows if not row.facturado]
+    if not pending:
+        messages.warning(request, nothing_pending_message)
+        return
+    client = shared_mifact_client()
+    if client is None:
+        problem = PROBLEMS[ServiceOrderErrorKind.CONFIGURATION]
+        messages.error(
+            request,
+            f"invoice-mifact no está configurado ({mifact_configuration_problem()}); "
+            f"no se consultó ninguna orden de servicio. Debe actuar: {problem.who}.",
+        )
+        return
+    report = service_orders_check_bounded(
+        rows=pending,
+        client=client,
+        max_rows=ADMIN_CHECK_MAX_ROWS,
+        budget_seconds=ADMIN_CHECK_BUDGET_SECONDS,
+        max_service_failures=ADMIN_CHECK_MAX_SERVICE_FAILURES,
+    )
+    checked = invoiced = errors = skipped = 0
+    error_lines: list[str] = []
+    for outcome in report.outcomes:
+        if outcome.result in (CheckResult.SKIPPED, CheckResult.ALREADY_DONE):
+            skipped += 1
+            continue
+        if outcome.result is CheckResult.SERVICE_ERROR:
+            errors += 1
+            error_lines.append(_error_line(outcome.service_order_id, outcome.error, outcome.error_kind))
+            continue
+        checked += 1
+        if outcome.result is CheckResult.INVOICED:
+            invoiced += 1
+        elif outcome.result is CheckResult.ERROR:
+            errors += 1
+            error_lines.append(_error_line(outcome.service_order_id, outcome.error, outcome.error_kind))
+
+    summary = f"Órdenes de servicio consultadas: {checked}; facturadas: {invoiced}; con error: {errors}."
+    if skipped:
+        summary += f" Omitidas (en consulta por otro proceso o ya completadas): {skipped}."
+    messages.add_message(request, messages.WARNING if errors else messages.SUCCESS, summary)
+    for line in error_lines[:5]:
+        messages.error(request, line)
+    if report.after_service_failures:
+        messages.warning(
+            request,
+            "invoice-mifact no responde: se detuvo la consulta; "
+            f"{report.after_service_failures} orden(es) quedaron sin consultar.",
+        )
+    if report.out_of_time:
+        messages.warning(
+            request, f"Se agotó el tiempo de la consulta; {report.out_of_time} orden(es) quedaron sin consultar."
+        )
+    if report.over_max_rows:
+        messages.warning(
+            request,
+            f"Se consultan como máximo {ADMIN_CHECK_MAX_ROWS} órdenes por vez; "
+            f"{report.over_max_rows} quedaron sin consultar.",
+        )
+    if report.not_started:
+        messages.info(request, "Las órdenes pendientes sin consultar las revisa el proceso automático cada 5 minutos.")
+
+
+def opportunities_check_now(*, request: HttpRequest, opportunities: QuerySet[Any]) -> None:
+    """The check-now action on opportunities: their pending O.S, opportunity by opportunity."""
+    rows = (
+        pending_service_orders()
+        .filter(opportunity_id__in=opportunities.values("pk"))
+        .order_by("opportunity_id", "created_at", "id")
+    )
+    service_orders_check_now(
+        request=request,
+        rows=rows,
+        nothing_pending_message=(
+            "Las oportunidades seleccionadas no tienen órdenes de servicio pendientes de facturación."
+        ),
+    )

@@ -1,0 +1,37 @@
+"""How service orders read in the admin: a link named by the O.S number, and why an O.S is
+stuck with who must act (billing/problems.py)."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils.html import format_html
+
+from billing.models import OpportunityServiceOrder
+from billing.problems import service_order_problem
+
+
+def service_order_link(row: OpportunityServiceOrder) -> str:
+    """A link to the O.S's admin page, named by its number."""
+    url = reverse("admin:billing_opportunityserviceorder_change", args=[row.pk])
+    return format_html('<a href="{}">{}</a>', url, row.number)
+
+
+def problem_html(row: OpportunityServiceOrder, *, full: bool = False) -> str:
+    """Why the O.S is stuck and who must act ("-" when its last check went fine); `full` adds
+    what to do and the technical message."""
+    problem = service_order_problem(last_error=row.last_error, kind=row.last_error_kind)
+    if problem is None:
+        return "-"
+    who = format_html('<strong class="crm-who">Debe actuar: {}.</strong>', problem.who)
+    actor = problem.actor.value
+    if not full:
+        return format_html('<span class="crm-problem crm-actor-{}">{} {}</span>', actor, problem.summary, who)
+    return format_html(
+        '<div class="crm-problem crm-actor-{}"><p>{} {}</p><p>{}</p>'
+        '<p class="crm-technical">Detalle técnico: {}</p></div>',
+        actor,
+        problem.summary,
+        who,
+        problem.action,
+        row.last_error,
+    )

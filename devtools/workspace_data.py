@@ -1,0 +1,281 @@
+"""A small clinic day for the staff workspace's tests (unit and browser): sales waiting for an
+invoice with their O.S (one stuck on configuration, one unknown to invoice-mifact), closed sales
+of both ways over several weeks, SV deliveries and run records, at times relative to `now`.
+
+What it holds (`Workspace`): 3 sales wait for an invoice (oldest: José Peña's, 10 days), 4
+pending O.S (one per age range: 30 min, 2 h, 3 days, 10 days), 2 of them with an error (one for
+the clinic's IT, one for billing staff), 2 SV deliveries pending and 1 failed, a partial
+`poll_invoices` run (invoice-mifact not configured) and a good `sync_sv` run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from billing.models import OpportunityServiceOrder
+from crm.models import CommandRun
+from opportunities.models import ActionHistory, Opportunity, SvDelivery
+
+NOT_CONFIGURED = "invoice-mifact: URL_INVOICE_MIFACT_V3 no está configurada"
+UNKNOWN_789 = "invoice-mifact: invoice-mifact respondió 404 para la O.S 789"
+
+
+@dataclass
+class Workspace:
+    now: dt.datetime
+    lucia: Opportunity
+    jose: Opportunity
+    ramon: Opportunity
+    maria: Opportunity
+    carlos: Opportunity
+    prospect: Opportunity
+    orders: dict[int, OpportunityServiceOrder] = field(default_factory=dict)
+    closings: list[ActionHistory] = field(default_factory=list)
+
+
+def _at(model: Any, row: Any, **times: dt.datetime) -> None:
+    """Set auto-managed times (`auto_now_add`) after the fact."""
+    model.objects.filter(pk=row.pk).update(**times)
+    for name, value in times.items():
+        setattr(row, name, value)
+
+
+def _history(
+    opportunity: Opportunity, action: str, data: dict[str, Any], at: dt.datetime, user: str | None = "ventas"
+) -> ActionHistory:
+    record = ActionHistory.objects.create(opportunity=opportunity, action=action, data=data, user_name=user)
+    _at(ActionHistory, record, created_at=at)
+    return record
+
+
+def _order(
+    opportunity: Opportunity,
+    service_order_id: int,
+    registered: dt.datetime,
+    *,
+    metadata: dict[str, Any] | None = None,
+    checked: dt.datetime | None = None,
+    error: str = "",
+    kind: str = "",
+    facturado: bool = False,
+) -> OpportunityServiceOrder:
+    row = OpportunityServiceOrder.objects.create(
+        opportunity=opportunity,
+        service_order_id=service_order_id,
+        metadata=metadata,
+        last_checked_at=checked,
+        last_error=error,
+        last_error_kind=kind,
+        facturado=facturado,
+    )
+    _at(OpportunityServiceOrder, row, created_at=registered)
+    return row
+
+
+def seed_workspace(now: dt.datetime | None = None) -> Workspace:
+    """Write the clinic day described in the module docstring; return its rows."""
+    now = now or timezone.now()
+    hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
+    closed = {"stage": "Cierre ganado", "c_facturacion_sub_estado": "orden_servicio_pendiente_factura"}
+    lucia = Opportunity.objects.create(
+        name="Consulta dermatología - Lucía Quispe",
+        c_patientsname="Lucía",
+        c_patients_paternal_last_name="Quispe",
+        c_patients_maternal_last_name="Mamani",
+        c_patient_document="71234567",
+        c_clinic_history="HC-000123",
+        c_doctor="Dr. Rojas",
+        reservation_id=9876,
+        **closed,
+    )
+    jose = Opportunity.objects.create(
+        name="Procedimiento láser - José Peña",
+        c_patientsname="José",
+        c_patients_paternal_last_name="Peña",
+        c_clinic_history="HC-000456",
+        **closed,
+    )
+    ramon = Opportunity.objects.create(
+        name="Control - Ramón Núñez",
+        c_patientsname="Ramón",
+        c_patients_paternal_last_name="Núñez",
+        c_clinic_history="HC-000789",
+        **closed,
+    )
+    maria = Opportunity.objects.create(
+        name="Ecografía - María Huamán",
+        c_patientsname="María",
+        c_patients_paternal_last_name="Huamán",
+        c_clinic_history="HC-000321",
+        stage="Cierre ganado",
+        c_facturacion_sub_estado="factura_directa",
+        is_presaved=False,
+    )
+    carlos = Opportunity.objects.create(
+        name="Consulta - Carlos Ríos",
+        c_patientsname="Carlos",
+        c_clinic_history="HC-000654",
+        stage="Cierre ganado",
+        c_facturacion_sub_estado="factura_directa",
+        is_presaved=False,
+    )
+    prospect = Opportunity.objects.create(name="Prospecto - Ana Torres", c_patientsname="Ana")
+    space = Workspace(now, lucia, jose, ramon, maria, carlos, prospect)
+
+    space.orders[456] = _order(
+        lucia,
+        456,
+        now - 3 * day,
+        metadata={"numero_os": "OS-456", "descripcion": "Consulta dermatología"},
+        checked=now - 10 * dt.timedelta(minutes=1),
+        error=NOT_CONFIGURED,
+        kind="configuration",
+    )
+    space.orders[457] = _order(lucia, 457, now - 2 * hour, checked=now - 5 * dt.timedelta(minutes=1))
+    space.orders[789] = _order(
+        jose,
+        789,
+        now - 10 * day,
+        metadata={"numero_os": "OS-789", "descripcion": "Procedimiento láser"},
+        checked=now - 20 * dt.timedelta(minutes=1),
+        error=UNKNOWN_789,
+        kind="unknown_order",
+    )
+    space.orders[790] = _order(ramon, 790, now - hour / 2)
+    space.orders[455] = _order(maria, 455, now - 35 * day, facturado=True)
+
+    _history(lucia, "opportunity_created", {"name": lucia.name, "stage": "Prospección"}, now - 4 * day)
+    _history(
+        lucia,
+        "opportunity_updated",
+        {
+            "case": "datos_principales_y_cita",
+            "changes": {
+                "cClinicHistory": {"old": "", "new": "HC-000123"},
+                "cDoctor": {"old": "Dra. Paredes", "new": "Dr. Rojas"},
+            },
+        },
+        now - 4 * day + hour,
+    )
+    _history(
+        lucia,
+        "meeting_created",
+        {
+            "meetingId": 1,
+            "reservationId": 9876,
+            "name": "Cita: Lucía Quispe Mamani (Dermatología)",
+            "date_start": "2026-03-02 15:30:00",
+            "date_end": "2026-03-02 16:00:00",
+            "doctor": "Dr. Rojas",
+            "environment": "Consultorio 3",
+            "specialty": "Dermatología",
+            "tariff": "Particular",
+        },
+        now - 4 * day + hour,
+    )
+    _history(lucia, "service_orders_registered", {"serviceOrderIds": [456, 457]}, now - 3 * day)
+    space.closings.append(
+        _history(
+            lucia,
+            "closed_won",
+            {
+                "stage": "Cierre ganado",
+                "subState": "orden_servicio_pendiente_factura",
+                "via": "cOrdenesServicio",
+                "serviceOrderIds": [456, 457],
+            },
+            now - 3 * day,
+        )
+    )
+    _history(
+        lucia,
+        "opportunity_updated",
+        {"via": "admin", "changes": {"cPatientsMaternalLastName": {"old": "Mamani", "new": "Mamaní"}}},
+        now - 2 * day,
+        user="recepcion",
+    )
+    space.closings.append(
+        _history(
+            jose,
+            "closed_won",
+            {"stage": "Cierre ganado", "subState": "orden_servicio_pendiente_factura", "via": "cOrdenesServicio"},
+            now - 10 * day,
+        )
+    )
+    space.closings.append(
+        _history(
+            ramon,
+            "closed_won",
+            {
+                "stage": "Cierre ganado",
+                "subState": "orden_servicio_pendiente_factura",
+                "via": "cOrdenesServicio",
+                "serviceOrderIds": [790],
+            },
+            now - hour / 2,
+        )
+    )
+    space.closings.append(
+        _history(
+            maria,
+            "closed_won",
+            {"stage": "Cierre ganado", "subState": "orden_servicio_pendiente_factura", "via": "cOrdenesServicio"},
+            now - 35 * day,
+        )
+    )
+    # Its O.S invoiced a week later: a second closed_won of the same sale, not a new closing.
+    _history(
+        maria,
+        "closed_won",
+        {"stage": "Cierre ganado", "subState": "factura_directa", "via": "cOrdenesServicio", "serviceOrderId": 455},
+        now - 28 * day,
+        user=None,
+    )
+    _history(
+        maria,
+        "service_order_invoiced",
+        {"serviceOrderId": 455, "invoiceResultHeadId": 901, "attachmentIds": [1], "urls": {"soles": "x"}},
+        now - 28 * day,
+        user=None,
+    )
+    space.closings.append(
+        _history(
+            carlos,
+            "closed_won",
+            {"stage": "Cierre ganado", "subState": "factura_directa", "via": "cFacturas", "attachmentIds": [2]},
+            now - 8 * day,
+        )
+    )
+    # An old closing, outside the chart's 12 weeks.
+    _history(
+        prospect,
+        "closed_won",
+        {"stage": "Cierre ganado", "subState": "factura_directa", "via": "cFacturas"},
+        now - 200 * day,
+    )
+
+    deliveries = ((lucia, "pending"), (jose, "pending"), (ramon, "failed"), (maria, "delivered"))
+    for index, (opportunity, status) in enumerate(deliveries):
+        SvDelivery.objects.create(
+            opportunity=opportunity,
+            reservation_id=9000 + index,
+            clinic_history=opportunity.c_clinic_history,
+            status=status,
+            attempts=20 if status == "failed" else 1,
+            last_error="no se pudo conectar con SV (ConnectionError)" if status != "delivered" else "",
+        )
+    poll = CommandRun.objects.create(
+        command="poll_invoices",
+        host="app-1",
+        outcome=CommandRun.Outcome.PARTIAL,
+        counts={"pending": 4, "checked": 0},
+        fatal="URL_INVOICE_MIFACT_V3 no está configurada",
+    )
+    _at(CommandRun, poll, started_at=now - 3 * dt.timedelta(minutes=1), finished_at=now - 3 * dt.timedelta(minutes=1))
+    sync = CommandRun.objects.create(command="sync_sv", host="app-1", outcome=CommandRun.Outcome.OK, counts={})
+    _at(CommandRun, sync, started_at=now - 2 * dt.timedelta(minutes=1), finished_at=now - 2 * dt.timedelta(minutes=1))
+    return space
