@@ -136,7 +136,7 @@ class OpportunityServiceOrderAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.
         "problem",
     )
     list_display_links = ("service_order_id",)
-    list_filter = ("facturado", ProblemFilter, WaitingAgeFilter, "created_at", "last_checked_at")
+    list_filter = ("facturado", ProblemFilter, WaitingAgeFilter, "created_at", "last_checked_at", "voided_at")
     search_fields = ("search_text__contains", "=opportunity__id", "opportunity__search_text__contains")
     search_help_text = (
         "Buscar por número de O.S (OS-456 o 456), descripción, paciente, historia clínica o id de la oportunidad."

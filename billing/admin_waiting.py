@@ -44,6 +44,9 @@ def _last_failed(orders: list[OpportunityServiceOrder]) -> OpportunityServiceOrd
     return max(failed, key=lambda row: (row.last_checked_at is not None, row.last_checked_at, row.pk), default=None)
 
 
+VOIDED_NOTE = "comprobante anulado: espera reemisión"
+
+
 class WhoMustActFilter(admin.SimpleListFilter):
     """Sales by who must act on the errors of their pending O.S."""
 
@@ -126,7 +129,18 @@ class SaleAwaitingInvoiceAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.Mode
 
     @admin.display(description="O.S pendientes")
     def orders(self, obj: Any) -> str:
-        return format_html_join(", ", "{}", ((service_order_link(row),) for row in obj.pending_orders))
+        # An O.S pending again because its comprobante was voided says so: it waits for a reissue.
+        return format_html_join(
+            ", ",
+            "{}{}",
+            (
+                (
+                    service_order_link(row),
+                    format_html(' <span class="crm-alert">({})</span>', VOIDED_NOTE) if row.voided_at else "",
+                )
+                for row in obj.pending_orders
+            ),
+        )
 
     @admin.display(description="esperando desde", ordering="waiting_since")
     def waiting(self, obj: Any) -> str:

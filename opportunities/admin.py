@@ -120,7 +120,7 @@ class AttachmentAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Comprobantes: read-only rows; the PDF through the staff-only download view."""
 
     list_display = ("file_name", "opportunity_name", "kind", "service_order_id", "size", "when", "download_link")
-    list_filter = ("kind", "created_at")
+    list_filter = ("kind", "status", "created_at")
     search_fields = ("=opportunity__id", "opportunity__search_text__contains", "file_name__icontains", "=sha256")
     search_help_text = "Buscar por paciente, historia clínica, id de la oportunidad, nombre de archivo o SHA-256."
     list_select_related = ("opportunity",)
@@ -136,6 +136,8 @@ class AttachmentAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "content_type",
         "source_url",
         "service_order_id",
+        "status",
+        "status_changed_at",
         "created_at",
         "download_link",
     )

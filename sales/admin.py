@@ -43,7 +43,16 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 class AttachmentInline(ReadOnlyInline):
     model = Attachment
-    fields = ("kind", "file_name", "size", "service_order_id", "created_at", "download_link")
+    fields = (
+        "kind",
+        "file_name",
+        "size",
+        "service_order_id",
+        "status",
+        "status_changed_at",
+        "created_at",
+        "download_link",
+    )
     readonly_fields = fields
     ordering = ("created_at", "id")
 

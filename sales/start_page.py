@@ -65,6 +65,7 @@ class Invoices:
     oldest_since: dt.datetime | None
     oldest_sale: Opportunity | None
     errors: int
+    voided: int  # pending again because their comprobante was voided: waiting for a reissue
     errors_by_actor: dict[str, int]
     ages: list[Bar]
     now: dt.datetime
@@ -76,6 +77,10 @@ class Invoices:
     @property
     def oldest_since_text(self) -> str:
         return clinic_datetime(self.oldest_since)
+
+    @property
+    def voided_url(self) -> str:
+        return admin_list("billing_opportunityserviceorder", facturado__exact=0, voided_at__isnull="False")
 
     @property
     def waiting_url(self) -> str:
@@ -205,6 +210,7 @@ def _invoices(now: dt.datetime) -> Invoices:
         sales=Count("opportunity", distinct=True),
         oldest=Min("created_at"),
         errors=Count("id", filter=with_error),
+        voided=Count("id", filter=Q(voided_at__isnull=False)),
         **{
             f"errors_{actor.value}": Count("id", filter=with_error & Q(last_error_kind__in=KINDS_BY_ACTOR[actor]))
             for actor in Actor
@@ -227,6 +233,7 @@ def _invoices(now: dt.datetime) -> Invoices:
         oldest_since=counts["oldest"],
         oldest_sale=oldest.opportunity if oldest else None,
         errors=counts["errors"],
+        voided=counts["voided"],
         errors_by_actor={actor.value: counts[f"errors_{actor.value}"] for actor in Actor},
         ages=ages,
         now=now,

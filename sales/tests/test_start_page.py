@@ -190,3 +190,16 @@ def test_the_start_page_query_count_does_not_grow_with_rows(staff_client: Client
         )
     assert Opportunity.objects.count() > 40
     assert _index_queries(staff_client) == few
+
+
+def test_voided_comprobantes_waiting_for_a_reissue_are_shown_and_linked(
+    staff_client: Client, workspace: Workspace
+) -> None:
+    OpportunityServiceOrder.objects.filter(pk=workspace.orders[457].pk).update(voided_at=timezone.now())
+    response = staff_client.get(INDEX)
+    assert "Con el comprobante anulado, esperando reemisión: 1" in text_of(response)
+    invoices = response.context["start"].invoices
+    assert invoices.voided == 1
+    assert result_count(staff_client, invoices.voided_url) == 1
+    waiting = staff_client.get(reverse("admin:billing_saleawaitinginvoice_changelist"))
+    assert "457 (comprobante anulado: espera reemisión)" in text_of(waiting)
