@@ -20,10 +20,9 @@ from billing.admin_checks import (
     service_orders_check_now,
     user_can_check_service_orders,
 )
-from billing.admin_display import problem_html
+from billing.admin_display import PROBLEM_CHOICES, problem_condition, problem_html
 from billing.admin_waiting import SaleAwaitingInvoiceAdmin
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
-from billing.problems import KINDS_BY_ACTOR, Actor
 from billing.selectors import WAITING_AGES
 from crm.display import clinic_datetime
 from crm.readonly_admin import ReadOnlyAdminMixin, pretty_json
@@ -40,23 +39,11 @@ class ProblemFilter(admin.SimpleListFilter):
     parameter_name = "problema"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [
-            ("con_error", "Con error"),
-            (Actor.IT.value, f"Debe actuar: {Actor.IT.label}"),
-            (Actor.BILLING.value, f"Debe actuar: {Actor.BILLING.label}"),
-            ("sin_error", "Sin error"),
-        ]
+        return PROBLEM_CHOICES
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
-        if value == "con_error":
-            return queryset.exclude(last_error="")
-        if value == "sin_error":
-            return queryset.filter(last_error="")
-        for actor in Actor:
-            if value == actor.value:
-                return queryset.exclude(last_error="").filter(last_error_kind__in=KINDS_BY_ACTOR[actor])
-        return queryset
+        return queryset if value is None else queryset.filter(problem_condition(value))
 
 
 class WaitingAgeFilter(admin.SimpleListFilter):

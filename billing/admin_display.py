@@ -3,11 +3,12 @@ stuck with who must act (billing/problems.py)."""
 
 from __future__ import annotations
 
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.models import OpportunityServiceOrder
-from billing.problems import service_order_problem
+from billing.problems import KINDS_BY_ACTOR, Actor, service_order_problem
 
 
 def service_order_link(row: OpportunityServiceOrder) -> str:
@@ -35,3 +36,23 @@ def problem_html(row: OpportunityServiceOrder, *, full: bool = False) -> str:
         problem.action,
         row.last_error,
     )
+
+
+# The "problema" filter of the O.S list and of the waiting list: its choices, and the condition
+# on an O.S that each choice stands for.
+PROBLEM_CHOICES = [
+    ("con_error", "Con error"),
+    (Actor.IT.value, f"Debe actuar: {Actor.IT.label}"),
+    (Actor.BILLING.value, f"Debe actuar: {Actor.BILLING.label}"),
+    ("sin_error", "Sin error"),
+]
+
+
+def problem_condition(value: str) -> Q:
+    """The condition on an O.S of a "problema" filter choice (`sin_error`: no error recorded)."""
+    if value == "sin_error":
+        return Q(last_error="")
+    failing = ~Q(last_error="")
+    if value == "con_error":
+        return failing
+    return failing & Q(last_error_kind__in=KINDS_BY_ACTOR[Actor(value)])

@@ -17,9 +17,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
-from billing.admin_display import problem_html, service_order_link
+from billing.admin_display import PROBLEM_CHOICES, problem_condition, problem_html, service_order_link
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
-from billing.problems import KINDS_BY_ACTOR, Actor
 from billing.selectors import sales_awaiting_invoice
 from billing.services.registration import pending_service_orders
 from crm.display import clinic_datetime, waiting_time
@@ -54,24 +53,16 @@ class WhoMustActFilter(admin.SimpleListFilter):
     parameter_name = "problema"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [
-            ("con_error", "Con error"),
-            (Actor.IT.value, f"Debe actuar: {Actor.IT.label}"),
-            (Actor.BILLING.value, f"Debe actuar: {Actor.BILLING.label}"),
-            ("sin_error", "Sin error"),
-        ]
+        return PROBLEM_CHOICES
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        failing = pending_service_orders().filter(opportunity=OuterRef("pk")).exclude(last_error="")
         value = self.value()
-        if value == "con_error":
-            return queryset.filter(Exists(failing))
-        if value == "sin_error":
-            return queryset.exclude(Exists(failing))
-        for actor in Actor:
-            if value == actor.value:
-                return queryset.filter(Exists(failing.filter(last_error_kind__in=KINDS_BY_ACTOR[actor])))
-        return queryset
+        if value is None:
+            return queryset
+        orders = pending_service_orders().filter(opportunity=OuterRef("pk"))
+        if value == "sin_error":  # none of its pending O.S has an error
+            return queryset.exclude(Exists(orders.filter(problem_condition("con_error"))))
+        return queryset.filter(Exists(orders.filter(problem_condition(value))))
 
 
 class SaleAwaitingInvoiceAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
