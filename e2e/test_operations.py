@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -26,15 +27,22 @@ def sample(text: str, line_start: str) -> float:
     return 0.0
 
 
-def test_metrics_sum_both_workers_and_refuse_an_unauthenticated_caller(stack):
+def test_metrics_sum_both_workers_and_refuse_an_unauthenticated_caller(stack, api, new_id):
+    # One call to invoice-mifact, so that the outgoing figures have a sample.
+    opportunity_id = api.create_opportunity("E2E - métricas")["id"]
+    api.put_process(opportunity_id, {"cClinicHistory": "HC-MET", "cOrdenesServicio": [new_id()]})
     refused = scrape(stack, token=None)
     assert refused.status_code == 403 and refused.json()["statusCode"] == 403
     assert scrape(stack, token="wrong").status_code == 403
 
     before = sample(scrape(stack).text, SERVED)
     offset = stack.log_offset("gunicorn")
-    for _ in range(60):
-        assert requests.get(f"{stack.base_url}/health/live", timeout=10).status_code == 200
+    # Four at a time: while one worker is busy, another must take a request.
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(
+            pool.map(lambda _: requests.get(f"{stack.base_url}/health/live", timeout=10).status_code, range(60))
+        )
+    assert codes == [200] * 60
     assert len(stack.workers_that_served("/health/live", offset)) == 2, "both workers must have served some"
     # Whichever worker answers the scrape, it reports every worker's requests.
     seen = {sample(scrape(stack).text, SERVED) - before for _ in range(6)}
