@@ -58,3 +58,10 @@ def sales_awaiting_invoice(queryset: QuerySet[Opportunity]) -> QuerySet[Opportun
         last_checked_at=Subquery(pending.annotate(newest=Max("last_checked_at")).values("newest")[:1]),
         pending_count=Coalesce(Subquery(pending.annotate(n=Count("id")).values("n")[:1]), 0),
     )
+
+
+def pending_backlog() -> tuple[int, dt.datetime | None]:
+    """How many O.S wait for an invoice, and when the oldest of them was registered (one query;
+    `/health` and `/metrics`)."""
+    found = pending_service_orders().aggregate(count=Count("id"), oldest=Min("created_at"))
+    return found["count"], found["oldest"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from django.db.models import Case, CharField, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Value, When
 from django.http import Http404
 
-from .models import ActionHistory, Attachment, Meeting, Opportunity
+from .models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
 
 OPPORTUNITY_ID_RE = re.compile(r"[0-9a-f]{17}")
 
@@ -91,3 +91,10 @@ def first_closings(*, way: str | None = None) -> QuerySet[ActionHistory]:
         )
     )
     return closings if way is None else closings.filter(closing_way=way)
+
+
+def sv_backlog() -> dict[str, int]:
+    """SV deliveries still to deliver, by status: `{"pending": n, "failed": n}` (one query;
+    `/health` and `/metrics`)."""
+    statuses = (SvDelivery.Status.PENDING, SvDelivery.Status.FAILED)
+    return SvDelivery.objects.aggregate(**{status.value: Count("id", filter=Q(status=status)) for status in statuses})

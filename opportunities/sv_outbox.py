@@ -153,12 +153,7 @@ def _sv_record_not_tried(deliveries: QuerySet[SvDelivery], reason: str) -> int:
 
 def sv_delivery_attempt_inline(*, delivery_pk: int) -> SvAttemptResult:
     """The attempt made right after a PUT commits: short timeout, never raises (the PUT must
-    answer whatever SV does). While SV cannot be called (`URL_SV` or credentials unset) it only
-    writes the reason on the row (`sv_delivery_enqueue` does not schedule it then)."""
-    problem = sv_configuration_problem()
-    if problem:
-        _sv_record_not_tried(SvDelivery.objects.filter(pk=delivery_pk), problem)
-        return SvAttemptResult.SKIPPED
+    answer whatever SV does). Scheduled by `sv_delivery_enqueue` only while SV can be called."""
     try:
         client = SvClient.from_settings(timeout=settings.SV_INLINE_TIMEOUT)
         try:

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Min
 from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
@@ -25,11 +24,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.services.registration import pending_service_orders
+from billing.selectors import pending_backlog
 from crm.errors import error_body
 from crm.runs import last_successful_run
 from crm.schema import ok
-from opportunities.models import SvDelivery
+from opportunities.selectors import sv_backlog
 
 CACHE_KEY = "crm:health"
 
@@ -65,9 +64,9 @@ def health_report() -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) of `/health`, read fresh from the database."""
     now = timezone.now()
     try:
-        pending = pending_service_orders().aggregate(count=Count("id"), oldest=Min("created_at"))
+        pending_count, pending_oldest = pending_backlog()
         last_poll = last_successful_run(command="poll_invoices")
-        sv_backlog = SvDelivery.objects.filter(status__in=[SvDelivery.Status.PENDING, SvDelivery.Status.FAILED]).count()
+        sv_waiting = sum(sv_backlog().values())
     except DatabaseError:
         body = {
             **error_body(503, "La base de datos no responde"),
@@ -80,11 +79,11 @@ def health_report() -> tuple[int, dict[str, Any]]:
             "svBacklog": None,
         }
         return 503, body
-    oldest = _seconds_since(pending["oldest"], now)
+    oldest = _seconds_since(pending_oldest, now)
     last_poll_seconds = _seconds_since(last_poll.started_at if last_poll else None, now)
     limit = settings.HEALTH_POLL_MAX_AGE_MINUTES * 60
     reason = ""
-    if pending["count"] and oldest is not None and oldest > limit:
+    if pending_count and oldest is not None and oldest > limit:
         if last_poll_seconds is None:
             reason = f"Hay O.S esperando factura desde hace más de {limit // 60} min y poll_invoices nunca funcionó"
         elif last_poll_seconds > limit:
@@ -97,10 +96,10 @@ def health_report() -> tuple[int, dict[str, Any]]:
         "status": "degraded" if reason else "ok",
         "reason": reason,
         "database": "ok",
-        "pendingServiceOrders": pending["count"],
+        "pendingServiceOrders": pending_count,
         "oldestPendingSeconds": oldest,
         "lastSuccessfulPollSeconds": last_poll_seconds,
-        "svBacklog": sv_backlog,
+        "svBacklog": sv_waiting,
     }
     return (503 if reason else 200), body
 

@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -26,11 +25,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from billing.services.registration import pending_service_orders
+from billing.selectors import pending_backlog
 from crm.errors import error_body
 from crm.models import CommandRun
 from crm.security import client_ip
-from opportunities.models import SvDelivery
+from opportunities.selectors import sv_backlog
 
 COMMANDS = ("poll_invoices", "sync_sv")
 
@@ -40,9 +39,9 @@ class BacklogCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
-        pending = pending_service_orders().aggregate(count=Count("id"), oldest=Min("created_at"))
-        yield GaugeMetricFamily("crm_service_orders_pending", "Service orders waiting for an invoice", pending["count"])
-        oldest = (now - pending["oldest"]).total_seconds() if pending["oldest"] else 0.0
+        pending_count, pending_oldest = pending_backlog()
+        yield GaugeMetricFamily("crm_service_orders_pending", "Service orders waiting for an invoice", pending_count)
+        oldest = (now - pending_oldest).total_seconds() if pending_oldest else 0.0
         yield GaugeMetricFamily(
             "crm_service_orders_oldest_pending_seconds",
             "Age of the oldest service order waiting for an invoice",
@@ -51,13 +50,8 @@ class BacklogCollector(Collector):
         backlog = GaugeMetricFamily(
             "crm_sv_deliveries", "SV deliveries waiting or failed, by status", labels=["status"]
         )
-        counts = dict(
-            SvDelivery.objects.filter(status__in=[SvDelivery.Status.PENDING, SvDelivery.Status.FAILED])
-            .values_list("status")
-            .annotate(n=Count("id"))
-        )
-        for status in (SvDelivery.Status.PENDING, SvDelivery.Status.FAILED):
-            backlog.add_metric([status.value], counts.get(status.value, 0))
+        for status, count in sv_backlog().items():
+            backlog.add_metric([status], count)
         yield backlog
         success = GaugeMetricFamily(
             "crm_command_last_success_timestamp_seconds",
