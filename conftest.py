@@ -28,16 +28,19 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def download_temp_dir(tmp_path: Path, monkeypatch: Any) -> Iterator[Path]:
-    """Downloads write their temporary PDFs here; a test that leaves one behind fails."""
+def download_temp_dir(tmp_path: Path, settings: Any, monkeypatch: Any) -> Iterator[Path]:
+    """Downloads go to this test's own INVOICE_DOWNLOAD_DIR, and nothing may go to the system's
+    temporary folder; a test that leaves a download behind in either fails."""
     import tempfile
 
-    folder = tmp_path / "download-tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    folder = tmp_path / "downloads"
+    settings.INVOICE_DOWNLOAD_DIR = folder
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     yield folder
-    leftovers = sorted(p.name for p in folder.glob("crm-invoice-*"))
-    assert not leftovers, f"temporary invoice files left behind: {leftovers}"
+    leftovers = sorted(p.name for p in [*folder.glob("crm-invoice-*"), *system_tmp.glob("crm-invoice-*")])
+    assert not leftovers, f"downloaded invoice files left behind: {leftovers}"
 
 
 @pytest.fixture

@@ -185,7 +185,10 @@ if MEDIA_STORAGE == "s3":
             "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
             "location": env.str("AWS_LOCATION", default="media"),
             "default_acl": "private",
-            "file_overwrite": False,
+            # Comprobantes are stored under their SHA-256 (opportunities/attachment_files.py):
+            # the same name always holds the same bytes, so overwriting is safe and keeps the
+            # object young for the orphan sweep.
+            "file_overwrite": True,
         },
     }
 elif MEDIA_STORAGE != "local":
@@ -300,6 +303,12 @@ INVOICE_DOWNLOAD_ALLOWED_HOSTS = env.list("INVOICE_DOWNLOAD_ALLOWED_HOSTS", defa
 INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS = env.bool("INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS", default=False)
 INVOICE_DOWNLOAD_MAX_BYTES = env.int("INVOICE_DOWNLOAD_MAX_BYTES", default=10 * 1024 * 1024)
 INVOICE_DOWNLOAD_TIMEOUT = env.float("INVOICE_DOWNLOAD_TIMEOUT", default=30.0)
+# Comprobantes are downloaded here (never to the system's temporary folder) and stored from here;
+# what a killed process leaves is swept by poll_invoices and attachments_check.
+INVOICE_DOWNLOAD_DIR = Path(env.str("INVOICE_DOWNLOAD_DIR", default=str(BASE_DIR / "var" / "downloads"))).resolve()
+# A stored file that no attachment row points to (a crash before its row committed) is deleted by
+# attachments_check once it is older than this.
+ATTACHMENT_ORPHAN_GRACE_HOURS = env.int("ATTACHMENT_ORPHAN_GRACE_HOURS", default=24)
 
 URL_SV = env.str("URL_SV", default="").rstrip("/")
 SV_USERNAME = env.str("SV_USERNAME", default="") or USERNAME_ADMIN
@@ -332,6 +341,7 @@ COMMAND_RUNS_KEEP_DAYS = env.int("COMMAND_RUNS_KEEP_DAYS", default=30)
 CRONJOBS = [
     ("*/5 * * * *", "django.core.management.call_command", ["poll_invoices"]),
     ("*/5 * * * *", "django.core.management.call_command", ["sync_sv"]),
+    ("17 3 * * *", "django.core.management.call_command", ["attachments_check"]),
 ]
 CRONTAB_LOCK_JOBS = True
 

@@ -115,12 +115,29 @@ class ActionHistoryAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         return history_html(obj)
 
 
+class FileProblemFilter(admin.SimpleListFilter):
+    """Comprobantes whose file `manage.py attachments_check` could not repair."""
+
+    title = "archivo"
+    parameter_name = "archivo"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("con_problema", "Falta o no coincide (sin reparar)"), ("correcto", "Correcto")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "con_problema":
+            return queryset.exclude(file_problem="")
+        if self.value() == "correcto":
+            return queryset.filter(file_problem="")
+        return queryset
+
+
 @admin.register(Attachment)
 class AttachmentAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Comprobantes: read-only rows; the PDF through the staff-only download view."""
 
     list_display = ("file_name", "opportunity_name", "kind", "service_order_id", "size", "when", "download_link")
-    list_filter = ("kind", "status", "created_at")
+    list_filter = ("kind", "status", FileProblemFilter, "created_at")
     search_fields = ("=opportunity__id", "opportunity__search_text__contains", "file_name__icontains", "=sha256")
     search_help_text = "Buscar por paciente, historia clínica, id de la oportunidad, nombre de archivo o SHA-256."
     list_select_related = ("opportunity",)
@@ -139,6 +156,8 @@ class AttachmentAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         "status_changed_at",
         "created_at",
+        "file_problem",
+        "file_checked_at",
         "download_link",
     )
     readonly_fields = fields

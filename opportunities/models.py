@@ -195,9 +195,12 @@ def attachment_upload_to(instance: Attachment, filename: str) -> str:
 
 
 class Attachment(models.Model):
-    """An invoice PDF (comprobante) attached to an opportunity, stored in `MEDIA_ROOT`.
+    """An invoice PDF (comprobante) attached to an opportunity; its file is stored under its
+    SHA-256 before the row commits (`opportunities.attachment_files`).
 
-    Unique per opportunity by SHA-256: the same PDF sent twice is stored once.
+    Unique per opportunity by SHA-256: the same PDF sent twice is stored once. `file_problem` is
+    set by `manage.py attachments_check` when the file is missing or wrong and could not be
+    repaired from `source_url`.
     """
 
     class Kind(models.TextChoices):
@@ -225,6 +228,8 @@ class Attachment(models.Model):
     status = models.CharField("estado", max_length=15, choices=Status.choices, default=Status.VIGENTE)
     status_changed_at = models.DateTimeField("estado cambiado", null=True, blank=True)
     created_at = models.DateTimeField("creado", auto_now_add=True)
+    file_problem = models.CharField("problema del archivo", max_length=200, blank=True, default="")
+    file_checked_at = models.DateTimeField("archivo verificado", null=True, blank=True)
 
     class Meta:
         db_table = "opportunity_attachment"
@@ -233,6 +238,10 @@ class Attachment(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["opportunity", "sha256"], name="attachment_unique_sha256"),
+        ]
+        indexes = [
+            # The start page counts the rows whose file could not be repaired.
+            models.Index(fields=["id"], condition=~models.Q(file_problem=""), name="attachment_file_problem"),
         ]
 
     def __str__(self) -> str:

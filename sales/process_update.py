@@ -12,12 +12,8 @@ from typing import Any
 
 from django.db import transaction
 
-from billing.comprobantes import (
-    attachment_store_pdfs,
-    comprobantes_download,
-    discard_pdfs,
-)
-from billing.downloads import DownloadedPdf, DownloadError
+from billing.comprobantes import StoredPdf, attachment_store_pdfs, comprobantes_download
+from billing.downloads import DownloadError
 from billing.services.checks import opportunity_check_service_orders
 from billing.services.registration import (
     opportunity_close_with_service_orders,
@@ -37,7 +33,7 @@ RESERVATION_REQUIRED_MESSAGE = "El campo reservationId no puede estar vacío"
 CLINIC_HISTORY_REQUIRED_MESSAGE = "El campo cClinicHistory es obligatorio para el Cierre ganado"
 
 
-def _download_facturas(facturas: Mapping[str, str]) -> list[tuple[str, DownloadedPdf]]:
+def _download_facturas(facturas: Mapping[str, str]) -> list[tuple[str, StoredPdf]]:
     try:
         return comprobantes_download(facturas)
     except DownloadError as exc:
@@ -91,7 +87,8 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
 
     `data` is the validated body (camelCase keys, only fields that count as sent). In order:
     detect the case; require `reservationId` when appointment fields are sent; require the
-    clinic history when closing; download `cFacturas` PDFs (before any lock); then, in one
+    clinic history when closing; download and store `cFacturas` PDFs (before any lock: a row
+    never points to a file that is not durably stored); then, in one
     transaction: store the fields, create or update the meeting, attach the PDFs and close as
     *Cierre ganado* / `factura_directa`; register `cOrdenesServicio` and close with sub-state
     `orden_servicio_pendiente_factura`; write the history (one INSERT) and the SV outbox row.
@@ -108,7 +105,7 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
     facturas = {k: v for k, v in (data.get("cFacturas") or {}).items() if v}
     service_order_ids: list[int] = list(data.get("cOrdenesServicio") or [])
 
-    pdfs: list[tuple[str, DownloadedPdf]] = []
+    pdfs: list[tuple[str, StoredPdf]] = []
     if facturas:
         # Check before downloading; the check is repeated under the lock below.
         stored = Opportunity.objects.filter(pk=opportunity_id).values_list("c_clinic_history", flat=True).first()
@@ -116,50 +113,46 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
             raise Opportunity.DoesNotExist(opportunity_id)
         _require_clinic_history(data, stored)
         pdfs = _download_facturas(facturas)
-    try:
-        with transaction.atomic():
-            opportunity, meeting = opportunity_lock(
-                opportunity_id=opportunity_id,
-                reservation_id=data["reservationId"] if case.has_appointment else None,
+    with transaction.atomic():
+        opportunity, meeting = opportunity_lock(
+            opportunity_id=opportunity_id,
+            reservation_id=data["reservationId"] if case.has_appointment else None,
+        )
+        if facturas or service_order_ids:
+            _require_clinic_history(data, opportunity.c_clinic_history)
+        log = HistoryLog(opportunity=opportunity, user=user)
+        changes = _apply_fields(opportunity=opportunity, data=data)
+        if changes:
+            log.add(ActionHistory.Action.OPPORTUNITY_UPDATED, {"case": case.value, "changes": changes})
+        if case.has_appointment:
+            meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], meeting=meeting, log=log)
+        if pdfs:
+            attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs)
+            closed = opportunity_close_won(
+                opportunity=opportunity,
+                sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
+                log=log,
+                data={"via": "cFacturas", "attachmentIds": [a.pk for a in attachments]},
             )
-            if facturas or service_order_ids:
-                _require_clinic_history(data, opportunity.c_clinic_history)
-            log = HistoryLog(opportunity=opportunity, user=user)
-            changes = _apply_fields(opportunity=opportunity, data=data)
-            if changes:
-                log.add(ActionHistory.Action.OPPORTUNITY_UPDATED, {"case": case.value, "changes": changes})
-            if case.has_appointment:
-                meeting_upsert(opportunity=opportunity, reservation_id=data["reservationId"], meeting=meeting, log=log)
-            if pdfs:
-                attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs)
-                closed = opportunity_close_won(
-                    opportunity=opportunity,
-                    sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
-                    log=log,
-                    data={"via": "cFacturas", "attachmentIds": [a.pk for a in attachments]},
-                )
-                if attachments and not closed:
-                    log.add(ActionHistory.Action.INVOICE_ATTACHED, {"attachmentIds": [a.pk for a in attachments]})
-            if service_order_ids:
-                service_orders_register(
-                    opportunity=opportunity,
-                    service_order_ids=service_order_ids,
-                    metadata=data.get("cOrdenesServicioMetadata"),
-                    log=log,
-                )
-                opportunity_close_with_service_orders(
-                    opportunity=opportunity, log=log, service_order_ids=service_order_ids
-                )
-            columns = {FIELD_COLUMNS[key] for key in changes}
-            if pdfs or service_order_ids:
-                columns |= CLOSE_COLUMNS
-            if columns:
-                opportunity.save(update_fields=[*sorted(columns), "modified_at"])
-            log.flush()
-            sv_delivery_enqueue(opportunity=opportunity)
-    except BaseException:
-        discard_pdfs(pdfs)
-        raise
+            if attachments and not closed:
+                log.add(ActionHistory.Action.INVOICE_ATTACHED, {"attachmentIds": [a.pk for a in attachments]})
+        if service_order_ids:
+            service_orders_register(
+                opportunity=opportunity,
+                service_order_ids=service_order_ids,
+                metadata=data.get("cOrdenesServicioMetadata"),
+                log=log,
+            )
+            opportunity_close_with_service_orders(
+                opportunity=opportunity, log=log, service_order_ids=service_order_ids
+            )
+        columns = {FIELD_COLUMNS[key] for key in changes}
+        if pdfs or service_order_ids:
+            columns |= CLOSE_COLUMNS
+        if columns:
+            opportunity.save(update_fields=[*sorted(columns), "modified_at"])
+        log.flush()
+        sv_delivery_enqueue(opportunity=opportunity)
 
     # After the update, check the opportunity's pending O.S (network, outside the transaction;
     # failures are recorded on the rows and never fail the request). Read after the commit, so

@@ -5,6 +5,7 @@ whatever the number of rows (docs/admin.md "The start page"):
   O.S, O.S with an error (and for whom), pending O.S by age: one aggregate over pending O.S, one
   read of the oldest;
 - SV deliveries pending and failed: one aggregate;
+- comprobantes whose file is missing or wrong and could not be repaired: one count;
 - the last `poll_invoices` and `sync_sv` runs: one read each;
 - sales closed per week by way of closing, the last 12 weeks (`first_closings`): one grouped read.
 
@@ -33,7 +34,7 @@ from billing.services.registration import pending_service_orders
 from crm.display import clinic_datetime, waiting_time
 from crm.models import CommandRun
 from crm.runs import last_runs
-from opportunities.models import Opportunity, SvDelivery
+from opportunities.models import Attachment, Opportunity, SvDelivery
 from opportunities.selectors import CLOSING_DIRECT, CLOSING_SERVICE_ORDERS, CLOSING_WAYS, first_closings
 
 from .charts import Bar, Column, horizontal_bars, stacked_columns
@@ -45,6 +46,7 @@ IT_WHO = str(Actor.IT.label)
 PERMISSIONS = {
     "invoices": ("opportunities.view_opportunity", "billing.view_opportunityserviceorder"),
     "sv": ("opportunities.view_svdelivery",),
+    "files": ("opportunities.view_attachment",),
     "runs": ("crm.view_commandrun",),
     "closings": ("opportunities.view_actionhistory",),
 }
@@ -134,6 +136,18 @@ class Deliveries:
 
 
 @dataclass
+class MissingFiles:
+    """Comprobantes whose file `manage.py attachments_check` found missing or wrong and could not
+    repair from their source URL."""
+
+    count: int
+
+    @property
+    def url(self) -> str:
+        return admin_list("opportunities_attachment", archivo="con_problema")
+
+
+@dataclass
 class Run:
     """The last run of a periodic command, as the start page tells it."""
 
@@ -199,6 +213,7 @@ class StartPage:
     now: dt.datetime
     invoices: Invoices | None = None
     deliveries: Deliveries | None = None
+    missing_files: MissingFiles | None = None
     runs: list[Run] | None = None
     closings: Closings | None = None
 
@@ -314,6 +329,8 @@ def start_page(*, request: HttpRequest, now: dt.datetime | None = None) -> Start
         page.invoices = _invoices(now)
     if user.has_perms(PERMISSIONS["sv"]):
         page.deliveries = _deliveries()
+    if user.has_perms(PERMISSIONS["files"]):
+        page.missing_files = MissingFiles(count=Attachment.objects.exclude(file_problem="").count())
     if user.has_perms(PERMISSIONS["runs"]):
         page.runs = [
             _run("poll_invoices", "Consulta de facturas en invoice-mifact", now),

@@ -16,7 +16,7 @@ API user or from invoice-mifact, so the download is treated as a server-side req
 * connect and read timeouts per request plus a total deadline of
   ``settings.INVOICE_DOWNLOAD_TIMEOUT`` seconds for the whole download, enforced by a watchdog
   that shuts the sockets down, so a server dripping bytes cannot hold a worker;
-* the body is streamed to a temporary file outside ``MEDIA_ROOT`` and refused past
+* the body is streamed to a locked file in the download folder (``INVOICE_DOWNLOAD_DIR``), outside ``MEDIA_ROOT``, and refused past
   ``settings.INVOICE_DOWNLOAD_MAX_BYTES`` bytes (counted after content decoding); it must start
   with ``%PDF-`` whatever ``Content-Type`` says; empty bodies and non-2xx answers are refused.
 
@@ -30,10 +30,11 @@ a server that sends one byte just before each one), the size cap and the PDF che
 
 Modules: ``errors`` (reasons, :class:`DownloadError`, :class:`DownloadedPdf`), ``policy`` (which
 URLs and addresses may be fetched), ``transport`` (the deadline and the guarded session),
-``fetch`` (:func:`download_pdf`).
+``fetch`` (:func:`download_pdf`), ``workdir`` (the download folder and its sweep).
 """
 
 from .errors import DownloadedPdf, DownloadError
-from .fetch import TEMP_FILE_PREFIX, download_pdf
+from .fetch import download_pdf
+from .workdir import TEMP_FILE_PREFIX, download_dir_sweep
 
-__all__ = ["TEMP_FILE_PREFIX", "DownloadError", "DownloadedPdf", "download_pdf"]
+__all__ = ["TEMP_FILE_PREFIX", "DownloadError", "DownloadedPdf", "download_dir_sweep", "download_pdf"]

@@ -3,6 +3,7 @@ yields."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ REASON_EMPTY = "el archivo está vacío"
 REASON_NOT_PDF = "el archivo no es un PDF"
 REASON_TOO_LARGE = "el archivo supera el tamaño máximo de {max_bytes} bytes"
 REASON_DECODING = "el contenido comprimido del archivo no es válido"
-REASON_STORAGE = "no se pudo guardar el archivo temporal"
+REASON_STORAGE = "no se pudo guardar el archivo descargado"
 REASON_UNEXPECTED = "error inesperado al descargar el archivo"
 # Reasons that refuse a URL or an address (a redirect hop refused for one is named as such).
 POLICY_REASONS = frozenset(
@@ -54,21 +55,22 @@ class DownloadError(Exception):
         return f"{self.reason} ({self.url})"
 
 
-@dataclass(frozen=True)
+@dataclass
 class DownloadedPdf:
     """A PDF fetched by :func:`~billing.downloads.download_pdf`.
 
     Attributes:
         source_url: the URL asked for (not the final URL after redirects).
-        path: a temporary file in ``tempfile.gettempdir()`` (outside ``MEDIA_ROOT``), named
-            ``crm-invoice-*.pdf``. The caller owns it: move it into storage or call
-            :meth:`discard`.
+        path: a file in the download folder (``INVOICE_DOWNLOAD_DIR``, never ``MEDIA_ROOT``),
+            named ``crm-invoice-*.pdf`` and locked by this process until :meth:`discard`. The
+            caller owns it: store a copy (``billing.comprobantes``) and call :meth:`discard`.
         size: bytes written, after content decoding.
         sha256: lower-case hex SHA-256 digest of the bytes written.
         content_type: always ``"application/pdf"``.
         file_name: safe file name from the source URL's last path segment (only
             ``[A-Za-z0-9._-]``, at most 100 characters, ends with ``.pdf``; fallback
             ``"comprobante.pdf"``).
+        lock_fd: the descriptor holding the file's lock (-1 once discarded).
     """
 
     source_url: str
@@ -77,10 +79,14 @@ class DownloadedPdf:
     sha256: str
     content_type: str
     file_name: str
+    lock_fd: int = -1
 
     def discard(self) -> None:
-        """Delete the temporary file; does nothing if it is already gone."""
+        """Delete the file and release its lock; does nothing if already discarded."""
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
+        if self.lock_fd >= 0:
+            fd, self.lock_fd = self.lock_fd, -1
+            os.close(fd)

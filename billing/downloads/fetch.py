@@ -6,8 +6,8 @@ import hashlib
 import logging
 import pathlib
 import re
+import os
 import socket
-import tempfile
 import time
 import unicodedata
 from typing import IO
@@ -42,6 +42,7 @@ from .errors import (
 )
 from .policy import allowed_host_ports, check_url
 from .transport import Deadline, DownloadSession
+from .workdir import download_file_create
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,6 @@ logger = logging.getLogger(__name__)
 MAX_REDIRECTS = 5
 #: Bytes asked from the (decoded) body stream at a time.
 CHUNK_SIZE = 16 * 1024
-#: Prefix of the temporary files this module creates in ``tempfile.gettempdir()``.
-TEMP_FILE_PREFIX = "crm-invoice-"
 PDF_MAGIC = b"%PDF-"
 DEFAULT_FILE_NAME = "comprobante.pdf"
 MAX_FILE_NAME_LENGTH = 100
@@ -229,8 +228,8 @@ def download_pdf(url: str) -> DownloadedPdf:
         url: an ``http``/``https`` URL, as given by the user or by invoice-mifact.
 
     Returns:
-        A :class:`DownloadedPdf` whose ``path`` is a temporary file in
-        ``tempfile.gettempdir()`` (never inside ``MEDIA_ROOT``) that the caller must move or
+        A :class:`DownloadedPdf` whose ``path`` is a locked file in the download folder
+        (``INVOICE_DOWNLOAD_DIR``, never inside ``MEDIA_ROOT``) that the caller must store and
         :meth:`~DownloadedPdf.discard`.
 
     Raises:
@@ -247,6 +246,7 @@ def download_pdf(url: str) -> DownloadedPdf:
     url = str(url)
     deadline: Deadline | None = None
     tmp_path: pathlib.Path | None = None
+    lock_fd = -1
     started = time.monotonic()
     outcome = "error"
     try:
@@ -259,21 +259,27 @@ def download_pdf(url: str) -> DownloadedPdf:
             response = _open_final_response(session, url, deadline)
             with response:
                 try:
-                    out = tempfile.NamedTemporaryFile(
-                        mode="wb", prefix=TEMP_FILE_PREFIX, suffix=".pdf", dir=tempfile.gettempdir(), delete=False
-                    )
+                    tmp_path, lock_fd = download_file_create()
+                    out = os.fdopen(os.dup(lock_fd), "wb")
                 except OSError as exc:
                     raise DownloadError(url, REASON_STORAGE) from exc
-                tmp_path = pathlib.Path(out.name)
                 with out:
                     size, sha256 = _stream_body(response, out, url, deadline, max_bytes)
         deadline.check(url)
         outcome = "ok"
         return DownloadedPdf(
-            source_url=url, path=tmp_path, size=size, sha256=sha256, content_type="application/pdf", file_name=file_name
+            source_url=url,
+            path=tmp_path,
+            size=size,
+            sha256=sha256,
+            content_type="application/pdf",
+            file_name=file_name,
+            lock_fd=lock_fd,
         )
     except BaseException as exc:
         _remove_quietly(tmp_path)
+        if lock_fd >= 0:
+            os.close(lock_fd)
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt, SystemExit...
         error = _as_download_error(exc, url, expired=deadline is not None and deadline.expired)

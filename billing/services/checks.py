@@ -23,12 +23,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.comprobantes import (
-    attachment_store_pdfs,
-    comprobantes_download,
-    discard_pdfs,
-)
-from billing.downloads import DownloadedPdf, DownloadError
+from billing.comprobantes import StoredPdf, attachment_store_pdfs, comprobantes_download
+from billing.downloads import DownloadError
 from billing.mifact import (
     InvoiceStatus,
     MifactBadResponse,
@@ -95,60 +91,56 @@ def record_check(pk: int, *, error: str, kind: str = "", checked_at: dt.datetime
 
 
 def service_order_complete(
-    *, service_order_pk: int, status: InvoiceStatus, pdfs: list[tuple[str, DownloadedPdf]], checked_at: dt.datetime
+    *, service_order_pk: int, status: InvoiceStatus, pdfs: list[tuple[str, StoredPdf]], checked_at: dt.datetime
 ) -> bool:
     """Complete an invoiced O.S in one transaction (docs/api.md "invoice-mifact", last paragraph).
 
     Locks the row; when it is still pending: attaches `pdfs` with the O.S id, fills `facturado`,
     `invoice_result_head_id`, `url_soles`, `url_dolares`, sets the opportunity's
     `isPresaved = false` and sub-state `factura_directa` (stage *Cierre ganado*) and writes
-    `service_order_invoiced`. Returns False (and discards `pdfs`) when it was already facturado.
+    `service_order_invoiced`. Returns False when it was already facturado (the stored `pdfs` then
+    have no row; the orphan sweep deletes them).
     """
-    try:
-        opportunity_id = OpportunityServiceOrder.objects.values_list("opportunity_id", flat=True).get(
-            pk=service_order_pk
+    opportunity_id = OpportunityServiceOrder.objects.values_list("opportunity_id", flat=True).get(
+        pk=service_order_pk
+    )
+    with transaction.atomic():
+        # Same lock order as the PUT (opportunity, then its O.S rows): no deadlock between them.
+        opportunity = Opportunity.objects.select_for_update().get(pk=opportunity_id)
+        row = OpportunityServiceOrder.objects.select_for_update().get(pk=service_order_pk)
+        if row.facturado:
+            return False
+        log = HistoryLog(opportunity=opportunity, user=None)
+        attachments = attachment_store_pdfs(
+            opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
         )
-        with transaction.atomic():
-            # Same lock order as the PUT (opportunity, then its O.S rows): no deadlock between them.
-            opportunity = Opportunity.objects.select_for_update().get(pk=opportunity_id)
-            row = OpportunityServiceOrder.objects.select_for_update().get(pk=service_order_pk)
-            if row.facturado:
-                discard_pdfs(pdfs)
-                return False
-            log = HistoryLog(opportunity=opportunity, user=None)
-            attachments = attachment_store_pdfs(
-                opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
-            )
-            row.facturado = True
-            row.invoice_result_head_id = status.invoice_result_head_id
-            row.url_soles = status.url_soles
-            row.url_dolares = status.url_dolares
-            row.last_checked_at = checked_at
-            row.invoiced_at = checked_at  # the follow-up window starts here (also after a reissue)
-            row.last_error = ""
-            row.last_error_kind = ""
-            row.claimed_until = None
-            row.save()
-            opportunity_close_won(
-                opportunity=opportunity,
-                sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
-                log=log,
-                data={"via": "cOrdenesServicio", "serviceOrderId": row.service_order_id},
-            )
-            opportunity.save(update_fields=[*CLOSE_COLUMNS, "modified_at"])
-            log.add(
-                ActionHistory.Action.SERVICE_ORDER_INVOICED,
-                {
-                    "serviceOrderId": row.service_order_id,
-                    "invoiceResultHeadId": status.invoice_result_head_id,
-                    "attachmentIds": [a.pk for a in attachments],
-                    "urls": {"soles": status.url_soles, "dolares": status.url_dolares},
-                },
-            )
-            log.flush()
-    except BaseException:
-        discard_pdfs(pdfs)
-        raise
+        row.facturado = True
+        row.invoice_result_head_id = status.invoice_result_head_id
+        row.url_soles = status.url_soles
+        row.url_dolares = status.url_dolares
+        row.last_checked_at = checked_at
+        row.invoiced_at = checked_at  # the follow-up window starts here (also after a reissue)
+        row.last_error = ""
+        row.last_error_kind = ""
+        row.claimed_until = None
+        row.save()
+        opportunity_close_won(
+            opportunity=opportunity,
+            sub_state=FacturacionSubEstado.FACTURA_DIRECTA,
+            log=log,
+            data={"via": "cOrdenesServicio", "serviceOrderId": row.service_order_id},
+        )
+        opportunity.save(update_fields=[*CLOSE_COLUMNS, "modified_at"])
+        log.add(
+            ActionHistory.Action.SERVICE_ORDER_INVOICED,
+            {
+                "serviceOrderId": row.service_order_id,
+                "invoiceResultHeadId": status.invoice_result_head_id,
+                "attachmentIds": [a.pk for a in attachments],
+                "urls": {"soles": status.url_soles, "dolares": status.url_dolares},
+            },
+        )
+        log.flush()
     return True
 
 
@@ -195,9 +187,9 @@ def invoice_status_fetch(
 
 def comprobantes_fetch(
     *, service_order: OpportunityServiceOrder, status: InvoiceStatus, checked_at: dt.datetime
-) -> list[tuple[str, DownloadedPdf]] | CheckOutcome:
-    """Download the comprobantes of a *facturado* status (all or nothing); on failure (no URL, a
-    refused download) record the error on the row and return the outcome instead."""
+) -> list[tuple[str, StoredPdf]] | CheckOutcome:
+    """Download and store the comprobantes of a *facturado* status (all or nothing); on failure (no
+    URL, a refused download, storage failing) record the error on the row and return the outcome instead."""
     if not status.urls:
         no_urls = ServiceOrderErrorKind.NO_COMPROBANTE
         record_check(service_order.pk, error=ERROR_NO_URLS, kind=no_urls, checked_at=checked_at)

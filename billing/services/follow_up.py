@@ -29,8 +29,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from billing.comprobantes import attachment_store_pdfs, discard_pdfs
-from billing.downloads import DownloadedPdf
+from billing.comprobantes import StoredPdf, attachment_store_pdfs
 from billing.mifact import InvoiceStatus, MifactClient
 from billing.models import OpportunityServiceOrder
 from billing.services.checks import (
@@ -116,46 +115,42 @@ def service_order_invoice_replace(
     service_order_pk: int,
     seen_head_id: int | None,
     status: InvoiceStatus,
-    pdfs: list[tuple[str, DownloadedPdf]],
+    pdfs: list[tuple[str, StoredPdf]],
     checked_at: dt.datetime,
 ) -> bool:
-    """Attach a reissued comprobante in one transaction; False (and the PDFs discarded) when the
-    row is no longer the invoiced `seen_head_id` (another process got there first)."""
-    try:
-        with transaction.atomic():
-            opportunity, row = _lock(service_order_pk)
-            if not row.facturado or row.invoice_result_head_id != seen_head_id:
-                discard_pdfs(pdfs)
-                return False
-            attachments = attachment_store_pdfs(
-                opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
-            )
-            new_hashes = {pdf.sha256 for _, pdf in pdfs}
-            replaced = Attachment.objects.filter(
-                opportunity=opportunity, service_order_id=row.service_order_id, status=Attachment.Status.VIGENTE
-            ).exclude(sha256__in=new_hashes)
-            replaced_ids = list(replaced.values_list("pk", flat=True))
-            replaced.update(status=Attachment.Status.REEMPLAZADO, status_changed_at=checked_at)
-            row.invoice_result_head_id = status.invoice_result_head_id
-            row.url_soles, row.url_dolares = status.url_soles, status.url_dolares
-            row.invoiced_at = row.last_checked_at = checked_at
-            row.last_error, row.claimed_until = "", None
-            row.save()
-            log = HistoryLog(opportunity=opportunity, user=None)
-            log.add(
-                ActionHistory.Action.SERVICE_ORDER_INVOICE_REPLACED,
-                {
-                    "serviceOrderId": row.service_order_id,
-                    "oldInvoiceResultHeadId": seen_head_id,
-                    "newInvoiceResultHeadId": status.invoice_result_head_id,
-                    "attachmentIds": [a.pk for a in attachments],
-                    "replacedAttachmentIds": replaced_ids,
-                },
-            )
-            log.flush()
-    except BaseException:
-        discard_pdfs(pdfs)
-        raise
+    """Attach a reissued comprobante in one transaction; False when the
+    row is no longer the invoiced `seen_head_id` (another process got there first; the stored
+    PDFs then have no row and are swept later)."""
+    with transaction.atomic():
+        opportunity, row = _lock(service_order_pk)
+        if not row.facturado or row.invoice_result_head_id != seen_head_id:
+            return False
+        attachments = attachment_store_pdfs(
+            opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
+        )
+        new_hashes = {pdf.sha256 for _, pdf in pdfs}
+        replaced = Attachment.objects.filter(
+            opportunity=opportunity, service_order_id=row.service_order_id, status=Attachment.Status.VIGENTE
+        ).exclude(sha256__in=new_hashes)
+        replaced_ids = list(replaced.values_list("pk", flat=True))
+        replaced.update(status=Attachment.Status.REEMPLAZADO, status_changed_at=checked_at)
+        row.invoice_result_head_id = status.invoice_result_head_id
+        row.url_soles, row.url_dolares = status.url_soles, status.url_dolares
+        row.invoiced_at = row.last_checked_at = checked_at
+        row.last_error, row.claimed_until = "", None
+        row.save()
+        log = HistoryLog(opportunity=opportunity, user=None)
+        log.add(
+            ActionHistory.Action.SERVICE_ORDER_INVOICE_REPLACED,
+            {
+                "serviceOrderId": row.service_order_id,
+                "oldInvoiceResultHeadId": seen_head_id,
+                "newInvoiceResultHeadId": status.invoice_result_head_id,
+                "attachmentIds": [a.pk for a in attachments],
+                "replacedAttachmentIds": replaced_ids,
+            },
+        )
+        log.flush()
     return True
 
 

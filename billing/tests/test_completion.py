@@ -11,6 +11,7 @@ from billing.models import OpportunityServiceOrder
 from billing.services import checks as services
 from billing.services.checks import CheckResult, service_order_check
 from billing.tests.fakes import BASE
+from opportunities.attachment_files import attachment_files_sweep
 from opportunities.models import ActionHistory, Attachment, Opportunity
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +37,12 @@ def check(row, client, capture):
 
 def files_in(root):
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+def orphans_swept(root):
+    """The files no row points to are deleted by the sweep (with no grace period); returns what is left."""
+    attachment_files_sweep(grace=dt.timedelta(0))
+    return files_in(root)
 
 
 def test_pending_service_order_is_completed_when_invoiced(
@@ -74,7 +81,6 @@ def test_completing_twice_changes_nothing(pending, client, mifact, media_root, d
             service_order_complete(service_order_pk=pending.pk, status=status, pdfs=pdfs, checked_at=timezone.now())
             is False
         )
-    assert all(not pdf.path.exists() for _kind, pdf in pdfs)
     assert Attachment.objects.count() == 1
     assert ActionHistory.objects.filter(action="service_order_invoiced").count() == 1
     assert len(files_in(media_root)) == 1
@@ -111,7 +117,9 @@ def test_one_bad_url_of_two_keeps_nothing(pending, client, mifact, media_root, d
     mifact.invoice(456, soles=True, dolares=True)
     del mifact.files["456-900-dolares.pdf"]
     assert check(pending, client, django_capture_on_commit_callbacks).result is CheckResult.ERROR
-    assert Attachment.objects.count() == 0 and files_in(media_root) == []
+    # The soles PDF was stored before the dollars one failed: a file without a row, swept later.
+    assert Attachment.objects.count() == 0 and len(files_in(media_root)) == 1
+    assert orphans_swept(media_root) == []
 
 
 def test_facturado_without_urls_stays_pending(pending, client, mifact, django_capture_on_commit_callbacks):
@@ -136,7 +144,7 @@ def test_an_expired_claim_is_taken_over(pending, client, mifact, django_capture_
     assert check(pending, client, django_capture_on_commit_callbacks).result is CheckResult.PENDING
 
 
-def test_an_error_inside_the_completion_leaves_no_file_and_no_change(
+def test_an_error_inside_the_completion_leaves_no_row_and_no_change(
     pending, client, mifact, media_root, monkeypatch, django_capture_on_commit_callbacks
 ):
     mifact.invoice(456)
@@ -149,21 +157,22 @@ def test_an_error_inside_the_completion_leaves_no_file_and_no_change(
     assert outcome.result is CheckResult.ERROR
     pending.refresh_from_db()
     assert not pending.facturado and "RuntimeError" in pending.last_error
-    assert Attachment.objects.count() == 0 and files_in(media_root) == []
+    assert Attachment.objects.count() == 0 and orphans_swept(media_root) == []
 
 
-def test_a_storage_failure_after_commit_puts_the_order_back_to_pending(
+def test_a_storage_failure_leaves_the_order_pending_and_nothing_behind(
     pending, client, mifact, media_root, monkeypatch, django_capture_on_commit_callbacks
 ):
-    """Nothing is lost: the next check downloads the invoice again (adversarial review)."""
-    from django.core.files.storage import default_storage
+    """The file is stored before any row: a disk that fails leaves the O.S pending, with no row and
+    no download behind, and the next check stores it."""
+    from opportunities import attachment_files
 
     mifact.invoice(456)
 
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(default_storage, "save", disk_full)
+    monkeypatch.setattr(attachment_files, "_local_put", disk_full)
     check(pending, client, django_capture_on_commit_callbacks)
     pending.refresh_from_db()
     assert not pending.facturado and "no se pudo guardar" in pending.last_error

@@ -21,7 +21,7 @@ import urllib3.util.connection
 
 from billing.downloads import DownloadedPdf, DownloadError, download_pdf
 from billing.downloads import errors as downloads
-from billing.downloads.fetch import TEMP_FILE_PREFIX
+from billing.downloads import TEMP_FILE_PREFIX
 from devtools.testing import SMALL_PDF, LocalHTTPServer, make_pdf
 
 PUBLIC_IP = "93.184.216.34"
@@ -42,14 +42,10 @@ def download_settings(settings: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def temp_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[pathlib.Path]:
-    """A private tempfile.gettempdir(); after each test no download temp file may remain."""
-    directory = tmp_path / "tmp"
-    directory.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(directory))
-    yield directory
-    leftovers = sorted(p.name for p in directory.glob(f"{TEMP_FILE_PREFIX}*"))
-    assert leftovers == [], f"temporary files left behind: {leftovers}"
+def temp_dir(download_temp_dir: pathlib.Path) -> pathlib.Path:
+    """The test's download folder (the root conftest checks that nothing is left in it)."""
+    download_temp_dir.mkdir(exist_ok=True)
+    return download_temp_dir
 
 
 class FakeDNS:

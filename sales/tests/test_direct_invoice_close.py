@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import socket
 
@@ -11,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from devtools.testing import make_pdf
+from opportunities.attachment_files import attachment_files_sweep
 from opportunities.models import ActionHistory, Attachment, Meeting, Opportunity
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +116,8 @@ def test_close_without_clinic_history_is_400_and_downloads_nothing(make_opportun
 
 
 def test_failed_download_keeps_nothing(make_opportunity, put_process, pdf_host, media_root):
-    """Rollback: after a failed download no field, meeting, history record, row or file is kept."""
+    """Rollback: after a failed download no field, meeting, history record or row is kept; the PDF
+    stored before the failure has no row and is swept."""
     pdf_host.route("/ok.pdf", body=make_pdf("ok"))
     pdf_host.route("/error.html", body=b"<html>Error</html>", headers={"Content-Type": "application/pdf"})
     opportunity = make_opportunity()
@@ -134,10 +137,11 @@ def test_failed_download_keeps_nothing(make_opportunity, put_process, pdf_host, 
     assert Meeting.objects.count() == 0
     assert ActionHistory.objects.count() == 0
     assert Attachment.objects.count() == 0
+    attachment_files_sweep(grace=dt.timedelta(0))
     assert files_in(media_root) == []
 
 
-def test_an_error_inside_the_transaction_leaves_no_file(
+def test_an_error_inside_the_transaction_leaves_no_row(
     make_opportunity, put_process, pdf_host, media_root, monkeypatch
 ):
     from sales import process_update as services
@@ -152,6 +156,7 @@ def test_an_error_inside_the_transaction_leaves_no_file(
     response = put_process(opportunity.pk, close_body(comprobante_soles=pdf_host.url("/ok.pdf")))
     assert response.status_code == 400
     assert Attachment.objects.count() == 0
+    attachment_files_sweep(grace=dt.timedelta(0))
     assert files_in(media_root) == []
 
 

@@ -41,7 +41,7 @@ def s3_media(settings, monkeypatch):
                     "region_name": "us-east-1",
                     "location": "media",
                     "default_acl": "private",
-                    "file_overwrite": False,
+                    "file_overwrite": True,
                 },
             },
         }
@@ -91,7 +91,7 @@ def test_media_storage_s3_is_configured_from_the_environment():
         check=True,
         cwd=Path(__file__).resolve().parents[2],
     ).stdout.split()
-    assert out == ["S3Storage", "crm-prod", "https://minio.example:9000", "private", "False"]
+    assert out == ["S3Storage", "crm-prod", "https://minio.example:9000", "private", "True"]
 
 
 def test_unknown_media_storage_is_refused():

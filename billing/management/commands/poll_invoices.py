@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from billing.downloads import download_dir_sweep
 from billing.services.checks import CheckOutcome, CheckResult
 from billing.services.poll import service_orders_poll
 from crm.commands import SpanishOptionsMixin, positive_int
@@ -61,6 +62,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
             self.stderr.write(f"poll_invoices: no existe la oportunidad {opportunity!r}")
             sys.exit(2)
         workers = workers if workers is not None else settings.POLL_WORKERS
+        download_dir_sweep()  # what killed runs and workers left (docs/operations.md "What survives what")
         show_progress = self.stdout.isatty() and verbosity == 1
 
         def progress(done: int, total: int) -> None:
