@@ -74,7 +74,7 @@ class Killer:
 
     def __exit__(self, *exc: object) -> None:
         sys.settrace(None)
-        threading.settrace(None)  # type: ignore[arg-type]
+        threading.settrace(None)
 
 
 def _prepare(scenario: str, n: int) -> str:
@@ -133,7 +133,7 @@ def _check() -> dict[str, Any]:
     media = Path(settings.MEDIA_ROOT)
     bad_rows = []
     for attachment in Attachment.objects.all():
-        path = media / attachment.file.name
+        path = media / (attachment.file.name or "")
         body = path.read_bytes() if path.is_file() else None
         if body is None or len(body) != attachment.size or hashlib.sha256(body).hexdigest() != attachment.sha256:
             bad_rows.append(attachment.pk)
@@ -155,9 +155,11 @@ def _check() -> dict[str, Any]:
         .filter(n__gt=1)
         .values_list("opportunity_id", flat=True)
     )
-    downloads = sorted(p.name for p in Path(settings.INVOICE_DOWNLOAD_DIR).glob("*")) if Path(
-        settings.INVOICE_DOWNLOAD_DIR
-    ).is_dir() else []
+    downloads = (
+        sorted(p.name for p in Path(settings.INVOICE_DOWNLOAD_DIR).glob("*"))
+        if Path(settings.INVOICE_DOWNLOAD_DIR).is_dir()
+        else []
+    )
     not_closed = [
         *OpportunityServiceOrder.objects.filter(facturado=False).values_list("opportunity__name", flat=True),
         *Opportunity.objects.filter(name__startswith="Venta put")

@@ -80,7 +80,7 @@ def attachment_file_put(*, source: pathlib.Path, sha256: str) -> str:
 
 
 def attachment_file_problem(*, name: str, size: int, sha256: str) -> str:
-    """"" when the stored file `name` has `size` bytes and this SHA-256; otherwise what is wrong,
+    """ "" when the stored file `name` has `size` bytes and this SHA-256; otherwise what is wrong,
     in Spanish (shown to staff)."""
     storage = default_storage
     digest = hashlib.sha256()

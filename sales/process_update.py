@@ -143,9 +143,7 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
                 metadata=data.get("cOrdenesServicioMetadata"),
                 log=log,
             )
-            opportunity_close_with_service_orders(
-                opportunity=opportunity, log=log, service_order_ids=service_order_ids
-            )
+            opportunity_close_with_service_orders(opportunity=opportunity, log=log, service_order_ids=service_order_ids)
         columns = {FIELD_COLUMNS[key] for key in changes}
         if pdfs or service_order_ids:
             columns |= CLOSE_COLUMNS

@@ -16,12 +16,13 @@ API user or from invoice-mifact, so the download is treated as a server-side req
 * connect and read timeouts per request plus a total deadline of
   ``settings.INVOICE_DOWNLOAD_TIMEOUT`` seconds for the whole download, enforced by a watchdog
   that shuts the sockets down, so a server dripping bytes cannot hold a worker;
-* the body is streamed to a locked file in the download folder (``INVOICE_DOWNLOAD_DIR``), outside ``MEDIA_ROOT``, and refused past
-  ``settings.INVOICE_DOWNLOAD_MAX_BYTES`` bytes (counted after content decoding); it must start
-  with ``%PDF-`` whatever ``Content-Type`` says; empty bodies and non-2xx answers are refused.
+* the body is streamed to a locked file in the download folder (``INVOICE_DOWNLOAD_DIR``, outside
+  ``MEDIA_ROOT``) and refused past ``settings.INVOICE_DOWNLOAD_MAX_BYTES`` bytes (counted after
+  content decoding); it must start with ``%PDF-`` whatever ``Content-Type`` says; empty bodies
+  and non-2xx answers are refused.
 
 Every failure raises :class:`DownloadError` (never a ``requests`` or socket exception) and leaves
-no temporary file behind. Settings are read at call time.
+no download behind. Settings are read at call time.
 
 requests-hardened pins each connection to the address it checked; this package adds what it does
 not do: a strict check of every resolved address, the allow-list, a redirect loop that checks

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import pathlib
 import re
-import os
 import socket
 import time
 import unicodedata

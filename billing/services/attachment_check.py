@@ -80,7 +80,9 @@ def attachment_file_repair(*, attachment: Attachment) -> str:
         stored = comprobante_store(pdf)
     except DownloadError as exc:
         return exc.reason
-    Attachment.objects.filter(pk=attachment.pk).update(file=stored.name, file_problem="", file_checked_at=timezone.now())
+    Attachment.objects.filter(pk=attachment.pk).update(
+        file=stored.name, file_problem="", file_checked_at=timezone.now()
+    )
     return ""
 
 
@@ -98,7 +100,9 @@ def attachments_check(*, repair: bool = True, opportunity_id: str | None = None)
     fine: list[int] = []
     for attachment in rows.iterator(chunk_size=500):
         summary.checked += 1
-        problem = attachment_file_problem(name=attachment.file.name, size=attachment.size, sha256=attachment.sha256)
+        problem = attachment_file_problem(
+            name=attachment.file.name or "", size=attachment.size, sha256=attachment.sha256
+        )
         if not problem:
             summary.ok += 1
             fine.append(attachment.pk)

@@ -101,9 +101,7 @@ def service_order_complete(
     `service_order_invoiced`. Returns False when it was already facturado (the stored `pdfs` then
     have no row; the orphan sweep deletes them).
     """
-    opportunity_id = OpportunityServiceOrder.objects.values_list("opportunity_id", flat=True).get(
-        pk=service_order_pk
-    )
+    opportunity_id = OpportunityServiceOrder.objects.values_list("opportunity_id", flat=True).get(pk=service_order_pk)
     with transaction.atomic():
         # Same lock order as the PUT (opportunity, then its O.S rows): no deadlock between them.
         opportunity = Opportunity.objects.select_for_update().get(pk=opportunity_id)
@@ -111,9 +109,7 @@ def service_order_complete(
         if row.facturado:
             return False
         log = HistoryLog(opportunity=opportunity, user=None)
-        attachments = attachment_store_pdfs(
-            opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
-        )
+        attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id)
         row.facturado = True
         row.invoice_result_head_id = status.invoice_result_head_id
         row.url_soles = status.url_soles

@@ -125,9 +125,7 @@ def service_order_invoice_replace(
         opportunity, row = _lock(service_order_pk)
         if not row.facturado or row.invoice_result_head_id != seen_head_id:
             return False
-        attachments = attachment_store_pdfs(
-            opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id
-        )
+        attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id)
         new_hashes = {pdf.sha256 for _, pdf in pdfs}
         replaced = Attachment.objects.filter(
             opportunity=opportunity, service_order_id=row.service_order_id, status=Attachment.Status.VIGENTE

@@ -11,17 +11,15 @@ import hashlib
 import pathlib
 import pickle
 import socket
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import urllib3.util.connection
 
-from billing.downloads import DownloadedPdf, DownloadError, download_pdf
+from billing.downloads import TEMP_FILE_PREFIX, DownloadedPdf, DownloadError, download_pdf
 from billing.downloads import errors as downloads
-from billing.downloads import TEMP_FILE_PREFIX
 from devtools.testing import SMALL_PDF, LocalHTTPServer, make_pdf
 
 PUBLIC_IP = "93.184.216.34"

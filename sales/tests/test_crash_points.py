@@ -1,9 +1,10 @@
 """A process killed (SIGKILL) at many points of a close leaves every attachment row with its file,
 and the next poll or the same PUT again completes the close (docs/development.md "Crash points").
 
-Each point is a separate process (`devtools.crash_points`) on a throw-away database (a SQLite file,
-or a PostgreSQL database of the server DATABASE_URL names) and a local invoice-mifact stand-in; the points are the lines of the code that downloads and stores the
-comprobantes and records the close, sampled to `CRASH_POINTS` per scenario.
+Each point is a separate process (`devtools.crash_points`) on a throw-away database (a SQLite
+file, or a PostgreSQL database on the server DATABASE_URL names) and a local invoice-mifact
+stand-in; the points are the lines of the code that downloads and stores the comprobantes and
+records the close, sampled to `CRASH_POINTS` per scenario.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ CLOSING_CODE = (
     "billing/services/checks.py",
     "sales/process_update.py",
 )
-CLEAN = {
+CLEAN: dict[str, list[Any]] = {
     "rows_without_their_file": [],
     "invoiced_without_comprobantes": [],
     "direct_closes_without_comprobantes": [],

@@ -30,9 +30,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--opportunity", metavar="ID", help="solo los comprobantes de esta oportunidad")
-        parser.add_argument(
-            "--dry-run", action="store_true", help="solo informar: no descargar, marcar ni borrar nada"
-        )
+        parser.add_argument("--dry-run", action="store_true", help="solo informar: no descargar, marcar ni borrar nada")
 
     def handle(self, *args: Any, opportunity: str | None, dry_run: bool, **options: Any) -> None:
         if opportunity is not None and not Opportunity.objects.filter(pk=opportunity).exists():

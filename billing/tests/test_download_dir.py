@@ -1,0 +1,71 @@
+"""The download folder: a download is locked by its process; the sweep deletes only what a dead
+process left (docs/operations.md "What survives what")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from billing.downloads import download_dir_sweep
+from billing.downloads.workdir import download_file_create
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_live_download_is_kept_and_a_discarded_one_is_gone(download_temp_dir):
+    path, fd = download_file_create()
+    assert path.parent == download_temp_dir and path.name.startswith("crm-invoice-")
+    assert oct(download_temp_dir.stat().st_mode & 0o777) == "0o700"
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    assert download_dir_sweep() == 0 and path.exists()
+    os.close(fd)  # released as by a process that died
+    assert download_dir_sweep() == 1 and not path.exists()
+
+
+def test_a_new_file_not_yet_locked_is_not_taken_for_a_leftover(download_temp_dir):
+    download_temp_dir.mkdir(exist_ok=True)
+    newborn = download_temp_dir / "crm-invoice-newborn.pdf"
+    newborn.write_bytes(b"%PDF-")
+    assert download_dir_sweep() == 0 and newborn.exists()
+    newborn.unlink()
+
+
+def test_the_downloads_of_a_killed_process_are_swept(download_temp_dir, settings):
+    """A process killed with SIGKILL mid-download leaves its file; its lock dies with it."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys, time
+        os.environ["DJANGO_SETTINGS_MODULE"] = "crm.settings_test"
+        import django; django.setup()
+        from django.conf import settings
+        settings.INVOICE_DOWNLOAD_DIR = {str(download_temp_dir)!r}
+        from billing.downloads.workdir import download_file_create
+        path, fd = download_file_create()
+        os.write(fd, b"%PDF-1.4 datos del paciente")
+        os.utime(path, (time.time() - 60, time.time() - 60))
+        print(path, flush=True)
+        time.sleep(60)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        path = Path(child.stdout.readline().strip())
+        assert path.exists()
+        assert download_dir_sweep() == 0  # its owner is alive
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert download_dir_sweep() == 1
+    assert list(download_temp_dir.iterdir()) == []
+
+
+def test_no_download_folder_yet_is_nothing_to_sweep(tmp_path, settings):
+    settings.INVOICE_DOWNLOAD_DIR = tmp_path / "never-created"
+    assert download_dir_sweep() == 0
