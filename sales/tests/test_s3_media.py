@@ -110,3 +110,43 @@ def test_unknown_media_storage_is_refused():
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode != 0 and "MEDIA_STORAGE" in result.stderr
+
+
+def test_the_object_is_in_the_bucket_before_its_row_is_written(
+    s3_media, make_opportunity, put_process, http_server, settings
+):
+    """The same order as on disk: a row never points to an object that is not there."""
+    from django.db.models.signals import pre_save
+
+    settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
+    http_server.route("/F002.pdf", body=make_pdf("S3 orden"))
+    seen: list[bool] = []
+
+    def object_exists(sender, instance, **kwargs):
+        listed = s3_media.list_objects_v2(Bucket=BUCKET, Prefix=f"media/{instance.file.name}")
+        seen.append(listed.get("KeyCount", 0) == 1)
+
+    pre_save.connect(object_exists, sender=Attachment)
+    try:
+        opportunity = make_opportunity(c_clinic_history="HC-2")
+        response = put_process(opportunity.pk, {"cFacturas": {"comprobante_soles": http_server.url("/F002.pdf")}})
+    finally:
+        pre_save.disconnect(object_exists, sender=Attachment)
+    assert response.status_code == 200
+    assert seen == [True]
+
+
+def test_orphan_objects_are_swept_from_the_bucket(s3_media, make_opportunity, put_process, http_server, settings):
+    import datetime as dt
+
+    from opportunities.attachment_files import attachment_files_sweep
+
+    settings.INVOICE_DOWNLOAD_ALLOWED_HOSTS = [http_server.host_port]
+    http_server.route("/F003.pdf", body=make_pdf("S3 fila"))
+    opportunity = make_opportunity(c_clinic_history="HC-3")
+    put_process(opportunity.pk, {"cFacturas": {"comprobante_soles": http_server.url("/F003.pdf")}})
+    s3_media.put_object(Bucket=BUCKET, Key="media/invoices/ab/huerfano.pdf", Body=b"%PDF-")
+    # A grace period in the future makes every object "old enough".
+    assert attachment_files_sweep(grace=dt.timedelta(minutes=-5)) == 1
+    keys = [item["Key"] for item in s3_media.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys == [f"media/{Attachment.objects.get().file.name}"]
