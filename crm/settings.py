@@ -305,7 +305,7 @@ INVOICE_DOWNLOAD_MAX_BYTES = env.int("INVOICE_DOWNLOAD_MAX_BYTES", default=10 * 
 INVOICE_DOWNLOAD_TIMEOUT = env.float("INVOICE_DOWNLOAD_TIMEOUT", default=30.0)
 # Comprobantes are downloaded here (never to the system's temporary folder) and stored from here;
 # what a killed process leaves is swept by poll_invoices and attachments_check.
-INVOICE_DOWNLOAD_DIR = Path(env.str("INVOICE_DOWNLOAD_DIR", default=str(BASE_DIR / "var" / "downloads"))).resolve()
+INVOICE_DOWNLOAD_DIR = (BASE_DIR / env.str("INVOICE_DOWNLOAD_DIR", default="var/downloads")).resolve()  # relative: to the project
 # A stored file that no attachment row points to (a crash before its row committed) is deleted by
 # attachments_check once it is older than this.
 ATTACHMENT_ORPHAN_GRACE_HOURS = env.int("ATTACHMENT_ORPHAN_GRACE_HOURS", default=24)
