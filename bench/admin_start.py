@@ -235,6 +235,7 @@ def main() -> int:
                     "DATABASE_URL": ws.db.url,
                     "CONN_MAX_AGE": "600",
                     "MEDIA_ROOT": str(ws.media),
+                    "INVOICE_DOWNLOAD_DIR": str(ws.media.parent / "downloads"),
                     "TIME_ZONE": "America/Lima",
                     "LOG_LEVEL": "WARNING",
                 }

@@ -94,6 +94,7 @@ class ApiBench:
                 "CONN_MAX_AGE": "600",
                 "USE_X_FORWARDED_PROTO": "true",
                 "MEDIA_ROOT": str(ws.media),
+                "INVOICE_DOWNLOAD_DIR": str(ws.media.parent / "downloads"),
                 "TIME_ZONE": "America/Lima",
                 "URL_INVOICE_MIFACT_V3": "",
                 "URL_SV": "",

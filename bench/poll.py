@@ -78,6 +78,7 @@ class PollBench(PollData):
                 "DATABASE_URL": ws.db.url,
                 "CONN_MAX_AGE": "0",
                 "MEDIA_ROOT": str(ws.media),
+                "INVOICE_DOWNLOAD_DIR": str(ws.media.parent / "downloads"),
                 "TIME_ZONE": "America/Lima",
                 "URL_INVOICE_MIFACT_V3": self.mifact,
                 "USERNAME_ADMIN": MIFACT_USER,

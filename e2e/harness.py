@@ -311,6 +311,7 @@ class Stack:
                 "CONN_MAX_AGE": "600",
                 "DATABASE_URL": self.database_url,
                 "MEDIA_ROOT": str(self.media),
+                "INVOICE_DOWNLOAD_DIR": str(self.media.parent / "downloads"),
                 "URL_INVOICE_MIFACT_V3": f"http://127.0.0.1:{self.mifact_port}/api",
                 "INVOICE_MIFACT_USERNAME": MIFACT_USER,
                 "INVOICE_MIFACT_PASSWORD": MIFACT_PASSWORD,

@@ -91,6 +91,7 @@ class Demo(DemoReading):
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "DATABASE_URL": f"sqlite:///{self.workdir / 'demo.sqlite3'}",
                 "MEDIA_ROOT": str(self.media),
+                "INVOICE_DOWNLOAD_DIR": str(self.media.parent / "downloads"),
                 "URL_INVOICE_MIFACT_V3": self.mifact,
                 "USERNAME_ADMIN": MIFACT_USER,
                 "PASSWORD_ADMIN": MIFACT_PASSWORD,
