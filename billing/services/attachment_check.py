@@ -43,23 +43,14 @@ class AttachmentCheckSummary:
     problems: list[str] = field(default_factory=list)
 
     @property
-    def line(self) -> str:
-        return (
-            f"attachments_check: checked={self.checked} ok={self.ok} repaired={self.repaired} "
-            f"unrepaired={self.unrepaired} orphans={self.orphans} downloads={self.downloads} "
-            f"seconds={self.seconds:.2f}"
-        )
+    def counts(self) -> dict[str, int]:
+        names = ("checked", "ok", "repaired", "unrepaired", "orphans", "downloads")
+        return {name: getattr(self, name) for name in names}
 
     @property
-    def counts(self) -> dict[str, int]:
-        return {
-            "checked": self.checked,
-            "ok": self.ok,
-            "repaired": self.repaired,
-            "unrepaired": self.unrepaired,
-            "orphans": self.orphans,
-            "downloads": self.downloads,
-        }
+    def line(self) -> str:
+        figures = " ".join(f"{name}={value}" for name, value in self.counts.items())
+        return f"attachments_check: {figures} seconds={self.seconds:.2f}"
 
     @property
     def outcome(self) -> str:
