@@ -97,7 +97,8 @@ class AttachmentOpenApi(APIView):
         response = FileResponse(handle, content_type="application/pdf", filename=attachment.file_name)
         # Patient data behind a short-lived key: no cache keeps it past the link's life.
         response["Cache-Control"] = "private, no-store"
-        # An <iframe> preview in the front-end's pages (CORS_ALLOWED_ORIGINS), nowhere else; the
-        # view is exempt from X-Frame-Options: DENY (sales/urls.py), which would refuse every frame.
+        # An <iframe> preview in the front-end's pages (CORS_ALLOWED_ORIGINS), nowhere else. Browsers
+        # follow frame-ancestors over X-Frame-Options; the view is also exempt from the site-wide
+        # X-Frame-Options: DENY (sales/urls.py), so none refuses the front-end's frame.
         response["Content-Security-Policy"] = "frame-ancestors " + " ".join(["'self'", *settings.CORS_ALLOWED_ORIGINS])
         return response
