@@ -12,7 +12,7 @@ can use it as a plain link (`<a href>`, a new tab, an `<iframe>` preview). The l
 - tied to its user: it opens only while the user who listed the attachments is active, and every
   opening is logged with the request id, the opportunity, the attachment and that user.
 
-Signed with `SECRET_KEY` (and `SECRET_KEY_FALLBACKS`, so a key rotation keeps recent links).
+Signed with `SECRET_KEY`: a new key ends every link handed out (and every access token).
 """
 
 from __future__ import annotations
