@@ -138,7 +138,7 @@ COMPONENT_DESCRIPTIONS = {
     "ActionHistoryOutput": (
         "Un registro del historial de acciones; `userName` es null cuando lo hizo el proceso periódico"
     ),
-    "AttachmentOutput": "Un comprobante (PDF) adjunto; `downloadUrl` también exige el token Bearer",
+    "AttachmentOutput": "Un comprobante (PDF) adjunto; `downloadUrl` lo abre sin token hasta que expira",
     "ServiceOrderOutput": "Una orden de servicio (O.S) de la oportunidad, con su estado de facturación",
 }
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_crontab",
+    "corsheaders",  # CORS for the front-end on its own origin (CORS_* below)
     # django-axes with a Spanish name; its admin is crm/admin.py's (AXES_ENABLE_ADMIN below).
     "crm.apps.AxesConfig",
     "crm",
@@ -57,6 +58,9 @@ MIDDLEWARE = [
     # Every request gets an id (X-Request-ID, or a new one), on every log line and outside call.
     "crm.request_ids.RequestIdHeaderMiddleware",
     "log_request_id.middleware.RequestIDMiddleware",
+    # CORS: answers the API's preflights before anything else can (authentication, body limit), and
+    # adds its headers to every answer, also the errors made or rewritten below, for the page to read.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Error answers that the framework or WhiteNoise make themselves become JSON (crm/json_errors.py).
     "crm.json_errors.JsonErrorsMiddleware",
@@ -172,7 +176,7 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media"))).resolv
 
 # Shared media for several app servers: MEDIA_STORAGE=s3 keeps comprobantes in an S3-compatible
 # bucket (AWS S3, MinIO, Ceph...) through django-storages. Files stay private: the API streams
-# them to authenticated users; no public or pre-signed URL is ever handed out.
+# them to authenticated users or by its own signed links; no bucket URL is ever handed out.
 MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="local").lower()
 if MEDIA_STORAGE == "s3":
     STORAGES["default"] = {
@@ -215,6 +219,15 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Calling from a browser (docs/api.md "Calling from a browser") ---------------------------------
+# Front-end origins allowed to call the API from a browser, e.g. https://crm.clinica.pe (empty: same
+# origin only). Bearer tokens, no credentials; the admin, the docs and /metrics never take part.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(auth/signin|opportunity|health)(/|$)"
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key", "if-match", "x-request-id"]
+CORS_EXPOSE_HEADERS = ["ETag", "X-Request-ID", "Retry-After"]
+ATTACHMENT_LINK_MINUTES = env.int("ATTACHMENT_LINK_MINUTES", default=15)  # a downloadUrl's life (sales/)
+
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -255,7 +268,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Oportunidades de venta, su actualización con datos del proceso (cliente, paciente, cita), y su "
         "cierre con comprobantes (facturas) u órdenes de servicio (O.S).\n\n"
-        "Todas las rutas, salvo `/auth/signin`, `/health` y esta documentación, exigen la cabecera "
+        "Las rutas, salvo `/auth/signin`, `/health`, esta documentación y los `downloadUrl`, exigen la cabecera "
         "`Authorization: Bearer <access_token>`. Todo error es JSON `{statusCode, message, error, errors?}` "
         "con el mensaje en español; una respuesta 4xx no modifica nada."
     ),

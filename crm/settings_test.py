@@ -23,6 +23,8 @@ for _name in (
     "INVOICE_DOWNLOAD_ALLOWED_HOSTS",
     "MEDIA_ROOT",
     "TIME_ZONE",
+    "CORS_ALLOWED_ORIGINS",
+    "ATTACHMENT_LINK_MINUTES",
 ):
     os.environ.pop(_name, None)
 

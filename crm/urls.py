@@ -17,7 +17,13 @@ urlpatterns = [
     re_path(r"^auth/signin/?$", apis.SigninApi.as_view(), name="auth-signin"),
     path("", include("sales.urls")),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # GET and HEAD only: DRF's OPTIONS answer would render this view's HTML template without a
+    # name (a 500); any other method is the JSON 405.
+    re_path(
+        r"^api/docs/?$",
+        SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
+        name="swagger-ui",
+    ),
     # drf-spectacular's ReDoc page without its web fonts from fonts.googleapis.com.
     re_path(
         r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema", template_name="crm/redoc.html"), name="redoc"

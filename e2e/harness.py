@@ -3,7 +3,8 @@
 `Stack.start()` does what an operator does on a fresh server (docs/operations.md "Deploying"): migrate,
 collectstatic, create an API user, serve `crm.wsgi` with gunicorn and production settings. Beside
 it: the invoice-mifact stand-in (`python -m devtools.mifact_standin`, a subprocess), an SV stand-in
-(`devtools/sv_standin.py`) and a PDF file server (`devtools.testing.LocalHTTPServer`), both in this process.
+(`devtools/sv_standin.py`), a PDF file server and the front-end's origin (`devtools.testing.LocalHTTPServer`),
+all in this process.
 Everything listens on 127.0.0.1 only. `Stack.stop()` always stops all of it and drops the database.
 
 The suite never imports the product's Django code: it talks HTTP to the server and runs
@@ -174,6 +175,9 @@ class Stack:
         self._exit.callback(self.pdf_server.close)
         self.sv = SvStandin(username=SV_USER, password=SV_PASSWORD).start()
         self._exit.callback(self.sv.stop)
+        # The front-end's own origin (another port): the only one in CORS_ALLOWED_ORIGINS.
+        self.front_server = LocalHTTPServer()
+        self._exit.callback(self.front_server.close)
 
         self.api_port = free_port()
         self.mifact_port = free_port()
@@ -322,6 +326,8 @@ class Stack:
                 # is allowed by the product already (it is the invoice-mifact host).
                 "INVOICE_DOWNLOAD_ALLOWED_HOSTS": self.pdf_server.host_port,
                 "SV_SYNC_BACKOFF_SECONDS": str(SV_BACKOFF_SECONDS),
+                # The browser test's page calls the API from there (docs/api.md "Calling from a browser").
+                "CORS_ALLOWED_ORIGINS": f"http://{self.front_server.host_port}",
                 # The suite signs in more than the production 10 a minute from one address.
                 "SIGNIN_THROTTLE_RATE": "10000/min",
                 # Monitoring as the clinic's IT would set it: JSON logs, /metrics behind a token,

@@ -61,12 +61,14 @@ def test_appointment_then_direct_invoice_then_service_order_close_one_opportunit
     assert attachment["kind"] == "comprobante_soles" and attachment["serviceOrderId"] is None
     assert attachment["sourceUrl"] == pdf_server.url(pdf_path)
     assert attachment["size"] == len(pdf) and attachment["sha256"] == hashlib.sha256(pdf).hexdigest()
-    download_url = attachment["downloadUrl"]
-    download = api.get(download_url)
+    # downloadUrl is a signed link: it opens without the token; the token route still needs one.
+    download = anonymous.get(attachment["downloadUrl"])
     assert download.status_code == 200, download.text[:300]
     assert download.headers["Content-Type"] == "application/pdf"
     assert download.content.startswith(b"%PDF-") and download.content == pdf
-    refused = anonymous.get(download_url)
+    token_route = f"/opportunity/{opportunity_id}/attachments/{attachment['id']}/download"
+    assert api.get(token_route).content == pdf
+    refused = anonymous.get(token_route)
     assert refused.status_code == 401 and refused.headers["Content-Type"].startswith("application/json")
     closed = [r for r in api.listing(opportunity_id, "action-history") if r["action"] == "closed_won"]
     assert len(closed) == 1 and "factura_directa" in str(closed[0]["data"]), closed

@@ -313,7 +313,10 @@ class AttachmentListApi(APIView):
         parameters=[OPPORTUNITY_ID_PARAMETER],
         tags=["opportunity"],
         summary="Comprobantes adjuntos",
-        description="Los PDF descargados al cerrar la oportunidad; `downloadUrl` también exige el token.",
+        description=(
+            "Los PDF descargados al cerrar la oportunidad. `downloadUrl` es un enlace firmado nuevo en cada "
+            "listado: abre el PDF sin token hasta `downloadUrlExpiresAt`."
+        ),
     )
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import OpportunityServiceOrder
@@ -23,6 +25,8 @@ from crm.fields import (
     StrictCharField,
 )
 from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Meeting, Opportunity, Stage
+
+from .attachment_links import AttachmentLink, attachment_link_issue
 
 
 def _max_length(column: str) -> int | None:
@@ -268,7 +272,8 @@ class ActionHistoryOutputSerializer(serializers.ModelSerializer):
 
 
 class AttachmentOutputSerializer(serializers.ModelSerializer):
-    """An attached invoice PDF; `downloadUrl` needs the bearer token too."""
+    """An attached invoice PDF; `downloadUrl` is a fresh signed link for the requesting user
+    (sales/attachment_links.py), so the context must hold the request."""
 
     fileName = serializers.CharField(source="file_name")
     contentType = serializers.CharField(source="content_type")
@@ -282,7 +287,13 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
         source="status_changed_at", allow_null=True, help_text="Cuándo dejó de estar vigente (null si lo está)"
     )
     createdAt = LocalDateTimeField(source="created_at")
-    downloadUrl = serializers.SerializerMethodField()
+    downloadUrl = serializers.SerializerMethodField(
+        help_text=(
+            "Enlace firmado que abre el PDF sin la cabecera Authorization (como `<a href>`, pestaña o "
+            "`<iframe>`) hasta `downloadUrlExpiresAt`; cada listado entrega enlaces nuevos"
+        )
+    )
+    downloadUrlExpiresAt = serializers.SerializerMethodField(help_text="Hasta cuándo abre `downloadUrl`")
 
     class Meta:
         model = Attachment
@@ -299,13 +310,26 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
             "statusChangedAt",
             "createdAt",
             "downloadUrl",
+            "downloadUrlExpiresAt",
         ]
         read_only_fields = fields
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._links: dict[int, AttachmentLink] = {}  # one link per attachment, shared by its two fields
+
+    def _link(self, obj: Attachment) -> AttachmentLink:
+        if obj.pk not in self._links:
+            self._links[obj.pk] = attachment_link_issue(attachment=obj, user_id=self.context["request"].user.pk)
+        return self._links[obj.pk]
+
+    @extend_schema_field(OpenApiTypes.URI)
     def get_downloadUrl(self, obj: Attachment) -> str:
-        path = f"/opportunity/{obj.opportunity_id}/attachments/{obj.pk}/download"
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+        return str(self.context["request"].build_absolute_uri(self._link(obj).path))
+
+    @extend_schema_field(LocalDateTimeField())
+    def get_downloadUrlExpiresAt(self, obj: Attachment) -> str:
+        return str(LocalDateTimeField().to_representation(self._link(obj).expires_at))
 
 
 class ServiceOrderOutputSerializer(serializers.ModelSerializer):

@@ -1,8 +1,10 @@
 """Routes of the API; each is served with and without a trailing slash."""
 
 from django.urls import re_path
+from django.views.decorators.clickjacking import xframe_options_exempt
 
-from . import apis, health, metrics
+from . import apis, attachment_open, health, metrics
+from .attachment_links import TOKEN_PATTERN
 
 urlpatterns = [
     re_path(r"^health/?$", health.HealthApi.as_view(), name="health"),
@@ -33,6 +35,12 @@ urlpatterns = [
         r"^opportunity/(?P<opportunity_id>[^/]+)/attachments/(?P<attachment_id>[0-9]{1,18})/download/?$",
         apis.AttachmentDownloadApi.as_view(),
         name="opportunity-attachment-download",
+    ),
+    # A comprobante by its signed link (downloadUrl); framed by the front-end's pages only (its CSP).
+    re_path(
+        rf"^opportunity/(?P<opportunity_id>[^/]+)/attachments/(?P<attachment_id>[0-9]{{1,18}})/open/(?P<token>{TOKEN_PATTERN})/?$",
+        xframe_options_exempt(attachment_open.AttachmentOpenApi.as_view()),
+        name="opportunity-attachment-open",
     ),
     re_path(
         r"^opportunity/(?P<opportunity_id>[^/]+)/service-orders/?$",

@@ -2,7 +2,7 @@
 Selenium against pytest-django's `live_server`.
 
 Nothing is downloaded: the browser is /usr/bin/chromium and the driver /usr/bin/chromedriver
-(Selenium Manager is bypassed by giving the driver's path). Tests are skipped, with the reason,
+(devtools/browser.py). Tests are skipped, with the reason,
 when either is missing or Selenium is not installed, unless `REQUIRE_BROWSER=1` (as in .ci/run),
 which turns the skip into a failure. Run them with `make test-browser`; the default `pytest` run
 (pytest.ini `testpaths`) does not collect this folder.
@@ -15,28 +15,14 @@ it holds that run's pictures; .ci/run prints where they are.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1024",
-)
-INSTALL_HINT = "apt-get install -y chromium chromium-driver"
+from devtools.browser import chromium, missing_browser_reason
+
 SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS_DIR") or Path(__file__).resolve().parent / "screenshots")
 
 # Page titles seen by the tests, printed at the end of the run (see pytest_terminal_summary).
@@ -45,44 +31,16 @@ SEEN_TITLES: list[tuple[str, str]] = []
 SAVED_SCREENSHOTS: list[Path] = []
 
 
-def _missing_browser_reason() -> str | None:
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not path.is_file():
-            return f"{path} is missing ({INSTALL_HINT})"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -r requirements.txt)"
-    return None
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the session, with a fresh throw-away profile."""
-    reason = _missing_browser_reason()
+    reason = missing_browser_reason()
     if reason:
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="crm-chromium-")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    # Chromium's network events, read by the tests that check where pages load from.
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
