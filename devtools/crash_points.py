@@ -30,6 +30,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import django
+from django.conf import settings
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings_test")
+django.setup()  # before the project's models are imported below
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db.models import Count  # noqa: E402
+
+from billing.models import OpportunityServiceOrder  # noqa: E402
+from opportunities.models import ActionHistory, Attachment, Opportunity  # noqa: E402
+from sales.process_update import opportunity_process_update  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 TRACED = tuple(f"{ROOT / package}{os.sep}" for package in ("billing", "opportunities", "sales", "crm"))
 USERNAME = "ventas-crash"
@@ -37,8 +51,6 @@ USERNAME = "ventas-crash"
 
 def _setup() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings_test")
-    import django
-    from django.conf import settings
 
     django.setup()
     settings.MEDIA_ROOT = os.environ["CRASH_MEDIA_ROOT"]
@@ -78,10 +90,6 @@ class Killer:
 
 
 def _prepare(scenario: str, n: int) -> str:
-    from django.contrib.auth import get_user_model
-
-    from billing.models import OpportunityServiceOrder
-    from opportunities.models import Opportunity
 
     get_user_model().objects.get_or_create(username=USERNAME)
     closing = {"stage": "Cierre ganado", "c_facturacion_sub_estado": "orden_servicio_pendiente_factura"}
@@ -94,10 +102,6 @@ def _prepare(scenario: str, n: int) -> str:
 
 
 def _work(scenario: str, n: int) -> None:
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-
-    from opportunities.models import Opportunity
 
     if scenario == "poll" and n == 0:  # a whole poll_invoices run, as cron starts it
         with open(os.devnull, "w") as quiet:
@@ -108,7 +112,6 @@ def _work(scenario: str, n: int) -> None:
         with open(os.devnull, "w") as quiet:
             call_command("poll_invoices", "--workers", "1", "--opportunity", opportunity_id, stdout=quiet)
         return
-    from sales.process_update import opportunity_process_update
 
     base = os.environ["CRASH_MIFACT_URL"]
     opportunity_process_update(
@@ -124,11 +127,6 @@ def _work(scenario: str, n: int) -> None:
 
 
 def _check() -> dict[str, Any]:
-    from django.conf import settings
-    from django.db.models import Count
-
-    from billing.models import OpportunityServiceOrder
-    from opportunities.models import ActionHistory, Attachment, Opportunity
 
     media = Path(settings.MEDIA_ROOT)
     bad_rows = []
