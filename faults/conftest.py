@@ -9,6 +9,7 @@ what a fault leaves behind is the test's to see. Figures the tests measure are p
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from faults.support import FaultStack, Scene
 
 _STACK: FaultStack | None = None
 _FIGURES: list[tuple[str, str]] = []
+_SCENES = itertools.count(1)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -61,7 +63,7 @@ def stack() -> Iterator[FaultStack]:
 
 @pytest.fixture
 def scene(request: pytest.FixtureRequest, stack: FaultStack) -> Iterator[Scene]:
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
+    name = f"{next(_SCENES):02d}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[-60:]
     folder = stack.workdir / "scenes" / name
     (folder / "tmp").mkdir(parents=True)
     (folder / "downloads").mkdir()

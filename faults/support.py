@@ -23,9 +23,9 @@ from e2e import bodies
 from e2e.harness import HTTP_TIMEOUT, ApiSession, Stack
 
 #: How many kills a sweep makes (FAULTS_KILLS); the suite's wall time grows by ~1 s per kill and sweep.
-DEFAULT_KILLS = 24
+DEFAULT_KILLS = 20
 #: Milliseconds after the last PDF byte that the first half of a sweep covers (the second half
-#: goes where the first half saw the process stop between "untouched" and "complete").
+#: closes in on where the kills saw the close turn from untouched to committed).
 SWEEP_MS = 40.0
 
 
@@ -65,7 +65,8 @@ class FaultStack(Stack):
         """`pg_terminate_backend` every other connection to the suite's database (a failover)."""
         name = urlsplit(self.database_url).path.lstrip("/")
         rows = self.query(
-            "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
             name,
         )
         return sum(1 for row in rows if row["done"])
@@ -173,15 +174,17 @@ def pid_with_local_port(pids: list[int], port: int) -> int | None:
     return None
 
 
-def sweep_offsets(count: int, seen: list[tuple[float, str]]) -> list[float]:
-    """The second half of a sweep: `count` offsets (seconds) spread around where the first half saw
-    the outcome turn from untouched to complete, 3 ms either side."""
+def focused_offset(seen: list[tuple[float, str]], index: int) -> float:
+    """An offset (seconds) for the second half of a sweep: within the interval where the kills so far
+    saw the close turn from untouched to committed (1 ms either side, as the timing jitters), at a
+    golden-ratio point of it, so that the kills close in on the commit from both sides."""
     untouched = [offset for offset, outcome in seen if outcome == "untouched"]
-    complete = [offset for offset, outcome in seen if outcome != "untouched"]
+    committed = [offset for offset, outcome in seen if outcome != "untouched"]
     low = max(untouched, default=0.0)
-    high = min((o for o in complete if o >= low), default=low + SWEEP_MS / 1000)
-    start, end = max(0.0, low - 0.003), high + 0.003
-    return [start + (end - start) * i / max(1, count - 1) for i in range(count)]
+    high = min(committed, default=low + SWEEP_MS / 1000)
+    start, end = sorted((low, high))
+    start, end = max(0.0, start - 0.001), end + 0.001
+    return start + (end - start) * ((index * 0.6180339887) % 1.0)
 
 
 def first_half_offsets(count: int) -> list[float]:

@@ -10,7 +10,7 @@ from collections import Counter
 from devtools.testing import make_pdf
 from e2e import bodies
 from faults import invariants
-from faults.support import SentMark, first_half_offsets, kill_after, kills_per_sweep, sweep_offsets
+from faults.support import SentMark, first_half_offsets, focused_offset, kill_after, kills_per_sweep
 
 _IDS = itertools.count(810001)
 #: Seconds a killed run's claims last in this test (production: 300), so the last run retries them.
@@ -59,8 +59,8 @@ def test_sigkill_swept_across_a_poll_completion_loses_no_comprobante(scene, api)
             no_download += 1
         else:
             seen.append((real, state))
-    for offset in sweep_offsets(kills - len(first), seen):
-        real, state, opportunity_id = _kill_one(scene, api, offset)
+    for index in range(1, kills - len(first) + 1):
+        real, state, opportunity_id = _kill_one(scene, api, focused_offset(seen, index))
         opportunities.append(opportunity_id)
         if real is None:
             no_download += 1

@@ -18,11 +18,11 @@ from faults.support import (
     SentMark,
     closing_body,
     first_half_offsets,
+    focused_offset,
     kill_after,
     kills_per_sweep,
     pid_with_local_port,
     retry_put,
-    sweep_offsets,
 )
 
 _IDS = itertools.count(820001)
@@ -81,8 +81,9 @@ def test_sigkill_of_the_worker_swept_across_a_direct_invoice_put_loses_no_compro
     kills = kills_per_sweep()
     first = first_half_offsets(kills // 2)
     results = [_kill_one(scene, api, offset) for offset in first]
-    seen = [(r["real"], r["state"]) for r in results if r["real"] is not None]
-    results += [_kill_one(scene, api, offset) for offset in sweep_offsets(kills - len(first), seen)]
+    for index in range(1, kills - len(first) + 1):
+        seen = [(r["real"], r["state"]) for r in results if r["real"] is not None]
+        results.append(_kill_one(scene, api, focused_offset(seen, index)))
 
     seen = [(r["real"], r["state"]) for r in results if r["real"] is not None]
     states = Counter(state for _, state in seen)
