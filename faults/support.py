@@ -4,8 +4,11 @@ invoice-mifact stand-in, a per-test folder for temporary files, SIGKILL at a cho
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
+import select
 import signal
 import subprocess
 import threading
@@ -32,6 +35,11 @@ SWEEP_MS = 40.0
 def kills_per_sweep() -> int:
     value = os.environ.get("FAULTS_KILLS", "").strip()
     return max(2, int(value)) if value else DEFAULT_KILLS
+
+
+def kills_at_first_write() -> int:
+    """Kills made the moment the first comprobante file is stored, besides the sweep: a fifth of it."""
+    return max(1, kills_per_sweep() // 5)
 
 
 class FaultStack(Stack):
@@ -218,3 +226,44 @@ def closing_body(reservation_id: int, clinic_history: str, urls: dict[str, str])
 
 
 SUMMARY_RE = re.compile(r"^poll_invoices: pending=\d+ checked=\d+ invoiced=\d+ errors=\d+ left=\d+")
+
+
+class MediaWrites:
+    """The first sign of a file being stored anywhere under a folder (a file or folder created,
+    written and closed, or renamed into it), through Linux inotify (ctypes; no extra package).
+    Arm it before the process starts; `wait()` returns once something was stored."""
+
+    _EVENTS = 0x00000100 | 0x00000008 | 0x00000080  # IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO
+
+    def __init__(self, root: Path) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self._fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self._fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        for folder, _, _ in os.walk(root):
+            if libc.inotify_add_watch(self._fd, os.fsencode(folder), self._EVENTS) < 0:
+                raise OSError(ctypes.get_errno(), f"inotify_add_watch failed for {folder}")
+
+    def wait(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        return bool(ready)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> MediaWrites:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def kill_at_first_write(writes: MediaWrites, pid: int, timeout: float = 60.0) -> bool:
+    """SIGKILL `pid` as soon as something is stored under the watched folder; False when nothing was."""
+    if not writes.wait(timeout):
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True

@@ -10,7 +10,16 @@ from collections import Counter
 from devtools.testing import make_pdf
 from e2e import bodies
 from faults import invariants
-from faults.support import SentMark, first_half_offsets, focused_offset, kill_after, kills_per_sweep
+from faults.support import (
+    MediaWrites,
+    SentMark,
+    first_half_offsets,
+    focused_offset,
+    kill_after,
+    kill_at_first_write,
+    kills_at_first_write,
+    kills_per_sweep,
+)
 
 _IDS = itertools.count(810001)
 #: Seconds a killed run's claims last in this test (production: 300), so the last run retries them.
@@ -45,6 +54,17 @@ def _kill_one(scene, api, offset: float) -> tuple[float | None, str, str]:
     return real, invariants.close_state(scene, opportunity_id), opportunity_id
 
 
+def _kill_at_first_write(scene, api) -> tuple[bool, str, str]:
+    """One poll run killed the moment it stores the first file in MEDIA_ROOT: (fired, state, opportunity)."""
+    stack = scene.stack
+    opportunity_id, _, _ = _invoiced_service_order(stack, api, stack.pdf_server)
+    with MediaWrites(stack.media) as writes:
+        poll = scene.popen("poll_invoices", "--opportunity", opportunity_id, POLL_CLAIM_SECONDS=str(CLAIM_SECONDS))
+        fired = kill_at_first_write(writes, poll.pid)
+        poll.communicate(timeout=60)
+    return fired, invariants.close_state(scene, opportunity_id), opportunity_id
+
+
 def test_sigkill_swept_across_a_poll_completion_loses_no_comprobante(scene, api):
     stack = scene.stack
     kills = kills_per_sweep()
@@ -66,15 +86,19 @@ def test_sigkill_swept_across_a_poll_completion_loses_no_comprobante(scene, api)
             no_download += 1
         else:
             seen.append((real, state))
+    at_write = [_kill_at_first_write(scene, api) for _ in range(kills_at_first_write())]
+    opportunities += [opportunity_id for _, _, opportunity_id in at_write]
     last_kill = time.monotonic()
 
     states = Counter(state for _, state in seen)
+    write_states = Counter(state for fired, state, _ in at_write if fired)
     window = sorted(round(real * 1000, 1) for real, state in seen if state == "missing files")
     left_tmp = sum(1 for d in (scene.tmp, scene.downloads) for p in d.rglob("*") if p.is_file())
     scene.figure(
         f"{len(seen)} kills of poll_invoices 0-{max((r for r, _ in seen), default=0) * 1000:.1f} ms after the last "
         f"PDF byte: {states['untouched']} untouched, {states['complete']} complete, {states['missing files']} "
-        f"committed without their files (defect 1) at {window} ms; {left_tmp} temporary files left by the killed runs"
+        f"committed without their files (defect 1) at {window} ms; {len(at_write)} kills at the first file stored "
+        f"in MEDIA_ROOT: {dict(write_states)}; {left_tmp} temporary files left by the killed runs"
     )
 
     # The next cron run, once the killed runs' claims have expired, completes what they left.
@@ -82,6 +106,8 @@ def test_sigkill_swept_across_a_poll_completion_loses_no_comprobante(scene, api)
     final = scene.manage("poll_invoices")
 
     problems = [f"{no_download} runs never downloaded the comprobantes"] if no_download else []
+    if unfired := sum(1 for fired, _, _ in at_write if not fired):
+        problems.append(f"{unfired} runs stored no file in MEDIA_ROOT")
     if not states["untouched"] or states["untouched"] == len(seen):
         problems.append(f"the sweep did not straddle the completion: {dict(states)}")
     if final.returncode != 0 or "Traceback" in final.stderr:

@@ -15,11 +15,14 @@ import requests
 from devtools.testing import make_pdf
 from faults import invariants
 from faults.support import (
+    MediaWrites,
     SentMark,
     closing_body,
     first_half_offsets,
     focused_offset,
     kill_after,
+    kill_at_first_write,
+    kills_at_first_write,
     kills_per_sweep,
     pid_with_local_port,
     retry_put,
@@ -35,8 +38,9 @@ def _wait_for_workers(stack, count: int = 2, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def _kill_one(scene, api, offset: float) -> dict[str, Any]:
-    """One direct-invoice PUT whose worker is killed `offset` s after the last PDF byte."""
+def _kill_one(scene, api, offset: float | None) -> dict[str, Any]:
+    """One direct-invoice PUT whose worker is killed `offset` s after the last PDF byte (None: when
+    it stores the first file in MEDIA_ROOT)."""
     stack = scene.stack
     reservation_id = next(_IDS)
     opportunity_id = api.create_opportunity(f"Fallas - PUT {reservation_id}")["id"]
@@ -65,12 +69,16 @@ def _kill_one(scene, api, offset: float) -> dict[str, Any]:
             except requests.RequestException as exc:
                 answer["error"] = exc
 
-    thread = threading.Thread(target=put)
-    thread.start()
     real = None
-    if mark.event.wait(30) and worker.get("pid"):
-        real = kill_after(mark, offset, worker["pid"])
-    thread.join(60)
+    with MediaWrites(stack.media) as writes:
+        thread = threading.Thread(target=put)
+        thread.start()
+        if mark.event.wait(30) and worker.get("pid"):
+            if offset is None:  # the moment the first file is stored in MEDIA_ROOT
+                real = 0.0 if kill_at_first_write(writes, worker["pid"]) else None
+            else:
+                real = kill_after(mark, offset, worker["pid"])
+        thread.join(60)
     state = invariants.close_state(scene, opportunity_id)
     _wait_for_workers(stack)
     retried = retry_put(api, opportunity_id, body)
@@ -84,25 +92,29 @@ def test_sigkill_of_the_worker_swept_across_a_direct_invoice_put_loses_no_compro
     for index in range(1, kills - len(first) + 1):
         seen = [(r["real"], r["state"]) for r in results if r["real"] is not None]
         results.append(_kill_one(scene, api, focused_offset(seen, index)))
+    at_write = [_kill_one(scene, api, None) for _ in range(kills_at_first_write())]
 
     seen = [(r["real"], r["state"]) for r in results if r["real"] is not None]
     states = Counter(state for _, state in seen)
     window = sorted(round(real * 1000, 1) for real, state in seen if state == "missing files")
+    write_states = Counter(r["state"] for r in at_write if r["real"] is not None)
     left_tmp = sum(1 for d in (scene.tmp, scene.downloads) for p in d.rglob("*") if p.is_file())
     scene.figure(
         f"{len(seen)} kills of the gunicorn worker 0-{max((r for r, _ in seen), default=0) * 1000:.1f} ms after "
         f"the last PDF byte of a direct-invoice PUT: {states['untouched']} untouched, {states['complete']} complete, "
-        f"{states['missing files']} committed without their files (defect 1) at {window} ms; "
+        f"{states['missing files']} committed without their files (defect 1) at {window} ms; {len(at_write)} "
+        f"kills at the first file stored in MEDIA_ROOT: {dict(write_states)}; "
         f"{left_tmp} temporary files left by the killed workers"
     )
 
     # cron's next runs: the SV outbox, and the poll (which sweeps what killed processes left).
+    results += at_write
     synced = scene.manage("sync_sv")
     final = scene.manage("poll_invoices")
 
     problems = []
-    if len(seen) < len(results):
-        problems.append(f"{len(results) - len(seen)} PUTs were not killed (no PDF request, or no worker found)")
+    if not_killed := [r["opportunity"] for r in results if r["real"] is None]:
+        problems.append(f"{len(not_killed)} PUTs were not killed (no PDF request, no worker found, nothing stored)")
     if not states["untouched"] or states["untouched"] == len(seen):
         problems.append(f"the sweep did not straddle the commit: {dict(states)}")
     problems += [f"{r['opportunity']}: the PUT sent again answered {r['retry']}" for r in results if r["retry"] != 200]
