@@ -19,8 +19,12 @@ USERNAME, PASSWORD = "admin", "secreto"
 
 @pytest.fixture
 def standin() -> Iterator[FaultyMifactStandin]:
-    with FaultyMifactStandin(username=USERNAME, password=PASSWORD) as server:
+    server = FaultyMifactStandin(username=USERNAME, password=PASSWORD)
+    server.start()
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
