@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap run test test-browser e2e serve migrate demo bench lint clean
+.PHONY: bootstrap run test test-browser e2e faults serve migrate demo bench lint clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ E2E_DATABASE_URL ?=
 e2e: $(STAMP)
 	E2E_DATABASE_URL="$(E2E_DATABASE_URL)" $(BIN)/python -m pytest e2e -p no:cacheprovider -p no:django \
 		--confcutdir=e2e $(PYTEST_ARGS)
+
+## Fault-injection suite (faults/, docs/development.md "Fault-injection suite"): the black-box stack on a
+## fresh PostgreSQL database of FAULTS_DATABASE_URL's server; SIGKILL swept across a poll and a PUT,
+## pg_terminate_backend, invoice-mifact and SV misbehaving. About 3 minutes; FAULTS_KILLS=N kills per sweep (20).
+FAULTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+faults: $(STAMP)
+	E2E_DATABASE_URL="$(FAULTS_DATABASE_URL)" $(BIN)/python -m pytest faults -p no:cacheprovider -p no:django \
+		--confcutdir=faults $(PYTEST_ARGS)
 
 ## Browser tests in headless Chromium (tests_browser/; Debian packages chromium, chromium-driver).
 test-browser: bootstrap

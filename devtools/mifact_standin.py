@@ -328,7 +328,7 @@ class MifactStandin:
             raise HttpError(400, str(exc)) from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, standin_class: type[MifactStandin] | None = None) -> int:
     """`python -m devtools.mifact_standin`: serve the stand-in in the foreground until Ctrl-C or
     SIGTERM (exit 0); exit 1 when the address cannot be bound. Point the backend at it with
     ``URL_INVOICE_MIFACT_V3=http://127.0.0.1:<port>/api`` and invoice an O.S with
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--port must be between 0 and 65535")
     if args.latency_ms < 0:
         parser.error("--latency-ms must be >= 0")
-    standin = MifactStandin(
+    standin = (standin_class or MifactStandin)(
         args.host,
         args.port,
         username=args.username,

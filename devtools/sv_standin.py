@@ -11,6 +11,12 @@ It implements exactly the two calls `opportunities/sv.py` makes:
 
 Anything else answers 404 JSON. Every request is recorded (`calls`), including refused ones.
 
+A slow or flapping SV (the fault-injection suite): `plan_patches([(delay, status), ...])` makes the
+next PATCHes, in arrival order, answer `status` after `delay` seconds; a PATCH changes SV's value
+(`applied(reservation_id)`) only when it answers 200, i.e. when its delay is over, as a real SV
+that commits at the end of a slow request (also when the client gave up waiting).
+`wait_for_patches(n)` waits until n PATCHes have arrived.
+
 `down()` stops listening (a client then gets "connection refused", as when SV is off) and `up()`
 listens again on the same port. It speaks HTTP/1.0 (one request per connection), so no pooled
 keep-alive connection can reach it while it is "down". Runs in a daemon thread of the test process.
@@ -109,6 +115,10 @@ class SvStandin:
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
         self._calls: list[SvCall] = []
+        self._plan: list[tuple[float, int]] = []
+        self._applied: dict[int, str] = {}
+        self._arrived = 0
+        self._arrival = threading.Condition(self._lock)
         self._port = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -167,6 +177,27 @@ class SvStandin:
         """The PATCH calls for one reservation, accepted or not, in arrival order."""
         return [c for c in self.calls if c.method == "PATCH" and c.reservation_id == reservation_id]
 
+    def plan_patches(self, steps: list[tuple[float, int]]) -> None:
+        """The next PATCHes answer `status` after `delay` seconds, one step each, in arrival order;
+        after the plan, PATCHes answer 200 at once again."""
+        with self._lock:
+            self._plan = list(steps)
+
+    def applied(self, reservation_id: int) -> str | None:
+        """The clinic history SV holds for the reservation (the last PATCH that answered 200)."""
+        with self._lock:
+            return self._applied.get(reservation_id)
+
+    def wait_for_patches(self, count: int, timeout: float = 30.0) -> bool:
+        """Wait until `count` PATCH requests arrived since the start (answered or not)."""
+        with self._arrival:
+            return self._arrival.wait_for(lambda: self._arrived >= count, timeout=timeout)
+
+    @property
+    def patches_arrived(self) -> int:
+        with self._lock:
+            return self._arrived
+
     def issued_token(self, token: str) -> bool:
         with self._lock:
             return token in self._tokens
@@ -197,6 +228,17 @@ class SvStandin:
                 return 401, _error(401, "Unauthorized")
             if not isinstance(body, dict) or not isinstance(body.get("clinicHistoryCrm"), str):
                 return 400, _error(400, "clinicHistoryCrm is required")
+            with self._arrival:
+                self._arrived += 1
+                self._arrival.notify_all()
+                delay, status = self._plan.pop(0) if self._plan else (0.0, 200)
+            if delay:
+                time.sleep(delay)
+            if status != 200:
+                return status, _error(status, "Service Unavailable")
+            reservation_id = int(_PATCH_RE.match(path).group(1))  # type: ignore[union-attr]
+            with self._lock:
+                self._applied[reservation_id] = body["clinicHistoryCrm"]
             return 200, {"success": True}
         return 404, _error(404, "Not Found")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["LocalHTTPServer", "SMALL_PDF", "make_pdf"]
@@ -32,6 +32,9 @@ class _Route:
     headers: dict[str, str | None] = field(default_factory=dict)
     delay: float = 0.0
     chunk_delay: float = 0.0
+    # Called with the client's (host, port) when the request arrives / after the last body byte.
+    on_request: Callable[[tuple[str, int]], None] | None = None
+    on_sent: Callable[[tuple[str, int]], None] | None = None
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -52,6 +55,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         owner = self.server.owner
         owner._record(self.path)
         route = owner._find(self.path)
+        if route.on_request is not None:
+            route.on_request(self.client_address)
         try:
             if route.delay and owner._closing.wait(route.delay):
                 return
@@ -76,6 +81,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return
                 self.wfile.write(route.body[start : start + _CHUNK])
                 self.wfile.flush()
+            if route.on_sent is not None:
+                route.on_sent(self.client_address)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             pass  # the client gave up (timeouts, refusals): expected in tests
 
@@ -134,17 +141,28 @@ class LocalHTTPServer:
         headers: Mapping[str, str | None] | None = None,
         delay: float = 0.0,
         chunk_delay: float = 0.0,
+        on_request: Callable[[tuple[str, int]], None] | None = None,
+        on_sent: Callable[[tuple[str, int]], None] | None = None,
     ) -> None:
         """Answer ``path`` with ``status`` and ``body``.
 
         ``headers`` override the defaults (``Content-Type``: application/pdf for bodies starting
         with ``%PDF``, else application/octet-stream; ``Content-Length``: the body length); a
         ``None`` value drops the header. ``delay``: seconds to wait before answering.
-        ``chunk_delay``: seconds to wait between the 1 KiB chunks of the body.
+        ``chunk_delay``: seconds to wait between the 1 KiB chunks of the body. ``on_request`` and
+        ``on_sent`` are called (in the server's thread) with the client's ``(host, port)`` when the
+        request arrives and after the last byte of the body was written (the fault-injection
+        suite times its kills from there).
         """
         with self._lock:
             self._routes[path] = _Route(
-                status=status, body=bytes(body), headers=dict(headers or {}), delay=delay, chunk_delay=chunk_delay
+                status=status,
+                body=bytes(body),
+                headers=dict(headers or {}),
+                delay=delay,
+                chunk_delay=chunk_delay,
+                on_request=on_request,
+                on_sent=on_sent,
             )
 
     def redirect(self, path: str, location: str, status: int = 302) -> None:

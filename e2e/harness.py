@@ -157,6 +157,10 @@ class MifactControl:
 class Stack:
     """Everything the suite runs against; see the module docstring."""
 
+    #: Name of the PostgreSQL database: `<prefix>_<pid>`; the invoice-mifact stand-in's module.
+    database_prefix = "crm_e2e"
+    mifact_module = "devtools.mifact_standin"
+
     def __init__(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="crm-e2e-"))
         self.media = self.workdir / "media"
@@ -206,7 +210,7 @@ class Stack:
             [
                 str(PYTHON),
                 "-m",
-                "devtools.mifact_standin",
+                self.mifact_module,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -218,34 +222,35 @@ class Stack:
                 "--log-requests",
             ],
         )
-        self.spawn(
-            "gunicorn",
-            [
-                str(GUNICORN),
-                "crm.wsgi",
-                "--config",
-                "python:crm.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{self.api_port}",
-                "--workers",
-                str(GUNICORN_WORKERS),
-                "--worker-class",
-                "sync",
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
-                "--access-logfile",
-                "-",
-                # The worker's pid at the end: which of the two served a request.
-                "--access-logformat",
-                '%(h)s "%(r)s" %(s)s %(b)s %(L)ss pid=%(p)s',
-            ],
-        )
+        self.spawn("gunicorn", self.gunicorn_argv())
         self.wait_until_up("mifact_standin", f"{self.mifact.base_url}/_standin/state")
         self.wait_until_up("gunicorn", f"{self.base_url}/health")
         self.token = self.sign_in(API_USER, API_PASSWORD)
         return self
+
+    def gunicorn_argv(self) -> list[str]:
+        """gunicorn serving `crm.wsgi` as `make serve` does, on the suite's port."""
+        return [
+            str(GUNICORN),
+            "crm.wsgi",
+            "--config",
+            "python:crm.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{self.api_port}",
+            "--workers",
+            str(GUNICORN_WORKERS),
+            "--worker-class",
+            "sync",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+            "--access-logfile",
+            "-",
+            # The worker's pid at the end: which of the two served a request.
+            "--access-logformat",
+            '%(h)s "%(r)s" %(s)s %(b)s %(L)ss pid=%(p)s',
+        ]
 
     def stop(self) -> None:
         """Stop every process and server, drop the database, remove the folder (unless
@@ -280,7 +285,7 @@ class Stack:
         import psycopg
         from psycopg import sql
 
-        name = f"crm_e2e_{os.getpid()}"
+        name = f"{self.database_prefix}_{os.getpid()}"
         conninfo = urlunsplit(("postgresql", parts.netloc, parts.path or "/postgres", parts.query, ""))
 
         def execute(statement: Any) -> None:
@@ -378,13 +383,35 @@ class Stack:
             stdin=subprocess.DEVNULL,
         )
 
-    def spawn(self, name: str, argv: list[str]) -> None:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log_path = self.workdir / f"{name}.log"
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                argv, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         self.processes[name] = (process, log_path)
+
+    def restart_gunicorn(self, env: dict[str, str]) -> None:
+        """Stop gunicorn (SIGTERM, as a deploy does) and serve again with `env`; returns once it answers."""
+        process, _ = self.processes["gunicorn"]
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        self.spawn("gunicorn", self.gunicorn_argv(), env=env)
+        self.wait_until_up("gunicorn", f"{self.base_url}/health/live")
+
+    def gunicorn_worker_pids(self) -> list[int]:
+        """Pids of gunicorn's current workers (the master's children, from /proc; Linux only)."""
+        master = self.processes["gunicorn"][0].pid
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in children.split()]
 
     def wait_until_up(self, name: str, url: str) -> None:
         process, _ = self.processes[name]
