@@ -8,8 +8,15 @@ It implements exactly the two calls `opportunities/sv.py` makes:
 ``PATCH /reservation/<id>/clinic-history-crm``
     Needs ``Authorization: Bearer <token>`` with a token handed out by sign-in (401 otherwise);
     body ``{"clinicHistoryCrm": str}`` (400 otherwise); answers 200 ``{"success": true}``.
+    The value is applied when the answer goes out: `clinic_history(id)` is what SV holds.
 
-Anything else answers 404 JSON. Every request is recorded (`calls`), including refused ones.
+Anything else answers 404 JSON. Every request is recorded (`calls`), including refused ones;
+`arrived(id)` lists the values of the PATCHes received for a reservation, in arrival order, as
+soon as they arrive.
+
+`slow_patches(seconds, count)`: a slow SV. The next `count` accepted PATCHes are applied and
+answered `seconds` after they arrived; the others meanwhile are served at once, so a later
+PATCH can be applied before an earlier slow one.
 
 `down()` stops listening (a client then gets "connection refused", as when SV is off) and `up()`
 listens again on the same port. It speaks HTTP/1.0 (one request per connection), so no pooled
@@ -109,6 +116,9 @@ class SvStandin:
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
         self._calls: list[SvCall] = []
+        self._arrivals: list[tuple[int, str]] = []
+        self._values: dict[int, str] = {}
+        self._slow: list[float] = []  # delays of the next accepted PATCHes, in order
         self._port = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -167,6 +177,22 @@ class SvStandin:
         """The PATCH calls for one reservation, accepted or not, in arrival order."""
         return [c for c in self.calls if c.method == "PATCH" and c.reservation_id == reservation_id]
 
+    def arrived(self, reservation_id: int) -> list[str]:
+        """The values of the accepted PATCHes for one reservation, in arrival order (recorded on
+        arrival, before a slow PATCH is applied)."""
+        with self._lock:
+            return [value for rid, value in self._arrivals if rid == reservation_id]
+
+    def clinic_history(self, reservation_id: int) -> str | None:
+        """The clinic history SV holds for a reservation: the last PATCH applied."""
+        with self._lock:
+            return self._values.get(reservation_id)
+
+    def slow_patches(self, seconds: float, count: int = 1) -> None:
+        """Apply and answer the next `count` accepted PATCHes `seconds` after they arrive."""
+        with self._lock:
+            self._slow = [seconds] * count
+
     def issued_token(self, token: str) -> bool:
         with self._lock:
             return token in self._tokens
@@ -197,6 +223,13 @@ class SvStandin:
                 return 401, _error(401, "Unauthorized")
             if not isinstance(body, dict) or not isinstance(body.get("clinicHistoryCrm"), str):
                 return 400, _error(400, "clinicHistoryCrm is required")
+            reservation_id, value = int(path.split("/")[2]), body["clinicHistoryCrm"]
+            with self._lock:
+                self._arrivals.append((reservation_id, value))
+                delay = self._slow.pop(0) if self._slow else 0.0
+            time.sleep(delay)
+            with self._lock:
+                self._values[reservation_id] = value
             return 200, {"success": True}
         return 404, _error(404, "Not Found")
 
