@@ -246,8 +246,9 @@ def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvS
     Rows are claimed in batches (`crm.claims`), so two runs at once never deliver one row twice,
     and at most one row per reservation is in flight. Rows written while the run goes (never tried
     yet, e.g. skipped by their PUT while an older row of their reservation was in flight) are
-    delivered by it too. With `URL_SV` unset nothing is done and `fatal` says so. A batch whose every attempt failed
-    on SV itself (unreachable, credentials) ends the run; those rows keep their backoff.
+    delivered by it too. With `URL_SV` unset nothing is done and `fatal` says so. A batch whose
+    every attempt failed on SV itself (unreachable, credentials) ends the run; those rows keep
+    their backoff.
     """
     started = time.monotonic()
     summary = SvSyncSummary()
