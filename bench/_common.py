@@ -79,7 +79,8 @@ class ThrowAwayDatabase:
     """`crm_bench_<pid>` on the local PostgreSQL server: `create()`, `url`, `drop()` (idempotent)."""
 
     def __init__(self) -> None:
-        self.name = f"crm_bench_{os.getpid()}"
+        # BENCH_DB_PREFIX names the database differently (benches run side by side on one server).
+        self.name = f"{os.environ.get('BENCH_DB_PREFIX') or 'crm_bench'}_{os.getpid()}"
         self.created = False
 
     @property

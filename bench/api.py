@@ -1,29 +1,25 @@
 """Benchmark of the HTTP API under gunicorn with the production settings (prints figures; not a test).
 
-What it does:
-
-1. Throw-away PostgreSQL database `crm_bench_<pid>` (migrated), temp MEDIA_ROOT, hermetic
-   production environment: DEBUG=false, SECRET_KEY, ALLOWED_HOSTS=127.0.0.1, CONN_MAX_AGE=600
-   (persistent connections), USE_X_FORWARDED_PROTO=true (SSL redirect stays on, as in
-   production; every request sends `X-Forwarded-Proto: https`), ENV_FILE="".
+1. Throw-away PostgreSQL database `crm_bench_<pid>` (migrated), temp MEDIA_ROOT, hermetic production
+   environment: DEBUG=false, SECRET_KEY, ALLOWED_HOSTS=127.0.0.1, persistent connections
+   (`--db-connections`: bench/_db_modes.py), USE_X_FORWARDED_PROTO=true (SSL redirect stays on, as
+   in production; every request sends `X-Forwarded-Proto: https`), ENV_FILE="".
 2. Creates a user (`createsuperuser --noinput`), starts gunicorn (`crm.wsgi`, 2 sync workers, as
    `make serve`) on a free port, signs in for a token and creates 100 opportunities.
 3. For each endpoint, a load generator in another process (`wrk` with a generated Lua script; a
-   Python fallback when wrk is missing) with C connections: a warm-up of W seconds, then D
-   seconds measured:
+   Python fallback when wrk is missing) with C connections, W seconds of warm-up, D measured:
    - `GET /health` (the framework floor: one trivial query, no authentication);
    - `GET /opportunity/<id>` (rotating over the 100 ids);
-   - `PUT /opportunity/update-opportunity-procces/<id>` with main + appointment data and
-     `reservationId` (no URLs, no O.S), rotating over the 100 ids with a different `cDoctor`
-     on every request, so each PUT really writes (fields, meeting, history).
-4. Prints requests/s, p50 and p99 latency and the ratio to /health requests/s for each; checks
-   that there were no non-2xx answers or socket errors, that the SSL redirect is on, and that the
-   PUTs wrote (one `opportunity_updated` record per PUT, one meeting per opportunity).
+   - `PUT /opportunity/update-opportunity-procces/<id>` with main + appointment data and `reservationId`
+     (no URLs, no O.S) over the 100 ids, a new `cDoctor` each time: each PUT writes (fields, meeting, history).
+4. Prints requests/s, p50 and p99 latency and the ratio to /health requests/s for each; checks no
+   non-2xx answers or socket errors, the SSL redirect on, and that the PUTs wrote (one
+   `opportunity_updated` record per PUT, one meeting per opportunity).
 
 Targets (PASS/FAIL): PUT >= 15% of /health requests/s; PUT p99 < 100 ms at 8 connections.
 
-Exit status: 0 when the bench ran and its checks held (whatever the targets say); 1 when the
-bench broke (a step failed, non-2xx answers, a check did not hold); 130 on Ctrl-C.
+Exit status: 0 when the bench ran and its checks held (whatever the targets say); 1 when it broke
+(a step failed, non-2xx answers, a check did not hold); 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -51,6 +47,7 @@ from _common import (
     say,
     verdict,
 )
+from _db_modes import DB_MODES, db_mode_env
 
 OPPORTUNITIES = 100
 GUNICORN_WORKERS = 2
@@ -75,6 +72,7 @@ class ApiBench:
         connections: int,
         loadgen: str,
         gunicorn_workers: int = GUNICORN_WORKERS,
+        db_mode: str = "persistent",
     ) -> None:
         self.ws = ws
         self.gunicorn_workers = gunicorn_workers
@@ -91,7 +89,7 @@ class ApiBench:
                 "SECRET_KEY": "bench-api-" + secrets.token_urlsafe(40),
                 "ALLOWED_HOSTS": "127.0.0.1",
                 "DATABASE_URL": ws.db.url,
-                "CONN_MAX_AGE": "600",
+                **db_mode_env(db_mode),
                 "USE_X_FORWARDED_PROTO": "true",
                 "MEDIA_ROOT": str(ws.media),
                 "INVOICE_DOWNLOAD_DIR": str(ws.media.parent / "downloads"),
@@ -103,6 +101,7 @@ class ApiBench:
         )
         self.http = requests.Session()
         self.http.headers.update(FORWARDED)
+        self.db_mode = db_mode
         self.token = ""
         self.ids: list[str] = []
         self.put_requests = 0  # 2xx PUTs completed, warm-up included
@@ -268,7 +267,7 @@ class ApiBench:
             raise BenchError("write check failed: " + "; ".join(problems))
         say(
             f"\n  writes: {updated} opportunity_updated records for {self.put_requests} PUTs, {meetings} meetings, "
-            f"{doctors} distinct cDoctor values; {backends} persistent database connections (CONN_MAX_AGE=600)"
+            f"{doctors} distinct cDoctor values; {backends} database connections open ({self.db_mode})"
         )
         return {
             "history_records": updated,
@@ -295,6 +294,7 @@ def main() -> int:
         default=GUNICORN_WORKERS,
         help=f"gunicorn sync workers (default {GUNICORN_WORKERS}, as make serve)",
     )
+    parser.add_argument("--db-connections", choices=DB_MODES, default="persistent", help="bench/_db_modes.py")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
     if args.gunicorn_workers < 1:
@@ -319,6 +319,7 @@ def main() -> int:
         "loadgen": loadgen,
         "connections": args.connections,
         "gunicorn_workers": args.gunicorn_workers,
+        "db_connections": args.db_connections,
         "duration": args.duration,
         "endpoints": [],
         "targets": [],
@@ -333,6 +334,7 @@ def main() -> int:
                 connections=args.connections,
                 loadgen=loadgen,
                 gunicorn_workers=args.gunicorn_workers,
+                db_mode=args.db_connections,
             )
             bench.setup()
             for mode, label in ENDPOINTS:
@@ -366,8 +368,7 @@ def main() -> int:
             e["vs_health"] = e["rps"] / health_rps if health_rps else 0.0
         say(
             f"\nRESULTS (gunicorn {args.gunicorn_workers} workers, {args.connections} connections, "
-            f"{args.duration:g} s each, "
-            f"{loadgen})"
+            f"{args.duration:g} s each, {loadgen}, database connections {args.db_connections})"
         )
         say(f"{'endpoint':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
         for e in report["endpoints"]:

@@ -27,6 +27,47 @@ def claim_one(queryset: models.QuerySet, *, pk: int, now: dt.datetime, until: dt
     return queryset.filter(pk=pk).filter(unclaimed(now)).update(claimed_until=until) == 1
 
 
+def claim_one_per_key(
+    queryset: models.QuerySet, *, key: str, lock_namespace: int, limit: int, now: dt.datetime, until: dt.datetime
+) -> list[int]:
+    """Claim up to `limit` free rows of `queryset` (in its order) until `until`, at most one per
+    value of the integer column `key` and none whose key has a row claimed (in flight) at `now`,
+    whatever that row's other columns say; return their pks. Rows that share a key are so never
+    in flight at once.
+
+    The check and the claim run in one short transaction, under a lock per key: on PostgreSQL the
+    transaction-level advisory lock `(lock_namespace, key)`, taken with `pg_try_advisory_xact_lock`
+    so that a key another claimer is checking right now is skipped (as `SKIP LOCKED` skips rows),
+    and the candidates are read `FOR UPDATE SKIP LOCKED`; elsewhere (SQLite) the transaction holds
+    the database's write lock (`transaction_mode` IMMEDIATE in settings).
+    """
+    model = queryset.model
+    in_flight = model.objects.filter(claimed_until__gte=now)
+    candidates = queryset.filter(unclaimed(now)).exclude(**{f"{key}__in": in_flight.values(key)})
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        first: dict[int, int] = {}  # key -> pk of its first candidate
+        for pk, value in candidates.values_list("pk", key)[: 4 * limit]:
+            first.setdefault(value, pk)
+            if len(first) == limit:
+                break
+        keys = list(first)
+        if keys and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT k FROM unnest(%s::integer[]) AS k WHERE pg_try_advisory_xact_lock(%s::integer, k)",
+                    [keys, lock_namespace],
+                )
+                keys = [row[0] for row in cursor.fetchall()]
+        # Read again under the locks: a claim committed since the candidates were read counts.
+        busy = set(in_flight.filter(**{f"{key}__in": keys}).values_list(key, flat=True)) if keys else set()
+        ids = [first[value] for value in keys if value not in busy]
+        if ids:
+            model.objects.filter(pk__in=ids).update(claimed_until=until)
+    return ids
+
+
 def claim_batch(queryset: models.QuerySet, *, limit: int, now: dt.datetime, until: dt.datetime) -> list[int]:
     """Claim up to `limit` free rows of `queryset` (in its order) until `until`; return their pks.
 

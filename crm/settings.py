@@ -103,8 +103,15 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+_postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# Persistent connections (docs/decisions.md "Database connections"): on PostgreSQL a connection
+# is kept for CONN_MAX_AGE seconds across requests, as opening one is most of a PUT's cost.
+# Wherever connections persist, each is health-checked (one cheap round trip) before the first
+# query of a request, so one the server dropped (failover, restart, pg_terminate_backend) is
+# replaced instead of failing that request. Commands are not requests: nothing changes for them.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600 if _postgresql else 0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = DATABASES["default"]["CONN_MAX_AGE"] != 0
+if _postgresql:
     # Server-side parameters, and psycopg preparing a statement once it has run
     # DB_PREPARE_THRESHOLD times on a connection (kept with CONN_MAX_AGE): PostgreSQL then stops
     # parsing and planning the hot statements on every request. Django turns preparing off by

@@ -8,12 +8,18 @@ It implements exactly the two calls `opportunities/sv.py` makes:
 ``PATCH /reservation/<id>/clinic-history-crm``
     Needs ``Authorization: Bearer <token>`` with a token handed out by sign-in (401 otherwise);
     body ``{"clinicHistoryCrm": str}`` (400 otherwise); answers 200 ``{"success": true}``.
+    The value is applied when the answer goes out: `clinic_history(id)` is what SV holds.
 
-Anything else answers 404 JSON. Every request is recorded (`calls`), including refused ones.
+Anything else answers 404 JSON. Every request is recorded (`calls`), including refused ones;
+`arrived(id)` lists the values of the PATCHes received for a reservation, in arrival order, as
+soon as they arrive.
 
-A slow or flapping SV (the fault-injection suite): `plan_patches([(delay, status), ...])` makes the
-next PATCHes, in arrival order, answer `status` after `delay` seconds; a PATCH changes SV's value
-(`applied(reservation_id)`) only when it answers 200, i.e. when its delay is over, as a real SV
+`slow_patches(seconds, count)`: the next `count` accepted PATCHes are applied and answered
+`seconds` after they arrived; the others meanwhile are served at once, so a later PATCH can be
+applied before an earlier slow one (`clinic_history(id)` is `applied(id)`).
+
+A slow or flapping SV: `plan_patches([(delay, status), ...])` makes the next PATCHes, in arrival
+order, answer `status` after `delay` seconds; a PATCH changes SV's value (`applied(reservation_id)`) only when it answers 200, i.e. when its delay is over, as a real SV
 that commits at the end of a slow request (also when the client gave up waiting).
 `wait_for_patches(n)` waits until n PATCHes have arrived.
 
@@ -115,9 +121,9 @@ class SvStandin:
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
         self._calls: list[SvCall] = []
-        self._plan: list[tuple[float, int]] = []
+        self._plan: list[tuple[float, int]] = []  # (delay, status) of the next PATCHes, in order
         self._applied: dict[int, str] = {}
-        self._arrived = 0
+        self._arrivals: list[tuple[int, str]] = []
         self._arrival = threading.Condition(self._lock)
         self._port = 0
         self._server: _Server | None = None
@@ -183,20 +189,32 @@ class SvStandin:
         with self._lock:
             self._plan = list(steps)
 
+    def slow_patches(self, seconds: float, count: int = 1) -> None:
+        """Apply and answer the next `count` accepted PATCHes `seconds` after they arrive."""
+        self.plan_patches([(seconds, 200)] * count)
+
     def applied(self, reservation_id: int) -> str | None:
         """The clinic history SV holds for the reservation (the last PATCH that answered 200)."""
         with self._lock:
             return self._applied.get(reservation_id)
 
+    clinic_history = applied
+
+    def arrived(self, reservation_id: int) -> list[str]:
+        """The values of the accepted PATCHes for one reservation, in arrival order (recorded on
+        arrival, before a slow PATCH is applied)."""
+        with self._lock:
+            return [value for rid, value in self._arrivals if rid == reservation_id]
+
     def wait_for_patches(self, count: int, timeout: float = 30.0) -> bool:
         """Wait until `count` PATCH requests arrived since the start (answered or not)."""
         with self._arrival:
-            return self._arrival.wait_for(lambda: self._arrived >= count, timeout=timeout)
+            return self._arrival.wait_for(lambda: len(self._arrivals) >= count, timeout=timeout)
 
     @property
     def patches_arrived(self) -> int:
         with self._lock:
-            return self._arrived
+            return len(self._arrivals)
 
     def issued_token(self, token: str) -> bool:
         with self._lock:
@@ -228,17 +246,17 @@ class SvStandin:
                 return 401, _error(401, "Unauthorized")
             if not isinstance(body, dict) or not isinstance(body.get("clinicHistoryCrm"), str):
                 return 400, _error(400, "clinicHistoryCrm is required")
+            reservation_id, value = int(_PATCH_RE.match(path).group(1)), body["clinicHistoryCrm"]  # type: ignore[union-attr]
             with self._arrival:
-                self._arrived += 1
+                self._arrivals.append((reservation_id, value))
                 self._arrival.notify_all()
                 delay, status = self._plan.pop(0) if self._plan else (0.0, 200)
             if delay:
                 time.sleep(delay)
             if status != 200:
                 return status, _error(status, "Service Unavailable")
-            reservation_id = int(_PATCH_RE.match(path).group(1))  # type: ignore[union-attr]
             with self._lock:
-                self._applied[reservation_id] = body["clinicHistoryCrm"]
+                self._applied[reservation_id] = value
             return 200, {"success": True}
         return 404, _error(404, "Not Found")
 

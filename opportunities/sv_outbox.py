@@ -3,7 +3,8 @@ history), even while SV is down (docs/api.md "SV sync").
 
 A row is written in the process update's transaction, tried once right after the commit, and
 delivered by `manage.py sync_sv` with exponential backoff while SV fails. Rows are claimed
-(`crm.claims`), so two runs never deliver one row twice.
+(`crm.claims`), so two runs never deliver one row twice, and one reservation's rows are never in
+flight at once: SV applies them in the order they were sent, so it ends with the newest.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from crm.claims import claim_batch, claim_one
+from crm.claims import claim_one_per_key
 from crm.models import CommandRun
 
 from .models import Opportunity, SvDelivery
@@ -40,8 +41,35 @@ class SvAttemptResult(enum.Enum):
     SERVICE_ERROR = "service_error"  # SV unreachable or refused our credentials (also scheduled)
 
 
+#: Rows of its reservation an inline attempt sends after its own (written while it was in flight).
+_SV_HAND_OFF_LIMIT = 3
+#: Namespace of the PostgreSQL advisory locks taken per reservation while claiming ("SV").
+_SV_RESERVATION_LOCKS = 0x5356
+
+
 def _sv_claim_duration() -> dt.timedelta:
     return dt.timedelta(seconds=max(60, 3 * settings.SV_TIMEOUT))
+
+
+def _sv_claim(deliveries: QuerySet[SvDelivery], *, limit: int) -> list[int]:
+    """Claim up to `limit` of `deliveries` (in their order), one per reservation, none of a
+    reservation with a delivery in flight (`crm.claims.claim_one_per_key`)."""
+    now = timezone.now()
+    return claim_one_per_key(
+        deliveries,
+        key="reservation_id",
+        lock_namespace=_SV_RESERVATION_LOCKS,
+        limit=limit,
+        now=now,
+        until=now + _sv_claim_duration(),
+    )
+
+
+def _sv_unless_superseded(status: str) -> Case:
+    """`status`, but a row superseded while it was in flight stays superseded: a retry or a
+    "failed" must not bring back an older value than the one now waiting."""
+    superseded = SvDelivery.Status.SUPERSEDED
+    return Case(When(status=superseded, then=Value(superseded)), default=Value(status))
 
 
 def _sv_backoff(attempts: int) -> dt.timedelta:
@@ -97,19 +125,20 @@ def sv_delivery_enqueue(*, opportunity: Opportunity) -> SvDelivery | None:
 def sv_delivery_attempt(
     *, delivery_pk: int, client: SvClient, force: bool = False, claimed: bool = False
 ) -> SvAttemptResult:
-    """Claim one pending delivery and send it to SV; record the outcome on the row.
+    """Claim one pending delivery and send it to SV; record the outcome on the row. Skipped while
+    another delivery of its reservation is in flight (that one's deliverer then sends it).
 
     Success: `delivered` with `delivered_at`. Failure: `attempts + 1`, `last_error`, and the next
     attempt after an exponential backoff (`SV_SYNC_BACKOFF_SECONDS` doubling, capped at
     `SV_SYNC_BACKOFF_MAX_SECONDS`), or `failed` after `SV_SYNC_MAX_ATTEMPTS`. `force` ignores
     `next_attempt_at` (admin "retry now"); `claimed` means the caller already holds the claim.
-    Never raises for SV's failures.
+    A row superseded while in flight keeps that status. Never raises for SV's failures.
     """
     now = timezone.now()
-    due = SvDelivery.objects.filter(status=SvDelivery.Status.PENDING)
+    due = SvDelivery.objects.filter(pk=delivery_pk, status=SvDelivery.Status.PENDING)
     if not force:
         due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-    if not claimed and not claim_one(due, pk=delivery_pk, now=now, until=now + _sv_claim_duration()):
+    if not claimed and not _sv_claim(due, limit=1):
         return SvAttemptResult.SKIPPED
     delivery = SvDelivery.objects.get(pk=delivery_pk)
     try:
@@ -120,7 +149,7 @@ def sv_delivery_attempt(
         SvDelivery.objects.filter(pk=delivery_pk).update(
             attempts=attempts,
             last_error=str(exc)[:2000],
-            status=SvDelivery.Status.FAILED if gave_up else SvDelivery.Status.PENDING,
+            status=_sv_unless_superseded(SvDelivery.Status.FAILED if gave_up else SvDelivery.Status.PENDING),
             next_attempt_at=None if gave_up else timezone.now() + _sv_backoff(attempts),
             claimed_until=None,
             updated_at=timezone.now(),
@@ -132,7 +161,7 @@ def sv_delivery_attempt(
             return SvAttemptResult.SERVICE_ERROR
         return SvAttemptResult.RETRY
     SvDelivery.objects.filter(pk=delivery_pk).update(
-        status=SvDelivery.Status.DELIVERED,
+        status=_sv_unless_superseded(SvDelivery.Status.DELIVERED),
         attempts=delivery.attempts + 1,
         last_error="",
         delivered_at=timezone.now(),
@@ -153,11 +182,23 @@ def _sv_record_not_tried(deliveries: QuerySet[SvDelivery], reason: str) -> int:
 
 def sv_delivery_attempt_inline(*, delivery_pk: int) -> SvAttemptResult:
     """The attempt made right after a PUT commits: short timeout, never raises (the PUT must
-    answer whatever SV does). Scheduled by `sv_delivery_enqueue` only while SV can be called."""
+    answer whatever SV does). Scheduled by `sv_delivery_enqueue` only while SV can be called.
+
+    When it delivered, a newer row of the same reservation that was written meanwhile (and so
+    skipped while this one was in flight) is sent right after it, not at the next `sync_sv`.
+    """
     try:
         client = SvClient.from_settings(timeout=settings.SV_INLINE_TIMEOUT)
         try:
-            return sv_delivery_attempt(delivery_pk=delivery_pk, client=client)
+            result = sv_delivery_attempt(delivery_pk=delivery_pk, client=client)
+            if result is SvAttemptResult.DELIVERED:
+                reservation_id = SvDelivery.objects.values_list("reservation_id", flat=True).get(pk=delivery_pk)
+                waiting = SvDelivery.objects.filter(
+                    reservation_id=reservation_id, status=SvDelivery.Status.PENDING, attempts=0
+                ).exclude(pk=delivery_pk)
+                for pk in waiting.order_by("created_at", "id").values_list("pk", flat=True)[:_SV_HAND_OFF_LIMIT]:
+                    sv_delivery_attempt(delivery_pk=pk, client=client)
+            return result
         finally:
             client.close()
     except Exception:  # the PUT has committed; a bug here must not turn it into a 500
@@ -202,16 +243,18 @@ class SvSyncSummary:
 def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvSyncSummary:
     """Deliver every due outbox row (docs/api.md "SV sync"; `manage.py sync_sv`).
 
-    Rows are claimed in batches (`crm.claims`), so two runs at once never deliver one row twice.
-    With `URL_SV` unset nothing is done and `fatal` says so. A batch whose every attempt failed
-    on SV itself (unreachable, credentials) ends the run; those rows keep their backoff.
+    Rows are claimed in batches (`crm.claims`), so two runs at once never deliver one row twice,
+    and at most one row per reservation is in flight. Rows written while the run goes (never tried
+    yet, e.g. skipped by their PUT while an older row of their reservation was in flight) are
+    delivered by it too. With `URL_SV` unset nothing is done and `fatal` says so. A batch whose
+    every attempt failed on SV itself (unreachable, credentials) ends the run; those rows keep
+    their backoff.
     """
     started = time.monotonic()
     summary = SvSyncSummary()
     now = timezone.now()
-    due = SvDelivery.objects.filter(status=SvDelivery.Status.PENDING).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
+    pending = SvDelivery.objects.filter(status=SvDelivery.Status.PENDING)
+    due = pending.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     summary.due = due.count() if limit is None else min(limit, due.count())
     if summary.due == 0:
         summary.seconds = time.monotonic() - started
@@ -227,12 +270,9 @@ def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvS
     try:
         while limit is None or done < limit:
             size = batch_size if limit is None else min(batch_size, limit - done)
-            claim_now = timezone.now()
-            ids = claim_batch(
-                due.order_by(F("next_attempt_at").asc(nulls_first=True), "id"),
-                limit=size,
-                now=claim_now,
-                until=claim_now + _sv_claim_duration(),
+            written_since = pending.filter(attempts=0, next_attempt_at__lte=timezone.now())
+            ids = _sv_claim(
+                (due | written_since).order_by(F("next_attempt_at").asc(nulls_first=True), "id"), limit=size
             )
             if not ids:
                 break
@@ -253,6 +293,7 @@ def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvS
                 break
     finally:
         client.close()
+    summary.due = max(summary.due, done)
     if summary.delivered:
         summary.fatal = ""
     summary.seconds = time.monotonic() - started

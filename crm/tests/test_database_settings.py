@@ -1,5 +1,6 @@
-"""PostgreSQL connection options: server-side binding with prepared statements, which
-PgBouncer in transaction mode needs turned off (`DB_PREPARE_THRESHOLD=none`)."""
+"""PostgreSQL connection options: persistent connections with health checks, and server-side
+binding with prepared statements, which PgBouncer in transaction mode needs turned off
+(`DB_PREPARE_THRESHOLD=none`)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,26 @@ def test_the_process_update_statements_get_prepared(api_client, make_opportunity
         prepared = [row[0] for row in cursor.fetchall()]
     assert any(sql.startswith('SELECT "opportunity"."id"') and "FOR UPDATE" in sql for sql in prepared), prepared
     assert any(sql.startswith('INSERT INTO "opportunity_action_history"') for sql in prepared), prepared
+
+
+def connection_settings(**variables: str) -> tuple:
+    code = (
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"
+    )
+    done = load_settings(code, **variables)
+    assert done.returncode == 0, done.stderr
+    return tuple(done.stdout.split())
+
+
+def test_postgresql_keeps_connections_and_checks_them_before_each_request():
+    assert connection_settings() == ("600", "True")
+    assert connection_settings(CONN_MAX_AGE="60") == ("60", "True")
+    # CONN_MAX_AGE=0 opens one connection per request: nothing to check.
+    assert connection_settings(CONN_MAX_AGE="0") == ("0", "False")
+
+
+def test_sqlite_opens_a_connection_per_request_unless_told_otherwise(tmp_path):
+    sqlite = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert connection_settings(DATABASE_URL=sqlite) == ("0", "False")
+    assert connection_settings(DATABASE_URL=sqlite, CONN_MAX_AGE="600") == ("600", "True")
