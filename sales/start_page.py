@@ -32,6 +32,7 @@ from billing.selectors import WAITING_AGES
 from billing.services.registration import pending_service_orders
 from crm.display import clinic_datetime, waiting_time
 from crm.models import CommandRun
+from crm.run_liveness import run_interruption
 from crm.runs import last_runs
 from opportunities.models import Opportunity, SvDelivery
 from opportunities.selectors import CLOSING_DIRECT, CLOSING_SERVICE_ORDERS, CLOSING_WAYS, first_closings
@@ -143,6 +144,8 @@ class Run:
     now: dt.datetime
     problem: str = ""
     stale: bool = False
+    # Why a `running` record cannot be running any more (crm/run_liveness.py), or "".
+    interrupted: str = ""
 
     @property
     def ok(self) -> bool:
@@ -150,6 +153,7 @@ class Run:
             self.run is not None
             and self.run.outcome in (CommandRun.Outcome.OK, CommandRun.Outcome.RUNNING)
             and not self.stale
+            and not self.interrupted
         )
 
     @property
@@ -162,6 +166,8 @@ class Run:
 
     @property
     def outcome(self) -> str:
+        if self.interrupted:
+            return "interrumpida"
         return str(self.run.get_outcome_display()) if self.run else "nunca se ejecutó"
 
     @property
@@ -263,6 +269,9 @@ def _run(command: str, purpose: str, now: dt.datetime) -> Run:
             f"No se ejecuta desde hace {summary.ago}: revisar la tarea programada (cron), "
             "que debe correr cada 5 minutos."
         )
+    elif interrupted := run_interruption(summary.run, now=now):
+        summary.interrupted = interrupted
+        summary.problem = f"La última ejecución quedó {interrupted}: revisar el servidor {summary.run.host}."
     elif summary.run.fatal:
         explained = service_order_problem(last_error=summary.run.fatal) if command == "poll_invoices" else None
         summary.problem = explained.summary if explained else summary.run.fatal
