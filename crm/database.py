@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection
+from django.db.utils import Error as DatabaseError
 
 T = TypeVar("T")
 

@@ -26,7 +26,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import connections
+from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
 from crm.database import connection_lost, database_retry

@@ -92,13 +92,16 @@ def _psql(stack: Stack, statement: str, *params: Any) -> list[tuple[Any, ...]]:
 def _terminate_poll_backends(stack: Stack) -> int:
     rows = _psql(
         stack,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = %s AND pid <> pg_backend_pid()",
         APP_NAME,
     )
     return len(rows)
 
 
-def _invoiced_pending_orders(api: Any, slow_mifact: MifactControl, new_id: Any, name: str) -> list[tuple[str, list[int]]]:
+def _invoiced_pending_orders(
+    api: Any, slow_mifact: MifactControl, new_id: Any, name: str
+) -> list[tuple[str, list[int]]]:
     """Three opportunities with four O.S each, all invoiced on the slow stand-in (the PUT asked the
     session's stand-in, where they are pending)."""
     registered = []
@@ -170,9 +173,9 @@ def _assert_all_completed_once(api: Any, registered: list[tuple[str, list[int]]]
         pairs = Counter((a["serviceOrderId"], a["kind"]) for a in api.listing(opportunity_id, "attachments"))
         assert pairs == Counter({(so, "comprobante_soles"): 1 for so in ids}), pairs
         history = api.listing(opportunity_id, "action-history")
-        assert sorted(r["data"]["serviceOrderId"] for r in history if r["action"] == "service_order_invoiced") == sorted(
-            ids
-        )
+        assert sorted(
+            r["data"]["serviceOrderId"] for r in history if r["action"] == "service_order_invoiced"
+        ) == sorted(ids)
 
 
 def _poll_to_completion(stack: Stack, slow_mifact: MifactControl) -> subprocess.CompletedProcess[str]:
@@ -257,9 +260,7 @@ def test_a_database_down_longer_than_the_retries_leaves_nothing_that_blocks_the_
     assert "base de datos" in first["fatal"] or first["fatal"].startswith("interrumpida"), first
 
 
-def test_a_killed_poll_is_marked_interrupted_and_its_claims_do_not_block_the_next_run(
-    stack, api, slow_mifact, new_id
-):
+def test_a_killed_poll_is_marked_interrupted_and_its_claims_do_not_block_the_next_run(stack, api, slow_mifact, new_id):
     """Regression: a SIGKILLed run stayed `running` for ever and its O.S stayed claimed for
     POLL_CLAIM_SECONDS (300 s), so the next run skipped them."""
     registered = _invoiced_pending_orders(api, slow_mifact, new_id, "E2E - poll matado")

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
+from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
 from crm.claims import claim_batch, claim_one

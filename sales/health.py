@@ -63,7 +63,7 @@ def _seconds_since(moment: dt.datetime | None, now: dt.datetime) -> int | None:
 
 
 def _last_run_failure(now: dt.datetime) -> str:
-    """" (la última ejecución: <why>)" when the newest poll run failed or was interrupted (a
+    """ " (la última ejecución: <why>)" when the newest poll run failed or was interrupted (a
     `running` record whose process is gone counts as failed, not as in progress); else ""."""
     try:
         newest = last_runs(command="poll_invoices", limit=1)

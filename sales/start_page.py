@@ -271,7 +271,8 @@ def _run(command: str, purpose: str, now: dt.datetime) -> Run:
         )
     elif interrupted := run_interruption(summary.run, now=now):
         summary.interrupted = interrupted
-        summary.problem = f"La última ejecución quedó {interrupted}: revisar el servidor {summary.run.host}."
+        host = summary.run.host
+        summary.problem = f"Ejecución {interrupted} (servidor {host}); la próxima ejecución retoma su trabajo."
     elif summary.run.fatal:
         explained = service_order_problem(last_error=summary.run.fatal) if command == "poll_invoices" else None
         summary.problem = explained.summary if explained else summary.run.fatal

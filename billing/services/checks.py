@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.models import F
+from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
 from billing.comprobantes import (

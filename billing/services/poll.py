@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import connections
 from django.db.models import F, Q, QuerySet
+from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
 from billing.mifact import MifactClient, MifactError

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError
+from django.db.utils import Error as DatabaseError
 
 from billing.services.checks import CheckOutcome, CheckResult
 from billing.services.poll import PollSummary, service_orders_poll

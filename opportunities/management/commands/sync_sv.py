@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError
+from django.db.utils import Error as DatabaseError
 
 from crm.commands import SpanishOptionsMixin, positive_int
 from crm.database import DATABASE_LOST, connection_lost
