@@ -1,5 +1,5 @@
 """Telling a lost database connection from a failed statement, and retrying briefly across one
-(docs/operations.md "What survives what").
+(docs/operations.md "Monitoring", dropped connections and killed runs).
 
 A failover, a restarted server or `pg_terminate_backend` kills the connection a process holds:
 the next statement raises, and Django keeps the broken connection object until someone closes

@@ -1,6 +1,6 @@
 """`sync_sv` when the database drops its connection mid-run: one Spanish line on stderr, the
 summary line, exit 1, the run recorded failed and the batch's claims freed for the next run
-(docs/operations.md "What survives what")."""
+(docs/operations.md "Monitoring", dropped connections and killed runs)."""
 
 from __future__ import annotations
 

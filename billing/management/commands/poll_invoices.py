@@ -5,7 +5,7 @@ Prints one summary line on stdout (and, with `-v 2`, one line per O.S before it)
 invoice-mifact failed and left O.S unchecked, or the database connection was lost, the reason on
 stderr too (one line). Exit status: 1 when O.S were pending and none could be checked (not
 configured, credentials missing or refused, unreachable) or when the database connection was lost
-(the run stops; docs/operations.md "What survives what"); 2 for a bad option or an unknown
+(the run stops; docs/operations.md "Monitoring", dropped connections and killed runs); 2 for a bad option or an unknown
 `--opportunity`; 0 otherwise (docs/api.md "Service orders and the poller").
 """
 
