@@ -100,11 +100,15 @@ class Command(SpanishOptionsMixin, BaseCommand):
         self.stdout.write(summary.line)
         if summary.database_lost or unrecorded:
             reason = summary.fatal or f"{DATABASE_LOST}: la ejecución no quedó registrada"
-            left = "queda 1 O.S" if summary.left == 1 else f"quedan {summary.left} O.S"
-            self.stderr.write(f"poll_invoices: {reason}; {left} para la próxima ejecución")
+            self.stderr.write(f"poll_invoices: {reason}; {_left(summary)} para la próxima ejecución")
             sys.exit(1)
         if summary.fatal:
-            left = "queda 1 O.S" if summary.left == 1 else f"quedan {summary.left} O.S"
-            self.stderr.write(f"poll_invoices: {summary.fatal}; {left} para la próxima ejecución")
+            self.stderr.write(f"poll_invoices: {summary.fatal}; {_left(summary)} para la próxima ejecución")
             if summary.checked == 0:
                 sys.exit(1)
+
+
+def _left(summary: PollSummary) -> str:
+    if not summary.pending and summary.database_lost:
+        return "las O.S pendientes quedan"  # lost before the round was even counted
+    return "queda 1 O.S" if summary.left == 1 else f"quedan {summary.left} O.S"
