@@ -327,12 +327,9 @@ HEALTH_CACHE_SECONDS = env.int("HEALTH_CACHE_SECONDS", default=5)
 
 # Run records of poll_invoices and sync_sv older than this many days are pruned by the commands.
 COMMAND_RUNS_KEEP_DAYS = env.int("COMMAND_RUNS_KEEP_DAYS", default=30)
-# A run refreshes its record's heartbeat this often; a `running` record silent for longer than
-# COMMAND_RUN_STALE_SECONDS (or, on its own host, whose process is gone) counts as interrupted.
+# Killed runs and lost connections (docs/operations.md "Monitoring", .env.example says what each is).
 COMMAND_RUN_HEARTBEAT_SECONDS = env.float("COMMAND_RUN_HEARTBEAT_SECONDS", default=30.0)
 COMMAND_RUN_STALE_SECONDS = env.int("COMMAND_RUN_STALE_SECONDS", default=300)
-# When the database drops a command's connection, its last writes (releasing its claims, its run
-# record) are retried for this many seconds before the run gives up (crm/database.py).
 COMMAND_DB_RETRY_SECONDS = env.float("COMMAND_DB_RETRY_SECONDS", default=10.0)
 
 # --- Cron (django-crontab) --------------------------------------------------------------------
