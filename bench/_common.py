@@ -146,6 +146,11 @@ class Workspace:
     def __enter__(self) -> Workspace:
         return self
 
+    @property
+    def files_env(self) -> dict[str, str]:
+        """Where the servers and commands keep comprobantes and their downloads: in the workspace."""
+        return {"MEDIA_ROOT": str(self.media), "INVOICE_DOWNLOAD_DIR": str(self.dir / "downloads")}
+
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 

@@ -234,8 +234,7 @@ def main() -> int:
                     "ALLOWED_HOSTS": "testserver",
                     "DATABASE_URL": ws.db.url,
                     "CONN_MAX_AGE": "600",
-                    "MEDIA_ROOT": str(ws.media),
-                    "INVOICE_DOWNLOAD_DIR": str(ws.media.parent / "downloads"),
+                    **ws.files_env,
                     "TIME_ZONE": "America/Lima",
                     "LOG_LEVEL": "WARNING",
                 }

@@ -53,6 +53,16 @@ class OpportunityServiceOrder(models.Model):
         "tipo de error", max_length=20, blank=True, default="", choices=ServiceOrderErrorKind.choices
     )
     claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
+    # The poll run holding the claim (crm/claims.py): its claims end when that run is over.
+    claimed_by_run = models.ForeignKey(
+        "crm.CommandRun",
+        verbose_name="reservada por la ejecución",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField("registrada", auto_now_add=True)
     updated_at = models.DateTimeField("actualizada", auto_now=True)
     # What the admin searches, folded (crm/search.py): the O.S id, and `numero_os` and

@@ -9,7 +9,10 @@ from django.utils import timezone
 
 class CommandRun(models.Model):
     """One run of a periodic command. Written when the run starts (outcome `running`) and finished
-    in a `finally`, so a run that crashes still leaves its row, marked failed."""
+    in a `finally`, so a run that crashes still leaves its row, marked failed. A run killed before
+    its `finally` (SIGKILL, the OOM killer, a lost database) is recognised by its process (`pid`
+    and `process_started` on `host`) or its silent `heartbeat_at` and marked failed as interrupted
+    by a later run (`crm.runs`)."""
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "en curso"
@@ -24,6 +27,11 @@ class CommandRun(models.Model):
     outcome = models.CharField("resultado", max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
     counts = models.JSONField("conteos", default=dict, blank=True)
     fatal = models.TextField("motivo del fallo", blank=True, default="")
+    # Who runs it, to tell a live run from a killed one: the process id on `host`, the process's
+    # start in clock ticks after boot (Linux /proc; a reused pid has another), the last sign of life.
+    pid = models.IntegerField("proceso", null=True, blank=True)
+    process_started = models.BigIntegerField("inicio del proceso", null=True, blank=True)
+    heartbeat_at = models.DateTimeField("última señal de vida", null=True, blank=True)
 
     class Meta:
         verbose_name = "ejecución de comando"

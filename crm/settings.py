@@ -305,65 +305,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
 }
 
-# --- Outside services (docs/operations.md "Configuration") ------------------------------------
-USERNAME_ADMIN = env.str("USERNAME_ADMIN", default="")
-PASSWORD_ADMIN = env.str("PASSWORD_ADMIN", default="")
-URL_INVOICE_MIFACT_V3 = env.str("URL_INVOICE_MIFACT_V3", default="").rstrip("/")
-INVOICE_MIFACT_USERNAME = env.str("INVOICE_MIFACT_USERNAME", default="") or USERNAME_ADMIN
-INVOICE_MIFACT_PASSWORD = env.str("INVOICE_MIFACT_PASSWORD", default="") or PASSWORD_ADMIN
-INVOICE_MIFACT_TIMEOUT = env.float("INVOICE_MIFACT_TIMEOUT", default=10.0)
-# The checks a PUT makes after its update: a short timeout, at most this many O.S, none started
-# after this many seconds (the rest is left to the poller).
-INVOICE_MIFACT_INLINE_TIMEOUT = env.float("INVOICE_MIFACT_INLINE_TIMEOUT", default=3.0)
-INLINE_CHECK_MAX_ORDERS = env.int("INLINE_CHECK_MAX_ORDERS", default=10)
-INLINE_CHECK_BUDGET_SECONDS = env.float("INLINE_CHECK_BUDGET_SECONDS", default=5.0)
-
-INVOICE_DOWNLOAD_ALLOWED_HOSTS = env.list("INVOICE_DOWNLOAD_ALLOWED_HOSTS", default=[])
-# Refuse every download host that is not allow-listed (or the invoice-mifact host).
-INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS = env.bool("INVOICE_DOWNLOAD_ONLY_ALLOWED_HOSTS", default=False)
-INVOICE_DOWNLOAD_MAX_BYTES = env.int("INVOICE_DOWNLOAD_MAX_BYTES", default=10 * 1024 * 1024)
-INVOICE_DOWNLOAD_TIMEOUT = env.float("INVOICE_DOWNLOAD_TIMEOUT", default=30.0)
-# Comprobantes are downloaded here (never to the system's temporary folder) and stored from here;
-# what a killed process leaves is swept by poll_invoices and attachments_check.
-INVOICE_DOWNLOAD_DIR = (BASE_DIR / env.str("INVOICE_DOWNLOAD_DIR", default="var/downloads")).resolve()  # relative: to the project
-# A stored file that no attachment row points to (a crash before its row committed) is deleted by
-# attachments_check once it is older than this.
-ATTACHMENT_ORPHAN_GRACE_HOURS = env.int("ATTACHMENT_ORPHAN_GRACE_HOURS", default=24)
-
-URL_SV = env.str("URL_SV", default="").rstrip("/")
-SV_USERNAME = env.str("SV_USERNAME", default="") or USERNAME_ADMIN
-SV_PASSWORD = env.str("SV_PASSWORD", default="") or PASSWORD_ADMIN
-# Seconds the immediate delivery after a PUT may wait for SV, and a sync_sv delivery.
-SV_INLINE_TIMEOUT = env.float("SV_INLINE_TIMEOUT", default=3.0)
-SV_TIMEOUT = env.float("SV_TIMEOUT", default=10.0)
-SV_SYNC_MAX_ATTEMPTS = env.int("SV_SYNC_MAX_ATTEMPTS", default=20)
-SV_SYNC_BACKOFF_SECONDS = env.int("SV_SYNC_BACKOFF_SECONDS", default=60)
-SV_SYNC_BACKOFF_MAX_SECONDS = env.int("SV_SYNC_BACKOFF_MAX_SECONDS", default=3600)
-
-# Poller (billing.services.poll.service_orders_poll)
-POLL_WORKERS = env.int("POLL_WORKERS", default=8)
-POLL_BATCH_SIZE = env.int("POLL_BATCH_SIZE", default=100)
-POLL_CLAIM_SECONDS = env.int("POLL_CLAIM_SECONDS", default=300)
-# Follow-up of invoiced O.S (voided or reissued comprobantes): for this many days after an O.S
-# became facturado, poll_invoices asks again at most once per this many minutes. 0 turns it off.
-INVOICE_FOLLOW_UP_DAYS = env.int("INVOICE_FOLLOW_UP_DAYS", default=7)
-INVOICE_FOLLOW_UP_INTERVAL_MINUTES = env.int("INVOICE_FOLLOW_UP_INTERVAL_MINUTES", default=60)
-
-# /health answers 503 when service orders waited longer than this and no poll_invoices run reached
-# invoice-mifact in that time (a dead cron); it is computed at most every HEALTH_CACHE_SECONDS.
-HEALTH_POLL_MAX_AGE_MINUTES = env.int("HEALTH_POLL_MAX_AGE_MINUTES", default=15)
-HEALTH_CACHE_SECONDS = env.int("HEALTH_CACHE_SECONDS", default=5)
-
-# Run records of poll_invoices and sync_sv older than this many days are pruned by the commands.
-COMMAND_RUNS_KEEP_DAYS = env.int("COMMAND_RUNS_KEEP_DAYS", default=30)
-
-# --- Cron (django-crontab) --------------------------------------------------------------------
-CRONJOBS = [
-    ("*/5 * * * *", "django.core.management.call_command", ["poll_invoices"]),
-    ("*/5 * * * *", "django.core.management.call_command", ["sync_sv"]),
-    ("17 3 * * *", "django.core.management.call_command", ["attachments_check"]),
-]
-CRONTAB_LOCK_JOBS = True
+# --- Outside services, downloads, the poller, run records, cron: crm/settings_services.py ----------
+from crm.settings_services import *  # noqa: E402, F403
 
 # --- Monitoring (docs/operations.md "Monitoring") ---------------------------------------------
 # Request ids: taken from X-Request-ID (when it is a plain id) or generated, returned in the

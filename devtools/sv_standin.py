@@ -19,8 +19,9 @@ soon as they arrive.
 applied before an earlier slow one (`clinic_history(id)` is `applied(id)`).
 
 A slow or flapping SV: `plan_patches([(delay, status), ...])` makes the next PATCHes, in arrival
-order, answer `status` after `delay` seconds; a PATCH changes SV's value (`applied(reservation_id)`) only when it answers 200, i.e. when its delay is over, as a real SV
-that commits at the end of a slow request (also when the client gave up waiting).
+order, answer `status` after `delay` seconds; a PATCH changes SV's value (`applied(reservation_id)`)
+only when it answers 200, i.e. when its delay is over, as a real SV that commits at the end of a
+slow request (also when the client gave up waiting).
 `wait_for_patches(n)` waits until n PATCHes have arrived.
 
 `down()` stops listening (a client then gets "connection refused", as when SV is off) and `up()`

@@ -20,9 +20,11 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
 from crm.claims import claim_one_per_key
+from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
 from crm.models import CommandRun
 
 from .models import Opportunity, SvDelivery
@@ -208,7 +210,8 @@ def sv_delivery_attempt_inline(*, delivery_pk: int) -> SvAttemptResult:
 
 @dataclass
 class SvSyncSummary:
-    """Counts of one `sync_sv` run; `fatal` says why nothing could be delivered, or ""."""
+    """Counts of one `sync_sv` run; `fatal` says why nothing could be delivered, or "";
+    `database_lost`: the database connection was lost, so the run stopped."""
 
     due: int = 0
     delivered: int = 0
@@ -216,6 +219,7 @@ class SvSyncSummary:
     failed: int = 0
     seconds: float = 0.0
     fatal: str = ""
+    database_lost: bool = False
 
     @property
     def line(self) -> str:
@@ -233,7 +237,7 @@ class SvSyncSummary:
     def outcome(self) -> str:
         """`failed` when nothing could be delivered while rows were due, `partial` when some rows
         failed, else `ok` (`crm.models.CommandRun.Outcome`)."""
-        if self.fatal and self.due and not self.delivered:
+        if self.database_lost or (self.fatal and self.due and not self.delivered):
             return CommandRun.Outcome.FAILED
         if self.retried or self.failed:
             return CommandRun.Outcome.PARTIAL
@@ -278,8 +282,16 @@ def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvS
                 break
             done += len(ids)
             service_errors = 0
-            for pk in ids:
-                result = sv_delivery_attempt(delivery_pk=pk, client=client, claimed=True)
+            results: list[SvAttemptResult] = []
+            try:
+                for pk in ids:
+                    results.append(sv_delivery_attempt(delivery_pk=pk, client=client, claimed=True))
+            except DatabaseError as exc:
+                if not connection_lost(exc):
+                    raise
+                _sv_release_after_database_loss(ids)
+                summary.database_lost = True
+            for result in results:
                 if result is SvAttemptResult.DELIVERED:
                     summary.delivered += 1
                 elif result is SvAttemptResult.FAILED:
@@ -288,16 +300,32 @@ def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvS
                     summary.retried += 1
                     if result is SvAttemptResult.SERVICE_ERROR:
                         service_errors += 1
+            if summary.database_lost:
+                break
             if service_errors == len(ids):
                 summary.fatal = "SV no disponible"
                 break
     finally:
         client.close()
     summary.due = max(summary.due, done)
-    if summary.delivered:
+    if summary.database_lost:
+        summary.fatal = DATABASE_LOST
+    elif summary.delivered:
         summary.fatal = ""
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _sv_release_after_database_loss(ids: list[int]) -> None:
+    """Free the claims of a batch cut short by a lost database connection (retried while the
+    database is away; if it stays away, the claims expire after their short duration)."""
+    connection_drop()
+    pending = SvDelivery.objects.filter(pk__in=ids, status=SvDelivery.Status.PENDING)
+    try:
+        database_retry(lambda: pending.update(claimed_until=None))
+    except DatabaseError as exc:
+        if not connection_lost(exc):
+            raise
 
 
 def sv_deliveries_retry_now(*, delivery_pks: Iterable[int]) -> dict[str, int]:

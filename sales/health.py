@@ -26,7 +26,9 @@ from rest_framework.views import APIView
 
 from billing.selectors import pending_backlog
 from crm.errors import error_body
-from crm.runs import last_successful_run
+from crm.models import CommandRun
+from crm.run_liveness import run_interruption
+from crm.runs import last_runs, last_successful_run
 from crm.schema import ok
 from opportunities.selectors import sv_backlog
 
@@ -60,6 +62,21 @@ def _seconds_since(moment: dt.datetime | None, now: dt.datetime) -> int | None:
     return None if moment is None else max(0, int((now - moment).total_seconds()))
 
 
+def _last_run_failure(now: dt.datetime) -> str:
+    """ " (la última ejecución: <why>)" when the newest poll run failed or was interrupted (a
+    `running` record whose process is gone counts as failed, not as in progress); else ""."""
+    try:
+        newest = last_runs(command="poll_invoices", limit=1)
+    except DatabaseError:
+        return ""
+    if not newest:
+        return ""
+    why = run_interruption(newest[0], now=now)
+    if not why and newest[0].outcome == CommandRun.Outcome.FAILED:
+        why = newest[0].fatal
+    return f" (última ejecución: {why})" if why else ""
+
+
 def health_report() -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) of `/health`, read fresh from the database."""
     now = timezone.now()
@@ -91,6 +108,8 @@ def health_report() -> tuple[int, dict[str, Any]]:
                 f"Hay O.S esperando factura y poll_invoices no funciona desde hace {last_poll_seconds // 60} min "
                 f"(límite {limit // 60} min)"
             )
+    if reason:
+        reason += _last_run_failure(now)
     body = {
         **(error_body(503, reason) if reason else {}),
         "status": "degraded" if reason else "ok",

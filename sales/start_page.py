@@ -33,6 +33,7 @@ from billing.selectors import WAITING_AGES
 from billing.services.registration import pending_service_orders
 from crm.display import clinic_datetime, waiting_time
 from crm.models import CommandRun
+from crm.run_liveness import run_interruption
 from crm.runs import last_runs
 from opportunities.models import Attachment, Opportunity, SvDelivery
 from opportunities.selectors import CLOSING_DIRECT, CLOSING_SERVICE_ORDERS, CLOSING_WAYS, first_closings
@@ -157,6 +158,8 @@ class Run:
     now: dt.datetime
     problem: str = ""
     stale: bool = False
+    # Why a `running` record cannot be running any more (crm/run_liveness.py), or "".
+    interrupted: str = ""
 
     @property
     def ok(self) -> bool:
@@ -164,6 +167,7 @@ class Run:
             self.run is not None
             and self.run.outcome in (CommandRun.Outcome.OK, CommandRun.Outcome.RUNNING)
             and not self.stale
+            and not self.interrupted
         )
 
     @property
@@ -176,6 +180,8 @@ class Run:
 
     @property
     def outcome(self) -> str:
+        if self.interrupted:
+            return "interrumpida"
         return str(self.run.get_outcome_display()) if self.run else "nunca se ejecutó"
 
     @property
@@ -278,6 +284,10 @@ def _run(command: str, purpose: str, now: dt.datetime) -> Run:
             f"No se ejecuta desde hace {summary.ago}: revisar la tarea programada (cron), "
             "que debe correr cada 5 minutos."
         )
+    elif interrupted := run_interruption(summary.run, now=now):
+        summary.interrupted = interrupted
+        host = summary.run.host
+        summary.problem = f"Ejecución {interrupted} (servidor {host}); la próxima ejecución retoma su trabajo."
     elif summary.run.fatal:
         explained = service_order_problem(last_error=summary.run.fatal) if command == "poll_invoices" else None
         summary.problem = explained.summary if explained else summary.run.fatal

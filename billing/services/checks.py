@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
 from billing.comprobantes import StoredPdf, attachment_store_pdfs, comprobantes_download
@@ -38,6 +39,7 @@ from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
 from billing.problems import ERROR_NO_URLS, error_kind_for_exception
 from billing.services.registration import pending_service_orders
 from crm.claims import claim_one
+from crm.database import connection_lost
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity
 from opportunities.services import CLOSE_COLUMNS, opportunity_close_won
@@ -54,6 +56,7 @@ class CheckResult(enum.Enum):
     SKIPPED = "skipped"  # claimed by another worker right now
     ERROR = "error"  # error recorded on the row; a later check retries
     SERVICE_ERROR = "service_error"  # invoice-mifact unreachable or refused us
+    DATABASE_ERROR = "database_error"  # the database connection was lost (the poll run stops)
     # Follow-up checks of an invoiced O.S (billing.services.follow_up):
     STILL_VALID = "still_valid"  # the same comprobante is still the valid one
     REPLACED = "replaced"  # reissued: the new comprobantes attached, the earlier marked replaced
@@ -229,6 +232,8 @@ def service_order_check(
     try:
         done = service_order_complete(service_order_pk=pk, status=status, pdfs=pdfs, checked_at=checked_at)
     except Exception as exc:
+        if isinstance(exc, DatabaseError) and connection_lost(exc):
+            raise  # nothing can be recorded without the database: the caller stops (billing.services.poll)
         logger.exception("Could not complete service order %s", pk)
         internal = ServiceOrderErrorKind.INTERNAL
         record_check(pk, error=f"no se pudo completar: {exc.__class__.__name__}", kind=internal, checked_at=checked_at)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connections
 from django.db.models import F, Q, QuerySet
+from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
 from billing.mifact import MifactClient, MifactError
@@ -21,7 +22,8 @@ from billing.models import OpportunityServiceOrder
 from billing.services.checks import CheckOutcome, CheckResult, service_order_check
 from billing.services.follow_up import due_follow_ups, service_order_follow_up
 from billing.services.registration import pending_service_orders
-from crm.claims import claim_batch
+from crm.claims import claim_batch, claims_release
+from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
 from crm.models import CommandRun
 
 logger = logging.getLogger(__name__)
@@ -43,9 +45,10 @@ def service_orders_claim_batch(
     limit: int,
     round_started_at: dt.datetime,
     opportunity_id: str | None = None,
+    run: CommandRun | None = None,
 ) -> list[OpportunityServiceOrder]:
     """Claim up to `limit` O.S of the round that started at `round_started_at` (pending then, not
-    checked since), oldest check first.
+    checked since), oldest check first, for `run` when given (its claims end with it).
 
     `crm.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
     the claimed rows.
@@ -54,14 +57,19 @@ def service_orders_claim_batch(
     candidates = _due_service_orders(round_started_at=round_started_at, opportunity_id=opportunity_id).order_by(
         F("last_checked_at").asc(nulls_first=True), "id"
     )
-    ids = claim_batch(candidates, limit=limit, now=now, until=now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS))
+    until = now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS)
+    ids = claim_batch(candidates, limit=limit, now=now, until=until, run=run)
     if not ids:
         return []
     return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id"))
 
 
 def follow_ups_claim_batch(
-    *, limit: int, round_started_at: dt.datetime, opportunity_id: str | None = None
+    *,
+    limit: int,
+    round_started_at: dt.datetime,
+    opportunity_id: str | None = None,
+    run: CommandRun | None = None,
 ) -> list[OpportunityServiceOrder]:
     """Claim up to `limit` invoiced O.S due a follow-up check in the round, least recently checked
     first (`billing.services.follow_up.due_follow_ups`)."""
@@ -69,7 +77,8 @@ def follow_ups_claim_batch(
     candidates = due_follow_ups(round_started_at=round_started_at, opportunity_id=opportunity_id).order_by(
         F("last_checked_at").asc(nulls_first=True), "id"
     )
-    ids = claim_batch(candidates, limit=limit, now=now, until=now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS))
+    until = now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS)
+    ids = claim_batch(candidates, limit=limit, now=now, until=until, run=run)
     return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id")) if ids else []
 
 
@@ -84,6 +93,7 @@ class PollSummary:
     `fatal`: why invoice-mifact could not be used (not configured, credentials refused,
     unreachable) when that left O.S unchecked, or "". Follow-up checks of invoiced O.S, after the
     pending ones: `followed_up` answered, of which `replaced` (reissued) and `voided`.
+    `database_lost`: the database connection was lost, so the run stopped (`fatal` says so).
     """
 
     pending: int = 0
@@ -96,6 +106,7 @@ class PollSummary:
     voided: int = 0
     seconds: float = 0.0
     fatal: str = ""
+    database_lost: bool = False
 
     @property
     def line(self) -> str:
@@ -122,8 +133,9 @@ class PollSummary:
     @property
     def outcome(self) -> str:
         """`failed` when O.S were pending and none could be checked, `partial` when some were left
-        or got an error, else `ok` (`crm.models.CommandRun.Outcome`)."""
-        if self.fatal and self.pending and not self.checked:
+        or got an error, else `ok` (`crm.models.CommandRun.Outcome`). A run that lost the database
+        is `failed` whatever it did before."""
+        if self.database_lost or (self.fatal and self.pending and not self.checked):
             return CommandRun.Outcome.FAILED
         if self.left or self.errors:
             return CommandRun.Outcome.PARTIAL
@@ -137,6 +149,12 @@ def _check_claimed(row: OpportunityServiceOrder, client: MifactClient) -> CheckO
         if row.facturado:  # claimed for a follow-up check
             return service_order_follow_up(service_order=row, client=client, claimed=True)
         return service_order_check(service_order=row, client=client, claimed=True)
+    except DatabaseError as exc:
+        if not connection_lost(exc):
+            logger.exception("Service order %s: check crashed", row.pk)
+            return CheckOutcome(row.pk, CheckResult.ERROR, exc.__class__.__name__, row.service_order_id)
+        connection_drop()  # never keep a dead connection: this thread's next query opens a new one
+        return CheckOutcome(row.pk, CheckResult.DATABASE_ERROR, DATABASE_LOST, row.service_order_id)
     except Exception as exc:
         logger.exception("Service order %s: check crashed", row.pk)
         return CheckOutcome(row.pk, CheckResult.ERROR, exc.__class__.__name__, row.service_order_id)
@@ -154,9 +172,16 @@ def _worker(
 
 
 def _release(rows: list[OpportunityServiceOrder]) -> None:
-    """Give claimed rows that were not started back to the next run."""
-    if rows:
+    """Give claimed rows that were not started back to the next run (with the database gone, the
+    run's final release, or the end of the run, frees them)."""
+    if not rows:
+        return
+    try:
         OpportunityServiceOrder.objects.filter(pk__in=[row.pk for row in rows]).update(claimed_until=None)
+    except DatabaseError as exc:
+        if not connection_lost(exc):
+            raise
+        connection_drop()
 
 
 def _drain(rows: queue.Queue[OpportunityServiceOrder | None]) -> list[OpportunityServiceOrder]:
@@ -183,8 +208,10 @@ class _Run:
         opportunity_id: str | None,
         progress: Callable[[int, int], None] | None,
         on_outcome: Callable[[CheckOutcome], None] | None,
+        run: CommandRun | None,
     ) -> None:
         self.summary = summary
+        self.run = run
         self.limit = limit
         self.round_started_at = round_started_at
         self.opportunity_id = opportunity_id
@@ -206,23 +233,27 @@ class _Run:
         batch: list[OpportunityServiceOrder] = []
         if not self.following_up:
             batch = service_orders_claim_batch(
-                limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id
+                limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id, run=self.run
             )
             self.following_up = not batch
         if self.following_up:
             batch = follow_ups_claim_batch(
-                limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id
+                limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id, run=self.run
             )
             self.follow_up_pks.update(row.pk for row in batch)
         self.claimed += len(batch)
         return batch
 
     def record(self, outcome: CheckOutcome) -> bool:
-        """Count one outcome; True when invoice-mifact failed too often in a row to go on."""
+        """Count one outcome; True when the run must stop: the database connection was lost, or
+        invoice-mifact failed too often in a row to go on."""
         summary = self.summary
         self.done += 1
         if self.on_outcome is not None:
             self.on_outcome(outcome)
+        if outcome.result is CheckResult.DATABASE_ERROR:
+            summary.database_lost = True
+            return True
         if outcome.result is CheckResult.SERVICE_ERROR:
             summary.errors += 1
             summary.fatal = outcome.error or "invoice-mifact no disponible"
@@ -281,6 +312,18 @@ class _Run:
                     rows.put(None)
 
 
+def _release_run(run: CommandRun, summary: PollSummary) -> None:
+    """Free what `run` still holds (rows it claimed and did not finish)."""
+    if summary.database_lost:
+        connection_drop()
+    try:
+        database_retry(lambda: claims_release(OpportunityServiceOrder.objects.all(), run=run))
+    except DatabaseError as exc:
+        if not connection_lost(exc):
+            raise
+        summary.database_lost = True
+
+
 def service_orders_poll(
     *,
     opportunity_id: str | None = None,
@@ -288,6 +331,7 @@ def service_orders_poll(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[CheckOutcome], None] | None = None,
+    run: CommandRun | None = None,
 ) -> PollSummary:
     """Check every O.S that is pending when the run starts, once (docs/api.md "Service orders and the poller").
 
@@ -301,6 +345,12 @@ def service_orders_poll(
     and releases what it had not started. With nothing pending it returns without signing in.
     `progress(done, total)` and `on_outcome(outcome)` are called as checks finish when given.
     Never raises for the service's failures: see `PollSummary.fatal`.
+
+    Claims are made for `run` (the command's run record) when given. When the database connection
+    is lost the run stops claiming, lets the checks in flight end, and frees every claim `run`
+    still holds (retried for `COMMAND_DB_RETRY_SECONDS`; if the database stays away, the claims
+    end with the run anyway, `crm.claims`); `database_lost` and `fatal` say so. Only a loss
+    before the first claim (counting the round) raises.
     """
     started = time.monotonic()
     summary = PollSummary()
@@ -316,7 +366,7 @@ def service_orders_poll(
         except MifactError as exc:
             summary.fatal = str(exc)
         else:
-            run = _Run(
+            poll = _Run(
                 summary,
                 workers=workers,
                 limit=limit,
@@ -324,16 +374,25 @@ def service_orders_poll(
                 opportunity_id=opportunity_id,
                 progress=progress,
                 on_outcome=on_outcome,
+                run=run,
             )
             try:
                 if workers > 1:
-                    run.run_pooled(client, workers)
+                    poll.run_pooled(client, workers)
                 else:
-                    run.run_inline(client)
+                    poll.run_inline(client)
+            except DatabaseError as exc:
+                if not connection_lost(exc):
+                    raise
+                summary.database_lost = True
             finally:
                 client.close()
+            if run is not None:
+                _release_run(run, summary)
     summary.left = max(0, summary.pending - summary.checked)
-    if not summary.left:
+    if summary.database_lost:
+        summary.fatal = DATABASE_LOST
+    elif not summary.left:
         summary.fatal = ""
     summary.seconds = time.monotonic() - started
     return summary

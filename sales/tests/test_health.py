@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import pytest
 from django.core.cache import cache
@@ -10,6 +12,7 @@ from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
 from crm.models import CommandRun
+from crm.run_liveness import this_host
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +101,17 @@ def test_live_answers_without_the_database(anon_client, django_assert_num_querie
     with django_assert_num_queries(0):
         response = anon_client.get("/health/live")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_a_killed_last_poll_counts_as_the_failure_the_reason_names(anon_client, make_opportunity):
+    pending_since(make_opportunity, minutes=60)
+    poll_run(minutes_ago=40)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # the newest run's process is gone: it is `running` in the record only
+    CommandRun.objects.create(command="poll_invoices", host=this_host(), pid=child.pid, heartbeat_at=timezone.now())
+    response = anon_client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["reason"] == (
+        "Hay O.S esperando factura y poll_invoices no funciona desde hace 40 min (límite 15 min) "
+        "(última ejecución: interrumpida: el proceso ya no existe)"
+    )

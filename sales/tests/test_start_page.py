@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
+import sys
 from html import unescape
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +22,7 @@ from django.utils import timezone
 from billing.models import OpportunityServiceOrder
 from crm.csp import SAME_ORIGIN_POLICY
 from crm.models import CommandRun
+from crm.run_liveness import this_host
 from devtools.admin_testing import grant
 from devtools.workspace_data import Workspace, seed_workspace
 from opportunities.models import ActionHistory, Opportunity
@@ -203,3 +206,16 @@ def test_voided_comprobantes_waiting_for_a_reissue_are_shown_and_linked(
     assert result_count(staff_client, invoices.voided_url) == 1
     waiting = staff_client.get(reverse("admin:billing_saleawaitinginvoice_changelist"))
     assert "457 (comprobante anulado: espera reemisión)" in text_of(waiting)
+
+
+def test_a_killed_run_shows_as_interrupted_not_in_progress(staff_client: Client, make_opportunity: Any) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that is gone: the run was killed (SIGKILL, OOM) before it finished
+    CommandRun.objects.create(command="poll_invoices", host=this_host(), pid=child.pid, heartbeat_at=timezone.now())
+    response = staff_client.get(INDEX)
+    text = text_of(response)
+    assert re.search(
+        r"poll_invoices \(Consulta de facturas en invoice-mifact\): última ejecución [^.]*, interrumpida\.", text
+    )
+    assert f"Ejecución interrumpida: el proceso ya no existe (servidor {this_host()})" in text
+    assert 'id="crm-run-poll_invoices" class="crm-alert"' in response.content.decode()

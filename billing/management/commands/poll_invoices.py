@@ -2,10 +2,11 @@
 invoice-mifact (cron, every 5 minutes; docs/api.md "Service orders and the poller").
 
 Prints one summary line on stdout (and, with `-v 2`, one line per O.S before it); when
-invoice-mifact failed and left O.S unchecked, the reason on stderr too. Exit status: 1 when O.S
-were pending and none could be checked (not configured, credentials missing or refused,
-unreachable); 2 for a bad option or an unknown `--opportunity`; 0 otherwise (docs/api.md
-"Service orders and the poller").
+invoice-mifact failed and left O.S unchecked, or the database connection was lost, the reason on
+stderr too (one line). Exit status: 1 when O.S were pending and none could be checked (not
+configured, credentials missing or refused, unreachable) or when the database connection was lost
+(the run stops; docs/operations.md "Monitoring", dropped connections and killed runs); 2 for a bad option or an unknown
+`--opportunity`; 0 otherwise (docs/api.md "Service orders and the poller").
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.db.utils import Error as DatabaseError
 
 from billing.downloads import download_dir_sweep
 from billing.services.checks import CheckOutcome, CheckResult
-from billing.services.poll import service_orders_poll
+from billing.services.poll import PollSummary, service_orders_poll
 from crm.commands import SpanishOptionsMixin, positive_int
+from crm.database import DATABASE_LOST, connection_lost
 from crm.monitoring import cron_monitor
 from crm.request_ids import request_id_for_run
 from crm.runs import RunFailed, command_run
@@ -32,6 +35,7 @@ RESULTS = {
     CheckResult.SKIPPED: "en revisión por otro proceso",
     CheckResult.ERROR: "error",
     CheckResult.SERVICE_ERROR: "invoice-mifact falló",
+    CheckResult.DATABASE_ERROR: "sin conexión con la base de datos",
 }
 
 
@@ -58,9 +62,6 @@ class Command(SpanishOptionsMixin, BaseCommand):
         verbosity: int = 1,
         **options: Any,
     ) -> None:
-        if opportunity is not None and not Opportunity.objects.filter(pk=opportunity).exists():
-            self.stderr.write(f"poll_invoices: no existe la oportunidad {opportunity!r}")
-            sys.exit(2)
         workers = workers if workers is not None else settings.POLL_WORKERS
         download_dir_sweep()  # what killed runs and workers left (docs/operations.md "What survives what")
         show_progress = self.stdout.isatty() and verbosity == 1
@@ -73,7 +74,12 @@ class Command(SpanishOptionsMixin, BaseCommand):
             text = f"O.S {outcome.service_order_id}: {RESULTS[outcome.result]}"
             self.stdout.write(f"{text}: {outcome.error}" if outcome.error else text)
 
+        summary = PollSummary()
+        unrecorded = False
         try:
+            if opportunity is not None and not Opportunity.objects.filter(pk=opportunity).exists():
+                self.stderr.write(f"poll_invoices: no existe la oportunidad {opportunity!r}")
+                sys.exit(2)
             with request_id_for_run(), cron_monitor("poll_invoices"), command_run("poll_invoices") as run:
                 summary = service_orders_poll(
                     opportunity_id=opportunity,
@@ -81,15 +87,30 @@ class Command(SpanishOptionsMixin, BaseCommand):
                     workers=workers,
                     progress=progress if show_progress else None,
                     on_outcome=report if verbosity >= 2 else None,
+                    run=run.run,
                 )
                 run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
+            unrecorded = run.unrecorded
         except RunFailed:
-            pass  # recorded and reported; the summary below says why
+            unrecorded = run.unrecorded  # recorded and reported; the summary below says why
+        except DatabaseError as exc:
+            if not connection_lost(exc):
+                raise
+            summary.database_lost, summary.fatal = True, DATABASE_LOST
         if show_progress and summary.pending:
             self.stdout.write("")
         self.stdout.write(summary.line)
+        if summary.database_lost or unrecorded:
+            reason = summary.fatal or f"{DATABASE_LOST}: la ejecución no quedó registrada"
+            self.stderr.write(f"poll_invoices: {reason}; {_left(summary)} para la próxima ejecución")
+            sys.exit(1)
         if summary.fatal:
-            left = "queda 1 O.S" if summary.left == 1 else f"quedan {summary.left} O.S"
-            self.stderr.write(f"poll_invoices: {summary.fatal}; {left} para la próxima ejecución")
+            self.stderr.write(f"poll_invoices: {summary.fatal}; {_left(summary)} para la próxima ejecución")
             if summary.checked == 0:
                 sys.exit(1)
+
+
+def _left(summary: PollSummary) -> str:
+    if not summary.pending and summary.database_lost:
+        return "las O.S pendientes quedan"  # lost before the round was even counted
+    return "queda 1 O.S" if summary.left == 1 else f"quedan {summary.left} O.S"

@@ -3,7 +3,8 @@ docs: docs/api.md "SV sync").
 
 Prints one summary line on stdout. Exit status: 0 normally; 1 when it could deliver nothing
 (SV unreachable, sign-in refused, `URL_SV` or credentials unset) while deliveries were due, with
-the reason on stderr (and, when SV could not even be tried, on each due row); 2 for a bad option.
+the reason on stderr (and, when SV could not even be tried, on each due row), or when the database
+connection was lost (one line on stderr; the run stops and frees its claims); 2 for a bad option.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db.utils import Error as DatabaseError
 
 from crm.commands import SpanishOptionsMixin, positive_int
+from crm.database import DATABASE_LOST, connection_lost
 from crm.monitoring import cron_monitor
 from crm.request_ids import request_id_for_run
 from crm.runs import RunFailed, command_run
-from opportunities.sv_outbox import sv_deliveries_sync
+from opportunities.sv_outbox import SvSyncSummary, sv_deliveries_sync
 
 
 class Command(SpanishOptionsMixin, BaseCommand):
@@ -27,13 +30,24 @@ class Command(SpanishOptionsMixin, BaseCommand):
         parser.add_argument("--limit", type=positive_int, metavar="N", help="intentar como máximo N envíos")
 
     def handle(self, *args: Any, limit: int | None, **options: Any) -> None:
+        summary = SvSyncSummary()
+        unrecorded = False
         try:
             with request_id_for_run(), cron_monitor("sync_sv"), command_run("sync_sv") as run:
                 summary = sv_deliveries_sync(limit=limit)
                 run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
+            unrecorded = run.unrecorded
         except RunFailed:
-            pass  # recorded and reported; the summary below says why
+            unrecorded = run.unrecorded  # recorded and reported; the summary below says why
+        except DatabaseError as exc:
+            if not connection_lost(exc):
+                raise
+            summary.database_lost, summary.fatal = True, DATABASE_LOST
         self.stdout.write(summary.line)
+        if summary.database_lost or unrecorded:
+            reason = summary.fatal or f"{DATABASE_LOST}: la ejecución no quedó registrada"
+            self.stderr.write(f"sync_sv: {reason}; los envíos pendientes quedan para la próxima ejecución")
+            sys.exit(1)
         if summary.due and summary.delivered == 0 and summary.fatal:
             self.stderr.write(
                 f"sync_sv: {summary.fatal}; "
