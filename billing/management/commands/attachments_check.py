@@ -52,10 +52,11 @@ class Command(SpanishOptionsMixin, BaseCommand):
             self.stderr.write(
                 "attachments_check: "
                 + (
-                    "1 comprobante sin archivo no se pudo reparar"
+                    "1 comprobante con el archivo ausente o dañado no se pudo reparar; el personal lo ve"
                     if summary.unrepaired == 1
-                    else f"{summary.unrepaired} comprobantes sin archivo no se pudieron reparar"
+                    else f"{summary.unrepaired} comprobantes con el archivo ausente o dañado no se pudieron "
+                    "reparar; el personal los ve"
                 )
-                + "; el personal los ve en la página de inicio"
+                + " en la página de inicio"
             )
             sys.exit(1)
