@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from billing.services.attachment_check import attachments_check
 from crm.commands import SpanishOptionsMixin
+from crm.monitoring import cron_monitor
 from crm.request_ids import request_id_for_run
 from crm.runs import RunFailed, command_run
 from opportunities.models import Opportunity
@@ -40,7 +41,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
             summary = attachments_check(repair=False, opportunity_id=opportunity)
         else:
             try:
-                with request_id_for_run(), command_run("attachments_check") as run:
+                with request_id_for_run(), cron_monitor("attachments_check"), command_run("attachments_check") as run:
                     summary = attachments_check(repair=True, opportunity_id=opportunity)
                     run.finish(outcome=summary.outcome, counts=summary.counts)
             except RunFailed:  # pragma: no cover - a partial run is not failed
