@@ -12,7 +12,7 @@ from .process_fields import Group, Role
 # The "main" and "appointment" lists of the four cases, API keys in declaration order
 # (docs/decisions.md: cLastNameMother is in neither list).
 MAIN_FIELDS: tuple[str, ...] = tuple(
-    field.key for field in PROCESS_FIELDS if Role.CASE in field.roles and field.group is not Group.APPOINTMENT
+    field.key for field in PROCESS_FIELDS if Role.CASE in field.roles and field.group in (Group.CUSTOMER, Group.PATIENT)
 )
 APPOINTMENT_FIELDS: tuple[str, ...] = tuple(
     field.key for field in PROCESS_FIELDS if Role.CASE in field.roles and field.group is Group.APPOINTMENT
