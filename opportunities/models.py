@@ -13,6 +13,20 @@ from django.db import models
 from crm.display import clinic_datetime
 from crm.search import search_text
 
+from .process_fields import (
+    APPOINTMENT,
+    CASE,
+    CUSTOMER,
+    DECLARED,
+    PATIENT,
+    STAFF,
+    ProcessFields,
+    date,
+    positive_int,
+    text,
+    time_range,
+)
+
 
 def new_opportunity_id() -> str:
     """Return a fresh opportunity id: 17 lowercase hex characters (fits `varchar(17)`)."""
@@ -63,30 +77,40 @@ class Opportunity(models.Model):
     stage = models.CharField("etapa", max_length=20, choices=Stage.choices, default=Stage.PROSPECCION)
     amount = models.DecimalField("monto", max_digits=12, decimal_places=2, null=True, blank=True)
 
-    # Customer / patient ("main" data, docs/api.md "The four cases")
-    c_last_name_father = models.CharField("apellido paterno del cliente", max_length=100, blank=True, default="")
-    c_last_name_mother = models.CharField("apellido materno del cliente", max_length=100, blank=True, default="")
-    c_customer_document_type = models.CharField("tipo de documento del cliente", max_length=20, blank=True, default="")
-    c_customer_document = models.CharField("documento del cliente", max_length=20, blank=True, default="")
-    c_patientsname = models.CharField("nombre del paciente", max_length=200, blank=True, default="")
-    c_patients_paternal_last_name = models.CharField(
-        "apellido paterno del paciente", max_length=100, blank=True, default=""
+    # The process update's fields (opportunities/process_fields.py): API key, group, label, max
+    # length, roles (CASE: in a list of docs/api.md "The four cases"; STAFF: staff may correct it).
+    c_last_name_father = text("cLastNameFather", CUSTOMER, "apellido paterno del cliente", 100, CASE | STAFF)
+    c_last_name_mother = text("cLastNameMother", CUSTOMER, "apellido materno del cliente", 100, STAFF)
+    c_customer_document_type = text(
+        "cCustomerDocumentType", CUSTOMER, "tipo de documento del cliente", 20, CASE | STAFF
     )
-    c_patients_maternal_last_name = models.CharField(
-        "apellido materno del paciente", max_length=100, blank=True, default=""
+    c_customer_document = text("cCustomerDocument", CUSTOMER, "documento del cliente", 20, CASE | STAFF)
+    c_patientsname = text("cPatientsname", PATIENT, "nombre del paciente", 200, CASE | STAFF)
+    c_patients_paternal_last_name = text(
+        "cPatientsPaternalLastName", PATIENT, "apellido paterno del paciente", 100, CASE | STAFF
     )
-    c_patient_document = models.CharField("documento del paciente", max_length=20, blank=True, default="")
-    c_patient_document_type = models.CharField("tipo de documento del paciente", max_length=20, blank=True, default="")
-    c_clinic_history = models.CharField("historia clínica", max_length=50, blank=True, default="", db_index=True)
-
-    # Appointment (docs/api.md "The four cases")
-    c_appointment = models.CharField("horario", max_length=20, blank=True, default="")
-    c_date_reservation = models.DateField("fecha de reserva", null=True, blank=True)
-    c_doctor = models.CharField("doctor", max_length=150, blank=True, default="")
-    c_environment = models.CharField("ambiente", max_length=150, blank=True, default="")
-    c_specialty = models.CharField("especialidad", max_length=150, blank=True, default="")
-    c_tariff = models.CharField("tarifa", max_length=150, blank=True, default="")
-    reservation_id = models.PositiveIntegerField("reserva (SV)", null=True, blank=True)
+    c_patients_maternal_last_name = text(
+        "cPatientsMaternalLastName", PATIENT, "apellido materno del paciente", 100, CASE | STAFF
+    )
+    c_patient_document = text("cPatientDocument", PATIENT, "documento del paciente", 20, CASE | STAFF)
+    c_patient_document_type = text("cPatientDocumentType", PATIENT, "tipo de documento del paciente", 20, CASE | STAFF)
+    c_clinic_history = text("cClinicHistory", PATIENT, "historia clínica", 50, CASE, db_index=True)
+    c_appointment = time_range(
+        "cAppointment", APPOINTMENT, "horario", 20, CASE, help_text='Rango de horario "HH:MM - HH:MM"'
+    )
+    c_date_reservation = date(
+        "cDateReservation", APPOINTMENT, "fecha de reserva", CASE, help_text="Fecha de reserva yyyy-MM-dd"
+    )
+    c_doctor = text("cDoctor", APPOINTMENT, "doctor", 150, CASE)
+    c_environment = text("cEnvironment", APPOINTMENT, "ambiente", 150, CASE)
+    c_specialty = text("cSpecialty", APPOINTMENT, "especialidad", 150, CASE)
+    c_tariff = text("cTariff", APPOINTMENT, "tarifa", 150, CASE)
+    reservation_id = positive_int(
+        "reservationId",
+        APPOINTMENT,
+        "reserva (SV)",
+        help_text="ID de la reserva en SV; obligatorio cuando se envían datos de cita",
+    )
 
     c_facturacion_sub_estado = models.CharField(
         "sub-estado de facturación",
@@ -115,6 +139,10 @@ class Opportunity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+
+# The process update's fields, as declared above.
+PROCESS_FIELDS = ProcessFields(DECLARED)
 
 
 class Meeting(models.Model):

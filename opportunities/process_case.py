@@ -1,53 +1,25 @@
-"""The fields a process update may write, and the four cases it is classified into by the keys
-it carries (docs/decisions.md)."""
+"""The fields a process update may write (derived from their declarations in `Opportunity`), and
+the four cases it is classified into by the keys it carries (docs/decisions.md)."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
 
-# The "main" and "appointment" field lists of the four cases (docs/decisions.md: cLastNameMother
-# is in neither list).
-MAIN_FIELDS: tuple[str, ...] = (
-    "cLastNameFather",
-    "cCustomerDocumentType",
-    "cCustomerDocument",
-    "cPatientsname",
-    "cPatientsPaternalLastName",
-    "cPatientsMaternalLastName",
-    "cPatientDocument",
-    "cPatientDocumentType",
-    "cClinicHistory",
+from .models import PROCESS_FIELDS
+from .process_fields import Group, Role
+
+# The "main" and "appointment" lists of the four cases, API keys in declaration order
+# (docs/decisions.md: cLastNameMother is in neither list).
+MAIN_FIELDS: tuple[str, ...] = tuple(
+    field.key for field in PROCESS_FIELDS if Role.CASE in field.roles and field.group in (Group.CUSTOMER, Group.PATIENT)
 )
-APPOINTMENT_FIELDS: tuple[str, ...] = (
-    "cAppointment",
-    "cDoctor",
-    "cEnvironment",
-    "cSpecialty",
-    "cTariff",
-    "cDateReservation",
+APPOINTMENT_FIELDS: tuple[str, ...] = tuple(
+    field.key for field in PROCESS_FIELDS if Role.CASE in field.roles and field.group is Group.APPOINTMENT
 )
 
 # Every stored field the process update may write: API key -> model column.
-FIELD_COLUMNS: dict[str, str] = {
-    "cLastNameFather": "c_last_name_father",
-    "cLastNameMother": "c_last_name_mother",
-    "cCustomerDocumentType": "c_customer_document_type",
-    "cCustomerDocument": "c_customer_document",
-    "cPatientsname": "c_patientsname",
-    "cPatientsPaternalLastName": "c_patients_paternal_last_name",
-    "cPatientsMaternalLastName": "c_patients_maternal_last_name",
-    "cPatientDocument": "c_patient_document",
-    "cPatientDocumentType": "c_patient_document_type",
-    "cClinicHistory": "c_clinic_history",
-    "cAppointment": "c_appointment",
-    "cDateReservation": "c_date_reservation",
-    "cDoctor": "c_doctor",
-    "cEnvironment": "c_environment",
-    "cSpecialty": "c_specialty",
-    "cTariff": "c_tariff",
-    "reservationId": "reservation_id",
-}
+FIELD_COLUMNS: dict[str, str] = {field.key: field.column for field in PROCESS_FIELDS}
 
 
 class ProcessCase(enum.Enum):

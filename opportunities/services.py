@@ -9,8 +9,9 @@ from typing import Any
 from django.db import transaction
 
 from .history import Actor, HistoryLog, jsonable
-from .models import ActionHistory, FacturacionSubEstado, Opportunity, Stage
+from .models import PROCESS_FIELDS, ActionHistory, FacturacionSubEstado, Opportunity, Stage
 from .process_case import FIELD_COLUMNS
+from .process_fields import Role
 
 
 def opportunity_create(*, user: Actor, data: Mapping[str, Any]) -> Opportunity:
@@ -62,20 +63,7 @@ def opportunity_close_won(
 # Everything else changes only through the process update, which keeps meetings, closing and
 # the SV delivery consistent.
 CORRECTABLE_COLUMNS: dict[str, str] = {"name": "name", "amount": "amount"} | {
-    column: key
-    for key, column in FIELD_COLUMNS.items()
-    if column
-    in (
-        "c_last_name_father",
-        "c_last_name_mother",
-        "c_customer_document_type",
-        "c_customer_document",
-        "c_patientsname",
-        "c_patients_paternal_last_name",
-        "c_patients_maternal_last_name",
-        "c_patient_document_type",
-        "c_patient_document",
-    )
+    field.column: field.key for field in PROCESS_FIELDS if Role.STAFF in field.roles
 }
 
 

@@ -25,7 +25,8 @@ from crm.readonly_admin import ReadOnlyAdminMixin
 from crm.search import FoldedSearchMixin
 from opportunities.admin import attachment_download_url, history_html
 from opportunities.history_text import history_user
-from opportunities.models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
+from opportunities.models import PROCESS_FIELDS, ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
+from opportunities.process_fields import Group, Role
 from opportunities.services import opportunity_correct
 
 # What `is_presaved` means, for people: a sale is finished once its invoice is attached.
@@ -174,37 +175,9 @@ class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
                 )
             },
         ),
-        (
-            "Cliente",
-            {"fields": ("c_last_name_father", "c_last_name_mother", "c_customer_document_type", "c_customer_document")},
-        ),
-        (
-            "Paciente",
-            {
-                "fields": (
-                    "c_patientsname",
-                    "c_patients_paternal_last_name",
-                    "c_patients_maternal_last_name",
-                    "c_patient_document_type",
-                    "c_patient_document",
-                    "c_clinic_history",
-                )
-            },
-        ),
-        (
-            "Cita",
-            {
-                "fields": (
-                    "reservation_id",
-                    "c_date_reservation",
-                    "c_appointment",
-                    "c_doctor",
-                    "c_environment",
-                    "c_specialty",
-                    "c_tariff",
-                )
-            },
-        ),
+        (Group.CUSTOMER.value, {"fields": PROCESS_FIELDS.columns(Group.CUSTOMER)}),
+        (Group.PATIENT.value, {"fields": PROCESS_FIELDS.columns(Group.PATIENT)}),
+        (Group.APPOINTMENT.value, {"fields": PROCESS_FIELDS.columns(Group.APPOINTMENT)}),
     )
     # Everything but the correctable columns.
     readonly_fields = (
@@ -214,14 +187,7 @@ class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
         "closing_state_detail",
         "created_at",
         "modified_at",
-        "c_clinic_history",
-        "reservation_id",
-        "c_date_reservation",
-        "c_appointment",
-        "c_doctor",
-        "c_environment",
-        "c_specialty",
-        "c_tariff",
+        *(field.column for field in PROCESS_FIELDS if Role.STAFF not in field.roles),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Opportunity]:

@@ -26,6 +26,7 @@ from opportunities.attachment_files import attachment_file_open
 from opportunities.models import Opportunity
 
 from . import process_update
+from .example_bodies import CLOSE_WITH_INVOICE, CLOSE_WITH_SERVICE_ORDERS, DATA_AND_APPOINTMENT
 from .serializers import (
     IGNORED_FIELDS_HELP,
     ActionHistoryOutputSerializer,
@@ -51,49 +52,9 @@ ProcessUpdateResponseSerializer = inline_serializer(
 
 # The example bodies (README "Example session with curl"), as request examples of the process update.
 PROCESS_UPDATE_EXAMPLES = [
-    OpenApiExample(
-        "8.1 Actualizar datos y cita (sin cerrar)",
-        request_only=True,
-        value={
-            "cLastNameFather": "Quispe",
-            "cCustomerDocumentType": "DNI",
-            "cCustomerDocument": "45678912",
-            "cPatientsname": "Lucía",
-            "cPatientsPaternalLastName": "Quispe",
-            "cPatientsMaternalLastName": "Mamani",
-            "cPatientDocument": "71234567",
-            "cPatientDocumentType": "DNI",
-            "cAppointment": "15:30 - 16:00",
-            "cDateReservation": "2026-03-02",
-            "cDoctor": "Dra. Paredes",
-            "cEnvironment": "Consultorio 3",
-            "cSpecialty": "Dermatología",
-            "cTariff": "Particular",
-            "reservationId": 98765,
-            "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
-        },
-    ),
-    OpenApiExample(
-        "8.2 Cierre ganado con factura directa",
-        request_only=True,
-        value={
-            "cClinicHistory": "HC-000123",
-            "cPatientsname": "Lucía",
-            "cFacturas": {
-                "comprobante_soles": "https://facturas.example.com/F001-123.pdf",
-                "comprobante_dolares": None,
-            },
-        },
-    ),
-    OpenApiExample(
-        "8.3 Cierre ganado con O.S",
-        request_only=True,
-        value={
-            "cClinicHistory": "HC-000123",
-            "cOrdenesServicio": [456],
-            "cOrdenesServicioMetadata": {"456": {"descripcion": "Procedimiento láser", "numero_os": "OS-456"}},
-        },
-    ),
+    OpenApiExample("8.1 Actualizar datos y cita (sin cerrar)", request_only=True, value=DATA_AND_APPOINTMENT),
+    OpenApiExample("8.2 Cierre ganado con factura directa", request_only=True, value=CLOSE_WITH_INVOICE),
+    OpenApiExample("8.3 Cierre ganado con O.S", request_only=True, value=CLOSE_WITH_SERVICE_ORDERS),
 ]
 
 

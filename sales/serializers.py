@@ -1,7 +1,8 @@
 """Input and output serializers of the API (docs/api.md).
 
-Keys are the front-end's camelCase names; `opportunities.process_case.FIELD_COLUMNS` maps each one
-to its model column.
+Keys are the front-end's camelCase names. The process update's fields (customer, patient,
+appointment) are not written here: each is built from its declaration in `Opportunity`
+(opportunities/process_fields.py).
 """
 
 from __future__ import annotations
@@ -24,18 +25,30 @@ from crm.fields import (
     ReservationDateField,
     StrictCharField,
 )
-from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Meeting, Opportunity, Stage
+from opportunities.models import PROCESS_FIELDS, ActionHistory, Attachment, FacturacionSubEstado, Meeting, Stage
+from opportunities.process_fields import Kind, ProcessField
 
 from .attachment_links import AttachmentLink, attachment_link_issue
 
 
-def _max_length(column: str) -> int | None:
-    return getattr(Opportunity._meta.get_field(column), "max_length", None)
+def _process_input_field(field: ProcessField) -> serializers.Field:
+    """The input field of a declared process field. null and blank are accepted and mean "not
+    sent" (docs/api.md "Process update")."""
+    options: dict[str, Any] = {"required": False, "allow_null": True, "help_text": field.help_text or None}
+    if field.kind is Kind.DATE:
+        return ReservationDateField(**options)
+    if field.kind is Kind.POSITIVE_INT:
+        return PositiveInt32Field(**options)
+    text_field = AppointmentRangeField if field.kind is Kind.TIME_RANGE else StrictCharField
+    return text_field(allow_blank=True, max_length=field.max_length, **options)
 
 
-def _text(column: str) -> StrictCharField:
-    # null and blank are accepted and mean "not sent" (docs/api.md "Process update").
-    return StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=_max_length(column))
+def _process_output_field(field: ProcessField) -> serializers.Field:
+    """The output field of a declared process field."""
+    output_field = {Kind.DATE: serializers.DateField, Kind.POSITIVE_INT: serializers.IntegerField}.get(
+        field.kind, serializers.CharField
+    )
+    return output_field(source=field.column, allow_null=field.model_field.null, read_only=True)
 
 
 METADATA_MAX_CHARS = 20_000
@@ -105,33 +118,8 @@ class FacturasInputSerializer(serializers.Serializer):
 class OpportunityFieldsInputSerializer(serializers.Serializer):
     """The customer, patient and appointment fields shared by create and process update."""
 
-    cLastNameFather = _text("c_last_name_father")
-    cLastNameMother = _text("c_last_name_mother")
-    cCustomerDocumentType = _text("c_customer_document_type")
-    cCustomerDocument = _text("c_customer_document")
-    cPatientsname = _text("c_patientsname")
-    cPatientsPaternalLastName = _text("c_patients_paternal_last_name")
-    cPatientsMaternalLastName = _text("c_patients_maternal_last_name")
-    cPatientDocument = _text("c_patient_document")
-    cPatientDocumentType = _text("c_patient_document_type")
-    cClinicHistory = _text("c_clinic_history")
-    cAppointment = AppointmentRangeField(
-        required=False,
-        allow_null=True,
-        allow_blank=True,
-        max_length=_max_length("c_appointment"),
-        help_text='Rango de horario "HH:MM - HH:MM"',
-    )
-    cDateReservation = ReservationDateField(required=False, allow_null=True, help_text="Fecha de reserva yyyy-MM-dd")
-    cDoctor = _text("c_doctor")
-    cEnvironment = _text("c_environment")
-    cSpecialty = _text("c_specialty")
-    cTariff = _text("c_tariff")
-    reservationId = PositiveInt32Field(
-        required=False,
-        allow_null=True,
-        help_text="ID de la reserva en SV; obligatorio cuando se envían datos de cita",
-    )
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {field.key: _process_input_field(field) for field in PROCESS_FIELDS} | super().get_fields()
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -195,29 +183,18 @@ class OpportunityOutputSerializer(serializers.Serializer):
     name = serializers.CharField(read_only=True)
     stage = serializers.ChoiceField(choices=Stage.choices, read_only=True)
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True, read_only=True)
-    cLastNameFather = serializers.CharField(source="c_last_name_father", read_only=True)
-    cLastNameMother = serializers.CharField(source="c_last_name_mother", read_only=True)
-    cCustomerDocumentType = serializers.CharField(source="c_customer_document_type", read_only=True)
-    cCustomerDocument = serializers.CharField(source="c_customer_document", read_only=True)
-    cPatientsname = serializers.CharField(source="c_patientsname", read_only=True)
-    cPatientsPaternalLastName = serializers.CharField(source="c_patients_paternal_last_name", read_only=True)
-    cPatientsMaternalLastName = serializers.CharField(source="c_patients_maternal_last_name", read_only=True)
-    cPatientDocument = serializers.CharField(source="c_patient_document", read_only=True)
-    cPatientDocumentType = serializers.CharField(source="c_patient_document_type", read_only=True)
-    cClinicHistory = serializers.CharField(source="c_clinic_history", read_only=True)
-    cAppointment = serializers.CharField(source="c_appointment", read_only=True)
-    cDateReservation = serializers.DateField(source="c_date_reservation", allow_null=True, read_only=True)
-    cDoctor = serializers.CharField(source="c_doctor", read_only=True)
-    cEnvironment = serializers.CharField(source="c_environment", read_only=True)
-    cSpecialty = serializers.CharField(source="c_specialty", read_only=True)
-    cTariff = serializers.CharField(source="c_tariff", read_only=True)
-    reservationId = serializers.IntegerField(source="reservation_id", allow_null=True, read_only=True)
     cFacturacionSubEstado = serializers.ChoiceField(
         source="c_facturacion_sub_estado", choices=FacturacionSubEstado.choices, allow_null=True, read_only=True
     )
     isPresaved = serializers.BooleanField(source="is_presaved", read_only=True)
     createdAt = LocalDateTimeField(source="created_at", read_only=True)
     modifiedAt = LocalDateTimeField(source="modified_at", read_only=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """The declared fields with the process fields after `amount`."""
+        fields = super().get_fields()
+        head = {name: fields.pop(name) for name in ("id", "name", "stage", "amount")}
+        return head | {field.key: _process_output_field(field) for field in PROCESS_FIELDS} | fields
 
 
 class OpportunityCreateOutputSerializer(OpportunityOutputSerializer):

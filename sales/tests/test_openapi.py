@@ -9,6 +9,8 @@ import jsonschema
 import pytest
 from django.core.management import call_command
 
+from sales.example_bodies import APPOINTMENT_DATA
+
 pytestmark = pytest.mark.django_db
 
 
@@ -134,15 +136,7 @@ def test_real_responses_conform_to_the_schema(schema, api_client, make_opportuni
     """Regression of schemathesis' first finding: `yyyy-MM-dd HH:mm:ss` is not RFC 3339
     `date-time`, so the schema must describe it as a patterned string."""
     opportunity = make_opportunity()
-    body = put_process(
-        opportunity.pk,
-        {
-            "cDoctor": "Dra. Paredes",
-            "cDateReservation": "2026-03-02",
-            "cAppointment": "15:30 - 16:00",
-            "reservationId": 7,
-        },
-    ).json()
+    body = put_process(opportunity.pk, {**APPOINTMENT_DATA, "reservationId": 7}).json()
     validate(schema, "ProcessUpdateResponse", body)
     validate(
         schema,

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from opportunities.models import ActionHistory, Meeting, Opportunity
-from opportunities.process_case import ProcessCase, process_case_detect
+from opportunities.process_case import APPOINTMENT_FIELDS, MAIN_FIELDS, ProcessCase, process_case_detect
+from sales.example_bodies import APPOINTMENT_DATA, MAIN_DATA
 
 pytestmark = pytest.mark.django_db
 
 RESERVATION_MESSAGE = "El campo reservationId no puede estar vacío"
 
-MAIN_BODY = {
-    "cLastNameFather": "Quispe",
-    "cLastNameMother": "Mamani",
-    "cCustomerDocumentType": "DNI",
-    "cCustomerDocument": "45678912",
-    "cPatientsname": "Lucía",
-    "cPatientsPaternalLastName": "Quispe",
-    "cPatientsMaternalLastName": "Mamani",
-    "cPatientDocument": "71234567",
-    "cPatientDocumentType": "DNI",
-    "cClinicHistory": "HC-000123",
-}
-APPOINTMENT_BODY = {
-    "cAppointment": "15:30 - 16:00",
-    "cDateReservation": "2026-03-02",
-    "cDoctor": "Dra. Paredes",
-    "cEnvironment": "Consultorio 3",
-    "cSpecialty": "Dermatología",
-    "cTariff": "Particular",
-}
+# The README example's customer and patient data, with cLastNameMother (in neither list) and the clinic history.
+MAIN_BODY = {**MAIN_DATA, "cLastNameMother": "Mamani", "cClinicHistory": "HC-000123"}
+APPOINTMENT_BODY = APPOINTMENT_DATA
 
 
 @pytest.mark.parametrize(
@@ -50,6 +37,19 @@ APPOINTMENT_BODY = {
 )
 def test_case_is_detected_from_the_source_document_field_lists(fields, expected):
     assert process_case_detect(fields) is expected
+
+
+def test_the_case_lists_are_exactly_those_of_the_docs():
+    """The lists derived from the field declarations are the requirements' lists, as docs/api.md
+    "The four cases" writes them."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    section = docs.split("## The four cases", 1)[1].split("\n## ", 1)[0]
+    lists = re.search(r"- \*main\* fields: (.*?);\n- \*appointment\* fields: (.*?)\.\n", section, re.DOTALL)
+    assert lists is not None
+    main, appointment = (re.findall(r"`(\w+)`", text) for text in lists.groups())
+    assert len(main) == 9 and len(appointment) == 6
+    assert (set(MAIN_FIELDS), set(APPOINTMENT_FIELDS)) == (set(main), set(appointment))
+    assert len(MAIN_FIELDS) == len(main) and len(APPOINTMENT_FIELDS) == len(appointment)
 
 
 def test_main_only_updates_main_fields_and_makes_no_meeting(make_opportunity, put_process):
@@ -213,7 +213,5 @@ def test_response_dates_use_the_contract_format(make_opportunity, put_process):
     opportunity = make_opportunity()
     body = put_process(opportunity.pk, {**APPOINTMENT_BODY, "reservationId": 1}).json()["opportunity"]
     assert body["cDateReservation"] == "2026-03-02"
-    import re
-
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", body["modifiedAt"])
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", body["createdAt"])
