@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from devtools.harness import free_port, mifact_standin_argv
 from e2e import bodies
-from e2e.harness import MIFACT_PASSWORD, MIFACT_USER, PYTHON, ROOT, MifactControl, Stack, free_port
+from e2e.harness import MIFACT_PASSWORD, MIFACT_USER, PYTHON, ROOT, MifactControl, Stack
 from e2e.test_service_orders import SUMMARY_RE, reads_as_spanish
 
 pytestmark = pytest.mark.skipif(
@@ -40,45 +41,14 @@ POLL_ENV = {"POLL_WORKERS": "4", "POLL_BATCH_SIZE": "4", "PGAPPNAME": APP_NAME}
 @pytest.fixture(scope="module")
 def slow_mifact(stack: Stack) -> Iterator[MifactControl]:
     port = free_port()
-    log_path = stack.workdir / "slow_mifact.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                str(PYTHON),
-                "-m",
-                "devtools.mifact_standin",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--username",
-                MIFACT_USER,
-                "--password",
-                MIFACT_PASSWORD,
-                "--latency-ms",
-                str(LATENCY_MS),
-                "--log-requests",
-            ],
-            cwd=ROOT,
-            env=stack.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    control = MifactControl(f"http://127.0.0.1:{port}/api", log_path)
+    argv = mifact_standin_argv(port, MIFACT_USER, MIFACT_PASSWORD, "--latency-ms", str(LATENCY_MS), "--log-requests")
+    stack.spawn("slow_mifact", argv)
+    control = MifactControl(f"http://127.0.0.1:{port}/api", stack.log_path("slow_mifact"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                control.state()
-                break
-            except Exception:
-                assert process.poll() is None and time.monotonic() < deadline, "the slow stand-in did not start"
-                time.sleep(0.1)
+        stack.wait_until_up("slow_mifact", f"{control.base_url}/_standin/state")
         yield control
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stack.workspace.stop("slow_mifact")
 
 
 def _psql(stack: Stack, statement: str, *params: Any) -> list[tuple[Any, ...]]:
