@@ -95,8 +95,9 @@ def mifact_standin_argv(
 
 
 class ThrowAwayDatabase:
-    """A fresh database `name` on the PostgreSQL server of `admin_url` (its maintenance database):
-    `create()` returns its URL, `drop()` (idempotent) removes it, even with connections open."""
+    """A fresh database `name` on the PostgreSQL server of `admin_url` (created and dropped from its
+    maintenance database `postgres`): `create()` returns its URL, `drop()` (idempotent) removes it,
+    even with connections open."""
 
     def __init__(self, admin_url: str, name: str) -> None:
         parts = urlsplit(admin_url)
@@ -104,7 +105,7 @@ class ThrowAwayDatabase:
             raise RuntimeError(f"not a postgres:// URL: {admin_url}")
         self.name = name
         self.url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-        self._admin_conninfo = urlunsplit(("postgresql", parts.netloc, parts.path or "/postgres", parts.query, ""))
+        self._admin_conninfo = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
         self.created = False
 
     def _admin(self, statement: str) -> None:
