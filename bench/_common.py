@@ -13,15 +13,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools import harness
-from devtools.harness import MANAGE, PYTHON, ROOT, free_port, hermetic_env
+from devtools.harness import MANAGE, PYTHON, ROOT, free_port, hermetic_env, mifact_standin_argv
 
-__all__ = ["MANAGE", "PYTHON", "ROOT", "free_port", "hermetic_env"]
+__all__ = ["MANAGE", "PYTHON", "ROOT", "free_port", "hermetic_env", "mifact_standin_argv"]
 
 #: The server's maintenance database, used to create and drop the throw-away database.
 POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -70,6 +72,21 @@ class Workspace(harness.Workspace):
 
     def __enter__(self) -> Workspace:
         return self
+
+
+def run_guarded(work: Callable[[], None]) -> int:
+    """0 when `work` ran; 1 after "BENCH BROKE" (a BenchError or a bug); 130 on Ctrl-C or SIGTERM."""
+    try:
+        work()
+        return 0
+    except BenchError as exc:
+        say(f"\nBENCH BROKE: {exc}")
+    except KeyboardInterrupt:
+        say("\ninterrupted")
+        return 130
+    except Exception:
+        say("\nBENCH BROKE with an unexpected error:\n" + traceback.format_exc())
+    return 1
 
 
 def verdict(ok: bool) -> str:
