@@ -10,6 +10,7 @@ stopped. Only loopback traffic.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -87,6 +88,16 @@ def run_guarded(work: Callable[[], None]) -> int:
     except Exception:
         say("\nBENCH BROKE with an unexpected error:\n" + traceback.format_exc())
     return 1
+
+
+def report_targets(report: dict[str, Any], code: int, json_path: str | None) -> int:
+    """Print the run's targets with their verdicts, write `report` as JSON to `json_path` if given;
+    return `code`."""
+    for target in report.get("targets", []):
+        say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2))
+    return code
 
 
 def verdict(ok: bool) -> str:

@@ -25,15 +25,22 @@ Exit status: 0 when the bench ran (whatever the targets say); 1 when it broke; 1
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import ROOT, BenchError, Workspace, hermetic_env, install_signal_handlers, run_guarded, say, verdict
+from _common import (
+    ROOT,
+    BenchError,
+    Workspace,
+    hermetic_env,
+    install_signal_handlers,
+    report_targets,
+    run_guarded,
+    say,
+)
 
 OPPORTUNITIES = 10_000
 SERVICE_ORDERS = 20_000
@@ -286,11 +293,7 @@ def main() -> int:
                 "pass": len(report["queries"]) <= QUERY_TARGET,
             },
         ]
-        for target in report["targets"]:
-            say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return code
+    return report_targets(report, code, args.json)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,9 @@ from _common import (
     free_port,
     hermetic_env,
     install_signal_handlers,
+    report_targets,
     run_guarded,
     say,
-    verdict,
 )
 from _db_modes import DB_MODES, db_mode_env
 
@@ -383,11 +383,7 @@ def main() -> int:
                     "pass": put["p99_ms"] < PUT_P99_TARGET_MS,
                 },
             ]
-            for target in report["targets"]:
-                say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return code
+    return report_targets(report, code, args.json)
 
 
 if __name__ == "__main__":

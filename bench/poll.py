@@ -26,7 +26,6 @@ bench broke (a step failed or an outcome check did not hold); 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -46,9 +45,9 @@ from _common import (
     hermetic_env,
     install_signal_handlers,
     mifact_standin_argv,
+    report_targets,
     run_guarded,
     say,
-    verdict,
 )
 from _poll_data import FIRST_FOLLOW_UP_ID, FIRST_SERVICE_ORDER_ID, INVOICED_EVERY, OPPORTUNITIES, PollData
 
@@ -337,11 +336,7 @@ def main() -> int:
             },
         ]
         report["targets"] = targets
-        for target in targets:
-            say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return code
+    return report_targets(report, code, args.json)
 
 
 if __name__ == "__main__":

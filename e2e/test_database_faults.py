@@ -90,6 +90,19 @@ def _start_poll(stack: Stack, slow_mifact: MifactControl, **extra: str) -> subpr
     return stack.manage_popen("poll_invoices", env=env)
 
 
+def _poll_mid_flight(
+    stack: Stack, api: Any, slow_mifact: MifactControl, new_id: Any, name: str
+) -> tuple[list[tuple[str, list[int]]], list[int], int, subprocess.Popen[str]]:
+    """Twelve invoiced O.S and a poll that has checked some of them: (registered, their ids, the
+    last run record's id before it, the running poll)."""
+    registered = _invoiced_pending_orders(api, slow_mifact, new_id, name)
+    before = _last_run_id(stack)
+    calls = slow_mifact.state()["status_calls"]
+    poll = _start_poll(stack, slow_mifact)
+    _wait_for_status_calls(slow_mifact, calls + 5, poll)
+    return registered, [so for _, ids in registered for so in ids], before, poll
+
+
 def _wait_for_status_calls(slow_mifact: MifactControl, at_least: int, poll: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
     while slow_mifact.state()["status_calls"] < at_least:
@@ -167,13 +180,7 @@ def test_connections_terminated_mid_poll_end_the_run_in_one_spanish_line_and_the
     """Regression: an OperationalError escaped from the main thread, each worker printed tracebacks
     on its dead connection (120-238 of them), there was no summary line, and the O.S stayed claimed
     for POLL_CLAIM_SECONDS, so the next run skipped them."""
-    registered = _invoiced_pending_orders(api, slow_mifact, new_id, "E2E - conexión cortada")
-    all_ids = [so for _, ids in registered for so in ids]
-    before = _last_run_id(stack)
-    calls = slow_mifact.state()["status_calls"]
-
-    poll = _start_poll(stack, slow_mifact)
-    _wait_for_status_calls(slow_mifact, calls + 5, poll)
+    registered, all_ids, before, poll = _poll_mid_flight(stack, api, slow_mifact, new_id, "E2E - conexión cortada")
     assert _terminate_poll_backends(stack) >= 1
     stdout, stderr = poll.communicate(timeout=120)
 
@@ -233,13 +240,7 @@ def test_a_database_down_longer_than_the_retries_leaves_nothing_that_blocks_the_
 def test_a_killed_poll_is_marked_interrupted_and_its_claims_do_not_block_the_next_run(stack, api, slow_mifact, new_id):
     """Regression: a SIGKILLed run stayed `running` for ever and its O.S stayed claimed for
     POLL_CLAIM_SECONDS (300 s), so the next run skipped them."""
-    registered = _invoiced_pending_orders(api, slow_mifact, new_id, "E2E - poll matado")
-    all_ids = [so for _, ids in registered for so in ids]
-    before = _last_run_id(stack)
-    calls = slow_mifact.state()["status_calls"]
-
-    poll = _start_poll(stack, slow_mifact)
-    _wait_for_status_calls(slow_mifact, calls + 5, poll)
+    registered, all_ids, before, poll = _poll_mid_flight(stack, api, slow_mifact, new_id, "E2E - poll matado")
     poll.kill()
     poll.communicate(timeout=30)
     (killed,) = _run_records(stack, before)
