@@ -6,12 +6,15 @@ STAMP  := $(VENV)/.requirements-installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
+# What runs the unit suite: CI measures coverage with PYTEST_RUNNER="coverage run -m pytest" (.ci/run).
+PYTEST_RUNNER ?= pytest
 
 .PHONY: bootstrap run test test-browser e2e faults serve migrate demo bench lint clean
 
+# requirements.txt is compiled from requirements.in with hashes (docs/development.md "Adding a dependency").
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
 	touch $(STAMP)
 
 .env:
@@ -30,7 +33,7 @@ run: migrate
 
 ## The whole test suite (SQLite by default; DATABASE_URL=postgres://... for PostgreSQL).
 test: bootstrap
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m $(PYTEST_RUNNER) $(PYTEST_ARGS)
 
 ## Black-box suite (e2e/, docs/development.md "Black-box suite"): gunicorn with production settings, the
 ## invoice-mifact and SV stand-ins and manage.py subprocesses, on a throw-away SQLite database;
@@ -88,7 +91,7 @@ CI_VENV  := .venv-ci
 CI_STAMP := $(CI_VENV)/.requirements-installed
 $(CI_STAMP): requirements.txt requirements-ci.txt
 	test -x $(CI_VENV)/bin/python || $(PYTHON) -m venv $(CI_VENV)
-	$(CI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-ci.txt
+	$(CI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-ci.txt
 	touch $(CI_STAMP)
 
 lint: $(CI_STAMP)

@@ -25,16 +25,22 @@ Exit status: 0 when the bench ran (whatever the targets say); 1 when it broke; 1
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-import traceback
-from pathlib import Path
 from typing import Any
 
-from _common import ROOT, BenchError, Workspace, hermetic_env, install_signal_handlers, say, verdict
+from _common import (
+    ROOT,
+    BenchError,
+    Workspace,
+    hermetic_env,
+    install_signal_handlers,
+    report_targets,
+    run_guarded,
+    say,
+)
 
 OPPORTUNITIES = 10_000
 SERVICE_ORDERS = 20_000
@@ -224,8 +230,8 @@ def main() -> int:
     say("bench/admin_start.py: the staff's start page with 10,000 opportunities and 20,000 O.S")
     say("=" * 78)
     report: dict[str, Any] = {"bench": "admin", "ok": False, "targets": []}
-    code = 1
-    try:
+
+    def work() -> None:
         with Workspace("crm-bench-admin-") as ws:
             env = hermetic_env(
                 {
@@ -262,15 +268,9 @@ def main() -> int:
             from django.db import connections
 
             connections.close_all()
-        report["ok"] = True
-        code = 0
-    except BenchError as exc:
-        say(f"\nBENCH BROKE: {exc}")
-    except KeyboardInterrupt:
-        say("\ninterrupted")
-        code = 130
-    except Exception:
-        say("\nBENCH BROKE with an unexpected error:\n" + traceback.format_exc())
+
+    code = run_guarded(work)
+    report["ok"] = code == 0
 
     if report.get("queries"):
         say(f"\nQUERIES of one GET /admin/ ({len(report['queries'])})")
@@ -293,11 +293,7 @@ def main() -> int:
                 "pass": len(report["queries"]) <= QUERY_TARGET,
             },
         ]
-        for target in report["targets"]:
-            say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return code
+    return report_targets(report, code, args.json)
 
 
 if __name__ == "__main__":

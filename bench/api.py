@@ -30,7 +30,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,9 @@ from _common import (
     free_port,
     hermetic_env,
     install_signal_handlers,
+    report_targets,
+    run_guarded,
     say,
-    verdict,
 )
 from _db_modes import DB_MODES, db_mode_env
 
@@ -323,8 +323,8 @@ def main() -> int:
         "endpoints": [],
         "targets": [],
     }
-    code = 1
-    try:
+
+    def work() -> None:
         with Workspace("crm-bench-api-") as ws:
             bench = ApiBench(
                 ws,
@@ -350,15 +350,9 @@ def main() -> int:
                         for e in bad
                     )
                 )
-        report["ok"] = True
-        code = 0
-    except BenchError as exc:
-        say(f"\nBENCH BROKE: {exc}")
-    except KeyboardInterrupt:
-        say("\ninterrupted")
-        code = 130
-    except Exception:
-        say("\nBENCH BROKE with an unexpected error:\n" + traceback.format_exc())
+
+    code = run_guarded(work)
+    report["ok"] = code == 0
 
     endpoints = {e["mode"]: e for e in report["endpoints"]}
     if endpoints:
@@ -389,11 +383,7 @@ def main() -> int:
                     "pass": put["p99_ms"] < PUT_P99_TARGET_MS,
                 },
             ]
-            for target in report["targets"]:
-                say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return code
+    return report_targets(report, code, args.json)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,11 @@ bench broke (a step failed or an outcome check did not hold); 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +44,10 @@ from _common import (
     free_port,
     hermetic_env,
     install_signal_handlers,
+    mifact_standin_argv,
+    report_targets,
+    run_guarded,
     say,
-    verdict,
 )
 from _poll_data import FIRST_FOLLOW_UP_ID, FIRST_SERVICE_ORDER_ID, INVOICED_EVERY, OPPORTUNITIES, PollData
 
@@ -106,25 +106,10 @@ class PollBench(PollData):
         self.ws.db.create()
         self.ws.manage(self.env, "migrate", "--noinput")
         say("  migrated")
-        self.ws.spawn(
-            "mifact_standin",
-            [
-                PYTHON,
-                "-m",
-                "devtools.mifact_standin",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.mifact_port),
-                "--latency-ms",
-                f"{self.latency_ms:g}",
-                "--username",
-                MIFACT_USER,
-                "--password",
-                MIFACT_PASSWORD,
-            ],
-            self.env,
+        argv = mifact_standin_argv(
+            self.mifact_port, MIFACT_USER, MIFACT_PASSWORD, "--latency-ms", f"{self.latency_ms:g}"
         )
+        self.ws.spawn("mifact_standin", argv, self.env)
         self.ws.wait_http("mifact_standin", f"{self.mifact}/_standin/state")
         say(f"  invoice-mifact stand-in (separate process) at {self.mifact}, latency {self.latency_ms:g} ms")
         # The bench process itself uses Django (bulk_create, reset, checks) on the bench database.
@@ -303,8 +288,8 @@ def main() -> int:
     say("bench/poll.py: manage.py poll_invoices against a slow invoice-mifact stand-in")
     say("=" * 78)
     report: dict[str, Any] = {"bench": "poll", "ok": False, "runs": [], "targets": []}
-    code = 1
-    try:
+
+    def work() -> None:
         with Workspace("crm-bench-poll-") as ws:
             bench = PollBench(ws, n=args.n, latency_ms=args.latency_ms, follow_ups=args.follow_ups)
             bench.setup()
@@ -316,15 +301,9 @@ def main() -> int:
             from django.db import connections
 
             connections.close_all()
-        report["ok"] = True
-        code = 0
-    except BenchError as exc:
-        say(f"\nBENCH BROKE: {exc}")
-    except KeyboardInterrupt:
-        say("\ninterrupted")
-        code = 130
-    except Exception:
-        say("\nBENCH BROKE with an unexpected error:\n" + traceback.format_exc())
+
+    code = run_guarded(work)
+    report["ok"] = code == 0
 
     if report["runs"]:
         say("\nRESULTS (poll_invoices)")
@@ -357,11 +336,7 @@ def main() -> int:
             },
         ]
         report["targets"] = targets
-        for target in targets:
-            say(f"TARGET {target['name']}: {target['value']} -> {verdict(target['pass'])}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return code
+    return report_targets(report, code, args.json)
 
 
 if __name__ == "__main__":

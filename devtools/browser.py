@@ -9,6 +9,7 @@ logged for the tests to read with `driver.get_log(...)`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -65,3 +66,18 @@ def chromium() -> Iterator[Any]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@contextmanager
+def chromium_for_tests() -> Iterator[Any]:
+    """`chromium()` for a pytest fixture: the test is skipped where no browser can start, and
+    fails instead under REQUIRE_BROWSER=1 (as CI sets it)."""
+    import pytest
+
+    reason = missing_browser_reason()
+    if reason:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    with chromium() as driver:
+        yield driver

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from e2e.harness import ApiSession, CommandResult, Stack
+from e2e.harness import ApiSession, CommandResult, Stack, running
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -35,23 +34,14 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 _STACK: Stack | None = None
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # a CI timeout's SIGTERM: unwind, so the servers stop and the database goes
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     global _STACK
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    running = Stack()
     try:
-        running.start()
-        _STACK = running
-        yield running
+        with running(Stack()) as _STACK:
+            yield _STACK
     finally:
         _STACK = None
-        running.stop()
-        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(autouse=True)

@@ -16,27 +16,22 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
-import socket
+import signal
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, NamedTuple, TypeVar
 
 import requests
 
+from devtools.harness import MANAGE, ROOT, Workspace, free_port, hermetic_env, mifact_standin_argv
 from devtools.sv_standin import SvStandin
 from devtools.testing import LocalHTTPServer
 
-ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 METRICS_TOKEN = "e2e-metrics-token"
-MANAGE = ROOT / "manage.py"
 
 #: gunicorn sync workers: each keeps its own caches, so some tests make sure both served them.
 GUNICORN_WORKERS = 2
@@ -51,21 +46,11 @@ SV_USER, SV_PASSWORD = "e2e-sv", "e2e-sv-secret"
 #: Seconds before a failed SV delivery is retried (SV_SYNC_BACKOFF_SECONDS; production: 60).
 SV_BACKOFF_SECONDS = 1
 
-#: Variables of the caller's environment a subprocess keeps; everything else is set below.
-_INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
-
 
 class CommandResult(NamedTuple):
     returncode: int
     stdout: str
     stderr: str
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ApiSession(requests.Session):
@@ -162,11 +147,10 @@ class Stack:
     mifact_module = "devtools.mifact_standin"
 
     def __init__(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="crm-e2e-"))
-        self.media = self.workdir / "media"
-        self.media.mkdir()
+        self.workspace = Workspace("crm-e2e-")
+        self.workdir = self.workspace.dir
+        self.media = self.workspace.media
         self._exit = ExitStack()
-        self.processes: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
         self.env: dict[str, str] = {}
 
     # -- start / stop --------------------------------------------------------------------------
@@ -184,11 +168,11 @@ class Stack:
         self._exit.callback(self.front_server.close)
 
         self.api_port = free_port()
-        self.mifact_port = free_port()
-        while self.mifact_port == self.api_port:
-            self.mifact_port = free_port()
+        self.mifact_port = free_port(self.api_port)
         self.base_url = f"http://127.0.0.1:{self.api_port}"
-        self.database_url = self._create_database()
+        self.database_url = self.workspace.database_url(
+            os.environ.get("E2E_DATABASE_URL", "").strip(), f"{self.database_prefix}_{os.getpid()}"
+        )
         self.metrics_dir = self.workdir / "metrics"
         self.metrics_dir.mkdir()
         self.env = self._environment()
@@ -205,23 +189,10 @@ class Stack:
             f"get_user_model().objects.create_user({API_USER!r}, password={API_PASSWORD!r})",
         )
 
-        self.spawn(
-            "mifact_standin",
-            [
-                str(PYTHON),
-                "-m",
-                self.mifact_module,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.mifact_port),
-                "--username",
-                MIFACT_USER,
-                "--password",
-                MIFACT_PASSWORD,
-                "--log-requests",
-            ],
+        argv = mifact_standin_argv(
+            self.mifact_port, MIFACT_USER, MIFACT_PASSWORD, "--log-requests", module=self.mifact_module
         )
+        self.spawn("mifact_standin", argv)
         self.spawn("gunicorn", self.gunicorn_argv())
         self.wait_until_up("mifact_standin", f"{self.mifact.base_url}/_standin/state")
         self.wait_until_up("gunicorn", f"{self.base_url}/health")
@@ -255,61 +226,21 @@ class Stack:
     def stop(self) -> None:
         """Stop every process and server, drop the database, remove the folder (unless
         E2E_KEEP=1). Safe after a failed `start()`."""
+        keep = os.environ.get("E2E_KEEP") == "1"
         try:
-            for process, _ in self.processes.values():
-                if process.poll() is None:
-                    process.terminate()
-            for process, _ in self.processes.values():
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
-            self._exit.close()
+            self.workspace.close(keep=keep)
         finally:
-            if os.environ.get("E2E_KEEP") == "1":
+            self._exit.close()
+            if keep:
                 print(f"\nE2E_KEEP=1: logs and media kept in {self.workdir}")
-            else:
-                shutil.rmtree(self.workdir, ignore_errors=True)
-
-    # -- database ------------------------------------------------------------------------------
-
-    def _create_database(self) -> str:
-        """SQLite in the folder, or a fresh PostgreSQL database when E2E_DATABASE_URL says so."""
-        admin_url = os.environ.get("E2E_DATABASE_URL", "").strip()
-        if not admin_url or admin_url.startswith("sqlite"):
-            return f"sqlite:///{self.workdir / 'e2e.sqlite3'}"
-        parts = urlsplit(admin_url)
-        if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-            raise RuntimeError(f"E2E_DATABASE_URL must be a postgres:// URL, not {parts.scheme}://")
-        import psycopg
-        from psycopg import sql
-
-        name = f"{self.database_prefix}_{os.getpid()}"
-        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path or "/postgres", parts.query, ""))
-
-        def execute(statement: Any) -> None:
-            with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
-                conn.execute(statement)
-
-        execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        # stop() ends the processes before it closes the exit stack, so nothing holds it then.
-        self._exit.callback(execute, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
     # -- environment and subprocesses ----------------------------------------------------------
 
     def _environment(self) -> dict[str, str]:
-        env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
-        env.update(
+        return hermetic_env(
             {
                 # Hermetic: the developer's .env is never read; every setting the suite relies
                 # on is given here, the rest keep their production defaults.
-                "ENV_FILE": "",
-                "DJANGO_SETTINGS_MODULE": "crm.settings",
-                "PYTHONUNBUFFERED": "1",
-                "PYTHONDONTWRITEBYTECODE": "1",
                 "DEBUG": "false",
                 "SECRET_KEY": secrets.token_urlsafe(50),
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -319,8 +250,7 @@ class Stack:
                 "SECURE_SSL_REDIRECT": "false",
                 "CONN_MAX_AGE": "600",
                 "DATABASE_URL": self.database_url,
-                "MEDIA_ROOT": str(self.media),
-                "INVOICE_DOWNLOAD_DIR": str(self.media.parent / "downloads"),
+                **self.workspace.files_env,
                 "URL_INVOICE_MIFACT_V3": f"http://127.0.0.1:{self.mifact_port}/api",
                 "INVOICE_MIFACT_USERNAME": MIFACT_USER,
                 "INVOICE_MIFACT_PASSWORD": MIFACT_PASSWORD,
@@ -342,25 +272,13 @@ class Stack:
                 "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             }
         )
-        return env
 
     def env_with(self, **overrides: str) -> dict[str, str]:
         return {**self.env, **overrides}
 
     def manage(self, *args: str, env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT) -> CommandResult:
         """Run `.venv/bin/python manage.py <args>` to completion with the suite's environment."""
-        try:
-            done = subprocess.run(
-                [str(PYTHON), str(MANAGE), *args],
-                cwd=ROOT,
-                env=env or self.env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise AssertionError(f"manage.py {' '.join(args)} did not finish in {timeout:.0f} s") from exc
+        done = self.workspace.manage_run(env or self.env, *args, timeout=timeout)
         return CommandResult(done.returncode, done.stdout, done.stderr)
 
     def manage_ok(self, *args: str, **kwargs: Any) -> CommandResult:
@@ -384,29 +302,17 @@ class Stack:
         )
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log_path = self.workdir / f"{name}.log"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                argv, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        self.processes[name] = (process, log_path)
+        self.workspace.spawn(name, argv, env or self.env)
 
     def restart_gunicorn(self, env: dict[str, str]) -> None:
         """Stop gunicorn (SIGTERM, as a deploy does) and serve again with `env`; returns once it answers."""
-        process, _ = self.processes["gunicorn"]
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        self.workspace.stop("gunicorn", grace=15)
         self.spawn("gunicorn", self.gunicorn_argv(), env=env)
         self.wait_until_up("gunicorn", f"{self.base_url}/health/live")
 
     def gunicorn_worker_pids(self) -> list[int]:
         """Pids of gunicorn's current workers (the master's children, from /proc; Linux only)."""
-        master = self.processes["gunicorn"][0].pid
+        master = self.workspace.processes["gunicorn"][0].pid
         try:
             children = Path(f"/proc/{master}/task/{master}/children").read_text()
         except OSError:
@@ -414,23 +320,10 @@ class Stack:
         return [int(pid) for pid in children.split()]
 
     def wait_until_up(self, name: str, url: str) -> None:
-        process, _ = self.processes[name]
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode} while starting:\n{self.log_tail(name)}")
-            try:
-                with requests.Session() as probe:
-                    probe.trust_env = False
-                    if probe.get(url, timeout=2).ok:
-                        return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{name} did not answer {url} within {START_TIMEOUT:.0f} s:\n{self.log_tail(name)}")
+        self.workspace.wait_http(name, url, timeout=START_TIMEOUT)
 
     def log_path(self, name: str) -> Path:
-        return self.processes[name][1]
+        return self.workspace.log_path(name)
 
     def log_offset(self, name: str) -> int:
         return self.log_path(name).stat().st_size
@@ -443,13 +336,7 @@ class Stack:
         return {int(pid) for pid in re.findall(rf'"[A-Z]+ {re.escape(path)} HTTP/[\d.]+" .*pid=<(\d+)>', text)}
 
     def log_tail(self, name: str, lines: int = 40, since: int = 0) -> str:
-        try:
-            with self.log_path(name).open("rb") as log:
-                log.seek(since)
-                text = log.read().decode("utf-8", "replace")
-        except (OSError, KeyError):
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return self.workspace.log_tail(name, lines, since)
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -488,3 +375,22 @@ def iter_chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
     """`data` in pieces: a generator body makes `requests` send it chunked (no Content-Length)."""
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+StackT = TypeVar("StackT", bound=Stack)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # a CI timeout's SIGTERM: unwind, so the servers stop and the database goes
+
+
+@contextmanager
+def running(stack: StackT) -> Iterator[StackT]:
+    """`stack` started, and stopped at the end even on SIGTERM (a session fixture's body)."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        signal.signal(signal.SIGTERM, previous)

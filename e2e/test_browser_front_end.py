@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from devtools.browser import chromium, missing_browser_reason
+from devtools.browser import chromium_for_tests
 from devtools.testing import LocalHTTPServer, make_pdf
 from e2e import bodies
 from e2e.harness import API_PASSWORD, API_USER, Stack
@@ -35,12 +34,7 @@ WAIT_SECONDS = 30.0
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    reason = missing_browser_reason()
-    if reason:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    with chromium() as driver:
+    with chromium_for_tests() as driver:
         driver.set_script_timeout(WAIT_SECONDS * 2)
         yield driver
 

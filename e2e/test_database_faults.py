@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from devtools.harness import free_port, mifact_standin_argv
 from e2e import bodies
-from e2e.harness import MIFACT_PASSWORD, MIFACT_USER, PYTHON, ROOT, MifactControl, Stack, free_port
+from e2e.harness import MIFACT_PASSWORD, MIFACT_USER, PYTHON, ROOT, MifactControl, Stack
 from e2e.test_service_orders import SUMMARY_RE, reads_as_spanish
 
 pytestmark = pytest.mark.skipif(
@@ -40,45 +41,14 @@ POLL_ENV = {"POLL_WORKERS": "4", "POLL_BATCH_SIZE": "4", "PGAPPNAME": APP_NAME}
 @pytest.fixture(scope="module")
 def slow_mifact(stack: Stack) -> Iterator[MifactControl]:
     port = free_port()
-    log_path = stack.workdir / "slow_mifact.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                str(PYTHON),
-                "-m",
-                "devtools.mifact_standin",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--username",
-                MIFACT_USER,
-                "--password",
-                MIFACT_PASSWORD,
-                "--latency-ms",
-                str(LATENCY_MS),
-                "--log-requests",
-            ],
-            cwd=ROOT,
-            env=stack.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    control = MifactControl(f"http://127.0.0.1:{port}/api", log_path)
+    argv = mifact_standin_argv(port, MIFACT_USER, MIFACT_PASSWORD, "--latency-ms", str(LATENCY_MS), "--log-requests")
+    stack.spawn("slow_mifact", argv)
+    control = MifactControl(f"http://127.0.0.1:{port}/api", stack.log_path("slow_mifact"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                control.state()
-                break
-            except Exception:
-                assert process.poll() is None and time.monotonic() < deadline, "the slow stand-in did not start"
-                time.sleep(0.1)
+        stack.wait_until_up("slow_mifact", f"{control.base_url}/_standin/state")
         yield control
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stack.workspace.stop("slow_mifact")
 
 
 def _psql(stack: Stack, statement: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -118,6 +88,19 @@ def _invoiced_pending_orders(
 def _start_poll(stack: Stack, slow_mifact: MifactControl, **extra: str) -> subprocess.Popen[str]:
     env = stack.env_with(URL_INVOICE_MIFACT_V3=slow_mifact.base_url, **POLL_ENV, **extra)
     return stack.manage_popen("poll_invoices", env=env)
+
+
+def _poll_mid_flight(
+    stack: Stack, api: Any, slow_mifact: MifactControl, new_id: Any, name: str
+) -> tuple[list[tuple[str, list[int]]], list[int], int, subprocess.Popen[str]]:
+    """Twelve invoiced O.S and a poll that has checked some of them: (registered, their ids, the
+    last run record's id before it, the running poll)."""
+    registered = _invoiced_pending_orders(api, slow_mifact, new_id, name)
+    before = _last_run_id(stack)
+    calls = slow_mifact.state()["status_calls"]
+    poll = _start_poll(stack, slow_mifact)
+    _wait_for_status_calls(slow_mifact, calls + 5, poll)
+    return registered, [so for _, ids in registered for so in ids], before, poll
 
 
 def _wait_for_status_calls(slow_mifact: MifactControl, at_least: int, poll: subprocess.Popen[str]) -> None:
@@ -197,13 +180,7 @@ def test_connections_terminated_mid_poll_end_the_run_in_one_spanish_line_and_the
     """Regression: an OperationalError escaped from the main thread, each worker printed tracebacks
     on its dead connection (120-238 of them), there was no summary line, and the O.S stayed claimed
     for POLL_CLAIM_SECONDS, so the next run skipped them."""
-    registered = _invoiced_pending_orders(api, slow_mifact, new_id, "E2E - conexión cortada")
-    all_ids = [so for _, ids in registered for so in ids]
-    before = _last_run_id(stack)
-    calls = slow_mifact.state()["status_calls"]
-
-    poll = _start_poll(stack, slow_mifact)
-    _wait_for_status_calls(slow_mifact, calls + 5, poll)
+    registered, all_ids, before, poll = _poll_mid_flight(stack, api, slow_mifact, new_id, "E2E - conexión cortada")
     assert _terminate_poll_backends(stack) >= 1
     stdout, stderr = poll.communicate(timeout=120)
 
@@ -263,13 +240,7 @@ def test_a_database_down_longer_than_the_retries_leaves_nothing_that_blocks_the_
 def test_a_killed_poll_is_marked_interrupted_and_its_claims_do_not_block_the_next_run(stack, api, slow_mifact, new_id):
     """Regression: a SIGKILLed run stayed `running` for ever and its O.S stayed claimed for
     POLL_CLAIM_SECONDS (300 s), so the next run skipped them."""
-    registered = _invoiced_pending_orders(api, slow_mifact, new_id, "E2E - poll matado")
-    all_ids = [so for _, ids in registered for so in ids]
-    before = _last_run_id(stack)
-    calls = slow_mifact.state()["status_calls"]
-
-    poll = _start_poll(stack, slow_mifact)
-    _wait_for_status_calls(slow_mifact, calls + 5, poll)
+    registered, all_ids, before, poll = _poll_mid_flight(stack, api, slow_mifact, new_id, "E2E - poll matado")
     poll.kill()
     poll.communicate(timeout=30)
     (killed,) = _run_records(stack, before)

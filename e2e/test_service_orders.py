@@ -7,8 +7,8 @@ import re
 import subprocess
 from collections import Counter
 
+from devtools.harness import free_port
 from e2e import bodies
-from e2e.harness import free_port
 
 SUMMARY_RE = re.compile(
     r"^poll_invoices: pending=\d+ checked=(\d+) invoiced=(\d+) errors=(\d+) left=\d+ "

@@ -12,14 +12,13 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import signal
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from e2e.harness import ApiSession
+from e2e.harness import ApiSession, running
 from faults.support import FaultStack, Scene
 
 _STACK: FaultStack | None = None
@@ -42,23 +41,14 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # a CI timeout's SIGTERM: unwind, so the servers stop and the database goes
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[FaultStack]:
     global _STACK
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    running = FaultStack()
     try:
-        running.start()
-        _STACK = running
-        yield running
+        with running(FaultStack()) as _STACK:
+            yield _STACK
     finally:
         _STACK = None
-        running.stop()
-        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture

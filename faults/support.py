@@ -69,6 +69,14 @@ class FaultStack(Stack):
         with self.db() as conn:
             return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
+    def pending_service_orders(self, opportunities: list[str]) -> list[int]:
+        """Ids of the O.S of `opportunities` still waiting for their invoice."""
+        rows = self.query(
+            "SELECT service_order_id FROM opportunity_service_order WHERE NOT facturado AND opportunity_id = ANY(%s)",
+            opportunities,
+        )
+        return [row["service_order_id"] for row in rows]
+
     def terminate_backends(self) -> int:
         """`pg_terminate_backend` every other connection to the suite's database (a failover)."""
         name = urlsplit(self.database_url).path.lstrip("/")

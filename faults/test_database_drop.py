@@ -67,10 +67,7 @@ def test_connections_terminated_during_a_poll_leave_a_failed_run_and_the_next_ru
         problems.append(f"its run record is {run}, not finished as failed")
     if after.returncode != 0:
         problems.append(f"the next poll_invoices exited {after.returncode}: {after.stderr[-600:]}")
-    pending = stack.query(
-        "SELECT service_order_id FROM opportunity_service_order WHERE NOT facturado AND opportunity_id = ANY(%s)",
-        opportunities,
-    )
+    pending = stack.pending_service_orders(opportunities)
     if pending:
         problems.append(f"{len(pending)} O.S still pending after the next run (claims of the dropped run held?)")
     problems += invariants.all_problems(scene)

@@ -112,10 +112,7 @@ def test_sigkill_swept_across_a_poll_completion_loses_no_comprobante(scene, api)
         problems.append(f"the sweep did not straddle the completion: {dict(states)}")
     if final.returncode != 0 or "Traceback" in final.stderr:
         problems.append(f"the last poll_invoices exited {final.returncode}: {final.stdout} {final.stderr[-800:]}")
-    pending = stack.query(
-        "SELECT opportunity_id FROM opportunity_service_order WHERE NOT facturado AND opportunity_id = ANY(%s)",
-        opportunities,
-    )
+    pending = stack.pending_service_orders(opportunities)
     if pending:
         problems.append(f"{len(pending)} O.S still pending after the last poll_invoices")
     problems += invariants.all_problems(scene)

@@ -91,10 +91,7 @@ def test_invoice_mifact_misbehaving_leaves_service_orders_pending_and_the_next_p
     for _, service_order_id, _ in registered:
         stack.mifact_urls(service_order_id, {})
     healed = scene.manage("poll_invoices")
-    pending = stack.query(
-        "SELECT service_order_id FROM opportunity_service_order WHERE NOT facturado AND opportunity_id = ANY(%s)",
-        opportunities,
-    )
+    pending = stack.pending_service_orders(opportunities)
     if healed.returncode != 0 or pending:
         problems.append(f"once invoice-mifact behaved, poll_invoices exited {healed.returncode}, {pending} pending")
     problems += invariants.all_problems(scene)

@@ -24,13 +24,8 @@ besides the project (run it with the project's virtualenv python).
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,22 +33,14 @@ from typing import Any
 import requests
 from demo_reading import HEAD_ID, HTTP_TIMEOUT, SERVICE_ORDER_ID, DemoError, DemoReading, say
 
-ROOT = Path(__file__).resolve().parent.parent
-MANAGE = ROOT / "manage.py"
-PYTHON = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from devtools.harness import MANAGE, PYTHON, Workspace, free_port, hermetic_env, mifact_standin_argv
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-clinica-2026"
 MIFACT_USER, MIFACT_PASSWORD = "admin-demo", "mifact-demo-secret"
 #: Seconds to wait for a subprocess to answer over HTTP, and for a management command to end.
 START_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read it back, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def step(text: str) -> None:
@@ -64,34 +51,25 @@ class Demo(DemoReading):
     """One run of the demo; `run()` does everything, `close()` always cleans up."""
 
     def __init__(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="crm-demo-"))
-        self.media = self.workdir / "media"
-        self.media.mkdir()
+        self.workspace = Workspace("crm-demo-", error=DemoError)
+        self.workdir = self.workspace.dir
         self.api_port = free_port()
-        self.mifact_port = free_port()
-        while self.mifact_port == self.api_port:
-            self.mifact_port = free_port()
+        self.mifact_port = free_port(self.api_port)
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.mifact = f"http://127.0.0.1:{self.mifact_port}/api"
         self.env = self._environment()
-        self.processes: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
         self.http = requests.Session()
         self.token = ""
 
     def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
+        # Hermetic: the developer's .env is not read (values below win anyway).
+        return hermetic_env(
             {
-                # Hermetic: do not read the developer's .env (values below win anyway).
-                "ENV_FILE": "",
-                "DJANGO_SETTINGS_MODULE": "crm.settings",
-                "PYTHONUNBUFFERED": "1",
                 "DEBUG": "true",
                 "SECRET_KEY": "demo-secret-key-only-for-make-demo-0123456789",
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "DATABASE_URL": f"sqlite:///{self.workdir / 'demo.sqlite3'}",
-                "MEDIA_ROOT": str(self.media),
-                "INVOICE_DOWNLOAD_DIR": str(self.media.parent / "downloads"),
+                **self.workspace.files_env,
                 "URL_INVOICE_MIFACT_V3": self.mifact,
                 "USERNAME_ADMIN": MIFACT_USER,
                 "PASSWORD_ADMIN": MIFACT_PASSWORD,
@@ -99,85 +77,23 @@ class Demo(DemoReading):
                 "INVOICE_MIFACT_PASSWORD": "",
                 "INVOICE_DOWNLOAD_ALLOWED_HOSTS": "",
                 "URL_SV": "",  # SV sync off
-                # The sweep must re-check the O.S that the PUT checked a moment ago.
                 "LOG_LEVEL": "WARNING",
             }
         )
-        return env
 
-    # -- subprocesses --------------------------------------------------------------------------
+    # -- subprocesses (devtools/harness.py) ------------------------------------------------------
 
     def manage(self, *args: str) -> str:
         """Run `manage.py <args>` to completion; return its output. Raises DemoError on failure."""
-        try:
-            done = subprocess.run(
-                [PYTHON, str(MANAGE), *args],
-                cwd=ROOT,
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise DemoError(f"manage.py {' '.join(args)} did not finish in {COMMAND_TIMEOUT:.0f} s") from exc
-        output = (done.stdout + done.stderr).strip()
-        if done.returncode != 0:
-            raise DemoError(f"manage.py {' '.join(args)} exited {done.returncode}:\n{output}")
-        return output
-
-    def spawn(self, name: str, *args: str) -> None:
-        """Start `python <args>` in the project folder in the background, its output going to a log
-        file (`manage.py ...`, or `-m devtools.mifact_standin ...`)."""
-        log_path = self.workdir / f"{name}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [PYTHON, *args],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        self.processes[name] = (process, log_path)
+        return self.workspace.manage(self.env, *args, timeout=COMMAND_TIMEOUT)
 
     def wait_until_up(self, name: str, url: str) -> None:
-        """Poll `url` until it answers 2xx; raises DemoError if the process dies or time runs out."""
-        process, _ = self.processes[name]
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise DemoError(
-                    f"{name} exited with status {process.returncode} while starting:\n{self.log_tail(name)}"
-                )
-            try:
-                if requests.get(url, timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise DemoError(f"{name} did not answer {url} within {START_TIMEOUT:.0f} s:\n{self.log_tail(name)}")
-
-    def log_tail(self, name: str, lines: int = 30) -> str:
-        _, log_path = self.processes[name]
-        try:
-            text = log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty log)"
+        self.workspace.wait_http(name, url, timeout=START_TIMEOUT)
 
     def close(self) -> None:
-        """Stop every subprocess (terminate, then kill after 5 s) and remove the throw-away folder."""
+        """Stop every subprocess and remove the throw-away folder."""
         self.http.close()
-        for process, _ in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process, _ in self.processes.values():
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.workspace.close()
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -222,20 +138,12 @@ class Demo(DemoReading):
         say("    " + self.manage("create_demo_user", "--username", DEMO_USER, "--password", DEMO_PASSWORD))
 
         step("starting the invoice-mifact stand-in and the API server")
-        self.spawn(
-            "mifact_standin",
-            "-m",
-            "devtools.mifact_standin",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.mifact_port),
-            "--username",
-            MIFACT_USER,
-            "--password",
-            MIFACT_PASSWORD,
+        self.workspace.spawn(
+            "mifact_standin", mifact_standin_argv(self.mifact_port, MIFACT_USER, MIFACT_PASSWORD), self.env
         )
-        self.spawn("runserver", str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{self.api_port}")
+        self.workspace.spawn(
+            "runserver", [PYTHON, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{self.api_port}"], self.env
+        )
         self.wait_until_up("mifact_standin", f"{self.mifact}/_standin/state")
         self.wait_until_up("runserver", f"{self.api}/health")
         say("    both answer (/health is ok)")
@@ -373,8 +281,8 @@ def main() -> int:
         demo.run()
     except DemoError as exc:
         say(f"\nDEMO FAILED: {exc}")
-        for name in demo.processes:
-            say(f"\n--- last lines of {name} ---\n{demo.log_tail(name)}")
+        for name in demo.workspace.processes:
+            say(f"\n--- last lines of {name} ---\n{demo.workspace.log_tail(name)}")
         return 1
     except KeyboardInterrupt:
         say("\nDemo interrupted.")
@@ -383,8 +291,8 @@ def main() -> int:
         import traceback
 
         say("\nDEMO FAILED with an unexpected error:\n" + traceback.format_exc())
-        for name in demo.processes:
-            say(f"\n--- last lines of {name} ---\n{demo.log_tail(name)}")
+        for name in demo.workspace.processes:
+            say(f"\n--- last lines of {name} ---\n{demo.workspace.log_tail(name)}")
         return 1
     finally:
         demo.close()

@@ -56,20 +56,22 @@ class DemoReading:
         }
 
     def download(self, url: str) -> bytes:
-        """Download an attachment through the API with the bearer token; it must be a PDF."""
+        """Open an attachment's signed `downloadUrl` as a browser tab does, without the bearer token
+        (docs/api.md "Signed links to comprobantes"); it must be a PDF, and the link changed in its
+        last character must be refused with 403."""
         if url.startswith("/"):
             url = f"{self.api}{url}"
         try:
-            response = self.http.get(url, headers={"Authorization": f"Bearer {self.token}"}, timeout=HTTP_TIMEOUT)
+            response = requests.get(url, timeout=HTTP_TIMEOUT)
+            tampered = requests.get(url[:-1] + ("A" if url[-1] != "A" else "B"), timeout=HTTP_TIMEOUT)
         except requests.RequestException as exc:
             raise DemoError(f"downloading {url} failed: {exc}") from exc
         if response.status_code != 200:
             raise DemoError(f"downloading {url} answered {response.status_code}: {response.text[:300]}")
         if not response.content.startswith(b"%PDF-"):
             raise DemoError(f"{url} is not a PDF (starts with {response.content[:16]!r})")
-        unauthenticated = requests.get(url, timeout=HTTP_TIMEOUT)
-        if unauthenticated.status_code != 401:
-            raise DemoError(f"{url} answered {unauthenticated.status_code} without a token (expected 401)")
+        if tampered.status_code != 403:
+            raise DemoError(f"{url} changed in one character answered {tampered.status_code} (expected 403)")
         return response.content
 
     @staticmethod

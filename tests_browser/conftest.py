@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from devtools.browser import chromium, missing_browser_reason
+from devtools.browser import chromium_for_tests
 
 SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS_DIR") or Path(__file__).resolve().parent / "screenshots")
 
@@ -34,12 +34,7 @@ SAVED_SCREENSHOTS: list[Path] = []
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the session, with a fresh throw-away profile."""
-    reason = missing_browser_reason()
-    if reason:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    with chromium() as driver:
+    with chromium_for_tests() as driver:
         yield driver
 
 

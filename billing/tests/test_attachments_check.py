@@ -3,13 +3,12 @@ URL, or marked for staff when they cannot be (docs/operations.md "What survives 
 
 from __future__ import annotations
 
-import io
 import os
 import time
 
 import pytest
-from django.core.management import call_command
 
+from billing.tests.commands import run_command
 from crm.models import CommandRun
 from devtools.testing import make_pdf
 from opportunities.models import Attachment
@@ -20,13 +19,7 @@ PDF = make_pdf("F001-777")
 
 
 def run(*args):
-    out, err = io.StringIO(), io.StringIO()
-    code: object = 0
-    try:
-        call_command("attachments_check", *args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        code = exc.code
-    return code, out.getvalue(), err.getvalue()
+    return run_command("attachments_check", *args)
 
 
 def counts(line):

@@ -20,6 +20,7 @@ import urllib3.util.connection
 
 from billing.downloads import TEMP_FILE_PREFIX, DownloadedPdf, DownloadError, download_pdf
 from billing.downloads import errors as downloads
+from devtools.harness import free_port
 from devtools.testing import SMALL_PDF, LocalHTTPServer, make_pdf
 
 PUBLIC_IP = "93.184.216.34"
@@ -132,9 +133,8 @@ def refused(url: str) -> DownloadError:
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on (connections to it are refused)."""
+    return free_port()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from billing.models import OpportunityServiceOrder
+from billing.tests.commands import run_command
+from devtools.harness import Workspace, hermetic_env
 from opportunities.models import Opportunity
 
 pytestmark = pytest.mark.django_db
@@ -21,17 +23,8 @@ SUMMARY = re.compile(
 
 def run_with_stderr(*args, capture=None):
     """(exit code, stdout lines, stderr text) of one run."""
-    out, err = io.StringIO(), io.StringIO()
-    code: int | str | None = 0
-    try:
-        if capture is not None:
-            with capture(execute=True):
-                call_command("poll_invoices", *args, stdout=out, stderr=err)
-        else:
-            call_command("poll_invoices", *args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        code = exc.code
-    return code, out.getvalue().strip().splitlines(), err.getvalue()
+    code, out, err = run_command("poll_invoices", *args, capture=capture)
+    return code, out.strip().splitlines(), err
 
 
 def run(*args, capture=None):
@@ -275,8 +268,6 @@ def test_verbosity_2_prints_one_line_per_order_then_the_summary(orders, mifact, 
     ],
 )
 def test_option_errors_are_spanish_and_exit_2(db, args, expected):
-    from django.core.management.base import CommandError
-
     with pytest.raises(CommandError) as raised:
         call_command("poll_invoices", *args)
     assert str(raised.value) == f"Error: {expected}"
@@ -310,3 +301,16 @@ def test_query_count_per_pending_order_is_constant(orders, mifact, django_assert
     with django_assert_max_num_queries(10 + 2 * 20):
         code, lines = run("--workers", "1")
     assert counts(lines[0]) == (20, 0, 0)
+
+
+@pytest.mark.parametrize("command", ["poll_invoices", "attachments_check"])
+def test_an_unknown_opportunity_from_the_command_line_exits_2_with_one_spanish_line(command):
+    """What cron and an operator see: Django's `CommandError: <message>` (docs/decisions.md)."""
+    with Workspace("crm-cli-") as workspace:
+        env = hermetic_env(
+            {"DEBUG": "true", "DATABASE_URL": f"sqlite:///{workspace.dir / 'crm.sqlite3'}", **workspace.files_env}
+        )
+        workspace.manage(env, "migrate", "-v0")
+        result = workspace.manage_run(env, command, "--opportunity", "no-existe")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "CommandError: no existe la oportunidad 'no-existe'\n"

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import requests
+from devtools.harness import MANAGE, PYTHON, Workspace, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_HEADING = "## Example session with curl"
@@ -25,12 +22,6 @@ def session_blocks() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     section = readme.split(SESSION_HEADING, 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_session_names_the_crm_only_through_port():
@@ -54,25 +45,11 @@ def test_the_session_runs_as_written_on_another_port(tmp_path):
         "URL_SV": "",
         "PYTHONUNBUFFERED": "1",
     }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
-    subprocess.run([*manage, "create_demo_user"], env=env, cwd=ROOT, check=True, capture_output=True)
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(150):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with Workspace("crm-readme-") as workspace:
+        workspace.manage(env, "migrate", "-v0")
+        workspace.manage(env, "create_demo_user")
+        workspace.spawn("runserver", [PYTHON, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"], env)
+        workspace.wait_http("runserver", f"http://127.0.0.1:{port}/health")
         session = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", commands],
             env={**env, "PORT": str(port)},
@@ -81,10 +58,6 @@ def test_the_session_runs_as_written_on_another_port(tmp_path):
             text=True,
             timeout=60,
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
     assert session.returncode == 0, (session.stdout[-2000:], session.stderr[-2000:])
     assert '"success":true' in session.stdout
     assert '"message":"El campo reservationId no puede estar vacío"' in session.stdout

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.harness import PYTHON, Workspace, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 PASSWORD = "clave-larga-123"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -73,57 +66,23 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("gunicorn")
-    database = folder / "crm.sqlite3"
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "crm.settings_test",
-        "DATABASE_URL": f"sqlite:///{database}",
-        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-        "PYTHONUNBUFFERED": "1",
-    }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT)
-    subprocess.run(
-        [*manage, "createsuperuser", "--noinput", "--username", "u", "--email", "u@example.com"],
-        env=env,
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
-    log = folder / "server.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "crm.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--timeout",
-                "60",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a busy machine
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
+def server() -> Iterator[Server]:
+    with Workspace("crm-gunicorn-") as workspace:
+        database = workspace.dir / "crm.sqlite3"
+        port = free_port()
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "crm.settings_test",
+            "DATABASE_URL": f"sqlite:///{database}",
+            "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+            "PYTHONUNBUFFERED": "1",
+        }
+        workspace.manage(env, "migrate", "-v0")
+        workspace.manage(env, "createsuperuser", "--noinput", "--username", "u", "--email", "u@example.com")
+        gunicorn = [PYTHON, "-m", "gunicorn", "crm.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+        process = workspace.spawn("gunicorn", [*gunicorn, "--timeout", "60"], env)
+        base = f"http://127.0.0.1:{port}"
+        workspace.wait_http("gunicorn", f"{base}/health")
         token = requests.post(f"{base}/auth/signin", json={"username": "u", "password": PASSWORD}, timeout=10).json()[
             "access_token"
         ]
@@ -132,10 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             f"{base}/opportunity", json={"name": "Venta", "cDoctor": "Dra. Paredes"}, headers=headers, timeout=10
         )
         assert created.status_code == 201, created.text
-        yield Server(base, log, database, process, headers, created.json()["id"])
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+        yield Server(base, workspace.log_path("gunicorn"), database, process, headers, created.json()["id"])
 
 
 def json_object_of(size: int, field: str) -> bytes:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from devtools.harness import Workspace
 from devtools.mifact_standin import MifactStandin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,24 +74,11 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """A SQLite file, or a new database on the PostgreSQL server of DATABASE_URL (dropped after)."""
     server = os.environ.get("DATABASE_URL", "")
-    if not server.startswith(("postgres://", "postgresql://")):
-        yield f"sqlite:///{tmp_path_factory.mktemp('crash-db') / 'crm.sqlite3'}"
-        return
-    import psycopg
-
-    name = f"crm_crash_{os.getpid()}"
-    base, _, _ = server.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with Workspace("crm-crash-db-") as workspace:
+        yield workspace.database_url(server if server.startswith("postgres") else "", f"crm_crash_{os.getpid()}")
 
 
 @pytest.fixture(scope="module")

@@ -7,74 +7,42 @@ a temporary SQLite file (the test database is in memory and cannot show file loc
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from devtools.harness import MANAGE, PYTHON, Workspace, free_port
 
 
 @pytest.fixture
-def sqlite_server(tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "false",
-        "SECRET_KEY": "sqlite-concurrency-test",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "SIGNIN_THROTTLE_RATE": "10000/min",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "URL_INVOICE_MIFACT_V3": "",
-        "URL_SV": "",
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DJANGO_SUPERUSER_PASSWORD": "clave-larga-123",
-    }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT)
-    subprocess.run(
-        [*manage, "createsuperuser", "--noinput", "--username", "u", "--email", "u@example.com"],
-        env=env,
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        yield base, tmp_path / "server.log"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+def sqlite_server() -> Iterator[tuple[str, Path]]:
+    with Workspace("crm-sqlite-") as workspace:
+        port = free_port()
+        env = {
+            **os.environ,
+            "ENV_FILE": "",
+            "DEBUG": "false",
+            "SECRET_KEY": "sqlite-concurrency-test",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "false",
+            "SIGNIN_THROTTLE_RATE": "10000/min",
+            "DATABASE_URL": f"sqlite:///{workspace.dir / 'crm.sqlite3'}",
+            **workspace.files_env,
+            "URL_INVOICE_MIFACT_V3": "",
+            "URL_SV": "",
+            "DJANGO_SETTINGS_MODULE": "crm.settings",
+            "DJANGO_SUPERUSER_PASSWORD": "clave-larga-123",
+        }
+        workspace.manage(env, "migrate", "-v0")
+        workspace.manage(env, "createsuperuser", "--noinput", "--username", "u", "--email", "u@example.com")
+        workspace.spawn("runserver", [PYTHON, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"], env)
+        base = f"http://127.0.0.1:{port}"
+        workspace.wait_http("runserver", f"{base}/health")
+        yield base, workspace.log_path("runserver")
 
 
 def test_concurrent_process_updates_on_sqlite_all_succeed(sqlite_server):

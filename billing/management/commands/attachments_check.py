@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.services.attachment_check import attachments_check
 from crm.commands import SpanishOptionsMixin
@@ -35,8 +35,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
 
     def handle(self, *args: Any, opportunity: str | None, dry_run: bool, **options: Any) -> None:
         if opportunity is not None and not Opportunity.objects.filter(pk=opportunity).exists():
-            self.stderr.write(f"attachments_check: no existe la oportunidad {opportunity!r}")
-            sys.exit(2)
+            raise CommandError(f"no existe la oportunidad {opportunity!r}", returncode=2)
         if dry_run:
             summary = attachments_check(repair=False, opportunity_id=opportunity)
         else:

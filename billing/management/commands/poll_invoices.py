@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.utils import Error as DatabaseError
 
 from billing.downloads import download_dir_sweep
@@ -78,8 +78,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
         unrecorded = False
         try:
             if opportunity is not None and not Opportunity.objects.filter(pk=opportunity).exists():
-                self.stderr.write(f"poll_invoices: no existe la oportunidad {opportunity!r}")
-                sys.exit(2)
+                raise CommandError(f"no existe la oportunidad {opportunity!r}", returncode=2)
             with request_id_for_run(), cron_monitor("poll_invoices"), command_run("poll_invoices") as run:
                 summary = service_orders_poll(
                     opportunity_id=opportunity,
