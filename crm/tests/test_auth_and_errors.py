@@ -106,7 +106,7 @@ def test_unknown_route_is_a_json_404(api_client):
 def test_unknown_opportunity_is_404(api_client):
     response = api_client.get("/opportunity/00000000000000000")
     assert response.status_code == 404
-    assert response.json()["message"] == "Recurso no encontrado"
+    assert response.json()["message"] == "Oportunidad no encontrada"
 
 
 def test_wrong_method_is_a_json_405(api_client, make_opportunity):
