@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 
 from crm.errors import error_body
-from crm.parsers import body_too_large_message
+from crm.bodylimit import body_too_large_message
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -256,9 +256,10 @@ REST_FRAMEWORK = {
 }
 
 # Largest request body (bytes), on every path; larger bodies get a JSON 413 (crm/bodylimit.py).
-# Django's own in-memory limit follows it, so there is one knob.
+# That middleware is the only limit: Django's own (DATA_UPLOAD_MAX_MEMORY_SIZE) is off, so it
+# never refuses first, with its RequestDataTooBig, a body the API accepts.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": __import__("datetime").timedelta(
