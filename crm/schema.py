@@ -14,8 +14,8 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from crm.errors import error_body
 from crm.bodylimit import body_too_large_message
+from crm.errors import error_body
 
 
 class ErrorSerializer(serializers.Serializer):
