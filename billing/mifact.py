@@ -135,9 +135,10 @@ class MifactClient(BearerApiClient):
     """invoice-mifact-v3 client; thread-safe (one instance is shared by the poller's workers).
 
     `base_url` like ``http://localhost:5111/api``; `timeout` in seconds (read), connect capped at
-    5 s; `pool_size` connections kept per host; `status_retries` retries of the status call on
+    5 s; `pool_size` connections kept per host; `retries` retries of the status call on
     connection errors and 502/503/504. Sign-in, token reuse and the single re-sign-in on 401 come
-    from `crm.outgoing.BearerApiClient`.
+    from `crm.outgoing.BearerApiClient`; `from_settings` reads `URL_INVOICE_MIFACT_V3` and the
+    `INVOICE_MIFACT_*` (or `*_ADMIN`) credentials, or raises `MifactNotConfigured`.
     """
 
     service_name = "invoice-mifact"
@@ -145,45 +146,12 @@ class MifactClient(BearerApiClient):
     auth_error = MifactAuthError
     bad_response_error = MifactBadResponse
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        username: str,
-        password: str,
-        timeout: float = 10.0,
-        pool_size: int = 10,
-        status_retries: int = 2,
-    ) -> None:
-        super().__init__(
-            base_url=base_url,
-            username=username,
-            password=password,
-            timeout=timeout,
-            pool_size=pool_size,
-            retries=status_retries,
-        )
-
-    @classmethod
-    def from_settings(
-        cls, *, pool_size: int = 10, timeout: float | None = None, status_retries: int = 2
-    ) -> MifactClient:
-        """Build from `URL_INVOICE_MIFACT_V3` and the `INVOICE_MIFACT_*` (or `*_ADMIN`) credentials;
-        `timeout` defaults to `INVOICE_MIFACT_TIMEOUT` (seconds).
-
-        Raises `MifactNotConfigured` when the URL or the credentials are unset.
-        """
-        problem = mifact_configuration_problem()
-        if problem:
-            raise MifactNotConfigured(problem)
-        return cls(
-            base_url=settings.URL_INVOICE_MIFACT_V3,
-            username=settings.INVOICE_MIFACT_USERNAME,
-            password=settings.INVOICE_MIFACT_PASSWORD,
-            timeout=settings.INVOICE_MIFACT_TIMEOUT if timeout is None else timeout,
-            pool_size=pool_size,
-            status_retries=status_retries,
-        )
+    url_setting = "URL_INVOICE_MIFACT_V3"
+    username_setting = "INVOICE_MIFACT_USERNAME"
+    password_setting = "INVOICE_MIFACT_PASSWORD"
+    timeout_setting = "INVOICE_MIFACT_TIMEOUT"
+    not_configured_error = MifactNotConfigured
+    configuration_problem = staticmethod(mifact_configuration_problem)
 
     def get_invoice_status(self, service_order_id: int, token: str | None = None) -> InvoiceStatus:
         """`GET {base}/service-order/<id>/invoice-status` with the bearer token (source doc 6.2).
@@ -230,9 +198,7 @@ def shared_mifact_client() -> MifactClient | None:
         if _shared_client is None or _shared_client_key != key:
             if _shared_client is not None:
                 _shared_client.close()
-            _shared_client = MifactClient.from_settings(
-                timeout=settings.INVOICE_MIFACT_INLINE_TIMEOUT, status_retries=0
-            )
+            _shared_client = MifactClient.from_settings(timeout=settings.INVOICE_MIFACT_INLINE_TIMEOUT, retries=0)
             _shared_client_key = key
         return _shared_client
 

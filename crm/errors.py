@@ -11,7 +11,6 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -19,8 +18,6 @@ from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
-
-from crm.parsers import body_too_large_message
 
 logger = logging.getLogger(__name__)
 
@@ -126,12 +123,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body(exc.status_code, exc.message, exc.errors), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
-    if isinstance(exc, RequestDataTooBig):
-        # Django's own limit (DATA_UPLOAD_MAX_MEMORY_SIZE), raised when DRF reads `request.body`
-        # outside its parse-error handling: the client's fault, never a 500 with a traceback.
-        # crm.bodylimit refuses such bodies before any view runs; this is the safety net.
-        logger.warning("Request body too large in %s: %s", context.get("view"), exc)
-        return Response(error_body(413, body_too_large_message()), status=413)
     if isinstance(exc, DatabaseOperationalError):
         # The database is down or too busy: not the client's fault, and worth retrying.
         logger.error("Database unavailable in %s: %s", context.get("view"), exc)
@@ -161,8 +152,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body = error_body(exc.status_code, throttled)
     else:
         known = next((m for cls, m in _MESSAGES.items() if isinstance(exc, cls)), None)
-        if known is None and response.status_code == 413:
-            known = body_too_large_message()
         body = error_body(response.status_code, known or str(getattr(exc, "detail", "Error")))
     response.data = body
     return response
@@ -181,11 +170,6 @@ def json_500(request: HttpRequest) -> JsonResponse:
 def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """Django handler400 (e.g. a disallowed Host header)."""
     return JsonResponse(error_body(400, "Solicitud inválida"), status=400)
-
-
-def body_too_large_response() -> JsonResponse:
-    """The 413 of a body over `API_MAX_BODY_BYTES`."""
-    return JsonResponse(error_body(413, body_too_large_message()), status=413)
 
 
 def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

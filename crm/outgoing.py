@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -68,6 +69,35 @@ class BearerApiClient:
     unavailable_error: ClassVar[type[ServiceError]] = ServiceUnavailable
     auth_error: ClassVar[type[ServiceError]] = ServiceAuthError
     bad_response_error: ClassVar[type[ServiceError]] = ServiceBadResponse
+    # For `from_settings`: the settings that hold the base URL, the credentials and the read
+    # timeout; the error raised when they are unusable; the options given to every such client.
+    url_setting: ClassVar[str] = ""
+    username_setting: ClassVar[str] = ""
+    password_setting: ClassVar[str] = ""
+    timeout_setting: ClassVar[str] = ""
+    not_configured_error: ClassVar[type[ServiceError]] = ServiceNotConfigured
+    settings_options: ClassVar[dict[str, Any]] = {}
+
+    @staticmethod
+    def configuration_problem() -> str:
+        """Why the service cannot be called with the current settings (Spanish), or ""."""
+        return ""
+
+    @classmethod
+    def from_settings(cls, *, timeout: float | None = None, **options: Any) -> Self:
+        """A client built from the settings `url_setting`, `username_setting`, `password_setting`
+        and (unless `timeout` is given) `timeout_setting`; raises `not_configured_error` with
+        `configuration_problem()` when they are unusable."""
+        problem = cls.configuration_problem()
+        if problem:
+            raise cls.not_configured_error(problem)
+        return cls(
+            base_url=getattr(settings, cls.url_setting),
+            username=getattr(settings, cls.username_setting),
+            password=getattr(settings, cls.password_setting),
+            timeout=getattr(settings, cls.timeout_setting) if timeout is None else timeout,
+            **{**cls.settings_options, **options},
+        )
 
     def __init__(
         self,

@@ -9,33 +9,18 @@ from typing import Any
 
 from django.conf import settings
 from django.http import QueryDict
-from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError, ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
 
-def body_too_large_message() -> str:
-    """The Spanish message of every 413: the body is over `API_MAX_BODY_BYTES`."""
-    return f"El cuerpo de la solicitud es demasiado grande (máximo {settings.API_MAX_BODY_BYTES} bytes)"
-
-
-class PayloadTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "El cuerpo de la solicitud es demasiado grande"
-    default_code = "payload_too_large"
-
-
 class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser, strict: a size cap (`API_MAX_BODY_BYTES`, default 1 MiB, 413 beyond),
-    a clear 400 for bodies nested too deeply to parse (Python's parser raises RecursionError, not
-    ValueError), and no NaN, Infinity or numbers too large for a float (400)."""
+    """DRF's JSON parser, strict: a clear 400 for bodies nested too deeply to parse (Python's
+    parser raises RecursionError, not ValueError), and no NaN, Infinity or numbers too large for a
+    float (400). The body is within `API_MAX_BODY_BYTES` here (crm/bodylimit.py)."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
-        limit = settings.API_MAX_BODY_BYTES
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise PayloadTooLarge(body_too_large_message())
+        raw = stream.read() if stream is not None else b""
         encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         try:
             return json.loads(raw.decode(encoding), parse_constant=_refuse_constant, parse_float=_finite_float)

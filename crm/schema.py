@@ -14,8 +14,8 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from crm.bodylimit import body_too_large_message
 from crm.errors import error_body
-from crm.parsers import body_too_large_message
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -53,7 +53,10 @@ def _standard_errors() -> dict[int, tuple[str, list[OpenApiExample]]]:
                 error_example(401, "Token inválido o expirado", "Token inválido o expirado"),
             ],
         ),
-        404: ("Oportunidad no encontrada", [error_example(404, "Oportunidad inexistente", "Recurso no encontrado")]),
+        404: (
+            "Oportunidad no encontrada",
+            [error_example(404, "Oportunidad inexistente", "Oportunidad no encontrada")],
+        ),
         413: (
             f"Cuerpo demasiado grande (más de {settings.API_MAX_BODY_BYTES} bytes): nada se modificó",
             [

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -64,8 +65,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Error answers that the framework or WhiteNoise make themselves become JSON (crm/json_errors.py).
     "crm.json_errors.JsonErrorsMiddleware",
-    # Pages load nothing from other hosts: a same-origin Content-Security-Policy (crm/csp.py).
-    "crm.csp.SameOriginPagesMiddleware",
+    # Pages load nothing from other hosts: CONTENT_SECURITY_POLICY below, on every answer (django-csp).
+    "csp.middleware.CSPMiddleware",
     # Serves collected static files (admin, Swagger UI) from gunicorn; right after security.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # A JSON 413 for bodies over API_MAX_BODY_BYTES, before anything reads them (crm/bodylimit.py).
@@ -222,6 +223,25 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_HSTS_INCLUD
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Pages load nothing from other hosts (docs/decisions.md, offline pages): the intranet has no way
+# out, and pages about patients tell no third party who reads them. ReDoc's bundle would fetch the
+# Redocly logo from cdn.redoc.ly; this policy stops it. Inline scripts and styles (drf-spectacular
+# starts Swagger UI and ReDoc inline) and blob: workers (ReDoc's search) stay allowed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, UNSAFE_INLINE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "worker-src": [SELF, "blob:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 SESSION_COOKIE_HTTPONLY = True
 # A failed CSRF check is a JSON 403, except in the admin (Django's page).
 CSRF_FAILURE_VIEW = "crm.errors.csrf_failure"
@@ -260,9 +280,10 @@ REST_FRAMEWORK = {
 }
 
 # Largest request body (bytes), on every path; larger bodies get a JSON 413 (crm/bodylimit.py).
-# Django's own in-memory limit follows it, so there is one knob.
+# That middleware is the only limit: Django's own (DATA_UPLOAD_MAX_MEMORY_SIZE) is off, so it
+# never refuses first, with its RequestDataTooBig, a body the API accepts.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": __import__("datetime").timedelta(

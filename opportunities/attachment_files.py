@@ -79,7 +79,7 @@ def attachment_file_put(*, source: pathlib.Path, sha256: str) -> str:
         return storage.save(name, File(handle, name=pathlib.Path(name).name))
 
 
-def attachment_file_open(attachment: Attachment) -> File:
+def attachment_file_checked_open(attachment: Attachment) -> File:
     """`attachment`'s stored file, open for reading. Raises `FileNotFoundError` when it is missing,
     marked by `attachments_check`, or not the size its row says: a cut or foreign file is never
     served as the comprobante."""

@@ -4,35 +4,41 @@ from __future__ import annotations
 
 import re
 
+from django.core.files import File
 from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Value, When
-from django.http import Http404
 
+from crm.errors import NotFound
+
+from .attachment_files import attachment_file_checked_open
 from .models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
 
 OPPORTUNITY_ID_RE = re.compile(r"[0-9a-f]{17}")
+OPPORTUNITY_NOT_FOUND = "Oportunidad no encontrada"
+ATTACHMENT_NOT_FOUND = "Comprobante no encontrado"
+ATTACHMENT_FILE_MISSING = "El archivo del comprobante no está disponible"
 
 
 def opportunity_id_check(*, opportunity_id: str) -> None:
-    """Raise `Http404` for an id that cannot exist (ids are 17 lowercase hex characters);
+    """Raise `NotFound` for an id that cannot exist (ids are 17 lowercase hex characters);
     no query."""
     if not OPPORTUNITY_ID_RE.fullmatch(opportunity_id or ""):
-        raise Http404("Oportunidad no encontrada")
+        raise NotFound(OPPORTUNITY_NOT_FOUND)
 
 
 def opportunity_must_exist(*, opportunity_id: str) -> None:
-    """Raise `Http404` unless the opportunity exists (one cheap query, no row fetched)."""
+    """Raise `NotFound` unless the opportunity exists (one cheap query, no row fetched)."""
     opportunity_id_check(opportunity_id=opportunity_id)
     if not Opportunity.objects.filter(pk=opportunity_id).exists():
-        raise Http404("Oportunidad no encontrada")
+        raise NotFound(OPPORTUNITY_NOT_FOUND)
 
 
 def opportunity_get(*, opportunity_id: str) -> Opportunity:
-    """Return the opportunity with `opportunity_id`; raises `Http404` when there is none."""
+    """Return the opportunity with `opportunity_id`; raises `NotFound` when there is none."""
     opportunity_id_check(opportunity_id=opportunity_id)
     try:
         return Opportunity.objects.get(pk=opportunity_id)
     except Opportunity.DoesNotExist:
-        raise Http404("Oportunidad no encontrada") from None
+        raise NotFound(OPPORTUNITY_NOT_FOUND) from None
 
 
 def meeting_list(*, opportunity: Opportunity) -> QuerySet[Meeting]:
@@ -51,11 +57,20 @@ def attachment_list(*, opportunity: Opportunity) -> QuerySet[Attachment]:
 
 
 def attachment_get(*, opportunity: Opportunity, attachment_id: int) -> Attachment:
-    """One attachment of `opportunity`; raises `Http404` when it is not one of its own."""
+    """One attachment of `opportunity`; raises `NotFound` when it is not one of its own."""
     try:
         return Attachment.objects.get(opportunity=opportunity, pk=attachment_id)
     except (Attachment.DoesNotExist, ValueError):
-        raise Http404("Comprobante no encontrado") from None
+        raise NotFound(ATTACHMENT_NOT_FOUND) from None
+
+
+def attachment_file_open(*, attachment: Attachment) -> File:
+    """The attachment's stored PDF, open for reading; raises `NotFound` when the file is missing,
+    marked by `attachments_check` or cut (`attachment_files.attachment_file_checked_open`)."""
+    try:
+        return attachment_file_checked_open(attachment)
+    except OSError:  # FileNotFoundError included
+        raise NotFound(ATTACHMENT_FILE_MISSING) from None
 
 
 # The ways a sale is closed as Cierre ganado, as the start page and the history list name them.

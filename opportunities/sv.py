@@ -52,29 +52,22 @@ def sv_configuration_problem() -> str:
 
 
 class SvClient(BearerApiClient):
-    """SV client; thread-safe. `timeout` in seconds (read; connect capped at 5 s)."""
+    """SV client; thread-safe. `timeout` in seconds (read; connect capped at 5 s). `from_settings`
+    reads `URL_SV` and `SV_USERNAME`/`SV_PASSWORD` (falling back to `*_ADMIN`), or raises
+    `SvNotConfigured`."""
 
     service_name = "SV"
     unavailable_error = SvUnavailable
     auth_error = SvAuthError
     bad_response_error = SvRejected
 
-    @classmethod
-    def from_settings(cls, *, timeout: float | None = None) -> SvClient:
-        """Build from `URL_SV` and `SV_USERNAME`/`SV_PASSWORD` (falling back to `*_ADMIN`).
-
-        Raises `SvNotConfigured` when `URL_SV` or the credentials are unset.
-        """
-        problem = sv_configuration_problem()
-        if problem:
-            raise SvNotConfigured(problem)
-        return cls(
-            base_url=settings.URL_SV,
-            username=settings.SV_USERNAME,
-            password=settings.SV_PASSWORD,
-            timeout=timeout if timeout is not None else settings.SV_TIMEOUT,
-            retries=0,
-        )
+    url_setting = "URL_SV"
+    username_setting = "SV_USERNAME"
+    password_setting = "SV_PASSWORD"
+    timeout_setting = "SV_TIMEOUT"
+    not_configured_error = SvNotConfigured
+    configuration_problem = staticmethod(sv_configuration_problem)
+    settings_options = {"retries": 0}
 
     def update_clinic_history(self, *, reservation_id: int, clinic_history: str) -> None:
         """`PATCH {URL_SV}/reservation/<reservation_id>/clinic-history-crm` (docs/api.md "SV sync").

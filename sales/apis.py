@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -18,12 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.selectors import service_order_list
-from crm.errors import ApiError, InvalidRequest
+from crm.errors import InvalidRequest
 from crm.parsers import require_json_object
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses, ok
 from opportunities import selectors, services
-from opportunities.attachment_files import attachment_file_open
-from opportunities.models import Opportunity
 
 from . import process_update
 from .example_bodies import CLOSE_WITH_INVOICE, CLOSE_WITH_SERVICE_ORDERS, DATA_AND_APPOINTMENT
@@ -56,6 +54,15 @@ PROCESS_UPDATE_EXAMPLES = [
     OpenApiExample("8.2 Cierre ganado con factura directa", request_only=True, value=CLOSE_WITH_INVOICE),
     OpenApiExample("8.3 Cierre ganado con O.S", request_only=True, value=CLOSE_WITH_SERVICE_ORDERS),
 ]
+
+# The 404s of the two ways to fetch a comprobante's PDF (with the token, and by its signed link).
+ATTACHMENT_NOT_FOUND_ERRORS = (
+    "Oportunidad o comprobante no encontrado, o su archivo no está disponible",
+    [
+        error_example(404, "Comprobante inexistente", selectors.ATTACHMENT_NOT_FOUND),
+        error_example(404, "Archivo no disponible", selectors.ATTACHMENT_FILE_MISSING),
+    ],
+)
 
 
 class FirstRendererNegotiation(BaseContentNegotiation):
@@ -209,8 +216,6 @@ class OpportunityProcessUpdateApi(APIView):
             opportunity = process_update.opportunity_process_update(
                 opportunity_id=opportunity_id, user=request.user, data=serializer.validated_data
             )
-        except Opportunity.DoesNotExist:
-            raise Http404 from None
         except (InvalidRequest, ValidationError):
             # An unknown opportunity is a 404 whatever the body. Looked up only on this error
             # path (on success the service's locked read finds out), to keep the PUT's queries low.
@@ -301,15 +306,7 @@ class AttachmentDownloadApi(APIView):
                 401,
                 404,
                 specific={
-                    404: (
-                        "Oportunidad o comprobante no encontrado, o su archivo no está disponible",
-                        [
-                            error_example(404, "Comprobante inexistente", "Recurso no encontrado"),
-                            error_example(
-                                404, "Archivo no disponible", "El archivo del comprobante no está disponible"
-                            ),
-                        ],
-                    ),
+                    404: ATTACHMENT_NOT_FOUND_ERRORS,
                 },
             ),
         },
@@ -321,10 +318,7 @@ class AttachmentDownloadApi(APIView):
     def get(self, request: Request, opportunity_id: str, attachment_id: int) -> FileResponse:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         attachment = selectors.attachment_get(opportunity=opportunity, attachment_id=attachment_id)
-        try:
-            handle = attachment_file_open(attachment)
-        except (FileNotFoundError, OSError):
-            raise ApiError("El archivo del comprobante no está disponible", status_code=404) from None
+        handle = selectors.attachment_file_open(attachment=attachment)
         return FileResponse(handle, content_type="application/pdf", as_attachment=True, filename=attachment.file_name)
 
 

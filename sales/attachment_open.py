@@ -15,9 +15,8 @@ from rest_framework.views import APIView
 from crm.errors import ApiError
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses
 from opportunities import selectors
-from opportunities.attachment_files import attachment_file_open
 
-from .apis import FirstRendererNegotiation
+from .apis import ATTACHMENT_NOT_FOUND_ERRORS, FirstRendererNegotiation
 from .attachment_links import LinkRefused, attachment_link_opened, attachment_link_user
 
 TOKEN_PARAMETER = OpenApiParameter(
@@ -59,15 +58,7 @@ class AttachmentOpenApi(APIView):
                             ),
                         ],
                     ),
-                    404: (
-                        "La oportunidad o el comprobante ya no existen, o su archivo no está disponible",
-                        [
-                            error_example(404, "Comprobante inexistente", "Recurso no encontrado"),
-                            error_example(
-                                404, "Archivo no disponible", "El archivo del comprobante no está disponible"
-                            ),
-                        ],
-                    ),
+                    404: ATTACHMENT_NOT_FOUND_ERRORS,
                 },
             ),
         },
@@ -90,10 +81,7 @@ class AttachmentOpenApi(APIView):
             raise ApiError(refused.message, status_code=403) from None
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         attachment = selectors.attachment_get(opportunity=opportunity, attachment_id=attachment_id)
-        try:
-            handle = attachment_file_open(attachment)
-        except (FileNotFoundError, OSError):
-            raise ApiError("El archivo del comprobante no está disponible", status_code=404) from None
+        handle = selectors.attachment_file_open(attachment=attachment)
         attachment_link_opened(attachment=attachment, user_id=user_id, username=username)
         response = FileResponse(handle, content_type="application/pdf", filename=attachment.file_name)
         # Patient data behind a short-lived key: no cache keeps it past the link's life.

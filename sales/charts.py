@@ -1,5 +1,5 @@
 """Small charts of the staff's start page, drawn on the server as inline SVG: nothing is loaded
-from anywhere (the pages' Content-Security-Policy allows only this server, crm/csp.py), nothing
+from anywhere (the pages' Content-Security-Policy allows only this server, crm/settings.py), nothing
 runs in the browser, and every bar links to the admin list behind it.
 
 Every text is escaped (`format_html`); sizes are in SVG user units and the charts scale to their

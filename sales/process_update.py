@@ -19,11 +19,12 @@ from billing.services.registration import (
     opportunity_close_with_service_orders,
     service_orders_register,
 )
-from crm.errors import InvalidRequest
+from crm.errors import InvalidRequest, NotFound
 from opportunities.history import Actor, HistoryLog, jsonable
 from opportunities.meetings import meeting_upsert
 from opportunities.models import ActionHistory, FacturacionSubEstado, Meeting, Opportunity, Stage
 from opportunities.process_case import FIELD_COLUMNS, process_case_detect
+from opportunities.selectors import OPPORTUNITY_NOT_FOUND
 from opportunities.services import CLOSE_COLUMNS, opportunity_close_won
 from opportunities.sv_outbox import sv_delivery_enqueue
 
@@ -74,9 +75,11 @@ def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tupl
     that the transaction holding the lock inserted (a double-submitted PUT would then insert the
     same meeting twice).
 
-    Raises `Opportunity.DoesNotExist` for an unknown id.
+    Raises `NotFound` for an unknown id.
     """
-    opportunity = Opportunity.objects.select_for_update(of=("self",)).get(pk=opportunity_id)
+    opportunity = Opportunity.objects.select_for_update(of=("self",)).filter(pk=opportunity_id).first()
+    if opportunity is None:
+        raise NotFound(OPPORTUNITY_NOT_FOUND)
     if reservation_id is None:
         return opportunity, None
     return opportunity, Meeting.objects.filter(opportunity=opportunity, reservation_id=reservation_id).first()
@@ -97,7 +100,7 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
     one commit.
 
     Raises `InvalidRequest` (nothing changed) for a missing `reservationId`, a missing clinic
-    history or a failed download; `Opportunity.DoesNotExist` for an unknown id.
+    history or a failed download; `NotFound` for an unknown id.
     """
     case = process_case_detect(data.keys())
     if case.has_appointment and "reservationId" not in data:
@@ -110,7 +113,7 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
         # Check before downloading; the check is repeated under the lock below.
         stored = Opportunity.objects.filter(pk=opportunity_id).values_list("c_clinic_history", flat=True).first()
         if stored is None:
-            raise Opportunity.DoesNotExist(opportunity_id)
+            raise NotFound(OPPORTUNITY_NOT_FOUND)
         _require_clinic_history(data, stored)
         pdfs = _download_facturas(facturas)
     with transaction.atomic():

@@ -1,5 +1,6 @@
 """The transport of one download: a total deadline enforced by a watchdog, and a session whose
-adapters check and pin every connection (requests-hardened's `IPFilterAdapter`, made stricter)."""
+adapters check and pin every connection to a host that is not allow-listed (requests-hardened's
+`IPFilterAdapter`, made stricter)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -148,20 +149,26 @@ def _tracking_pool_classes(deadline: Deadline) -> dict[str, type[HTTPConnectionP
     return {"http": _TrackedHTTPConnectionPool, "https": _TrackedHTTPSConnectionPool}
 
 
-class _GuardedAdapter(IPFilterAdapter):
-    """``IPFilterAdapter`` (resolve once, refuse a private first address, pin the connection to
-    it with Host/SNI set) plus: a strict check of every resolved address before it, a check of
-    the pinned address after it, the allow-list, and socket tracking for the total deadline."""
+class _TrackingAdapter(HTTPAdapter):
+    """requests' adapter whose connections register their sockets with the download's deadline.
+    As is, it serves the allow-listed hosts: no address check, no pinning (docs/operations.md)."""
 
-    def __init__(self, *, is_https_proto: bool, allowed: frozenset[HostPort], deadline: Deadline) -> None:
-        # Set before super().__init__(), which calls init_poolmanager().
-        self._allowed = allowed
-        self._deadline = deadline
-        super().__init__(is_https_proto=is_https_proto, allow_loopback=False)
+    def __init__(self, *, deadline: Deadline, **kwargs: Any) -> None:
+        self._deadline = deadline  # before super().__init__(), which calls init_poolmanager()
+        super().__init__(**kwargs)
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = _tracking_pool_classes(self._deadline)
+
+
+class _GuardedAdapter(_TrackingAdapter, IPFilterAdapter):
+    """``IPFilterAdapter`` (resolve once, refuse a private first address, pin the connection to
+    it with Host/SNI set) plus: a strict check of every resolved address before it, a check of
+    the pinned address after it, and socket tracking for the total deadline."""
+
+    def __init__(self, *, is_https_proto: bool, deadline: Deadline) -> None:
+        super().__init__(deadline=deadline, is_https_proto=is_https_proto, allow_loopback=False)
 
     def build_connection_pool_key_attributes(
         self,
@@ -169,24 +176,8 @@ class _GuardedAdapter(IPFilterAdapter):
         verify: bool | str,
         cert: str | tuple[str, str] | None = None,
     ) -> tuple[Any, Any]:  # requests types them with private aliases
-        # Parse the prepared URL the way requests does (urlparse; urlsplit gives the same
-        # host and port), so the host checked here is the host the pool connects to.
         url = request.url or ""
-        try:
-            parts = urlsplit(url)
-            port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
-        except ValueError as exc:
-            raise DownloadError(url, REASON_INVALID_URL) from exc
-        if "@" in parts.netloc:
-            raise DownloadError(url, REASON_USERINFO)
-        host = parts.hostname
-        if not host or port is None:
-            raise DownloadError(url, REASON_NO_HOST)
-
-        if is_allowed(host, port, self._allowed):
-            # Plain HTTPAdapter behaviour: no address check, no pinning.
-            return HTTPAdapter.build_connection_pool_key_attributes(self, request, verify, cert)
-
+        host, port = _host_port(url)
         check_resolved_addresses(url, host, port)
         try:
             # Resolves again, checks, and pins the connection to the address it got.
@@ -209,8 +200,24 @@ class _GuardedAdapter(IPFilterAdapter):
         return host_params, pool_kwargs
 
 
+def _host_port(url: str) -> tuple[str, int]:
+    """The host and port a request to `url` connects to, parsed the way requests does (urlparse;
+    urlsplit gives the same host and port); refuses user info and a missing host or port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError as exc:
+        raise DownloadError(url, REASON_INVALID_URL) from exc
+    if "@" in parts.netloc:
+        raise DownloadError(url, REASON_USERINFO)
+    if not parts.hostname or port is None:
+        raise DownloadError(url, REASON_NO_HOST)
+    return parts.hostname, port
+
+
 class DownloadSession(requests.Session):
-    """A session for one download: guarded adapters, no environment proxies or .netrc, and no
+    """A session for one download: the allow-listed hosts through a plain (tracking) adapter,
+    every other host through the guarded ones; no environment proxies or .netrc, and no
     redirect handling (download_pdf follows redirects itself)."""
 
     def __init__(self, *, allowed: frozenset[HostPort], deadline: Deadline) -> None:
@@ -219,8 +226,22 @@ class DownloadSession(requests.Session):
         self.headers["User-Agent"] = USER_AGENT
         self.headers["Accept"] = "application/pdf, */*;q=0.1"
         self.headers.update(outgoing_headers())
-        self.mount("http://", _GuardedAdapter(is_https_proto=False, allowed=allowed, deadline=deadline))
-        self.mount("https://", _GuardedAdapter(is_https_proto=True, allowed=allowed, deadline=deadline))
+        self.mount("http://", _GuardedAdapter(is_https_proto=False, deadline=deadline))
+        self.mount("https://", _GuardedAdapter(is_https_proto=True, deadline=deadline))
+        self._allowed = allowed
+        self._allowed_adapter = _TrackingAdapter(deadline=deadline)
+
+    def get_adapter(self, url: str) -> BaseAdapter:
+        # Every request of the session (each redirect hop included) is sent through the adapter
+        # chosen here, for the host and port the prepared URL connects to.
+        host, port = _host_port(url)
+        if is_allowed(host, port, self._allowed):
+            return self._allowed_adapter
+        return super().get_adapter(url)
+
+    def close(self) -> None:
+        super().close()
+        self._allowed_adapter.close()
 
     def resolve_redirects(
         self, resp: requests.Response, req: requests.PreparedRequest, *args: Any, **kwargs: Any

@@ -27,7 +27,7 @@ def pending(make_opportunity):
 
 @pytest.fixture
 def client(mifact):
-    return MifactClient(base_url=BASE, username="admin", password="secreto", status_retries=0)
+    return MifactClient(base_url=BASE, username="admin", password="secreto", retries=0)
 
 
 def check(row, client, capture):

@@ -26,7 +26,7 @@ def row(make_opportunity: Any) -> OpportunityServiceOrder:
 
 
 def client() -> MifactClient:
-    return MifactClient(base_url=BASE, username="admin", password="secreto", status_retries=0)
+    return MifactClient(base_url=BASE, username="admin", password="secreto", retries=0)
 
 
 def checked(row: OpportunityServiceOrder, mifact_client: MifactClient | None) -> OpportunityServiceOrder:

@@ -101,3 +101,26 @@ def test_no_module_over_400_lines():
         name: n for name, path in modules.items() if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}
+
+
+# What Django itself writes into a migration: references by name to a field's default, upload_to
+# or expression, which must stay importable anyway (docs/decisions.md "Migrations stand alone").
+DJANGO_SERIALISED_REFERENCES = {"crm.search", "opportunities.models"}
+
+
+def test_migrations_import_no_app_code_for_their_data_steps():
+    """A data step that imported app code would freeze that code: migrations carry what they need."""
+    offenders = []
+    for package in PACKAGES:
+        for path in (ROOT / package).glob("migrations/*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                project = [n for n in names if n.split(".")[0] in PACKAGES]
+                if isinstance(node, ast.ImportFrom) or set(project) - DJANGO_SERIALISED_REFERENCES:
+                    offenders += [f"{path.relative_to(ROOT)}: {n}" for n in project]
+    assert not offenders, offenders

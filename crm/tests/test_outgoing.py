@@ -1,6 +1,6 @@
 """The shared bearer-token client of outside services (`crm.outgoing.BearerApiClient`), tested once
-here; the invoice-mifact and SV clients are tested for what is their own. HTTP faked with
-`responses`."""
+here, with the error classes and settings of each service's client; the invoice-mifact and SV
+clients' own calls are tested beside them. HTTP faked with `responses`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import requests
 import responses
 from responses import matchers
 
+from billing.mifact import MifactClient
 from crm.outgoing import BearerApiClient, ServiceAuthError, ServiceBadResponse, ServiceUnavailable
+from opportunities.sv import SvClient
 
 BASE = "http://servicio.test/api"
 SIGNIN = f"{BASE}/auth/signin"
@@ -162,3 +164,70 @@ def test_idempotent_calls_are_retried_on_503_but_the_sign_in_is_not():
     responses.get(THING, status=200)
     assert client.thing() == 200
     assert len([c for c in responses.calls if c.request.url == THING]) == 3
+
+
+# The two clients of the clinic's services: how to make their call, and the settings they read.
+SERVICES = [
+    pytest.param(
+        MifactClient,
+        responses.GET,
+        "/service-order/1/invoice-status",
+        lambda client: client.get_invoice_status(1),
+        ("URL_INVOICE_MIFACT_V3", "INVOICE_MIFACT_USERNAME", "INVOICE_MIFACT_PASSWORD", "INVOICE_MIFACT_TIMEOUT"),
+        id="invoice-mifact",
+    ),
+    pytest.param(
+        SvClient,
+        responses.PATCH,
+        "/reservation/1/clinic-history-crm",
+        lambda client: client.update_clinic_history(reservation_id=1, clinic_history="A"),
+        ("URL_SV", "SV_USERNAME", "SV_PASSWORD", "SV_TIMEOUT"),
+        id="SV",
+    ),
+]
+SERVICE_ARGS = "client_class,method,path,call,setting_names"
+
+
+@pytest.mark.parametrize(SERVICE_ARGS, SERVICES)
+@pytest.mark.parametrize("status", [401, 403])
+@responses.activate
+def test_each_client_raises_its_own_auth_error(client_class, method, path, call, setting_names, status):
+    client = client_class(base_url=BASE, username="admin", password="secreto", timeout=2, retries=0)
+    responses.post(SIGNIN, status=status, json={"message": "Unauthorized"})
+    with pytest.raises(client_class.auth_error):
+        call(client)
+    assert client.sign_in_count == 1
+    responses.replace(responses.POST, SIGNIN, json={"access_token": "t"})
+    responses.add(method, f"{BASE}{path}", status=401)
+    with pytest.raises(client_class.auth_error):  # a fresh token refused too
+        call(client)
+    assert client.sign_in_count == 3
+
+
+@pytest.mark.parametrize(SERVICE_ARGS, SERVICES)
+@pytest.mark.parametrize("status", [500, 502, 503])
+@responses.activate
+def test_each_client_raises_its_own_unavailable_error(client_class, method, path, call, setting_names, status):
+    client = client_class(base_url=BASE, username="admin", password="secreto", timeout=2, retries=0)
+    responses.post(SIGNIN, json={"access_token": "t"})
+    responses.add(method, f"{BASE}{path}", status=status)
+    with pytest.raises(client_class.unavailable_error):
+        call(client)
+
+
+@pytest.mark.parametrize(SERVICE_ARGS, SERVICES)
+def test_each_client_is_built_from_its_own_settings(client_class, method, path, call, setting_names, settings):
+    url, username, password, timeout = setting_names
+    setattr(settings, url, "")
+    with pytest.raises(client_class.not_configured_error):
+        client_class.from_settings()
+    for name, value in zip(setting_names, (BASE, "usuario-del-servicio", "x", 7.0), strict=True):
+        setattr(settings, name, value)
+    client = client_class.from_settings()
+    assert (client.base_url, client.username, client.password, client.timeout) == (
+        BASE,
+        "usuario-del-servicio",
+        "x",
+        (5.0, 7.0),
+    )
+    assert client_class.from_settings(timeout=1.5).timeout == (1.5, 1.5)

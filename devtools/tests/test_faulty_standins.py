@@ -29,7 +29,7 @@ def standin() -> Iterator[FaultyMifactStandin]:
 
 @pytest.fixture
 def client(standin: FaultyMifactStandin) -> Iterator[MifactClient]:
-    mifact = MifactClient(base_url=standin.base_url, username=USERNAME, password=PASSWORD, timeout=1, status_retries=0)
+    mifact = MifactClient(base_url=standin.base_url, username=USERNAME, password=PASSWORD, timeout=1, retries=0)
     yield mifact
     mifact.close()
 

@@ -7,7 +7,7 @@ import pytest
 import responses
 from responses import matchers
 
-from opportunities.sv import SvAuthError, SvClient, SvNotConfigured, SvRejected, SvUnavailable
+from opportunities.sv import SvClient, SvRejected
 
 BASE = "http://sv.test/api"
 SIGNIN = f"{BASE}/auth/signin"
@@ -42,45 +42,8 @@ def test_update_signs_in_and_patches_the_clinic_history(client):
 
 
 @responses.activate
-def test_persistent_401_is_an_auth_error(client):
-    responses.post(SIGNIN, json={"access_token": "t"})
-    responses.patch(patch_url(1), status=401)
-    with pytest.raises(SvAuthError):
-        client.update_clinic_history(reservation_id=1, clinic_history="A")
-    assert client.sign_in_count == 2
-
-
-@responses.activate
-def test_5xx_is_unavailable(client):
-    responses.post(SIGNIN, json={"access_token": "t"})
-    responses.patch(patch_url(1), status=502)
-    with pytest.raises(SvUnavailable):
-        client.update_clinic_history(reservation_id=1, clinic_history="A")
-
-
-@responses.activate
 def test_unknown_reservation_is_rejected(client):
     responses.post(SIGNIN, json={"access_token": "t"})
     responses.patch(patch_url(1), status=404, json={"message": "Reserva no encontrada"})
     with pytest.raises(SvRejected):
         client.update_clinic_history(reservation_id=1, clinic_history="A")
-
-
-@responses.activate
-def test_refused_credentials_are_an_auth_error(client):
-    responses.post(SIGNIN, status=403)
-    with pytest.raises(SvAuthError):
-        client.update_clinic_history(reservation_id=1, clinic_history="A")
-
-
-def test_from_settings_needs_url_sv(settings):
-    settings.URL_SV = ""
-    with pytest.raises(SvNotConfigured):
-        SvClient.from_settings()
-
-
-def test_from_settings_uses_sv_credentials(settings):
-    settings.URL_SV = BASE
-    settings.SV_USERNAME, settings.SV_PASSWORD = "sv-user", "sv-pass"
-    client = SvClient.from_settings(timeout=1.5)
-    assert (client.base_url, client.username, client.timeout) == (BASE, "sv-user", (1.5, 1.5))

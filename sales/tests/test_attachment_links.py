@@ -184,3 +184,16 @@ def test_a_refused_link_reads_nothing_from_the_database(anon_client, django_asse
     with django_assert_num_queries(0):
         response = anon_client.get("/opportunity/0123456789abcdef0/attachments/1/open/1:1abcde:" + "x" * 43)
     assert response.status_code == 403
+
+
+def test_each_404_names_what_is_missing(api_client, make_attachment):
+    """The Spanish message of the selector or service that found nothing reaches the client."""
+    attachment, _ = make_attachment()
+    download = f"/opportunity/{attachment.opportunity_id}/attachments/{{}}/download"
+    assert_refused(api_client.get(download.format(attachment.pk + 1)), 404, "Comprobante no encontrado")
+    assert_refused(api_client.get("/opportunity/00000000000000000/attachments"), 404, "Oportunidad no encontrada")
+    update = api_client.put("/opportunity/update-opportunity-procces/00000000000000000", {}, format="json")
+    assert_refused(update, 404, "Oportunidad no encontrada")
+    default_storage.delete(attachment.file.name)
+    missing = "El archivo del comprobante no está disponible"
+    assert_refused(api_client.get(download.format(attachment.pk)), 404, missing)
