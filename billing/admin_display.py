@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.models import OpportunityServiceOrder
-from billing.problems import KINDS_BY_ACTOR, Actor, service_order_problem
+from billing.problems import KINDS_BY_RESPONSIBLE, Responsible, service_order_problem
 
 
 def service_order_link(row: OpportunityServiceOrder) -> str:
@@ -24,7 +24,7 @@ def problem_html(row: OpportunityServiceOrder, *, full: bool = False) -> str:
     if problem is None:
         return "-"
     who = format_html('<strong class="crm-who">Debe actuar: {}.</strong>', problem.who)
-    actor = problem.actor.value
+    actor = problem.responsible.value
     if not full:
         return format_html('<span class="crm-problem crm-actor-{}">{} {}</span>', actor, problem.summary, who)
     return format_html(
@@ -42,8 +42,8 @@ def problem_html(row: OpportunityServiceOrder, *, full: bool = False) -> str:
 # on an O.S that each choice stands for.
 PROBLEM_CHOICES = [
     ("con_error", "Con error"),
-    (Actor.IT.value, f"Debe actuar: {Actor.IT.label}"),
-    (Actor.BILLING.value, f"Debe actuar: {Actor.BILLING.label}"),
+    (Responsible.IT.value, f"Debe actuar: {Responsible.IT.label}"),
+    (Responsible.BILLING.value, f"Debe actuar: {Responsible.BILLING.label}"),
     ("sin_error", "Sin error"),
 ]
 
@@ -55,4 +55,4 @@ def problem_condition(value: str) -> Q:
     failing = ~Q(last_error="")
     if value == "con_error":
         return failing
-    return failing & Q(last_error_kind__in=KINDS_BY_ACTOR[Actor(value)])
+    return failing & Q(last_error_kind__in=KINDS_BY_RESPONSIBLE[Responsible(value)])

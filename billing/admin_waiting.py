@@ -20,7 +20,7 @@ from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, us
 from billing.admin_display import PROBLEM_CHOICES, problem_condition, problem_html, service_order_link
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import sales_awaiting_invoice
-from billing.services.registration import pending_service_orders
+from billing.services.registration import service_orders_pending
 from crm.display import clinic_datetime, waiting_time
 from crm.readonly_admin import ReadOnlyAdminMixin
 from crm.search import FoldedSearchMixin
@@ -59,7 +59,7 @@ class WhoMustActFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        orders = pending_service_orders().filter(opportunity=OuterRef("pk"))
+        orders = service_orders_pending().filter(opportunity=OuterRef("pk"))
         if value == "sin_error":  # none of its pending O.S has an error
             return queryset.exclude(Exists(orders.filter(problem_condition("con_error"))))
         return queryset.filter(Exists(orders.filter(problem_condition(value))))
@@ -94,7 +94,7 @@ class SaleAwaitingInvoiceAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.Mode
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # Annotated before it is ordered: the ordering is on an annotation.
-        pending = pending_service_orders().order_by("created_at", "id")
+        pending = service_orders_pending().order_by("created_at", "id")
         queryset = sales_awaiting_invoice(self.model._default_manager.get_queryset()).prefetch_related(
             Prefetch("service_orders", queryset=pending, to_attr="pending_orders")
         )

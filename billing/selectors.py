@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 from opportunities.models import Opportunity
 
 from .models import OpportunityServiceOrder
-from .services.registration import pending_service_orders
+from .services.registration import service_orders_pending
 
 
 def service_order_list(*, opportunity: Opportunity) -> QuerySet[OpportunityServiceOrder]:
@@ -52,7 +52,7 @@ def sales_awaiting_invoice(queryset: QuerySet[Opportunity]) -> QuerySet[Opportun
     """The opportunities of `queryset` with pending O.S (`facturado = false`), annotated with
     `waiting_since` (the oldest pending O.S's registration), `last_checked_at` (their newest check,
     None when never checked) and `pending_count`."""
-    pending = pending_service_orders().filter(opportunity=OuterRef("pk")).order_by().values("opportunity")
+    pending = service_orders_pending().filter(opportunity=OuterRef("pk")).order_by().values("opportunity")
     return queryset.filter(Exists(pending)).annotate(
         waiting_since=Subquery(pending.annotate(oldest=Min("created_at")).values("oldest")[:1]),
         last_checked_at=Subquery(pending.annotate(newest=Max("last_checked_at")).values("newest")[:1]),
@@ -63,5 +63,5 @@ def sales_awaiting_invoice(queryset: QuerySet[Opportunity]) -> QuerySet[Opportun
 def pending_backlog() -> tuple[int, dt.datetime | None]:
     """How many O.S wait for an invoice, and when the oldest of them was registered (one query;
     `/health` and `/metrics`)."""
-    found = pending_service_orders().aggregate(count=Count("id"), oldest=Min("created_at"))
+    found = service_orders_pending().aggregate(count=Count("id"), oldest=Min("created_at"))
     return found["count"], found["oldest"]

@@ -20,8 +20,8 @@ from django.utils import timezone
 from billing.mifact import MifactClient, MifactError
 from billing.models import OpportunityServiceOrder
 from billing.services.checks import CheckOutcome, CheckResult, service_order_check
-from billing.services.follow_up import due_follow_ups, service_order_follow_up
-from billing.services.registration import pending_service_orders
+from billing.services.follow_up import service_order_follow_up, service_orders_due_follow_up
+from billing.services.registration import service_orders_pending
 from crm.claims import claim_batch, claims_release
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
 from crm.models import CommandRun
@@ -33,7 +33,7 @@ def _due_service_orders(*, round_started_at: dt.datetime, opportunity_id: str | 
     """The O.S of one poll round: pending and registered when the round started, and not checked
     since (by anyone: another run, a PUT, the admin). Of one opportunity when given."""
     due = (
-        pending_service_orders()
+        service_orders_pending()
         .filter(created_at__lte=round_started_at)
         .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started_at))
     )
@@ -72,11 +72,11 @@ def follow_ups_claim_batch(
     run: CommandRun | None = None,
 ) -> list[OpportunityServiceOrder]:
     """Claim up to `limit` invoiced O.S due a follow-up check in the round, least recently checked
-    first (`billing.services.follow_up.due_follow_ups`)."""
+    first (`billing.services.follow_up.service_orders_due_follow_up`)."""
     now = timezone.now()
-    candidates = due_follow_ups(round_started_at=round_started_at, opportunity_id=opportunity_id).order_by(
-        F("last_checked_at").asc(nulls_first=True), "id"
-    )
+    candidates = service_orders_due_follow_up(
+        round_started_at=round_started_at, opportunity_id=opportunity_id
+    ).order_by(F("last_checked_at").asc(nulls_first=True), "id")
     until = now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS)
     ids = claim_batch(candidates, limit=limit, now=now, until=until, run=run)
     return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id")) if ids else []
@@ -359,7 +359,10 @@ def service_orders_poll(
     if limit is not None:
         summary.pending = min(summary.pending, limit)
     # With nothing to ask (no pending O.S, no follow-up due) the run does not even sign in.
-    if summary.pending or due_follow_ups(round_started_at=round_started_at, opportunity_id=opportunity_id).exists():
+    if (
+        summary.pending
+        or service_orders_due_follow_up(round_started_at=round_started_at, opportunity_id=opportunity_id).exists()
+    ):
         try:
             client = MifactClient.from_settings(pool_size=max(1, workers))
             client.sign_in()

@@ -15,7 +15,7 @@ from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunit
 from opportunities.services import opportunity_close_won
 
 
-def pending_service_orders() -> QuerySet[OpportunityServiceOrder]:
+def service_orders_pending() -> QuerySet[OpportunityServiceOrder]:
     """Every O.S with `facturado = false` (served by the partial index)."""
     return OpportunityServiceOrder.objects.filter(facturado=False)
 
