@@ -24,9 +24,9 @@ from billing.admin_display import PROBLEM_CHOICES, problem_condition, problem_ht
 from billing.admin_waiting import SaleAwaitingInvoiceAdmin
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import WAITING_AGES
-from crm.display import clinic_datetime
-from crm.readonly_admin import ReadOnlyAdminMixin, pretty_json
-from crm.search import FoldedSearchMixin
+from crm.admin_ui.display import clinic_datetime
+from crm.admin_ui.readonly import ReadOnlyAdminMixin, pretty_json
+from crm.admin_ui.search import FoldedSearchMixin
 from opportunities.admin import opportunity_link
 
 __all__ = ["CHECK_ACTION_LABEL", "ServiceOrderInline", "service_orders_check_now", "user_can_check_service_orders"]

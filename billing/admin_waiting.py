@@ -19,11 +19,10 @@ from django.utils.html import format_html, format_html_join
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
 from billing.admin_display import PROBLEM_CHOICES, problem_condition, problem_html, service_order_link
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
-from billing.selectors import sales_awaiting_invoice
-from billing.services.registration import service_orders_pending
-from crm.display import clinic_datetime, waiting_time
-from crm.readonly_admin import ReadOnlyAdminMixin
-from crm.search import FoldedSearchMixin
+from billing.selectors import sales_awaiting_invoice, service_orders_pending
+from crm.admin_ui.display import clinic_datetime, waiting_time
+from crm.admin_ui.readonly import ReadOnlyAdminMixin
+from crm.admin_ui.search import FoldedSearchMixin
 
 VIEW_PERMISSIONS = ("opportunities.view_opportunity", "billing.view_opportunityserviceorder")
 

@@ -53,9 +53,9 @@ class OpportunityServiceOrder(models.Model):
         "tipo de error", max_length=20, blank=True, default="", choices=ServiceOrderErrorKind.choices
     )
     claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
-    # The poll run holding the claim (crm/claims.py): its claims end when that run is over.
+    # The poll run holding the claim (jobs/claims.py): its claims end when that run is over.
     claimed_by_run = models.ForeignKey(
-        "crm.CommandRun",
+        "jobs.CommandRun",
         verbose_name="reservada por la ejecución",
         null=True,
         blank=True,

@@ -5,13 +5,40 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from opportunities.models import Opportunity
 
 from .models import OpportunityServiceOrder
-from .services.registration import service_orders_pending
+
+
+def service_orders_pending() -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S with `facturado = false` (served by the partial index)."""
+    return OpportunityServiceOrder.objects.filter(facturado=False)
+
+
+def service_orders_invoiced() -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S with `facturado = true`."""
+    return OpportunityServiceOrder.objects.filter(facturado=True)
+
+
+def follow_up_enabled() -> bool:
+    return settings.INVOICE_FOLLOW_UP_DAYS > 0 and settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES > 0
+
+
+def service_orders_due_follow_up(*, round_started_at: dt.datetime, opportunity_id: str | None = None) -> QuerySet:
+    """Invoiced O.S of a poll round that are due a follow-up check: invoiced in the last
+    `INVOICE_FOLLOW_UP_DAYS`, not checked in the `INVOICE_FOLLOW_UP_INTERVAL_MINUTES` before the
+    round started. Empty when follow-ups are off."""
+    if not follow_up_enabled():
+        return OpportunityServiceOrder.objects.none()
+    window_start = round_started_at - dt.timedelta(days=settings.INVOICE_FOLLOW_UP_DAYS)
+    checked_before = round_started_at - dt.timedelta(minutes=settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES)
+    due = service_orders_invoiced().filter(invoiced_at__gte=window_start, created_at__lte=round_started_at)
+    due = due.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
+    return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
 
 def service_order_list(*, opportunity: Opportunity) -> QuerySet[OpportunityServiceOrder]:

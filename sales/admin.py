@@ -19,10 +19,10 @@ from billing.admin import ServiceOrderInline
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
 from billing.admin_waiting import patient_name
 from billing.problems import service_order_problem
-from billing.services.registration import service_orders_pending
-from crm.display import clinic_datetime, waiting_time
-from crm.readonly_admin import ReadOnlyAdminMixin
-from crm.search import FoldedSearchMixin
+from billing.selectors import service_orders_pending
+from crm.admin_ui.display import clinic_datetime, waiting_time
+from crm.admin_ui.readonly import ReadOnlyAdminMixin
+from crm.admin_ui.search import FoldedSearchMixin
 from opportunities.admin import attachment_download_url, history_html
 from opportunities.history_text import history_user
 from opportunities.models import ActionHistory, Attachment, Meeting, Opportunity, SvDelivery

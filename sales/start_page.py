@@ -29,12 +29,11 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from billing.problems import KINDS_BY_RESPONSIBLE, Responsible, service_order_problem
-from billing.selectors import WAITING_AGES
-from billing.services.registration import service_orders_pending
-from crm.display import clinic_datetime, waiting_time
-from crm.models import CommandRun
-from crm.run_liveness import run_interruption
-from crm.runs import last_runs
+from billing.selectors import WAITING_AGES, service_orders_pending
+from crm.admin_ui.display import clinic_datetime, waiting_time
+from jobs.models import CommandRun
+from jobs.run_liveness import run_interruption
+from jobs.runs import last_runs
 from opportunities.models import Attachment, Opportunity, SvDelivery
 from opportunities.selectors import CLOSING_DIRECT, CLOSING_SERVICE_ORDERS, CLOSING_WAYS, first_closings
 
@@ -48,7 +47,7 @@ PERMISSIONS = {
     "invoices": ("opportunities.view_opportunity", "billing.view_opportunityserviceorder"),
     "sv": ("opportunities.view_svdelivery",),
     "files": ("opportunities.view_attachment",),
-    "runs": ("crm.view_commandrun",),
+    "runs": ("jobs.view_commandrun",),
     "closings": ("opportunities.view_actionhistory",),
 }
 
@@ -158,7 +157,7 @@ class Run:
     now: dt.datetime
     problem: str = ""
     stale: bool = False
-    # Why a `running` record cannot be running any more (crm/run_liveness.py), or "".
+    # Why a `running` record cannot be running any more (jobs/run_liveness.py), or "".
     interrupted: str = ""
 
     @property
@@ -190,7 +189,7 @@ class Run:
 
     @property
     def url(self) -> str:
-        return admin_list("crm_commandrun", command=self.command)
+        return admin_list("jobs_commandrun", command=self.command)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing.comprobantes import comprobante_store
 from billing.downloads import DownloadError, download_dir_sweep, download_pdf
-from crm.models import CommandRun
+from jobs.models import CommandRun
 from opportunities.attachment_files import attachment_file_problem, attachment_files_sweep
 from opportunities.models import Attachment
 

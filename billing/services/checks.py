@@ -37,9 +37,9 @@ from billing.mifact import (
 )
 from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
 from billing.problems import ERROR_NO_URLS, error_kind_for_exception
-from billing.services.registration import service_orders_pending
-from crm.claims import claim_one
+from billing.selectors import service_orders_pending
 from crm.database import connection_lost
+from jobs.claims import claim_one
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity
 from opportunities.services import CLOSE_COLUMNS, opportunity_close_won

@@ -26,12 +26,12 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from billing.comprobantes import StoredPdf, attachment_store_pdfs
 from billing.mifact import InvoiceStatus, MifactClient
 from billing.models import OpportunityServiceOrder
+from billing.selectors import service_orders_invoiced
 from billing.services.checks import (
     CheckOutcome,
     CheckResult,
@@ -40,31 +40,9 @@ from billing.services.checks import (
     service_order_check_outcome,
     service_order_check_record,
 )
-from crm.claims import claim_one
+from jobs.claims import claim_one
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Opportunity
-
-
-def service_orders_invoiced() -> QuerySet[OpportunityServiceOrder]:
-    """Every O.S with `facturado = true`."""
-    return OpportunityServiceOrder.objects.filter(facturado=True)
-
-
-def follow_up_enabled() -> bool:
-    return settings.INVOICE_FOLLOW_UP_DAYS > 0 and settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES > 0
-
-
-def service_orders_due_follow_up(*, round_started_at: dt.datetime, opportunity_id: str | None = None) -> QuerySet:
-    """Invoiced O.S of a poll round that are due a follow-up check: invoiced in the last
-    `INVOICE_FOLLOW_UP_DAYS`, not checked in the `INVOICE_FOLLOW_UP_INTERVAL_MINUTES` before the
-    round started. Empty when follow-ups are off."""
-    if not follow_up_enabled():
-        return OpportunityServiceOrder.objects.none()
-    window_start = round_started_at - dt.timedelta(days=settings.INVOICE_FOLLOW_UP_DAYS)
-    checked_before = round_started_at - dt.timedelta(minutes=settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES)
-    due = service_orders_invoiced().filter(invoiced_at__gte=window_start, created_at__lte=round_started_at)
-    due = due.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
-    return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
 
 def service_order_follow_up(

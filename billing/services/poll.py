@@ -19,12 +19,12 @@ from django.utils import timezone
 
 from billing.mifact import MifactClient, MifactError
 from billing.models import OpportunityServiceOrder
+from billing.selectors import service_orders_due_follow_up, service_orders_pending
 from billing.services.checks import CheckOutcome, CheckResult, service_order_check
-from billing.services.follow_up import service_order_follow_up, service_orders_due_follow_up
-from billing.services.registration import service_orders_pending
-from crm.claims import claim_batch, claims_release
+from billing.services.follow_up import service_order_follow_up
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
-from crm.models import CommandRun
+from jobs.claims import claim_batch, claims_release
+from jobs.models import CommandRun
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def service_orders_claim_batch(
     """Claim up to `limit` O.S of the round that started at `round_started_at` (pending then, not
     checked since), oldest check first, for `run` when given (its claims end with it).
 
-    `crm.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
+    `jobs.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
     the claimed rows.
     """
     now = timezone.now()
@@ -84,10 +84,8 @@ def follow_ups_claim_batch(
 
 @dataclass
 class PollSummary:
-    """Counts of one poll run (docs/api.md "Service orders and the poller").
-
-    `pending`: O.S of the round (pending when the run started, not checked since; at most
-    `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
+    """Counts of one poll run. `pending`: O.S of the round (pending when the run started, not
+    checked since; at most `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
     `errors`: rows that got an error recorded; `left`: O.S of the round this run got no answer
     for (invoice-mifact failed, the run stopped early, or another run or a PUT had them);
     `fatal`: why invoice-mifact could not be used (not configured, credentials refused,
@@ -133,7 +131,7 @@ class PollSummary:
     @property
     def outcome(self) -> str:
         """`failed` when O.S were pending and none could be checked, `partial` when some were left
-        or got an error, else `ok` (`crm.models.CommandRun.Outcome`). A run that lost the database
+        or got an error, else `ok` (`jobs.models.CommandRun.Outcome`). A run that lost the database
         is `failed` whatever it did before."""
         if self.database_lost or (self.fatal and self.pending and not self.checked):
             return CommandRun.Outcome.FAILED
@@ -333,7 +331,7 @@ def service_orders_poll(
     on_outcome: Callable[[CheckOutcome], None] | None = None,
     run: CommandRun | None = None,
 ) -> PollSummary:
-    """Check every O.S that is pending when the run starts, once (docs/api.md "Service orders and the poller").
+    """Check every O.S that is pending when the run starts, once.
 
     The round is defined by the run itself: it takes the O.S registered before it started and
     not checked since, so an O.S that a PUT checked a moment earlier is checked again, while one
@@ -349,7 +347,7 @@ def service_orders_poll(
     Claims are made for `run` (the command's run record) when given. When the database connection
     is lost the run stops claiming, lets the checks in flight end, and frees every claim `run`
     still holds (retried for `COMMAND_DB_RETRY_SECONDS`; if the database stays away, the claims
-    end with the run anyway, `crm.claims`); `database_lost` and `fatal` say so. Only a loss
+    end with the run anyway, `jobs.claims`); `database_lost` and `fatal` say so. Only a loss
     before the first claim (counting the round) raises.
     """
     started = time.monotonic()

@@ -7,17 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db.models import QuerySet
-
 from billing.models import OpportunityServiceOrder
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity
 from opportunities.services import opportunity_close_won
-
-
-def service_orders_pending() -> QuerySet[OpportunityServiceOrder]:
-    """Every O.S with `facturado = false` (served by the partial index)."""
-    return OpportunityServiceOrder.objects.filter(facturado=False)
 
 
 def service_orders_register(

@@ -10,8 +10,8 @@ import time
 import pytest
 from django.core.management import call_command
 
-from crm.models import CommandRun
 from devtools.testing import make_pdf
+from jobs.models import CommandRun
 from opportunities.models import Attachment
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from billing.services.attachment_check import attachments_check
 from crm.commands import SpanishOptionsMixin
 from crm.request_ids import request_id_for_run
-from crm.runs import RunFailed, command_run
+from jobs.runs import RunFailed, command_run
 from opportunities.models import Opportunity
 
 

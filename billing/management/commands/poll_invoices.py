@@ -25,7 +25,7 @@ from crm.commands import SpanishOptionsMixin, positive_int
 from crm.database import DATABASE_LOST, connection_lost
 from crm.monitoring import cron_monitor
 from crm.request_ids import request_id_for_run
-from crm.runs import RunFailed, command_run
+from jobs.runs import RunFailed, command_run
 from opportunities.models import Opportunity
 
 RESULTS = {

@@ -11,7 +11,7 @@ run finished as `failed` raises `RunFailed` when the block ends, for the monitor
 
 The writes at the end are retried while the database connection is lost (`crm.database`); when
 it stays lost, `RunRecorder.unrecorded` says so and the row stays `running` until a later run
-marks it interrupted (`crm.run_liveness`): each run starts by marking the `running` rows whose
+marks it interrupted (`jobs.run_liveness`): each run starts by marking the `running` rows whose
 process is gone. Each run also prunes the command's rows older than `COMMAND_RUNS_KEEP_DAYS`.
 """
 
@@ -31,8 +31,8 @@ from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
 from crm.database import connection_lost, database_retry
-from crm.models import CommandRun
-from crm.run_liveness import process_start_ticks, run_interruption, this_host
+from jobs.models import CommandRun
+from jobs.run_liveness import process_start_ticks, run_interruption, this_host
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class _Heartbeat(threading.Thread):
 
 def runs_mark_interrupted(*, now: dt.datetime | None = None) -> int:
     """Mark failed, as interrupted, every `running` record whose process cannot be running any more
-    (`crm.run_liveness.run_interruption`); `finished_at` is its last sign of life. Returns how many."""
+    (`jobs.run_liveness.run_interruption`); `finished_at` is its last sign of life. Returns how many."""
     now = now or timezone.now()
     marked = 0
     for run in CommandRun.objects.filter(outcome=CommandRun.Outcome.RUNNING):
