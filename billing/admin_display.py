@@ -1,9 +1,13 @@
-"""How service orders read in the admin: a link named by the O.S number, and why an O.S is
-stuck with who must act (billing/problems.py)."""
+"""How service orders read in the admin: a link named by the O.S number, their common columns,
+and why an O.S is stuck with who must act (billing/problems.py), also as a list filter."""
 
 from __future__ import annotations
 
-from django.db.models import Q
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -56,3 +60,29 @@ def problem_condition(value: str) -> Q:
     if value == "con_error":
         return failing
     return failing & Q(last_error_kind__in=KINDS_BY_RESPONSIBLE[Responsible(value)])
+
+
+class ProblemFilter(admin.SimpleListFilter):
+    """O.S by who must act on their last error."""
+
+    title = "problema"
+    parameter_name = "problema"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return PROBLEM_CHOICES
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(problem_condition(value))
+
+
+class ServiceOrderColumns:
+    """The columns of an O.S that every list of them shows."""
+
+    @admin.display(description="número O.S")
+    def number(self, obj: OpportunityServiceOrder) -> str:
+        return obj.numero_os or "-"
+
+    @admin.display(description="descripción")
+    def description(self, obj: OpportunityServiceOrder) -> str:
+        return obj.description or "-"

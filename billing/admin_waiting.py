@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
-from billing.admin_display import PROBLEM_CHOICES, problem_condition, problem_html, service_order_link
+from billing.admin_display import ProblemFilter, problem_condition, problem_html, service_order_link
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import sales_awaiting_invoice, service_orders_pending
 from crm.admin_ui.display import clinic_datetime, waiting_time
@@ -45,14 +45,8 @@ def _last_failed(orders: list[OpportunityServiceOrder]) -> OpportunityServiceOrd
 VOIDED_NOTE = "comprobante anulado: espera reemisión"
 
 
-class WhoMustActFilter(admin.SimpleListFilter):
+class WhoMustActFilter(ProblemFilter):
     """Sales by who must act on the errors of their pending O.S."""
-
-    title = "problema"
-    parameter_name = "problema"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return PROBLEM_CHOICES
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()

@@ -118,21 +118,20 @@ KINDS_BY_RESPONSIBLE: dict[Responsible, list[str]] = {
 }
 
 
+# What a check raised -> its kind; the first match wins.
+KIND_BY_EXCEPTION: tuple[tuple[type[BaseException], str], ...] = (
+    (MifactNotConfigured, Kind.CONFIGURATION),
+    (MifactAuthError, Kind.CREDENTIALS),
+    (MifactUnavailable, Kind.UNAVAILABLE),
+    (MifactUnknownServiceOrder, Kind.UNKNOWN_ORDER),
+    (MifactBadResponse, Kind.BAD_RESPONSE),
+    (DownloadError, Kind.DOWNLOAD),
+)
+
+
 def error_kind_for_exception(exc: BaseException) -> str:
     """The `ServiceOrderErrorKind` of what a check raised."""
-    if isinstance(exc, MifactNotConfigured):
-        return Kind.CONFIGURATION
-    if isinstance(exc, MifactAuthError):
-        return Kind.CREDENTIALS
-    if isinstance(exc, MifactUnavailable):
-        return Kind.UNAVAILABLE
-    if isinstance(exc, MifactUnknownServiceOrder):
-        return Kind.UNKNOWN_ORDER
-    if isinstance(exc, MifactBadResponse):
-        return Kind.BAD_RESPONSE
-    if isinstance(exc, DownloadError):
-        return Kind.DOWNLOAD
-    return Kind.INTERNAL
+    return next((kind for cls, kind in KIND_BY_EXCEPTION if isinstance(exc, cls)), Kind.INTERNAL)
 
 
 _UNAVAILABLE_RE = re.compile(r"no respondió a tiempo|no se pudo conectar|respondió 5\d\d")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +27,7 @@ from django.utils import timezone
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
 from jobs.claims import claim_one_per_key
 from jobs.models import CommandRun
+from jobs.summary import RunSummary
 
 from .models import Opportunity, SvDelivery
 from .sv import SvAuthError, SvClient, SvError, SvUnavailable, sv_configuration_problem
@@ -209,29 +211,16 @@ def sv_delivery_attempt_inline(*, delivery_pk: int) -> SvAttemptResult:
 
 
 @dataclass
-class SvSyncSummary:
-    """Counts of one `sync_sv` run; `fatal` says why nothing could be delivered, or "";
-    `database_lost`: the database connection was lost, so the run stopped."""
+class SvSyncSummary(RunSummary):
+    """Counts of one `sync_sv` run; `fatal` says why nothing could be delivered, or ""."""
+
+    command: ClassVar[str] = "sync_sv"
+    COUNTS: ClassVar[tuple[str, ...]] = ("due", "delivered", "retried", "failed")
 
     due: int = 0
     delivered: int = 0
     retried: int = 0
     failed: int = 0
-    seconds: float = 0.0
-    fatal: str = ""
-    database_lost: bool = False
-
-    @property
-    def line(self) -> str:
-        text = (
-            f"sync_sv: due={self.due} delivered={self.delivered} retried={self.retried} "
-            f"failed={self.failed} seconds={self.seconds:.2f}"
-        )
-        return f"{text} fatal={self.fatal!r}" if self.fatal else text
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {"due": self.due, "delivered": self.delivered, "retried": self.retried, "failed": self.failed}
 
     @property
     def outcome(self) -> str:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import connections
@@ -25,6 +26,7 @@ from billing.services.follow_up import service_order_follow_up
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
 from jobs.claims import claim_batch, claims_release
 from jobs.models import CommandRun
+from jobs.summary import RunSummary
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def follow_ups_claim_batch(
 
 
 @dataclass
-class PollSummary:
+class PollSummary(RunSummary):
     """Counts of one poll run. `pending`: O.S of the round (pending when the run started, not
     checked since; at most `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
     `errors`: rows that got an error recorded; `left`: O.S of the round this run got no answer
@@ -91,8 +93,12 @@ class PollSummary:
     `fatal`: why invoice-mifact could not be used (not configured, credentials refused,
     unreachable) when that left O.S unchecked, or "". Follow-up checks of invoiced O.S, after the
     pending ones: `followed_up` answered, of which `replaced` (reissued) and `voided`.
-    `database_lost`: the database connection was lost, so the run stopped (`fatal` says so).
     """
+
+    command: ClassVar[str] = "poll_invoices"
+    COUNTS: ClassVar[tuple[str, ...]] = tuple(
+        "pending checked invoiced errors left followed_up replaced voided".split()
+    )
 
     pending: int = 0
     checked: int = 0
@@ -102,31 +108,6 @@ class PollSummary:
     followed_up: int = 0
     replaced: int = 0
     voided: int = 0
-    seconds: float = 0.0
-    fatal: str = ""
-    database_lost: bool = False
-
-    @property
-    def line(self) -> str:
-        text = (
-            f"poll_invoices: pending={self.pending} checked={self.checked} invoiced={self.invoiced} "
-            f"errors={self.errors} left={self.left} followed_up={self.followed_up} replaced={self.replaced} "
-            f"voided={self.voided} seconds={self.seconds:.2f}"
-        )
-        return f"{text} fatal={self.fatal!r}" if self.fatal else text
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {
-            "pending": self.pending,
-            "checked": self.checked,
-            "invoiced": self.invoiced,
-            "errors": self.errors,
-            "left": self.left,
-            "followed_up": self.followed_up,
-            "replaced": self.replaced,
-            "voided": self.voided,
-        }
 
     @property
     def outcome(self) -> str:
