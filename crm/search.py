@@ -1,5 +1,5 @@
 """Search that ignores case and accents, the same on SQLite and PostgreSQL (docs/decisions.md,
-"Admin search").
+"Accent- and case-insensitive search").
 
 People type "Lucia" for "Lucía" and "quispe" for "QUISPE". Searched tables carry a `search_text`
 column that the database computes itself on every write (a stored `GeneratedField`): the

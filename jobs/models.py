@@ -8,11 +8,9 @@ from django.utils import timezone
 
 
 class CommandRun(models.Model):
-    """One run of a periodic command. Written when the run starts (outcome `running`) and finished
-    in a `finally`, so a run that crashes still leaves its row, marked failed. A run killed before
-    its `finally` (SIGKILL, the OOM killer, a lost database) is recognised by its process (`pid`
-    and `process_started` on `host`) or its silent `heartbeat_at` and marked failed as interrupted
-    by a later run (`jobs.runs`)."""
+    """One run of a periodic command, written when it starts (`running`) and finished by
+    `jobs.runs.command_run`; a killed run is told by its process or its silent heartbeat
+    (`jobs.run_liveness`)."""
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "en curso"

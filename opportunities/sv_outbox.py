@@ -234,7 +234,7 @@ class SvSyncSummary(RunSummary):
 
 
 def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvSyncSummary:
-    """Deliver every due outbox row (docs/api.md "SV sync"; `manage.py sync_sv`).
+    """Deliver every due outbox row (`manage.py sync_sv`).
 
     Rows are claimed in batches (`jobs.claims`), so two runs at once never deliver one row twice,
     and at most one row per reservation is in flight. Rows written while the run goes (never tried

@@ -4,8 +4,8 @@ One unit of work is one O.S: `service_order_check` claims it, asks invoice-mifac
 (network, no transaction open), downloads the comprobantes when it is *facturado* (network, no
 transaction open), then completes it in one short transaction that locks the opportunity and the
 row. The PUT, the poller and the admin all go through it, so two of them never complete the same
-O.S twice. `service_orders_check_bounded` is the budgeted loop of the PUT and the admin (docs:
-docs/api.md "Service orders and the poller").
+O.S twice. `service_orders_check_bounded` is the budgeted loop of the PUT and the admin
+(docs/api.md "Service orders and the poller").
 """
 
 from __future__ import annotations
@@ -212,8 +212,7 @@ def service_order_check(
     client: MifactClient | None,
     claimed: bool = False,
 ) -> CheckOutcome:
-    """Check one O.S against invoice-mifact and complete it when *facturado* (docs/api.md "Service
-    orders and the poller").
+    """Check one O.S against invoice-mifact and complete it when *facturado*.
 
     Claims the row first unless `claimed`. `client` None means invoice-mifact is not configured
     (the error is recorded). Never raises for the service's or the download's failures: they are

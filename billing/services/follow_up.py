@@ -1,19 +1,6 @@
-"""Follow-up checks of invoiced service orders (docs/api.md "Voided and reissued comprobantes").
-
-invoice-mifact answers with the last *valid* comprobante of an O.S, so after the CRM completed one,
-the same call can later answer another `invoice_result_head_id` (the comprobante was voided and
-reissued) or `facturado: false` (voided, not reissued yet). For `INVOICE_FOLLOW_UP_DAYS` after an
-O.S became *facturado*, the poller asks again at most once per `INVOICE_FOLLOW_UP_INTERVAL_MINUTES`
-(`billing.services.poll`), and:
-
-- reissued: the new PDFs are downloaded and attached exactly as a first invoice (safe download,
-  SHA-256 dedupe, all or nothing); the earlier attachments of the O.S stay, marked `reemplazado`;
-  the row takes the new head id and URLs; `service_order_invoice_replaced` in the history;
-- voided: the O.S's attachments are marked `anulado`; the row records `voided_at` and is pending
-  again (a reissue is then completed as a first invoice, and its follow-up window starts anew);
-  `service_order_invoice_voided`. The opportunity keeps its stage; when none of its comprobantes
-  is valid any more its sub-state returns to `orden_servicio_pendiente_factura` with
-  `isPresaved = true` (a sale waiting for its invoice), else it stays `factura_directa`.
+"""Follow-up checks of invoiced service orders: invoice-mifact answers with the last *valid*
+comprobante of an O.S, so a completed O.S can later turn out reissued or voided (what each does:
+docs/api.md "Voided and reissued comprobantes").
 
 Like first invoices, the network work happens before a short transaction that locks the
 opportunity and then the row, and re-reads the row: a change that another process already

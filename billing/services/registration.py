@@ -48,7 +48,7 @@ def opportunity_close_with_service_orders(
     *, opportunity: Opportunity, log: HistoryLog, service_order_ids: Iterable[int] = ()
 ) -> None:
     """*Cierre ganado* with O.S: sub-state `orden_servicio_pendiente_factura` unless already
-    `factura_directa` (docs/api.md "Process update"). The `closed_won` record names the O.S ids
+    `factura_directa`. The `closed_won` record names the O.S ids
     the close was made with. Runs inside the caller's transaction."""
     sub_state = opportunity.c_facturacion_sub_estado
     if sub_state != FacturacionSubEstado.FACTURA_DIRECTA:

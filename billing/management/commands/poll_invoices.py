@@ -5,8 +5,8 @@ Prints one summary line on stdout (and, with `-v 2`, one line per O.S before it)
 invoice-mifact failed and left O.S unchecked, or the database connection was lost, the reason on
 stderr too (one line). Exit status: 1 when O.S were pending and none could be checked (not
 configured, credentials missing or refused, unreachable) or when the database connection was lost
-(the run stops; docs/operations.md "Monitoring", dropped connections and killed runs); 2 for a bad option or an unknown
-`--opportunity`; 0 otherwise (docs/api.md "Service orders and the poller").
+(the run stops; docs/operations.md "Monitoring"); 2 for a bad option or an unknown
+`--opportunity`; 0 otherwise.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
         **options: Any,
     ) -> None:
         workers = workers if workers is not None else settings.POLL_WORKERS
-        download_dir_sweep()  # what killed runs and workers left (docs/operations.md "What survives what")
+        download_dir_sweep()  # what killed runs and workers left
         show_progress = self.stdout.isatty() and verbosity == 1
 
         def progress(done: int, total: int) -> None:

@@ -1,5 +1,5 @@
 """`manage.py sync_sv`: deliver due clinic-history rows of the SV outbox (cron, every 5 minutes;
-docs: docs/api.md "SV sync").
+docs/api.md "SV sync").
 
 Prints one summary line on stdout. Exit status: 0 normally; 1 when it could deliver nothing
 (SV unreachable, sign-in refused, `URL_SV` or credentials unset) while deliveries were due, with
