@@ -88,7 +88,7 @@ def attachment_store_pdfs(
         if again is not None:
             fields = []
             if again.file.name != pdf.name:
-                logger.info("Attachment %s now points to its content-addressed file", again.pk)
+                logger.debug("Attachment %s now points to its content-addressed file", again.pk)
                 again.file.name = pdf.name
                 fields.append("file")
             if again.status != Attachment.Status.VIGENTE:

@@ -10,6 +10,7 @@ run record) with `database_retry`, which reconnects for up to `COMMAND_DB_RETRY_
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,6 +24,7 @@ T = TypeVar("T")
 #: SQLSTATE classes of a connection that is gone: 08 connection exception, 57 operator
 #: intervention (57P01 `pg_terminate_backend`, a shutdown), 53 insufficient resources.
 _LOST_CLASSES = ("08", "57", "53")
+_SQLITE_LOST = ("unable to open database file", "disk I/O error")
 
 #: Spanish, for people: the reason a run stopped.
 DATABASE_LOST = "se perdió la conexión con la base de datos"
@@ -36,8 +38,11 @@ def connection_lost(exc: BaseException) -> bool:
     if not isinstance(exc, OperationalError):
         return False
     cause = exc.__cause__
+    if isinstance(cause, sqlite3.Error):
+        # A file that cannot be opened or read; not "no such table" or "database is locked".
+        return str(cause).startswith(_SQLITE_LOST)
     if cause is None or not hasattr(cause, "sqlstate"):
-        return True  # SQLite (a file that cannot be opened or written) and drivers without SQLSTATE
+        return True  # drivers without SQLSTATE
     state = cause.sqlstate
     return state is None or state.startswith(_LOST_CLASSES)  # None: the client saw the socket close
 

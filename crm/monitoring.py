@@ -8,8 +8,10 @@ from typing import Any
 
 from django.conf import settings
 
-# What Sentry expects of each command's schedule (crontab syntax, as in settings.CRONJOBS).
-CRON_SCHEDULE = "*/5 * * * *"
+
+def cron_schedule(command: str) -> str:
+    """The crontab schedule of `command` in settings.CRONJOBS (what Sentry expects of its runs)."""
+    return next(job[0] for job in settings.CRONJOBS if job[2] == [command])
 
 
 def sentry_init(*, dsn: str, environment: str, release: str, traces_sample_rate: float) -> None:
@@ -38,7 +40,7 @@ def cron_monitor(command: str) -> AbstractContextManager[Any]:
     return monitor(
         monitor_slug=command.replace("_", "-"),
         monitor_config={
-            "schedule": {"type": "crontab", "value": CRON_SCHEDULE},
+            "schedule": {"type": "crontab", "value": cron_schedule(command)},
             "checkin_margin": settings.SENTRY_CRON_CHECKIN_MARGIN_MINUTES,
             "max_runtime": settings.SENTRY_CRON_MAX_RUNTIME_MINUTES,
             "timezone": "UTC",

@@ -104,6 +104,10 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Relative paths (a SQLite file, MEDIA_ROOT) are the project folder's, not the current folder's:
+# cron runs commands from the user's home.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and DATABASES["default"]["NAME"] != ":memory:":
+    DATABASES["default"]["NAME"] = str(BASE_DIR / DATABASES["default"]["NAME"])
 _postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # Persistent connections (docs/decisions.md "Database connections"): on PostgreSQL a connection
 # is kept for CONN_MAX_AGE seconds across requests, as opening one is most of a PUT's cost.
@@ -180,7 +184,7 @@ STORAGES: dict[str, dict[str, Any]] = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 MEDIA_URL = "media/"  # never routed: attachments are served only through the authenticated API
-MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media"))).resolve()
+MEDIA_ROOT = (BASE_DIR / env.str("MEDIA_ROOT", default="media")).resolve()
 
 # Shared media for several app servers: MEDIA_STORAGE=s3 keeps comprobantes in an S3-compatible
 # bucket (AWS S3, MinIO, Ceph...) through django-storages. Files stay private: the API streams

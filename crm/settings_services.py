@@ -71,8 +71,8 @@ COMMAND_DB_RETRY_SECONDS = env.float("COMMAND_DB_RETRY_SECONDS", default=10.0)
 
 # --- Cron (django-crontab) --------------------------------------------------------------------
 CRONJOBS = [
-    ("*/5 * * * *", "django.core.management.call_command", ["poll_invoices"]),
-    ("*/5 * * * *", "django.core.management.call_command", ["sync_sv"]),
-    ("17 3 * * *", "django.core.management.call_command", ["attachments_check"]),
+    ("*/5 * * * *", "crm.cron.command_for_cron", ["poll_invoices"]),
+    ("*/5 * * * *", "crm.cron.command_for_cron", ["sync_sv"]),
+    ("17 3 * * *", "crm.cron.command_for_cron", ["attachments_check"]),
 ]
 CRONTAB_LOCK_JOBS = True

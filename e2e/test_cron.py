@@ -111,8 +111,9 @@ def test_the_installed_poll_line_runs_as_cron_runs_it(checkout, user_crontab, mi
     for _ in range(2):
         run([*manage, "crontab", "add"], cwd=checkout, env=plain)
     installed = [line for line in run([CRONTAB, "-l"], cwd=checkout).stdout.splitlines() if MARK in line]
-    assert len(installed) == 2, installed  # poll_invoices and sync_sv, once each
-    assert all(line.startswith("*/5 * * * * ") for line in installed)
+    assert len(installed) == 3, installed  # poll_invoices, sync_sv and attachments_check, once each
+    assert all(line.startswith("*/5 * * * * ") for line in installed[:2])
+    assert installed[2].startswith("17 3 * * * ")  # attachments_check, daily
     poll_line = installed[0]  # CRONJOBS order: poll_invoices first
     command = poll_line.split(" ", 5)[5].split(" #", 1)[0]
 
@@ -136,3 +137,12 @@ def test_the_installed_poll_line_runs_as_cron_runs_it(checkout, user_crontab, mi
         env=plain,
     ).stdout.split()
     assert record == ["ok", "1", "True"]
+
+    # The daily check, as cron runs it: the comprobante just attached is in place; one line.
+    check_command = installed[2].split(" ", 5)[5].split(" #", 1)[0]
+    done = subprocess.run(
+        ["env", "-i", "/bin/sh", "-c", check_command], cwd="/", capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert done.stdout.startswith("attachments_check: checked=1 ok=1 repaired=0 unrepaired=0")
+    assert len(done.stdout.splitlines()) == 1 and done.stderr == ""

@@ -29,6 +29,7 @@ from crm.admin_ui.display import clinic_datetime
 from crm.admin_ui.readonly import ReadOnlyAdminMixin, short_text
 from crm.admin_ui.search import FoldedSearchMixin
 
+from .attachment_files import attachment_file_open
 from .history_text import history_describe, history_raw, history_user
 from .models import ActionHistory, Attachment, Opportunity, SvDelivery
 from .selectors import CLOSING_WAYS, first_closings
@@ -192,7 +193,7 @@ class AttachmentAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if not self.has_view_permission(request, attachment):
             raise PermissionDenied
         try:
-            handle = attachment.file.open("rb")
+            handle = attachment_file_open(attachment)
         except (OSError, SuspiciousFileOperation, ValueError):
             messages.error(request, f"El archivo del comprobante «{attachment.file_name}» no está disponible.")
             opportunity_url = reverse("admin:opportunities_opportunity_change", args=[attachment.opportunity_id])

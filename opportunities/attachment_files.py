@@ -79,6 +79,19 @@ def attachment_file_put(*, source: pathlib.Path, sha256: str) -> str:
         return storage.save(name, File(handle, name=pathlib.Path(name).name))
 
 
+def attachment_file_open(attachment: Attachment) -> File:
+    """`attachment`'s stored file, open for reading. Raises `FileNotFoundError` when it is missing,
+    marked by `attachments_check`, or not the size its row says: a cut or foreign file is never
+    served as the comprobante."""
+    if attachment.file_problem:
+        raise FileNotFoundError(attachment.file_problem)
+    handle = attachment.file.open("rb")
+    if handle.size != attachment.size:
+        handle.close()
+        raise FileNotFoundError(f"el archivo tiene {handle.size} bytes y debería tener {attachment.size}")
+    return handle
+
+
 def attachment_file_problem(*, name: str, size: int, sha256: str) -> str:
     """ "" when the stored file `name` has `size` bytes and this SHA-256; otherwise what is wrong,
     in Spanish (shown to staff)."""
@@ -113,11 +126,11 @@ def _stored_files(folder: str) -> Iterator[str]:
         yield from _stored_files(f"{folder}/{sub}")
 
 
-def attachment_files_sweep(*, grace: dt.timedelta) -> int:
+def attachment_files_sweep(*, grace: dt.timedelta, delete: bool = True) -> int:
     """Delete the files under `invoices/` that no attachment row points to and that are older
     than `grace` (left by a crash before their row committed, or by a deleted row); return how
-    many were deleted. The rows are read before the files are listed, so a file written after
-    the read is young and kept."""
+    many were deleted (with `delete` False, only count them). The rows are read before the files
+    are listed, so a file written after the read is young and kept."""
     storage = default_storage
     referenced = set(Attachment.objects.values_list("file", flat=True))
     older_than = timezone.now() - grace
@@ -128,10 +141,11 @@ def attachment_files_sweep(*, grace: dt.timedelta) -> int:
         try:
             if storage.get_modified_time(name) >= older_than:
                 continue
-            storage.delete(name)
+            if delete:
+                storage.delete(name)
         except FileNotFoundError:
             continue
         removed += 1
-    if removed:
-        logger.info("Removed %d attachment file(s) that no attachment points to", removed)
+    if removed and delete:
+        logger.debug("Removed %d attachment file(s) that no attachment points to", removed)
     return removed

@@ -22,6 +22,7 @@ from crm.errors import ApiError, InvalidRequest
 from crm.parsers import require_json_object
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses, ok
 from opportunities import selectors, services
+from opportunities.attachment_files import attachment_file_open
 from opportunities.models import Opportunity
 
 from . import process_update
@@ -360,7 +361,7 @@ class AttachmentDownloadApi(APIView):
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         attachment = selectors.attachment_get(opportunity=opportunity, attachment_id=attachment_id)
         try:
-            handle = attachment.file.open("rb")
+            handle = attachment_file_open(attachment)
         except (FileNotFoundError, OSError):
             raise ApiError("El archivo del comprobante no está disponible", status_code=404) from None
         return FileResponse(handle, content_type="application/pdf", as_attachment=True, filename=attachment.file_name)

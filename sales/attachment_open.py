@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from crm.errors import ApiError
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses
 from opportunities import selectors
+from opportunities.attachment_files import attachment_file_open
 
 from .apis import FirstRendererNegotiation
 from .attachment_links import LinkRefused, attachment_link_opened, attachment_link_user
@@ -90,7 +91,7 @@ class AttachmentOpenApi(APIView):
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
         attachment = selectors.attachment_get(opportunity=opportunity, attachment_id=attachment_id)
         try:
-            handle = attachment.file.open("rb")
+            handle = attachment_file_open(attachment)
         except (FileNotFoundError, OSError):
             raise ApiError("El archivo del comprobante no está disponible", status_code=404) from None
         attachment_link_opened(attachment=attachment, user_id=user_id, username=username)

@@ -287,6 +287,12 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
         source="status_changed_at", allow_null=True, help_text="Cuándo dejó de estar vigente (null si lo está)"
     )
     createdAt = LocalDateTimeField(source="created_at")
+    fileProblem = serializers.SerializerMethodField(
+        help_text=(
+            "null si el PDF guardado está completo; si falta o está dañado y no se pudo volver a "
+            "descargar, el motivo (el PDF no se entrega hasta que se repare)"
+        )
+    )
     downloadUrl = serializers.SerializerMethodField(
         help_text=(
             "Enlace firmado que abre el PDF sin la cabecera Authorization (como `<a href>`, pestaña o "
@@ -308,6 +314,7 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
             "serviceOrderId",
             "status",
             "statusChangedAt",
+            "fileProblem",
             "createdAt",
             "downloadUrl",
             "downloadUrlExpiresAt",
@@ -322,6 +329,9 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
         if obj.pk not in self._links:
             self._links[obj.pk] = attachment_link_issue(attachment=obj, user_id=self.context["request"].user.pk)
         return self._links[obj.pk]
+
+    def get_fileProblem(self, obj: Attachment) -> str | None:
+        return obj.file_problem or None
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_downloadUrl(self, obj: Attachment) -> str:

@@ -42,8 +42,9 @@ def download_file_create() -> tuple[pathlib.Path, int]:
     return pathlib.Path(name), fd
 
 
-def download_dir_sweep() -> int:
-    """Delete the downloads whose process is gone (their lock is free); return how many."""
+def download_dir_sweep(*, delete: bool = True) -> int:
+    """Delete the downloads whose process is gone (their lock is free); return how many (with
+    `delete` False, only count them)."""
     folder = pathlib.Path(settings.INVOICE_DOWNLOAD_DIR)
     if not folder.is_dir():
         return 0
@@ -61,10 +62,11 @@ def download_dir_sweep() -> int:
             continue  # a live download
         try:
             if os.fstat(fd).st_mtime < newborn:
-                path.unlink(missing_ok=True)
+                if delete:
+                    path.unlink(missing_ok=True)
                 removed += 1
         finally:
             os.close(fd)
-    if removed:
-        logger.warning("Removed %d comprobante download(s) left by a process that died", removed)
+    if removed and delete:
+        logger.debug("Removed %d comprobante download(s) left by a process that died", removed)
     return removed

@@ -74,11 +74,11 @@ def attachment_file_repair(*, attachment: Attachment) -> str:
 def attachments_check(*, repair: bool = True, opportunity_id: str | None = None) -> AttachmentCheckSummary:
     """Check every attachment's file (of one opportunity when given). With `repair` (the default),
     download the missing or wrong ones again, mark those that cannot be repaired, and sweep
-    leftover downloads and (for a whole run) orphan files; without it, only report."""
+    leftover downloads and (for a whole run) orphan files; without it, only report, counting
+    what would be repaired or deleted."""
     started = time.monotonic()
     summary = AttachmentCheckSummary()
-    if repair:
-        summary.downloads = download_dir_sweep()
+    summary.downloads = download_dir_sweep(delete=repair)
     rows = Attachment.objects.order_by("id")
     if opportunity_id is not None:
         rows = rows.filter(opportunity_id=opportunity_id)
@@ -96,7 +96,7 @@ def attachments_check(*, repair: bool = True, opportunity_id: str | None = None)
             why_not = attachment_file_repair(attachment=attachment)
             if not why_not:
                 summary.repaired += 1
-                logger.warning("Attachment %s repaired from its source URL (%s)", attachment.pk, problem)
+                logger.debug("Attachment %s repaired from its source URL (%s)", attachment.pk, problem)
                 continue
             problem = f"{problem}; {why_not}"
         summary.unrepaired += 1
@@ -105,13 +105,12 @@ def attachments_check(*, repair: bool = True, opportunity_id: str | None = None)
             Attachment.objects.filter(pk=attachment.pk).update(
                 file_problem=problem[:200], file_checked_at=timezone.now()
             )
-    if not repair:
-        summary.seconds = time.monotonic() - started
-        return summary  # a dry run changes nothing
-    now = timezone.now()
-    for start in range(0, len(fine), 500):
-        Attachment.objects.filter(pk__in=fine[start : start + 500]).update(file_problem="", file_checked_at=now)
+    if repair:
+        now = timezone.now()
+        for start in range(0, len(fine), 500):
+            Attachment.objects.filter(pk__in=fine[start : start + 500]).update(file_problem="", file_checked_at=now)
     if opportunity_id is None:
-        summary.orphans = attachment_files_sweep(grace=dt.timedelta(hours=settings.ATTACHMENT_ORPHAN_GRACE_HOURS))
+        grace = dt.timedelta(hours=settings.ATTACHMENT_ORPHAN_GRACE_HOURS)
+        summary.orphans = attachment_files_sweep(grace=grace, delete=repair)
     summary.seconds = time.monotonic() - started
     return summary

@@ -87,7 +87,7 @@ def test_what_cannot_be_repaired_is_marked_reported_and_counted_on_the_start_pag
     assert code == 1
     assert counts(out)["unrepaired"] == "1"
     assert "falta el archivo; su dirección de origen ya entrega otro archivo" in err
-    assert "1 comprobante sin archivo no se pudo reparar" in err
+    assert "1 comprobante con el archivo ausente o dañado no se pudo reparar; el personal lo ve" in err
     marked = Attachment.objects.get()
     assert marked.file_problem.startswith("falta el archivo")
     assert CommandRun.objects.get(command="attachments_check").outcome == "partial"
@@ -123,6 +123,9 @@ def test_orphans_and_leftover_downloads_are_swept(closed, media_root, download_t
     for path in (orphan, leftover):
         os.utime(path, (two_days_ago, two_days_ago))
     settings.ATTACHMENT_ORPHAN_GRACE_HOURS = 24
+    code, out, _ = run("--dry-run")  # counts what it would delete, deletes nothing
+    assert code == 0 and counts(out)["orphans"] == "1" and counts(out)["downloads"] == "1"
+    assert orphan.exists() and leftover.exists()
     code, out, _ = run()
     assert code == 0 and counts(out)["orphans"] == "1" and counts(out)["downloads"] == "1"
     assert not orphan.exists() and not leftover.exists()
@@ -178,3 +181,17 @@ def test_a_comprobante_of_an_invoiced_service_order_is_downloaded_again_from_inv
     code, out, _ = run()
     assert code == 0 and counts(out)["repaired"] == "2"
     assert {a.pk: (media_root / a.file.name).read_bytes() for a in Attachment.objects.all()} == bodies
+
+
+def test_a_marked_or_cut_file_is_never_served_and_the_api_says_why(closed, media_root, http_server, api_client):
+    opportunity, attachment = closed
+    download = f"/opportunity/{opportunity.pk}/attachments/{attachment.pk}/download"
+    (media_root / attachment.file.name).write_bytes(b"%PDF-cut")  # not the size the row says
+    assert api_client.get(download).status_code == 404
+    http_server.route("/F001-777.pdf", body=make_pdf("otro comprobante"))
+    assert run()[0] == 1
+    listed = api_client.get(f"/opportunity/{opportunity.pk}/attachments").json()
+    assert listed[0]["fileProblem"].startswith("el archivo tiene 8 bytes")
+    signed = api_client.get(listed[0]["downloadUrl"])
+    assert signed.status_code == 404 and signed.json()["statusCode"] == 404
+    assert api_client.get(download).status_code == 404

@@ -91,3 +91,26 @@ def test_sqlite_opens_a_connection_per_request_unless_told_otherwise(tmp_path):
     sqlite = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     assert connection_settings(DATABASE_URL=sqlite) == ("0", "False")
     assert connection_settings(DATABASE_URL=sqlite, CONN_MAX_AGE="600") == ("600", "True")
+
+
+def test_relative_paths_are_the_project_folders_whatever_folder_a_command_starts_in(tmp_path):
+    """Cron starts commands in the user's home: a `.env` with `sqlite:///db.sqlite3` and
+    `MEDIA_ROOT=media/` must still mean the project's database and media."""
+    code = (
+        "import json; from django.conf import settings; "
+        "print(json.dumps([settings.DATABASES['default']['NAME'], str(settings.MEDIA_ROOT), "
+        "str(settings.INVOICE_DOWNLOAD_DIR)]))"
+    )
+    env = {
+        **os.environ,
+        "ENV_FILE": "",
+        "DEBUG": "true",
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+        "DATABASE_URL": "sqlite:///db.sqlite3",
+        "MEDIA_ROOT": "media/",
+        "INVOICE_DOWNLOAD_DIR": "var/downloads",
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [str(ROOT / "db.sqlite3"), str(ROOT / "media"), str(ROOT / "var" / "downloads")]

@@ -42,7 +42,7 @@ def test_with_a_dsn_the_django_integration_is_active():
 
 
 @pytest.mark.django_db
-def test_both_commands_report_their_runs_as_cron_monitors(settings):
+def test_the_cron_commands_report_their_runs_as_cron_monitors(settings):
     import sentry_sdk
     from sentry_sdk.transport import Transport
 
@@ -58,6 +58,7 @@ def test_both_commands_report_their_runs_as_cron_monitors(settings):
     try:
         call_command("sync_sv", stdout=io.StringIO())
         call_command("poll_invoices", stdout=io.StringIO())
+        call_command("attachments_check", stdout=io.StringIO())
         sentry_sdk.flush()
     finally:
         sentry_sdk.init(dsn=None)
@@ -67,8 +68,11 @@ def test_both_commands_report_their_runs_as_cron_monitors(settings):
         ("sync-sv", "ok"),
         ("poll-invoices", "in_progress"),
         ("poll-invoices", "ok"),
+        ("attachments-check", "in_progress"),
+        ("attachments-check", "ok"),
     ]
     assert check_ins[0]["monitor_config"]["schedule"] == {"type": "crontab", "value": "*/5 * * * *"}
+    assert check_ins[4]["monitor_config"]["schedule"] == {"type": "crontab", "value": "17 3 * * *"}
 
 
 @pytest.mark.django_db

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.django_db
 
 INDEX = "/admin/"
 # The start page's queries, whatever the rows: the session and the user, the user's and the
-# groups' permissions, then its own six reads (pending O.S aggregate, the oldest pending O.S,
-# SV aggregate, the last run of each command, closings per week).
+# groups' permissions, then its own seven reads (pending O.S aggregate, the oldest pending O.S,
+# SV aggregate, comprobantes without a valid file, the last run of each command, closings per week).
 MAX_QUERIES = 11
 
 

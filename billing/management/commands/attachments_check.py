@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from billing.services.attachment_check import attachments_check
 from crm.commands import SpanishOptionsMixin
+from crm.monitoring import cron_monitor
 from crm.request_ids import request_id_for_run
 from jobs.runs import RunFailed, command_run
 from opportunities.models import Opportunity
@@ -40,7 +41,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
             summary = attachments_check(repair=False, opportunity_id=opportunity)
         else:
             try:
-                with request_id_for_run(), command_run("attachments_check") as run:
+                with request_id_for_run(), cron_monitor("attachments_check"), command_run("attachments_check") as run:
                     summary = attachments_check(repair=True, opportunity_id=opportunity)
                     run.finish(outcome=summary.outcome, counts=summary.counts)
             except RunFailed:  # pragma: no cover - a partial run is not failed
@@ -52,10 +53,11 @@ class Command(SpanishOptionsMixin, BaseCommand):
             self.stderr.write(
                 "attachments_check: "
                 + (
-                    "1 comprobante sin archivo no se pudo reparar"
+                    "1 comprobante con el archivo ausente o dañado no se pudo reparar; el personal lo ve"
                     if summary.unrepaired == 1
-                    else f"{summary.unrepaired} comprobantes sin archivo no se pudieron reparar"
+                    else f"{summary.unrepaired} comprobantes con el archivo ausente o dañado no se pudieron "
+                    "reparar; el personal los ve"
                 )
-                + "; el personal los ve en la página de inicio"
+                + " en la página de inicio"
             )
             sys.exit(1)

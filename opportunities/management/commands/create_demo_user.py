@@ -22,7 +22,8 @@ class Command(BaseCommand):
         user, created = get_user_model().objects.get_or_create(username=username)
         user.is_staff = True
         user.is_superuser = True
-        user.set_password(password)
+        if not user.check_password(password):  # a new hash would sign the admin's sessions out
+            user.set_password(password)
         user.save()
         verb = "Creado" if created else "Restablecido"
         self.stdout.write(f"{verb} el usuario de demostración: usuario={username} contraseña={password}")
