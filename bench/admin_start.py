@@ -53,7 +53,7 @@ STAFF_PERMISSIONS = (
     "opportunities.view_actionhistory",
     "opportunities.view_svdelivery",
     "billing.view_opportunityserviceorder",
-    "crm.view_commandrun",
+    "jobs.view_commandrun",
 )
 
 
@@ -65,7 +65,7 @@ def seed() -> dict[str, int]:
     from django.utils import timezone
 
     from billing.models import OpportunityServiceOrder
-    from crm.models import CommandRun
+    from jobs.models import CommandRun
     from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity, Stage, SvDelivery
 
     now = timezone.now()

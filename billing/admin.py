@@ -20,30 +20,16 @@ from billing.admin_checks import (
     service_orders_check_now,
     user_can_check_service_orders,
 )
-from billing.admin_display import PROBLEM_CHOICES, problem_condition, problem_html
+from billing.admin_display import ProblemFilter, ServiceOrderColumns, problem_html
 from billing.admin_waiting import SaleAwaitingInvoiceAdmin
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import WAITING_AGES
-from crm.display import clinic_datetime
-from crm.readonly_admin import ReadOnlyAdminMixin, pretty_json
-from crm.search import FoldedSearchMixin
+from crm.admin_ui.display import clinic_datetime
+from crm.admin_ui.readonly import ReadOnlyAdminMixin, pretty_json
+from crm.admin_ui.search import FoldedSearchMixin
 from opportunities.admin import opportunity_link
 
 __all__ = ["CHECK_ACTION_LABEL", "ServiceOrderInline", "service_orders_check_now", "user_can_check_service_orders"]
-
-
-class ProblemFilter(admin.SimpleListFilter):
-    """O.S by who must act on their last error."""
-
-    title = "problema"
-    parameter_name = "problema"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return PROBLEM_CHOICES
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset if value is None else queryset.filter(problem_condition(value))
 
 
 class WaitingAgeFilter(admin.SimpleListFilter):
@@ -62,7 +48,7 @@ class WaitingAgeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ServiceOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
+class ServiceOrderInline(ServiceOrderColumns, ReadOnlyAdminMixin, admin.TabularInline):
     """The opportunity's service orders, read-only (shown on the opportunity page)."""
 
     model = OpportunityServiceOrder
@@ -86,14 +72,6 @@ class ServiceOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
     verbose_name = "orden de servicio"
     verbose_name_plural = "órdenes de servicio"
 
-    @admin.display(description="número O.S")
-    def number(self, obj: OpportunityServiceOrder) -> str:
-        return obj.numero_os or "-"
-
-    @admin.display(description="descripción")
-    def description(self, obj: OpportunityServiceOrder) -> str:
-        return obj.description or "-"
-
     @admin.display(description="registrada")
     def registered(self, obj: OpportunityServiceOrder) -> str:
         return clinic_datetime(obj.created_at)
@@ -108,7 +86,7 @@ class ServiceOrderInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(OpportunityServiceOrder)
-class OpportunityServiceOrderAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class OpportunityServiceOrderAdmin(ServiceOrderColumns, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only list of service orders with the "check now" action. The list keeps what fits a
     1366 px screen; the rest is on each O.S's page."""
 
@@ -148,14 +126,6 @@ class OpportunityServiceOrderAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.
         "updated_at",
     )
     readonly_fields = fields
-
-    @admin.display(description="número O.S")
-    def number(self, obj: OpportunityServiceOrder) -> str:
-        return obj.numero_os or "-"
-
-    @admin.display(description="descripción")
-    def description(self, obj: OpportunityServiceOrder) -> str:
-        return obj.description or "-"
 
     @admin.display(description="oportunidad", ordering="opportunity__name")
     def opportunity_name(self, obj: OpportunityServiceOrder) -> str:

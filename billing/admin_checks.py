@@ -16,8 +16,8 @@ from django.http import HttpRequest
 from billing.mifact import mifact_configuration_problem, shared_mifact_client
 from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
 from billing.problems import PROBLEMS, service_order_problem
+from billing.selectors import service_orders_pending
 from billing.services.checks import CheckResult, service_orders_check_bounded
-from billing.services.registration import pending_service_orders
 
 # The check runs inside the admin request (network calls with timeouts): keep one click bounded,
 # well inside the web worker's timeout (`make serve`: GUNICORN_TIMEOUT, 120 s).
@@ -121,7 +121,7 @@ def service_orders_check_now(
 def opportunities_check_now(*, request: HttpRequest, opportunities: QuerySet[Any]) -> None:
     """The check-now action on opportunities: their pending O.S, opportunity by opportunity."""
     rows = (
-        pending_service_orders()
+        service_orders_pending()
         .filter(opportunity_id__in=opportunities.values("pk"))
         .order_by("opportunity_id", "created_at", "id")
     )

@@ -17,13 +17,12 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
-from billing.admin_display import PROBLEM_CHOICES, problem_condition, problem_html, service_order_link
+from billing.admin_display import ProblemFilter, problem_condition, problem_html, service_order_link
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
-from billing.selectors import sales_awaiting_invoice
-from billing.services.registration import pending_service_orders
-from crm.display import clinic_datetime, waiting_time
-from crm.readonly_admin import ReadOnlyAdminMixin
-from crm.search import FoldedSearchMixin
+from billing.selectors import sales_awaiting_invoice, service_orders_pending
+from crm.admin_ui.display import clinic_datetime, waiting_time
+from crm.admin_ui.readonly import ReadOnlyAdminMixin
+from crm.admin_ui.search import FoldedSearchMixin
 
 VIEW_PERMISSIONS = ("opportunities.view_opportunity", "billing.view_opportunityserviceorder")
 
@@ -46,20 +45,14 @@ def _last_failed(orders: list[OpportunityServiceOrder]) -> OpportunityServiceOrd
 VOIDED_NOTE = "comprobante anulado: espera reemisión"
 
 
-class WhoMustActFilter(admin.SimpleListFilter):
+class WhoMustActFilter(ProblemFilter):
     """Sales by who must act on the errors of their pending O.S."""
-
-    title = "problema"
-    parameter_name = "problema"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return PROBLEM_CHOICES
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value is None:
             return queryset
-        orders = pending_service_orders().filter(opportunity=OuterRef("pk"))
+        orders = service_orders_pending().filter(opportunity=OuterRef("pk"))
         if value == "sin_error":  # none of its pending O.S has an error
             return queryset.exclude(Exists(orders.filter(problem_condition("con_error"))))
         return queryset.filter(Exists(orders.filter(problem_condition(value))))
@@ -94,7 +87,7 @@ class SaleAwaitingInvoiceAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.Mode
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # Annotated before it is ordered: the ordering is on an annotation.
-        pending = pending_service_orders().order_by("created_at", "id")
+        pending = service_orders_pending().order_by("created_at", "id")
         queryset = sales_awaiting_invoice(self.model._default_manager.get_queryset()).prefetch_related(
             Prefetch("service_orders", queryset=pending, to_attr="pending_orders")
         )

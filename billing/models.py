@@ -1,7 +1,7 @@
 """Service orders (O.S) of the invoicing service invoice-mifact-v3, per opportunity.
 
-Table `opportunity_service_order`, the columns of the docs/api.md "Service orders and the poller" plus
-`last_error` and `claimed_until` (the poller's claim, docs/api.md "Service orders and the poller").
+Table `opportunity_service_order`: its columns are those of docs/api.md "Service orders and the
+poller", plus the poller's bookkeeping (last error, claim).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class OpportunityServiceOrder(models.Model):
     url_dolares = models.TextField("URL comprobante dólares", null=True, blank=True)
     last_checked_at = models.DateTimeField("última consulta", null=True, blank=True)
     # When it became facturado (its follow-up window starts there) and when its comprobante was
-    # seen voided (docs/api.md "Voided and reissued comprobantes").
+    # seen voided.
     invoiced_at = models.DateTimeField("facturada", null=True, blank=True)
     voided_at = models.DateTimeField("anulada", null=True, blank=True)
     last_error = models.TextField("último error", blank=True, default="")
@@ -53,9 +53,9 @@ class OpportunityServiceOrder(models.Model):
         "tipo de error", max_length=20, blank=True, default="", choices=ServiceOrderErrorKind.choices
     )
     claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
-    # The poll run holding the claim (crm/claims.py): its claims end when that run is over.
+    # The poll run holding the claim (jobs/claims.py): its claims end when that run is over.
     claimed_by_run = models.ForeignKey(
-        "crm.CommandRun",
+        "jobs.CommandRun",
         verbose_name="reservada por la ejecución",
         null=True,
         blank=True,

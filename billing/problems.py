@@ -31,7 +31,7 @@ from billing.models import ServiceOrderErrorKind as Kind
 ERROR_NO_URLS = "facturado sin URLs de comprobante; se reintentará"
 
 
-class Actor(models.TextChoices):
+class Responsible(models.TextChoices):
     """Who must act on a stuck O.S."""
 
     IT = "ti", "TI de la clínica"
@@ -44,13 +44,13 @@ class Problem:
     and what they should do (`action`)."""
 
     kind: str
-    actor: Actor
+    responsible: Responsible
     summary: str
     action: str
 
     @property
     def who(self) -> str:
-        return str(self.actor.label)
+        return str(self.responsible.label)
 
     @property
     def text(self) -> str:
@@ -63,76 +63,75 @@ RETRY_NOTE = "El CRM vuelve a consultar cada 5 minutos."
 PROBLEMS: dict[str, Problem] = {
     Kind.CONFIGURATION: Problem(
         Kind.CONFIGURATION,
-        Actor.IT,
+        Responsible.IT,
         "El CRM no tiene configurada la conexión con el sistema de facturación (invoice-mifact).",
         "Configurar en el servidor del CRM la dirección y el usuario de invoice-mifact "
         "(URL_INVOICE_MIFACT_V3, INVOICE_MIFACT_USERNAME, INVOICE_MIFACT_PASSWORD).",
     ),
     Kind.CREDENTIALS: Problem(
         Kind.CREDENTIALS,
-        Actor.IT,
+        Responsible.IT,
         "El sistema de facturación (invoice-mifact) rechazó el usuario o la clave del CRM.",
         "Revisar el usuario y la clave de invoice-mifact configurados en el CRM.",
     ),
     Kind.UNAVAILABLE: Problem(
         Kind.UNAVAILABLE,
-        Actor.IT,
+        Responsible.IT,
         "No se pudo comunicar con el sistema de facturación (invoice-mifact): no responde o falló.",
         f"Comprobar que invoice-mifact esté en línea y accesible desde el servidor del CRM. {RETRY_NOTE}",
     ),
     Kind.UNKNOWN_ORDER: Problem(
         Kind.UNKNOWN_ORDER,
-        Actor.BILLING,
+        Responsible.BILLING,
         "El sistema de facturación no conoce esta O.S (número inexistente o mal escrito).",
         "Verificar en invoice-mifact el número de la O.S registrada en la venta.",
     ),
     Kind.BAD_RESPONSE: Problem(
         Kind.BAD_RESPONSE,
-        Actor.IT,
+        Responsible.IT,
         "El sistema de facturación respondió algo que el CRM no puede leer.",
         f"Revisar la respuesta de invoice-mifact para esta O.S (detalle técnico). {RETRY_NOTE}",
     ),
     Kind.NO_COMPROBANTE: Problem(
         Kind.NO_COMPROBANTE,
-        Actor.BILLING,
+        Responsible.BILLING,
         "La O.S figura como facturada en invoice-mifact, pero sin comprobante (PDF).",
         f"Revisar en invoice-mifact que el comprobante de la O.S se haya emitido. {RETRY_NOTE}",
     ),
     Kind.DOWNLOAD: Problem(
         Kind.DOWNLOAD,
-        Actor.IT,
+        Responsible.IT,
         "No se pudo descargar el comprobante (PDF) de la O.S.",
         f"Revisar que el servidor del CRM pueda descargar los comprobantes (red, servidores permitidos). {RETRY_NOTE}",
     ),
     Kind.INTERNAL: Problem(
         Kind.INTERNAL,
-        Actor.IT,
+        Responsible.IT,
         "Error interno del CRM al procesar la O.S.",
         f"Revisar los registros (logs) del CRM. {RETRY_NOTE}",
     ),
 }
 
 # The kinds each actor must act on (for filters and counts).
-KINDS_BY_ACTOR: dict[Actor, list[str]] = {
-    actor: [kind for kind, problem in PROBLEMS.items() if problem.actor is actor] for actor in Actor
+KINDS_BY_RESPONSIBLE: dict[Responsible, list[str]] = {
+    actor: [kind for kind, problem in PROBLEMS.items() if problem.responsible is actor] for actor in Responsible
 }
+
+
+# What a check raised -> its kind; the first match wins.
+KIND_BY_EXCEPTION: tuple[tuple[type[BaseException], str], ...] = (
+    (MifactNotConfigured, Kind.CONFIGURATION),
+    (MifactAuthError, Kind.CREDENTIALS),
+    (MifactUnavailable, Kind.UNAVAILABLE),
+    (MifactUnknownServiceOrder, Kind.UNKNOWN_ORDER),
+    (MifactBadResponse, Kind.BAD_RESPONSE),
+    (DownloadError, Kind.DOWNLOAD),
+)
 
 
 def error_kind_for_exception(exc: BaseException) -> str:
     """The `ServiceOrderErrorKind` of what a check raised."""
-    if isinstance(exc, MifactNotConfigured):
-        return Kind.CONFIGURATION
-    if isinstance(exc, MifactAuthError):
-        return Kind.CREDENTIALS
-    if isinstance(exc, MifactUnavailable):
-        return Kind.UNAVAILABLE
-    if isinstance(exc, MifactUnknownServiceOrder):
-        return Kind.UNKNOWN_ORDER
-    if isinstance(exc, MifactBadResponse):
-        return Kind.BAD_RESPONSE
-    if isinstance(exc, DownloadError):
-        return Kind.DOWNLOAD
-    return Kind.INTERNAL
+    return next((kind for cls, kind in KIND_BY_EXCEPTION if isinstance(exc, cls)), Kind.INTERNAL)
 
 
 _UNAVAILABLE_RE = re.compile(r"no respondió a tiempo|no se pudo conectar|respondió 5\d\d")

@@ -5,13 +5,40 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from opportunities.models import Opportunity
 
 from .models import OpportunityServiceOrder
-from .services.registration import pending_service_orders
+
+
+def service_orders_pending() -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S with `facturado = false` (served by the partial index)."""
+    return OpportunityServiceOrder.objects.filter(facturado=False)
+
+
+def service_orders_invoiced() -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S with `facturado = true`."""
+    return OpportunityServiceOrder.objects.filter(facturado=True)
+
+
+def follow_up_enabled() -> bool:
+    return settings.INVOICE_FOLLOW_UP_DAYS > 0 and settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES > 0
+
+
+def service_orders_due_follow_up(*, round_started_at: dt.datetime, opportunity_id: str | None = None) -> QuerySet:
+    """Invoiced O.S of a poll round that are due a follow-up check: invoiced in the last
+    `INVOICE_FOLLOW_UP_DAYS`, not checked in the `INVOICE_FOLLOW_UP_INTERVAL_MINUTES` before the
+    round started. Empty when follow-ups are off."""
+    if not follow_up_enabled():
+        return OpportunityServiceOrder.objects.none()
+    window_start = round_started_at - dt.timedelta(days=settings.INVOICE_FOLLOW_UP_DAYS)
+    checked_before = round_started_at - dt.timedelta(minutes=settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES)
+    due = service_orders_invoiced().filter(invoiced_at__gte=window_start, created_at__lte=round_started_at)
+    due = due.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
+    return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
 
 def service_order_list(*, opportunity: Opportunity) -> QuerySet[OpportunityServiceOrder]:
@@ -52,7 +79,7 @@ def sales_awaiting_invoice(queryset: QuerySet[Opportunity]) -> QuerySet[Opportun
     """The opportunities of `queryset` with pending O.S (`facturado = false`), annotated with
     `waiting_since` (the oldest pending O.S's registration), `last_checked_at` (their newest check,
     None when never checked) and `pending_count`."""
-    pending = pending_service_orders().filter(opportunity=OuterRef("pk")).order_by().values("opportunity")
+    pending = service_orders_pending().filter(opportunity=OuterRef("pk")).order_by().values("opportunity")
     return queryset.filter(Exists(pending)).annotate(
         waiting_since=Subquery(pending.annotate(oldest=Min("created_at")).values("oldest")[:1]),
         last_checked_at=Subquery(pending.annotate(newest=Max("last_checked_at")).values("newest")[:1]),
@@ -63,5 +90,5 @@ def sales_awaiting_invoice(queryset: QuerySet[Opportunity]) -> QuerySet[Opportun
 def pending_backlog() -> tuple[int, dt.datetime | None]:
     """How many O.S wait for an invoice, and when the oldest of them was registered (one query;
     `/health` and `/metrics`)."""
-    found = pending_service_orders().aggregate(count=Count("id"), oldest=Min("created_at"))
+    found = service_orders_pending().aggregate(count=Count("id"), oldest=Min("created_at"))
     return found["count"], found["oldest"]

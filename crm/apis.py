@@ -1,4 +1,4 @@
-"""Project-level endpoints: sign-in (JWT) and the health check (docs/api.md "Endpoints")."""
+"""`POST /auth/signin`: the project's own endpoint (the health check is sales/health.py)."""
 
 from __future__ import annotations
 

@@ -6,11 +6,12 @@ from crm.search import register_sqlite_fold
 
 
 class CrmConfig(AppConfig):
-    """Wiring and plumbing; its one model is the run record of the periodic commands."""
+    """The project package: wiring and API plumbing, no models of its own (its migrations moved
+    `CommandRun` to `jobs`)."""
 
     default = True
     name = "crm"
-    verbose_name = "Procesos automáticos"
+    verbose_name = "CRM"
 
     def ready(self) -> None:
         connection_created.connect(register_sqlite_fold, dispatch_uid="crm.search.register_sqlite_fold")

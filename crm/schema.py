@@ -19,7 +19,7 @@ from crm.errors import error_body
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every error body of the API (docs/api.md "Endpoints")."""
+    """Every error body of the API (docs/api.md "Errors")."""
 
     statusCode = serializers.IntegerField(help_text="Código de estado HTTP")
     message = serializers.CharField(help_text="Mensaje en español")

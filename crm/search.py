@@ -1,5 +1,5 @@
 """Search that ignores case and accents, the same on SQLite and PostgreSQL (docs/decisions.md,
-"Admin search").
+"Accent- and case-insensitive search").
 
 People type "Lucia" for "Lucía" and "quispe" for "QUISPE". Searched tables carry a `search_text`
 column that the database computes itself on every write (a stored `GeneratedField`): the
@@ -20,7 +20,6 @@ from typing import Any
 
 from django.db.models import Func, TextField, Value
 from django.db.models.functions import Cast, Coalesce, Replace
-from django.http import HttpRequest
 
 _ACCENTED: dict[str, str] = {
     "a": "áàâäãåÁÀÂÄÃÅ",
@@ -106,16 +105,6 @@ def register_sqlite_fold(sender: Any, connection: Any, **kwargs: Any) -> None:
     A tool that opens the SQLite file without Django cannot write the searched tables."""
     if connection.vendor == "sqlite":
         connection.connection.create_function(SQLITE_FUNCTION, 1, _sqlite_fold, deterministic=True)
-
-
-class FoldedSearchMixin:
-    """For a `ModelAdmin` whose `search_fields` look into folded columns (`search_text__contains`,
-    `opportunity__search_text__contains`): the typed words are folded first, so the search
-    ignores case and accents. Exact lookups (`=id`) see the folded words too, which only suits
-    values that are already lowercase ASCII (ids, numbers)."""
-
-    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> Any:
-        return super().get_search_results(request, queryset, fold(search_term))  # type: ignore[misc]
 
 
 def search_text(*parts: Any) -> Folded:

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     # django-axes with a Spanish name; its admin is crm/admin.py's (AXES_ENABLE_ADMIN below).
     "crm.apps.AxesConfig",
     "crm",
+    "jobs",
     "opportunities",
     "billing",
     "sales",

@@ -29,7 +29,7 @@ STAFF_PERMISSIONS = (
     "billing.view_opportunityserviceorder",
     "billing.change_opportunityserviceorder",
     "opportunities.view_svdelivery",
-    "crm.view_commandrun",
+    "jobs.view_commandrun",
 )
 
 

@@ -45,7 +45,7 @@ from opportunities.models import ActionHistory, Attachment, Opportunity  # noqa:
 from sales.process_update import opportunity_process_update  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACED = tuple(f"{ROOT / package}{os.sep}" for package in ("billing", "opportunities", "sales", "crm"))
+TRACED = tuple(f"{ROOT / package}{os.sep}" for package in ("billing", "opportunities", "sales", "jobs", "crm"))
 USERNAME = "ventas-crash"
 
 

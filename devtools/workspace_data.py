@@ -17,7 +17,7 @@ from typing import Any
 from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
-from crm.models import CommandRun
+from jobs.models import CommandRun
 from opportunities.models import ActionHistory, Opportunity, SvDelivery
 
 NOT_CONFIGURED = "invoice-mifact: URL_INVOICE_MIFACT_V3 no está configurada"

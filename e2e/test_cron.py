@@ -130,7 +130,7 @@ def test_the_installed_poll_line_runs_as_cron_runs_it(checkout, user_crontab, mi
             "-v",
             "0",
             "-c",
-            "from crm.models import CommandRun; r = CommandRun.objects.get(command='poll_invoices'); "
+            "from jobs.models import CommandRun; r = CommandRun.objects.get(command='poll_invoices'); "
             "print(r.outcome, r.counts['invoiced'], r.finished_at is not None)",
         ],
         cwd=checkout,

@@ -269,7 +269,7 @@ def test_health_names_an_interrupted_last_poll_as_the_failure(stack, api, manage
     # heartbeat 20 minutes old (it is `running` on this host with a pid that is gone).
     script = (
         "import datetime as dt; from django.utils import timezone; "
-        "from billing.models import OpportunityServiceOrder as O; from crm.models import CommandRun as R; "
+        "from billing.models import OpportunityServiceOrder as O; from jobs.models import CommandRun as R; "
         "now = timezone.now(); "
         "O.objects.filter(facturado=False).update(created_at=now - dt.timedelta(hours=1)); "
         "R.objects.exclude(outcome='running').filter(command='poll_invoices')"

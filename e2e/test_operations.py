@@ -100,7 +100,7 @@ def test_a_dead_cron_turns_health_into_a_503_that_names_the_reason(stack, api, m
     api.put_process(opportunity_id, {"cClinicHistory": "HC-CRON", "cOrdenesServicio": [new_id()]})
     script = (
         "import datetime as dt; from django.utils import timezone; "
-        "from billing.models import OpportunityServiceOrder as O; from crm.models import CommandRun as R; "
+        "from billing.models import OpportunityServiceOrder as O; from jobs.models import CommandRun as R; "
         "now = timezone.now(); "
         "O.objects.filter(facturado=False).update(created_at=now - dt.timedelta(hours=1)); "
         "R.objects.filter(command='poll_invoices').update(started_at=now - dt.timedelta(hours=2)); "

@@ -25,9 +25,9 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from crm.display import clinic_datetime
-from crm.readonly_admin import ReadOnlyAdminMixin, short_text
-from crm.search import FoldedSearchMixin
+from crm.admin_ui.display import clinic_datetime
+from crm.admin_ui.readonly import ReadOnlyAdminMixin, short_text
+from crm.admin_ui.search import FoldedSearchMixin
 
 from .attachment_files import attachment_file_checked_open
 from .history_text import history_describe, history_raw, history_user

@@ -10,7 +10,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from crm.display import clinic_datetime
+from crm.admin_ui.display import clinic_datetime
 from crm.search import search_text
 
 from .process_fields import (

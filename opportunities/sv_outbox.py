@@ -3,7 +3,7 @@ history), even while SV is down (docs/api.md "SV sync").
 
 A row is written in the process update's transaction, tried once right after the commit, and
 delivered by `manage.py sync_sv` with exponential backoff while SV fails. Rows are claimed
-(`crm.claims`), so two runs never deliver one row twice, and one reservation's rows are never in
+(`jobs.claims`), so two runs never deliver one row twice, and one reservation's rows are never in
 flight at once: SV applies them in the order they were sent, so it ends with the newest.
 """
 
@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import transaction
@@ -23,9 +24,10 @@ from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
-from crm.claims import claim_one_per_key
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
-from crm.models import CommandRun
+from jobs.claims import claim_one_per_key
+from jobs.models import CommandRun
+from jobs.summary import RunSummary
 
 from .models import Opportunity, SvDelivery
 from .sv import SvAuthError, SvClient, SvError, SvUnavailable, sv_configuration_problem
@@ -55,7 +57,7 @@ def _sv_claim_duration() -> dt.timedelta:
 
 def _sv_claim(deliveries: QuerySet[SvDelivery], *, limit: int) -> list[int]:
     """Claim up to `limit` of `deliveries` (in their order), one per reservation, none of a
-    reservation with a delivery in flight (`crm.claims.claim_one_per_key`)."""
+    reservation with a delivery in flight (`jobs.claims.claim_one_per_key`)."""
     now = timezone.now()
     return claim_one_per_key(
         deliveries,
@@ -209,34 +211,21 @@ def sv_delivery_attempt_inline(*, delivery_pk: int) -> SvAttemptResult:
 
 
 @dataclass
-class SvSyncSummary:
-    """Counts of one `sync_sv` run; `fatal` says why nothing could be delivered, or "";
-    `database_lost`: the database connection was lost, so the run stopped."""
+class SvSyncSummary(RunSummary):
+    """Counts of one `sync_sv` run; `fatal` says why nothing could be delivered, or ""."""
+
+    command: ClassVar[str] = "sync_sv"
+    COUNTS: ClassVar[tuple[str, ...]] = ("due", "delivered", "retried", "failed")
 
     due: int = 0
     delivered: int = 0
     retried: int = 0
     failed: int = 0
-    seconds: float = 0.0
-    fatal: str = ""
-    database_lost: bool = False
-
-    @property
-    def line(self) -> str:
-        text = (
-            f"sync_sv: due={self.due} delivered={self.delivered} retried={self.retried} "
-            f"failed={self.failed} seconds={self.seconds:.2f}"
-        )
-        return f"{text} fatal={self.fatal!r}" if self.fatal else text
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {"due": self.due, "delivered": self.delivered, "retried": self.retried, "failed": self.failed}
 
     @property
     def outcome(self) -> str:
         """`failed` when nothing could be delivered while rows were due, `partial` when some rows
-        failed, else `ok` (`crm.models.CommandRun.Outcome`)."""
+        failed, else `ok` (`jobs.models.CommandRun.Outcome`)."""
         if self.database_lost or (self.fatal and self.due and not self.delivered):
             return CommandRun.Outcome.FAILED
         if self.retried or self.failed:
@@ -245,9 +234,9 @@ class SvSyncSummary:
 
 
 def sv_deliveries_sync(*, limit: int | None = None, batch_size: int = 50) -> SvSyncSummary:
-    """Deliver every due outbox row (docs/api.md "SV sync"; `manage.py sync_sv`).
+    """Deliver every due outbox row (`manage.py sync_sv`).
 
-    Rows are claimed in batches (`crm.claims`), so two runs at once never deliver one row twice,
+    Rows are claimed in batches (`jobs.claims`), so two runs at once never deliver one row twice,
     and at most one row per reservation is in flight. Rows written while the run goes (never tried
     yet, e.g. skipped by their PUT while an older row of their reservation was in flight) are
     delivered by it too. With `URL_SV` unset nothing is done and `fatal` says so. A batch whose

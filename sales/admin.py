@@ -19,10 +19,10 @@ from billing.admin import ServiceOrderInline
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
 from billing.admin_waiting import patient_name
 from billing.problems import service_order_problem
-from billing.services.registration import pending_service_orders
-from crm.display import clinic_datetime, waiting_time
-from crm.readonly_admin import ReadOnlyAdminMixin
-from crm.search import FoldedSearchMixin
+from billing.selectors import service_orders_pending
+from crm.admin_ui.display import clinic_datetime, waiting_time
+from crm.admin_ui.readonly import ReadOnlyAdminMixin
+from crm.admin_ui.search import FoldedSearchMixin
 from opportunities.admin import attachment_download_url, history_html
 from opportunities.history_text import history_user
 from opportunities.models import PROCESS_FIELDS, ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
@@ -125,7 +125,7 @@ class AwaitingInvoiceFilter(admin.SimpleListFilter):
         return [("si", "Sí"), ("no", "No")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Opportunity]) -> QuerySet[Opportunity]:
-        pending = Exists(pending_service_orders().filter(opportunity=OuterRef("pk")))
+        pending = Exists(service_orders_pending().filter(opportunity=OuterRef("pk")))
         if self.value() == "si":
             return queryset.filter(pending)
         if self.value() == "no":
@@ -193,7 +193,7 @@ class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Opportunity]:
         """With, per opportunity, since when its oldest pending O.S waits and the error kind of
         its most recently failed one (two subqueries: the list's query count stays flat)."""
-        pending = pending_service_orders().filter(opportunity=OuterRef("pk"))
+        pending = service_orders_pending().filter(opportunity=OuterRef("pk"))
         failed = pending.exclude(last_error="").order_by("-last_checked_at", "-id")
         return (
             super()
@@ -236,7 +236,7 @@ class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
             '{}<br><span class="crm-problem crm-actor-{}">'
             '<strong class="crm-who">Con error: debe actuar {}</strong></span>',
             waiting,
-            problem.actor.value,
+            problem.responsible.value,
             problem.who,
         )
 

@@ -1,18 +1,7 @@
-"""Signed links to a comprobante's PDF (docs/api.md "Calling from a browser").
-
-An attachment's `downloadUrl` opens its PDF without the `Authorization` header, so the front-end
-can use it as a plain link (`<a href>`, a new tab, an `<iframe>` preview). The link is
-`/opportunity/<id>/attachments/<attachmentId>/open/<token>`, where the token is Django's
-`TimestampSigner` signature of the issuing user's id (`<userId>:<timestamp>:<signature>`):
-
-- bound to that attachment: the signer's salt names the opportunity and the attachment, so the
-  token of one attachment is no signature at all on the path of another;
-- expiring: it opens for `ATTACHMENT_LINK_MINUTES` (15) after it was handed out, and every list
-  of attachments hands out new ones; nothing is stored, so there is nothing to clean up;
-- tied to its user: it opens only while the user who listed the attachments is active, and every
-  opening is logged with the request id, the opportunity, the attachment and that user.
-
-Signed with `SECRET_KEY`: a new key ends every link handed out (and every access token).
+"""Signed links to a comprobante's PDF, so the front-end can open it as a plain link without the
+`Authorization` header: Django's `TimestampSigner` over the listing user's id, salted with the
+opportunity and the attachment, nothing stored (what a link allows and for how long: docs/api.md
+"Signed links to comprobantes").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`GET /opportunity/<id>/attachments/<attachmentId>/open/<token>`: a comprobante's PDF by its
-signed link (sales/attachment_links.py; docs/api.md "Calling from a browser"), without a token."""
+signed link (sales/attachment_links.py), without a token."""
 
 from __future__ import annotations
 

@@ -26,10 +26,10 @@ from rest_framework.views import APIView
 
 from billing.selectors import pending_backlog
 from crm.errors import error_body
-from crm.models import CommandRun
-from crm.run_liveness import run_interruption
-from crm.runs import last_runs, last_successful_run
 from crm.schema import ok
+from jobs.models import CommandRun
+from jobs.run_liveness import run_interruption
+from jobs.runs import last_runs, last_successful_run
 from opportunities.selectors import sv_backlog
 
 CACHE_KEY = "crm:health"

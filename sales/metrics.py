@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 
 from billing.selectors import pending_backlog
 from crm.errors import error_body
-from crm.models import CommandRun
 from crm.security import client_ip
+from jobs.models import CommandRun
 from opportunities.selectors import sv_backlog
 
 COMMANDS = ("poll_invoices", "sync_sv")

@@ -86,7 +86,7 @@ def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tupl
 
 
 def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mapping[str, Any]) -> Opportunity:
-    """Apply a process update (docs/decisions.md and "Service orders and the poller").
+    """Apply a process update (docs/api.md "Process update").
 
     `data` is the validated body (camelCase keys, only fields that count as sent). In order:
     detect the case; require `reservationId` when appointment fields are sent; require the

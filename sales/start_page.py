@@ -28,27 +28,26 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from billing.problems import KINDS_BY_ACTOR, Actor, service_order_problem
-from billing.selectors import WAITING_AGES
-from billing.services.registration import pending_service_orders
-from crm.display import clinic_datetime, waiting_time
-from crm.models import CommandRun
-from crm.run_liveness import run_interruption
-from crm.runs import last_runs
+from billing.problems import KINDS_BY_RESPONSIBLE, Responsible, service_order_problem
+from billing.selectors import WAITING_AGES, service_orders_pending
+from crm.admin_ui.display import clinic_datetime, waiting_time
+from jobs.models import CommandRun
+from jobs.run_liveness import run_interruption
+from jobs.runs import last_runs
 from opportunities.models import Attachment, Opportunity, SvDelivery
 from opportunities.selectors import CLOSING_DIRECT, CLOSING_SERVICE_ORDERS, CLOSING_WAYS, first_closings
 
 from .charts import Bar, Column, horizontal_bars, stacked_columns
 
 WEEKS = 12
-IT_WHO = str(Actor.IT.label)
+IT_WHO = str(Responsible.IT.label)
 
 # What the start page needs to read each part (the lists behind its numbers).
 PERMISSIONS = {
     "invoices": ("opportunities.view_opportunity", "billing.view_opportunityserviceorder"),
     "sv": ("opportunities.view_svdelivery",),
     "files": ("opportunities.view_attachment",),
-    "runs": ("crm.view_commandrun",),
+    "runs": ("jobs.view_commandrun",),
     "closings": ("opportunities.view_actionhistory",),
 }
 
@@ -112,7 +111,7 @@ class Invoices:
                 self.errors_by_actor[actor.value],
                 admin_list("billing_opportunityserviceorder", facturado__exact=0, problema=actor.value),
             )
-            for actor in Actor
+            for actor in Responsible
         ]
 
     @property
@@ -158,7 +157,7 @@ class Run:
     now: dt.datetime
     problem: str = ""
     stale: bool = False
-    # Why a `running` record cannot be running any more (crm/run_liveness.py), or "".
+    # Why a `running` record cannot be running any more (jobs/run_liveness.py), or "".
     interrupted: str = ""
 
     @property
@@ -190,7 +189,7 @@ class Run:
 
     @property
     def url(self) -> str:
-        return admin_list("crm_commandrun", command=self.command)
+        return admin_list("jobs_commandrun", command=self.command)
 
 
 @dataclass
@@ -226,19 +225,19 @@ class StartPage:
 
 def _invoices(now: dt.datetime) -> Invoices:
     with_error = ~Q(last_error="")
-    counts = pending_service_orders().aggregate(
+    counts = service_orders_pending().aggregate(
         orders=Count("id"),
         sales=Count("opportunity", distinct=True),
         oldest=Min("created_at"),
         errors=Count("id", filter=with_error),
         voided=Count("id", filter=Q(voided_at__isnull=False)),
         **{
-            f"errors_{actor.value}": Count("id", filter=with_error & Q(last_error_kind__in=KINDS_BY_ACTOR[actor]))
-            for actor in Actor
+            f"errors_{actor.value}": Count("id", filter=with_error & Q(last_error_kind__in=KINDS_BY_RESPONSIBLE[actor]))
+            for actor in Responsible
         },
         **{f"age_{age.key}": Count("id", filter=age.q(now)) for age in WAITING_AGES},
     )
-    oldest = pending_service_orders().select_related("opportunity").order_by("created_at", "id").first()
+    oldest = service_orders_pending().select_related("opportunity").order_by("created_at", "id").first()
     ages = [
         Bar(
             label=age.label,
@@ -255,7 +254,7 @@ def _invoices(now: dt.datetime) -> Invoices:
         oldest_sale=oldest.opportunity if oldest else None,
         errors=counts["errors"],
         voided=counts["voided"],
-        errors_by_actor={actor.value: counts[f"errors_{actor.value}"] for actor in Actor},
+        errors_by_actor={actor.value: counts[f"errors_{actor.value}"] for actor in Responsible},
         ages=ages,
         now=now,
     )

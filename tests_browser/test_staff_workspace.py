@@ -29,7 +29,7 @@ STAFF_PERMISSIONS = (
     ("opportunities", "view_svdelivery"),
     ("billing", "view_opportunityserviceorder"),
     ("billing", "change_opportunityserviceorder"),
-    ("crm", "view_commandrun"),
+    ("jobs", "view_commandrun"),
 )
 # A list fits when neither the page nor the list's own box scrolls sideways.
 OVERFLOW = """
@@ -220,7 +220,7 @@ def test_every_list_fits_the_screen(browser: Any, live_server: Any, workspace: W
         "opportunities_svdelivery",
         "opportunities_actionhistory",
         "opportunities_attachment",
-        "crm_commandrun",
+        "jobs_commandrun",
     ):
         open_page(browser, live_server, reverse(f"admin:{name}_changelist"), "#changelist")
         assert_fits(browser, f"{name} at {width}px")

@@ -13,13 +13,15 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from django.conf import settings
 from django.utils import timezone
 
 from billing.comprobantes import comprobante_store
 from billing.downloads import DownloadError, download_dir_sweep, download_pdf
-from crm.models import CommandRun
+from jobs.models import CommandRun
+from jobs.summary import RunSummary
 from opportunities.attachment_files import attachment_file_problem, attachment_files_sweep
 from opportunities.models import Attachment
 
@@ -29,9 +31,12 @@ PROBLEM_SOURCE_CHANGED = "su dirección de origen ya entrega otro archivo"
 
 
 @dataclass
-class AttachmentCheckSummary:
+class AttachmentCheckSummary(RunSummary):
     """Counts of one run: rows `checked`, of which `ok`, `repaired` and `unrepaired` (marked for
     staff); `orphans` stored files deleted, `downloads` leftover downloads deleted."""
+
+    command: ClassVar[str] = "attachments_check"
+    COUNTS: ClassVar[tuple[str, ...]] = ("checked", "ok", "repaired", "unrepaired", "orphans", "downloads")
 
     checked: int = 0
     ok: int = 0
@@ -39,18 +44,7 @@ class AttachmentCheckSummary:
     unrepaired: int = 0
     orphans: int = 0
     downloads: int = 0
-    seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        names = ("checked", "ok", "repaired", "unrepaired", "orphans", "downloads")
-        return {name: getattr(self, name) for name in names}
-
-    @property
-    def line(self) -> str:
-        figures = " ".join(f"{name}={value}" for name, value in self.counts.items())
-        return f"attachments_check: {figures} seconds={self.seconds:.2f}"
 
     @property
     def outcome(self) -> str:

@@ -4,8 +4,8 @@ One unit of work is one O.S: `service_order_check` claims it, asks invoice-mifac
 (network, no transaction open), downloads the comprobantes when it is *facturado* (network, no
 transaction open), then completes it in one short transaction that locks the opportunity and the
 row. The PUT, the poller and the admin all go through it, so two of them never complete the same
-O.S twice. `service_orders_check_bounded` is the budgeted loop of the PUT and the admin (docs:
-docs/api.md "Service orders and the poller").
+O.S twice. `service_orders_check_bounded` is the budgeted loop of the PUT and the admin
+(docs/api.md "Service orders and the poller").
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from billing.mifact import (
 )
 from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
 from billing.problems import ERROR_NO_URLS, error_kind_for_exception
-from billing.services.registration import pending_service_orders
-from crm.claims import claim_one
+from billing.selectors import service_orders_pending
 from crm.database import connection_lost
+from jobs.claims import claim_one
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity
 from opportunities.services import CLOSE_COLUMNS, opportunity_close_won
@@ -79,10 +79,10 @@ def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
     """Claim one pending O.S for `POLL_CLAIM_SECONDS`; False when it is taken or already facturado."""
     now = now or timezone.now()
     until = now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS)
-    return claim_one(pending_service_orders(), pk=pk, now=now, until=until)
+    return claim_one(service_orders_pending(), pk=pk, now=now, until=until)
 
 
-def record_check(pk: int, *, error: str, kind: str = "", checked_at: dt.datetime, **extra: Any) -> None:
+def service_order_check_record(pk: int, *, error: str, kind: str = "", checked_at: dt.datetime, **extra: Any) -> None:
     OpportunityServiceOrder.objects.filter(pk=pk).update(
         last_checked_at=checked_at,
         last_error=error[:2000],
@@ -143,7 +143,7 @@ def service_order_complete(
     return True
 
 
-def check_outcome(
+def service_order_check_outcome(
     service_order: OpportunityServiceOrder, result: CheckResult, error: str = "", kind: str = ""
 ) -> CheckOutcome:
     # DEBUG: under cron a good run prints only its summary line (`-v 2` lists the O.S).
@@ -171,17 +171,21 @@ def invoice_status_fetch(
         # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
         # not the service being down.
         kind = error_kind_for_exception(exc)
-        record_check(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=str(exc), kind=kind)
+        service_order_check_record(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
+        return service_order_check_outcome(service_order, CheckResult.ERROR, error=str(exc), kind=kind)
     except MifactError as exc:
         kind = error_kind_for_exception(exc)
-        record_check(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc), kind=kind)
+        service_order_check_record(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
+        return service_order_check_outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc), kind=kind)
     except Exception as exc:  # never let one O.S break a request or a poll run
         logger.exception("Unexpected error checking service order %s", pk)
         internal = ServiceOrderErrorKind.INTERNAL
-        record_check(pk, error=f"error inesperado: {exc.__class__.__name__}", kind=internal, checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__, kind=internal)
+        service_order_check_record(
+            pk, error=f"error inesperado: {exc.__class__.__name__}", kind=internal, checked_at=checked_at
+        )
+        return service_order_check_outcome(
+            service_order, CheckResult.ERROR, error=exc.__class__.__name__, kind=internal
+        )
 
 
 def comprobantes_fetch(
@@ -191,15 +195,15 @@ def comprobantes_fetch(
     URL, a refused download, storage failing) record the error on the row and return the outcome instead."""
     if not status.urls:
         no_urls = ServiceOrderErrorKind.NO_COMPROBANTE
-        record_check(service_order.pk, error=ERROR_NO_URLS, kind=no_urls, checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS, kind=no_urls)
+        service_order_check_record(service_order.pk, error=ERROR_NO_URLS, kind=no_urls, checked_at=checked_at)
+        return service_order_check_outcome(service_order, CheckResult.ERROR, error=ERROR_NO_URLS, kind=no_urls)
     try:
         return comprobantes_download(status.urls)
     except DownloadError as exc:
         message = f"descarga fallida: {exc}"
         download = ServiceOrderErrorKind.DOWNLOAD
-        record_check(service_order.pk, error=message, kind=download, checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=message, kind=download)
+        service_order_check_record(service_order.pk, error=message, kind=download, checked_at=checked_at)
+        return service_order_check_outcome(service_order, CheckResult.ERROR, error=message, kind=download)
 
 
 def service_order_check(
@@ -208,8 +212,7 @@ def service_order_check(
     client: MifactClient | None,
     claimed: bool = False,
 ) -> CheckOutcome:
-    """Check one O.S against invoice-mifact and complete it when *facturado* (docs/api.md "Service
-    orders and the poller").
+    """Check one O.S against invoice-mifact and complete it when *facturado*.
 
     Claims the row first unless `claimed`. `client` None means invoice-mifact is not configured
     (the error is recorded). Never raises for the service's or the download's failures: they are
@@ -218,14 +221,14 @@ def service_order_check(
     """
     pk = service_order.pk
     if not claimed and not service_order_claim(pk=pk):
-        return check_outcome(service_order, CheckResult.SKIPPED)
+        return service_order_check_outcome(service_order, CheckResult.SKIPPED)
     checked_at = timezone.now()
     status = invoice_status_fetch(service_order=service_order, client=client, checked_at=checked_at)
     if isinstance(status, CheckOutcome):
         return status
     if not status.facturado:
-        record_check(pk, error="", checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.PENDING)
+        service_order_check_record(pk, error="", checked_at=checked_at)
+        return service_order_check_outcome(service_order, CheckResult.PENDING)
     pdfs = comprobantes_fetch(service_order=service_order, status=status, checked_at=checked_at)
     if isinstance(pdfs, CheckOutcome):
         return pdfs
@@ -236,9 +239,13 @@ def service_order_check(
             raise  # nothing can be recorded without the database: the caller stops (billing.services.poll)
         logger.exception("Could not complete service order %s", pk)
         internal = ServiceOrderErrorKind.INTERNAL
-        record_check(pk, error=f"no se pudo completar: {exc.__class__.__name__}", kind=internal, checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.ERROR, error=exc.__class__.__name__, kind=internal)
-    return check_outcome(service_order, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
+        service_order_check_record(
+            pk, error=f"no se pudo completar: {exc.__class__.__name__}", kind=internal, checked_at=checked_at
+        )
+        return service_order_check_outcome(
+            service_order, CheckResult.ERROR, error=exc.__class__.__name__, kind=internal
+        )
+    return service_order_check_outcome(service_order, CheckResult.INVOICED if done else CheckResult.ALREADY_DONE)
 
 
 @dataclass
@@ -297,7 +304,7 @@ def opportunity_check_service_orders(*, opportunity_id: str) -> list[CheckOutcom
     request never waits long. Returns the outcomes (empty when nothing is pending)."""
     limit = settings.INLINE_CHECK_MAX_ORDERS
     pending = list(
-        pending_service_orders()
+        service_orders_pending()
         .filter(opportunity_id=opportunity_id)
         .order_by(F("last_checked_at").asc(nulls_first=True), "id")[:limit]
     )

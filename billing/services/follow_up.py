@@ -1,19 +1,6 @@
-"""Follow-up checks of invoiced service orders (docs/api.md "Voided and reissued comprobantes").
-
-invoice-mifact answers with the last *valid* comprobante of an O.S, so after the CRM completed one,
-the same call can later answer another `invoice_result_head_id` (the comprobante was voided and
-reissued) or `facturado: false` (voided, not reissued yet). For `INVOICE_FOLLOW_UP_DAYS` after an
-O.S became *facturado*, the poller asks again at most once per `INVOICE_FOLLOW_UP_INTERVAL_MINUTES`
-(`billing.services.poll`), and:
-
-- reissued: the new PDFs are downloaded and attached exactly as a first invoice (safe download,
-  SHA-256 dedupe, all or nothing); the earlier attachments of the O.S stay, marked `reemplazado`;
-  the row takes the new head id and URLs; `service_order_invoice_replaced` in the history;
-- voided: the O.S's attachments are marked `anulado`; the row records `voided_at` and is pending
-  again (a reissue is then completed as a first invoice, and its follow-up window starts anew);
-  `service_order_invoice_voided`. The opportunity keeps its stage; when none of its comprobantes
-  is valid any more its sub-state returns to `orden_servicio_pendiente_factura` with
-  `isPresaved = true` (a sale waiting for its invoice), else it stays `factura_directa`.
+"""Follow-up checks of invoiced service orders: invoice-mifact answers with the last *valid*
+comprobante of an O.S, so a completed O.S can later turn out reissued or voided (what each does:
+docs/api.md "Voided and reissued comprobantes").
 
 Like first invoices, the network work happens before a short transaction that locks the
 opportunity and then the row, and re-reads the row: a change that another process already
@@ -26,45 +13,23 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from billing.comprobantes import StoredPdf, attachment_store_pdfs
 from billing.mifact import InvoiceStatus, MifactClient
 from billing.models import OpportunityServiceOrder
+from billing.selectors import service_orders_invoiced
 from billing.services.checks import (
     CheckOutcome,
     CheckResult,
-    check_outcome,
     comprobantes_fetch,
     invoice_status_fetch,
-    record_check,
+    service_order_check_outcome,
+    service_order_check_record,
 )
-from crm.claims import claim_one
+from jobs.claims import claim_one
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, Attachment, FacturacionSubEstado, Opportunity
-
-
-def invoiced_service_orders() -> QuerySet[OpportunityServiceOrder]:
-    """Every O.S with `facturado = true`."""
-    return OpportunityServiceOrder.objects.filter(facturado=True)
-
-
-def follow_up_enabled() -> bool:
-    return settings.INVOICE_FOLLOW_UP_DAYS > 0 and settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES > 0
-
-
-def due_follow_ups(*, round_started_at: dt.datetime, opportunity_id: str | None = None) -> QuerySet:
-    """Invoiced O.S of a poll round that are due a follow-up check: invoiced in the last
-    `INVOICE_FOLLOW_UP_DAYS`, not checked in the `INVOICE_FOLLOW_UP_INTERVAL_MINUTES` before the
-    round started. Empty when follow-ups are off."""
-    if not follow_up_enabled():
-        return OpportunityServiceOrder.objects.none()
-    window_start = round_started_at - dt.timedelta(days=settings.INVOICE_FOLLOW_UP_DAYS)
-    checked_before = round_started_at - dt.timedelta(minutes=settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES)
-    due = invoiced_service_orders().filter(invoiced_at__gte=window_start, created_at__lte=round_started_at)
-    due = due.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
-    return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
 
 def service_order_follow_up(
@@ -76,15 +41,15 @@ def service_order_follow_up(
     pk = service_order.pk
     now = timezone.now()
     until = now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS)
-    if not claimed and not claim_one(invoiced_service_orders(), pk=pk, now=now, until=until):
-        return check_outcome(service_order, CheckResult.SKIPPED)
+    if not claimed and not claim_one(service_orders_invoiced(), pk=pk, now=now, until=until):
+        return service_order_check_outcome(service_order, CheckResult.SKIPPED)
     checked_at = timezone.now()
     status = invoice_status_fetch(service_order=service_order, client=client, checked_at=checked_at)
     if isinstance(status, CheckOutcome):
         return status
     if status.facturado and status.invoice_result_head_id == service_order.invoice_result_head_id:
-        record_check(pk, error="", checked_at=checked_at)
-        return check_outcome(service_order, CheckResult.STILL_VALID)
+        service_order_check_record(pk, error="", checked_at=checked_at)
+        return service_order_check_outcome(service_order, CheckResult.STILL_VALID)
     if status.facturado:
         pdfs = comprobantes_fetch(service_order=service_order, status=status, checked_at=checked_at)
         if isinstance(pdfs, CheckOutcome):
@@ -96,11 +61,11 @@ def service_order_follow_up(
             pdfs=pdfs,
             checked_at=checked_at,
         )
-        return check_outcome(service_order, CheckResult.REPLACED if done else CheckResult.ALREADY_DONE)
+        return service_order_check_outcome(service_order, CheckResult.REPLACED if done else CheckResult.ALREADY_DONE)
     done = service_order_invoice_void(
         service_order_pk=pk, seen_head_id=service_order.invoice_result_head_id, checked_at=checked_at
     )
-    return check_outcome(service_order, CheckResult.VOIDED if done else CheckResult.ALREADY_DONE)
+    return service_order_check_outcome(service_order, CheckResult.VOIDED if done else CheckResult.ALREADY_DONE)
 
 
 def _lock(service_order_pk: int) -> tuple[Opportunity, OpportunityServiceOrder]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import connections
@@ -19,12 +20,13 @@ from django.utils import timezone
 
 from billing.mifact import MifactClient, MifactError
 from billing.models import OpportunityServiceOrder
+from billing.selectors import service_orders_due_follow_up, service_orders_pending
 from billing.services.checks import CheckOutcome, CheckResult, service_order_check
-from billing.services.follow_up import due_follow_ups, service_order_follow_up
-from billing.services.registration import pending_service_orders
-from crm.claims import claim_batch, claims_release
+from billing.services.follow_up import service_order_follow_up
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
-from crm.models import CommandRun
+from jobs.claims import claim_batch, claims_release
+from jobs.models import CommandRun
+from jobs.summary import RunSummary
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ def _due_service_orders(*, round_started_at: dt.datetime, opportunity_id: str | 
     """The O.S of one poll round: pending and registered when the round started, and not checked
     since (by anyone: another run, a PUT, the admin). Of one opportunity when given."""
     due = (
-        pending_service_orders()
+        service_orders_pending()
         .filter(created_at__lte=round_started_at)
         .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started_at))
     )
@@ -50,7 +52,7 @@ def service_orders_claim_batch(
     """Claim up to `limit` O.S of the round that started at `round_started_at` (pending then, not
     checked since), oldest check first, for `run` when given (its claims end with it).
 
-    `crm.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
+    `jobs.claims.claim_batch`: SKIP LOCKED on PostgreSQL, conditional updates elsewhere. Returns
     the claimed rows.
     """
     now = timezone.now()
@@ -72,29 +74,31 @@ def follow_ups_claim_batch(
     run: CommandRun | None = None,
 ) -> list[OpportunityServiceOrder]:
     """Claim up to `limit` invoiced O.S due a follow-up check in the round, least recently checked
-    first (`billing.services.follow_up.due_follow_ups`)."""
+    first (`billing.services.follow_up.service_orders_due_follow_up`)."""
     now = timezone.now()
-    candidates = due_follow_ups(round_started_at=round_started_at, opportunity_id=opportunity_id).order_by(
-        F("last_checked_at").asc(nulls_first=True), "id"
-    )
+    candidates = service_orders_due_follow_up(
+        round_started_at=round_started_at, opportunity_id=opportunity_id
+    ).order_by(F("last_checked_at").asc(nulls_first=True), "id")
     until = now + dt.timedelta(seconds=settings.POLL_CLAIM_SECONDS)
     ids = claim_batch(candidates, limit=limit, now=now, until=until, run=run)
     return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id")) if ids else []
 
 
 @dataclass
-class PollSummary:
-    """Counts of one poll run (docs/api.md "Service orders and the poller").
-
-    `pending`: O.S of the round (pending when the run started, not checked since; at most
-    `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
+class PollSummary(RunSummary):
+    """Counts of one poll run. `pending`: O.S of the round (pending when the run started, not
+    checked since; at most `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
     `errors`: rows that got an error recorded; `left`: O.S of the round this run got no answer
     for (invoice-mifact failed, the run stopped early, or another run or a PUT had them);
     `fatal`: why invoice-mifact could not be used (not configured, credentials refused,
     unreachable) when that left O.S unchecked, or "". Follow-up checks of invoiced O.S, after the
     pending ones: `followed_up` answered, of which `replaced` (reissued) and `voided`.
-    `database_lost`: the database connection was lost, so the run stopped (`fatal` says so).
     """
+
+    command: ClassVar[str] = "poll_invoices"
+    COUNTS: ClassVar[tuple[str, ...]] = tuple(
+        "pending checked invoiced errors left followed_up replaced voided".split()
+    )
 
     pending: int = 0
     checked: int = 0
@@ -104,36 +108,11 @@ class PollSummary:
     followed_up: int = 0
     replaced: int = 0
     voided: int = 0
-    seconds: float = 0.0
-    fatal: str = ""
-    database_lost: bool = False
-
-    @property
-    def line(self) -> str:
-        text = (
-            f"poll_invoices: pending={self.pending} checked={self.checked} invoiced={self.invoiced} "
-            f"errors={self.errors} left={self.left} followed_up={self.followed_up} replaced={self.replaced} "
-            f"voided={self.voided} seconds={self.seconds:.2f}"
-        )
-        return f"{text} fatal={self.fatal!r}" if self.fatal else text
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {
-            "pending": self.pending,
-            "checked": self.checked,
-            "invoiced": self.invoiced,
-            "errors": self.errors,
-            "left": self.left,
-            "followed_up": self.followed_up,
-            "replaced": self.replaced,
-            "voided": self.voided,
-        }
 
     @property
     def outcome(self) -> str:
         """`failed` when O.S were pending and none could be checked, `partial` when some were left
-        or got an error, else `ok` (`crm.models.CommandRun.Outcome`). A run that lost the database
+        or got an error, else `ok` (`jobs.models.CommandRun.Outcome`). A run that lost the database
         is `failed` whatever it did before."""
         if self.database_lost or (self.fatal and self.pending and not self.checked):
             return CommandRun.Outcome.FAILED
@@ -333,7 +312,7 @@ def service_orders_poll(
     on_outcome: Callable[[CheckOutcome], None] | None = None,
     run: CommandRun | None = None,
 ) -> PollSummary:
-    """Check every O.S that is pending when the run starts, once (docs/api.md "Service orders and the poller").
+    """Check every O.S that is pending when the run starts, once.
 
     The round is defined by the run itself: it takes the O.S registered before it started and
     not checked since, so an O.S that a PUT checked a moment earlier is checked again, while one
@@ -349,7 +328,7 @@ def service_orders_poll(
     Claims are made for `run` (the command's run record) when given. When the database connection
     is lost the run stops claiming, lets the checks in flight end, and frees every claim `run`
     still holds (retried for `COMMAND_DB_RETRY_SECONDS`; if the database stays away, the claims
-    end with the run anyway, `crm.claims`); `database_lost` and `fatal` say so. Only a loss
+    end with the run anyway, `jobs.claims`); `database_lost` and `fatal` say so. Only a loss
     before the first claim (counting the round) raises.
     """
     started = time.monotonic()
@@ -359,7 +338,10 @@ def service_orders_poll(
     if limit is not None:
         summary.pending = min(summary.pending, limit)
     # With nothing to ask (no pending O.S, no follow-up due) the run does not even sign in.
-    if summary.pending or due_follow_ups(round_started_at=round_started_at, opportunity_id=opportunity_id).exists():
+    if (
+        summary.pending
+        or service_orders_due_follow_up(round_started_at=round_started_at, opportunity_id=opportunity_id).exists()
+    ):
         try:
             client = MifactClient.from_settings(pool_size=max(1, workers))
             client.sign_in()

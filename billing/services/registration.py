@@ -7,17 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db.models import QuerySet
-
 from billing.models import OpportunityServiceOrder
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, FacturacionSubEstado, Opportunity
 from opportunities.services import opportunity_close_won
-
-
-def pending_service_orders() -> QuerySet[OpportunityServiceOrder]:
-    """Every O.S with `facturado = false` (served by the partial index)."""
-    return OpportunityServiceOrder.objects.filter(facturado=False)
 
 
 def service_orders_register(
@@ -55,7 +48,7 @@ def opportunity_close_with_service_orders(
     *, opportunity: Opportunity, log: HistoryLog, service_order_ids: Iterable[int] = ()
 ) -> None:
     """*Cierre ganado* with O.S: sub-state `orden_servicio_pendiente_factura` unless already
-    `factura_directa` (docs/api.md "Process update"). The `closed_won` record names the O.S ids
+    `factura_directa`. The `closed_won` record names the O.S ids
     the close was made with. Runs inside the caller's transaction."""
     sub_state = opportunity.c_facturacion_sub_estado
     if sub_state != FacturacionSubEstado.FACTURA_DIRECTA:

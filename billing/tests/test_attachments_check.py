@@ -9,8 +9,8 @@ import time
 import pytest
 
 from billing.tests.commands import run_command
-from crm.models import CommandRun
 from devtools.testing import make_pdf
+from jobs.models import CommandRun
 from opportunities.models import Attachment
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.db import InterfaceError
 
 from billing.models import OpportunityServiceOrder
 from billing.services import poll
-from crm.models import CommandRun
+from jobs.models import CommandRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ import responses
 
 from billing.mifact import MifactClient
 from billing.models import OpportunityServiceOrder
-from billing.problems import PROBLEMS, Actor, error_kind_from_text, service_order_problem
+from billing.problems import PROBLEMS, Responsible, error_kind_from_text, service_order_problem
 from billing.services.checks import CheckResult, service_order_check
 from billing.tests.fakes import BASE
 
@@ -117,7 +117,7 @@ def test_every_problem_names_who_must_act_in_spanish() -> None:
     for problem in PROBLEMS.values():
         assert problem.text.startswith(problem.summary)
         assert f"Debe actuar: {problem.who}." in problem.text
-    assert {problem.actor for problem in PROBLEMS.values()} == {Actor.IT, Actor.BILLING}
+    assert {problem.responsible for problem in PROBLEMS.values()} == {Responsible.IT, Responsible.BILLING}
     # An unknown kind (a newer release wrote it, say) still reads as something to look at.
     unknown = service_order_problem(last_error="x", kind="nuevo")
-    assert unknown is not None and unknown.actor is Actor.IT
+    assert unknown is not None and unknown.responsible is Responsible.IT

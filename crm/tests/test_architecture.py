@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("crm", "opportunities", "billing", "sales", "devtools")
+PACKAGES = ("crm", "jobs", "opportunities", "billing", "sales", "devtools")
 
 
 def production_modules() -> dict[str, Path]:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from crm.display import clinic_datetime, waiting_time
+from crm.admin_ui.display import clinic_datetime, waiting_time
 
 NOW = dt.datetime(2026, 3, 2, 20, 0, tzinfo=dt.UTC)
 

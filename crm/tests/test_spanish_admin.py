@@ -91,10 +91,10 @@ def test_the_lockout_lists_speak_spanish(admin_client: Client, model: str) -> No
 
 
 def test_run_records_read_in_spanish(admin_client: Client) -> None:
-    from crm.models import CommandRun
+    from jobs.models import CommandRun
 
     CommandRun.objects.create(
         command="poll_invoices", host="app-1", outcome="partial", counts={"pending": 4, "checked": 3, "left": 1}
     )
-    page = admin_client.get(reverse("admin:crm_commandrun_changelist")).content.decode()
+    page = admin_client.get(reverse("admin:jobs_commandrun_changelist")).content.decode()
     assert "pendientes 4, consultadas 3, sin consultar 1" in page and "parcial" in page

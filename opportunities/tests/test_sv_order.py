@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.utils import timezone
 
-from crm.claims import claim_one_per_key
 from devtools.sv_standin import SvStandin
+from jobs.claims import claim_one_per_key
 from opportunities.models import SvDelivery
 from opportunities.sv import SvClient
 from opportunities.sv_outbox import (

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import InterfaceError
 from django.utils import timezone
 
-from crm.models import CommandRun
+from jobs.models import CommandRun
 from opportunities import sv_outbox
 from opportunities.models import SvDelivery
 

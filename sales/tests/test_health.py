@@ -11,8 +11,8 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
-from crm.models import CommandRun
-from crm.run_liveness import this_host
+from jobs.models import CommandRun
+from jobs.run_liveness import this_host
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from billing.models import OpportunityServiceOrder
-from crm.models import CommandRun
+from jobs.models import CommandRun
 from opportunities.models import SvDelivery
 
 pytestmark = pytest.mark.django_db

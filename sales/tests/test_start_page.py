@@ -20,11 +20,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
-from crm.models import CommandRun
-from crm.run_liveness import this_host
 from crm.tests.test_offline_pages import SAME_ORIGIN_POLICY, policy_of
 from devtools.admin_testing import grant
 from devtools.workspace_data import Workspace, seed_workspace
+from jobs.models import CommandRun
+from jobs.run_liveness import this_host
 from opportunities.models import ActionHistory, Opportunity
 from sales.start_page import WEEKS, week_start
 

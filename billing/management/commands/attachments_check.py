@@ -18,7 +18,7 @@ from billing.services.attachment_check import attachments_check
 from crm.commands import SpanishOptionsMixin
 from crm.monitoring import cron_monitor
 from crm.request_ids import request_id_for_run
-from crm.runs import RunFailed, command_run
+from jobs.runs import RunFailed, command_run
 from opportunities.models import Opportunity
 
 

@@ -5,8 +5,8 @@ Prints one summary line on stdout (and, with `-v 2`, one line per O.S before it)
 invoice-mifact failed and left O.S unchecked, or the database connection was lost, the reason on
 stderr too (one line). Exit status: 1 when O.S were pending and none could be checked (not
 configured, credentials missing or refused, unreachable) or when the database connection was lost
-(the run stops; docs/operations.md "Monitoring", dropped connections and killed runs); 2 for a bad option or an unknown
-`--opportunity`; 0 otherwise (docs/api.md "Service orders and the poller").
+(the run stops; docs/operations.md "Monitoring"); 2 for a bad option or an unknown
+`--opportunity`; 0 otherwise.
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.utils import Error as DatabaseError
 
 from billing.downloads import download_dir_sweep
 from billing.services.checks import CheckOutcome, CheckResult
 from billing.services.poll import PollSummary, service_orders_poll
 from crm.commands import SpanishOptionsMixin, positive_int
-from crm.database import DATABASE_LOST, connection_lost
-from crm.monitoring import cron_monitor
-from crm.request_ids import request_id_for_run
-from crm.runs import RunFailed, command_run
+from crm.database import DATABASE_LOST
+from jobs.runs import RunRecorder, command_run_under_cron
 from opportunities.models import Opportunity
 
 RESULTS = {
@@ -63,7 +60,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
         **options: Any,
     ) -> None:
         workers = workers if workers is not None else settings.POLL_WORKERS
-        download_dir_sweep()  # what killed runs and workers left (docs/operations.md "What survives what")
+        download_dir_sweep()  # what killed runs and workers left
         show_progress = self.stdout.isatty() and verbosity == 1
 
         def progress(done: int, total: int) -> None:
@@ -74,28 +71,23 @@ class Command(SpanishOptionsMixin, BaseCommand):
             text = f"O.S {outcome.service_order_id}: {RESULTS[outcome.result]}"
             self.stdout.write(f"{text}: {outcome.error}" if outcome.error else text)
 
-        summary = PollSummary()
-        unrecorded = False
-        try:
+        def opportunity_exists() -> None:
             if opportunity is not None and not Opportunity.objects.filter(pk=opportunity).exists():
                 raise CommandError(f"no existe la oportunidad {opportunity!r}", returncode=2)
-            with request_id_for_run(), cron_monitor("poll_invoices"), command_run("poll_invoices") as run:
-                summary = service_orders_poll(
-                    opportunity_id=opportunity,
-                    limit=limit,
-                    workers=workers,
-                    progress=progress if show_progress else None,
-                    on_outcome=report if verbosity >= 2 else None,
-                    run=run.run,
-                )
-                run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
-            unrecorded = run.unrecorded
-        except RunFailed:
-            unrecorded = run.unrecorded  # recorded and reported; the summary below says why
-        except DatabaseError as exc:
-            if not connection_lost(exc):
-                raise
-            summary.database_lost, summary.fatal = True, DATABASE_LOST
+
+        def poll(run: RunRecorder) -> PollSummary:
+            return service_orders_poll(
+                opportunity_id=opportunity,
+                limit=limit,
+                workers=workers,
+                progress=progress if show_progress else None,
+                on_outcome=report if verbosity >= 2 else None,
+                run=run.run,
+            )
+
+        summary, unrecorded = command_run_under_cron(
+            "poll_invoices", poll, summary=PollSummary(), before=opportunity_exists
+        )
         if show_progress and summary.pending:
             self.stdout.write("")
         self.stdout.write(summary.line)

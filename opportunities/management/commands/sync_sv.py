@@ -1,5 +1,5 @@
 """`manage.py sync_sv`: deliver due clinic-history rows of the SV outbox (cron, every 5 minutes;
-docs: docs/api.md "SV sync").
+docs/api.md "SV sync").
 
 Prints one summary line on stdout. Exit status: 0 normally; 1 when it could deliver nothing
 (SV unreachable, sign-in refused, `URL_SV` or credentials unset) while deliveries were due, with
@@ -13,13 +13,10 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db.utils import Error as DatabaseError
 
 from crm.commands import SpanishOptionsMixin, positive_int
-from crm.database import DATABASE_LOST, connection_lost
-from crm.monitoring import cron_monitor
-from crm.request_ids import request_id_for_run
-from crm.runs import RunFailed, command_run
+from crm.database import DATABASE_LOST
+from jobs.runs import command_run_under_cron
 from opportunities.sv_outbox import SvSyncSummary, sv_deliveries_sync
 
 
@@ -30,19 +27,9 @@ class Command(SpanishOptionsMixin, BaseCommand):
         parser.add_argument("--limit", type=positive_int, metavar="N", help="intentar como máximo N envíos")
 
     def handle(self, *args: Any, limit: int | None, **options: Any) -> None:
-        summary = SvSyncSummary()
-        unrecorded = False
-        try:
-            with request_id_for_run(), cron_monitor("sync_sv"), command_run("sync_sv") as run:
-                summary = sv_deliveries_sync(limit=limit)
-                run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
-            unrecorded = run.unrecorded
-        except RunFailed:
-            unrecorded = run.unrecorded  # recorded and reported; the summary below says why
-        except DatabaseError as exc:
-            if not connection_lost(exc):
-                raise
-            summary.database_lost, summary.fatal = True, DATABASE_LOST
+        summary, unrecorded = command_run_under_cron(
+            "sync_sv", lambda run: sv_deliveries_sync(limit=limit), summary=SvSyncSummary()
+        )
         self.stdout.write(summary.line)
         if summary.database_lost or unrecorded:
             reason = summary.fatal or f"{DATABASE_LOST}: la ejecución no quedó registrada"

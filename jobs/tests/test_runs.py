@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
-from crm.models import CommandRun
-from crm.runs import command_run, last_successful_run
+from jobs.models import CommandRun
+from jobs.runs import command_run, last_successful_run
 
 pytestmark = pytest.mark.django_db
 

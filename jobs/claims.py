@@ -5,7 +5,7 @@ A claim is a `claimed_until` timestamp on the row: a row is free when it is null
 the poller (`billing`) and the SV outbox (`opportunities`) claim their rows here. A model with a
 `claimed_by_run` field (the run record of the command that holds the claim) also frees a row as
 soon as that run is no longer `running`: finished, or marked interrupted after a crash
-(`crm.runs`), so a killed run's claims do not block the next run for the claim's length.
+(`jobs.runs`), so a killed run's claims do not block the next run for the claim's length.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import datetime as dt
 from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef, Q
 
-from crm.models import CommandRun
+from jobs.models import CommandRun
 
 RUN_FIELD = "claimed_by_run"
 

@@ -1,11 +1,11 @@
 """Whether the process of a `running` run record can still be running (docs/operations.md
 "Monitoring", run records).
 
-A run writes its host, pid, the process's start time and a heartbeat (`crm.runs`). A record is
+A run writes its host, pid, the process's start time and a heartbeat (`jobs.runs`). A record is
 *interrupted* when, on the same host, its pid is gone or belongs to a newer process (a reused pid:
 another start time in `/proc`), or, wherever it ran, its last sign of life is older than
 `COMMAND_RUN_STALE_SECONDS`. Reading this is free (no query): `/health` and the start page use
-it on the row they already have; a later run writes the mark (`crm.runs.runs_mark_interrupted`).
+it on the row they already have; a later run writes the mark (`jobs.runs.runs_mark_interrupted`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from crm.models import CommandRun
+from jobs.models import CommandRun
 
 #: Spanish, for people: why a `running` record is counted as failed.
 PROCESS_GONE = "interrumpida: el proceso ya no existe"

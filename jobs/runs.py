@@ -11,7 +11,7 @@ run finished as `failed` raises `RunFailed` when the block ends, for the monitor
 
 The writes at the end are retried while the database connection is lost (`crm.database`); when
 it stays lost, `RunRecorder.unrecorded` says so and the row stays `running` until a later run
-marks it interrupted (`crm.run_liveness`): each run starts by marking the `running` rows whose
+marks it interrupted (`jobs.run_liveness`): each run starts by marking the `running` rows whose
 process is gone. Each run also prunes the command's rows older than `COMMAND_RUNS_KEEP_DAYS`.
 """
 
@@ -21,20 +21,25 @@ import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connections
 from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
-from crm.database import connection_lost, database_retry
-from crm.models import CommandRun
-from crm.run_liveness import process_start_ticks, run_interruption, this_host
+from crm.database import DATABASE_LOST, connection_lost, database_retry
+from crm.monitoring import cron_monitor
+from crm.request_ids import request_id_for_run
+from jobs.models import CommandRun
+from jobs.run_liveness import process_start_ticks, run_interruption, this_host
+from jobs.summary import RunSummary
 
 logger = logging.getLogger(__name__)
+
+Summary = TypeVar("Summary", bound=RunSummary)
 
 
 class RunFailed(Exception):
@@ -93,7 +98,7 @@ class _Heartbeat(threading.Thread):
 
 def runs_mark_interrupted(*, now: dt.datetime | None = None) -> int:
     """Mark failed, as interrupted, every `running` record whose process cannot be running any more
-    (`crm.run_liveness.run_interruption`); `finished_at` is its last sign of life. Returns how many."""
+    (`jobs.run_liveness.run_interruption`); `finished_at` is its last sign of life. Returns how many."""
     now = now or timezone.now()
     marked = 0
     for run in CommandRun.objects.filter(outcome=CommandRun.Outcome.RUNNING):
@@ -144,6 +149,30 @@ def command_run(command: str) -> Iterator[RunRecorder]:
             recorder.finish(outcome=CommandRun.Outcome.FAILED, counts={}, fatal="la ejecución terminó sin resultado")
         if not recorder.unrecorded:
             _prune(command)
+
+
+def command_run_under_cron(
+    command: str, work: Callable[[RunRecorder], Summary], *, summary: Summary, before: Callable[[], None] | None = None
+) -> tuple[Summary, bool]:
+    """Run `work(run)` as one run of `command` as cron runs it: with its own request id, the Sentry cron
+    monitor and the run record. Returns the run's summary and whether its outcome went unrecorded
+    (the database stayed unreachable). A lost database connection, in `before` (checks that run
+    first, outside the record) or in the run, marks `summary` `database_lost`; other errors go on."""
+    unrecorded = False
+    try:
+        if before is not None:
+            before()
+        with request_id_for_run(), cron_monitor(command), command_run(command) as run:
+            summary = work(run)
+            run.finish(outcome=summary.outcome, counts=summary.counts, fatal=summary.fatal)
+        unrecorded = run.unrecorded
+    except RunFailed:
+        unrecorded = run.unrecorded  # recorded and reported; the summary says why
+    except DatabaseError as exc:
+        if not connection_lost(exc):
+            raise
+        summary.database_lost, summary.fatal = True, DATABASE_LOST
+    return summary, unrecorded
 
 
 def last_runs(*, command: str, limit: int = 5) -> list[CommandRun]:

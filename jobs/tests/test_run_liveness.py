@@ -19,9 +19,9 @@ from django.utils import timezone
 from billing.models import OpportunityServiceOrder
 from billing.services.poll import service_orders_claim_batch
 from crm.database import connection_lost
-from crm.models import CommandRun
-from crm.run_liveness import PROCESS_GONE, process_start_ticks, run_interruption, this_host
-from crm.runs import command_run, runs_mark_interrupted
+from jobs.models import CommandRun
+from jobs.run_liveness import PROCESS_GONE, process_start_ticks, run_interruption, this_host
+from jobs.runs import command_run, runs_mark_interrupted
 
 pytestmark = pytest.mark.django_db
 

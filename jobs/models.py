@@ -8,11 +8,9 @@ from django.utils import timezone
 
 
 class CommandRun(models.Model):
-    """One run of a periodic command. Written when the run starts (outcome `running`) and finished
-    in a `finally`, so a run that crashes still leaves its row, marked failed. A run killed before
-    its `finally` (SIGKILL, the OOM killer, a lost database) is recognised by its process (`pid`
-    and `process_started` on `host`) or its silent `heartbeat_at` and marked failed as interrupted
-    by a later run (`crm.runs`)."""
+    """One run of a periodic command, written when it starts (`running`) and finished by
+    `jobs.runs.command_run`; a killed run is told by its process or its silent heartbeat
+    (`jobs.run_liveness`)."""
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "en curso"
@@ -37,6 +35,7 @@ class CommandRun(models.Model):
         verbose_name = "ejecución de comando"
         verbose_name_plural = "ejecuciones de comandos"
         ordering = ("-started_at", "-id")
+        db_table = "crm_commandrun"  # its table since it lived in the crm app (jobs/migrations/0001)
         indexes = [models.Index(fields=["command", "-started_at"], name="command_run_latest_idx")]
 
     def __str__(self) -> str:
