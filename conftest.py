@@ -39,7 +39,7 @@ def download_temp_dir(tmp_path: Path, settings: Any, monkeypatch: Any) -> Iterat
     system_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     yield folder
-    leftovers = sorted(p.name for p in [*folder.glob("crm-invoice-*"), *system_tmp.glob("crm-invoice-*")])
+    leftovers = sorted(p.name for p in [*folder.glob("*crm-invoice-*"), *system_tmp.glob("*crm-invoice-*")])
     assert not leftovers, f"downloaded invoice files left behind: {leftovers}"
 
 

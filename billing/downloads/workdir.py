@@ -5,7 +5,9 @@ Downloads never go to the system's temporary folder: they go to `INVOICE_DOWNLOA
 this project owns (mode 0700). Each file is created and locked (`flock`) by the process that
 downloads it, and stays locked until it is stored or discarded. A process that dies (SIGKILL, the
 OOM killer) releases its locks, so `download_dir_sweep` can tell a file whose owner is gone from
-one being written, and deletes the former at once: no patient PDF stays behind.
+one being written, and deletes the former at once: no patient PDF stays behind. A file is created
+under a hidden name and gets its visible one only once it is locked, so the sweep never takes a
+download that is just starting for a leftover.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-#: Prefix of the files created in the download folder.
+#: Prefix of the downloads in the download folder: a file gets it only once its process holds its lock.
 TEMP_FILE_PREFIX = "crm-invoice-"
-#: A file younger than this may have just been created by a process that has not locked it yet.
-_NEWBORN_SECONDS = 2.0
+#: Prefix of a file just created, not locked yet (empty); renamed to TEMP_FILE_PREFIX once locked.
+_UNLOCKED_PREFIX = ".crm-invoice-new-"
+#: An unlocked file older than this was left by a process killed between creating and locking it.
+_UNLOCKED_SECONDS = 60.0
 
 
 def download_dir() -> pathlib.Path:
@@ -37,9 +41,17 @@ def download_dir() -> pathlib.Path:
 def download_file_create() -> tuple[pathlib.Path, int]:
     """Create an empty file in the download folder, locked by this process; return its path and
     the open descriptor that holds the lock (closing it releases the lock)."""
-    fd, name = tempfile.mkstemp(prefix=TEMP_FILE_PREFIX, suffix=".pdf", dir=download_dir())
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return pathlib.Path(name), fd
+    folder = download_dir()
+    fd, name = tempfile.mkstemp(prefix=_UNLOCKED_PREFIX, suffix=".pdf", dir=folder)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = folder / (TEMP_FILE_PREFIX + pathlib.Path(name).name[len(_UNLOCKED_PREFIX) :])
+        os.rename(name, path)  # only now can the sweep see it, and it is locked
+    except BaseException:
+        os.close(fd)
+        pathlib.Path(name).unlink(missing_ok=True)
+        raise
+    return path, fd
 
 
 def download_dir_sweep(*, delete: bool = True) -> int:
@@ -49,7 +61,6 @@ def download_dir_sweep(*, delete: bool = True) -> int:
     if not folder.is_dir():
         return 0
     removed = 0
-    newborn = time.time() - _NEWBORN_SECONDS
     for path in folder.glob(f"{TEMP_FILE_PREFIX}*"):
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -61,12 +72,20 @@ def download_dir_sweep(*, delete: bool = True) -> int:
             os.close(fd)
             continue  # a live download
         try:
-            if os.fstat(fd).st_mtime < newborn:
+            if delete:
+                path.unlink(missing_ok=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    abandoned = time.time() - _UNLOCKED_SECONDS
+    for path in folder.glob(f"{_UNLOCKED_PREFIX}*"):
+        try:
+            if path.stat().st_mtime < abandoned:
                 if delete:
                     path.unlink(missing_ok=True)
                 removed += 1
-        finally:
-            os.close(fd)
+        except FileNotFoundError:
+            continue
     if removed and delete:
         logger.debug("Removed %d comprobante download(s) left by a process that died", removed)
     return removed

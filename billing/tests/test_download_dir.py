@@ -21,19 +21,25 @@ def test_a_live_download_is_kept_and_a_discarded_one_is_gone(download_temp_dir):
     path, fd = download_file_create()
     assert path.parent == download_temp_dir and path.name.startswith("crm-invoice-")
     assert oct(download_temp_dir.stat().st_mode & 0o777) == "0o700"
-    old = time.time() - 60
-    os.utime(path, (old, old))
     assert download_dir_sweep() == 0 and path.exists()
     os.close(fd)  # released as by a process that died
     assert download_dir_sweep() == 1 and not path.exists()
 
 
-def test_a_new_file_not_yet_locked_is_not_taken_for_a_leftover(download_temp_dir):
+def test_a_file_is_visible_to_the_sweep_only_once_locked(download_temp_dir):
+    """A process killed between creating a file and locking it leaves an empty hidden file, swept
+    once it is a minute old; a download just starting is never taken for a leftover."""
     download_temp_dir.mkdir(exist_ok=True)
-    newborn = download_temp_dir / "crm-invoice-newborn.pdf"
-    newborn.write_bytes(b"%PDF-")
-    assert download_dir_sweep() == 0 and newborn.exists()
-    newborn.unlink()
+    starting = download_temp_dir / ".crm-invoice-new-x1.pdf"
+    starting.write_bytes(b"")
+    assert download_dir_sweep() == 0 and starting.exists()
+    old = time.time() - 120
+    os.utime(starting, (old, old))
+    assert download_dir_sweep() == 1 and not starting.exists()
+    path, fd = download_file_create()  # locked from before it has its visible name
+    assert path.name.startswith("crm-invoice-") and download_dir_sweep() == 0
+    os.close(fd)
+    assert download_dir_sweep() == 1
 
 
 def test_the_downloads_of_a_killed_process_are_swept(download_temp_dir, settings):
