@@ -77,11 +77,13 @@ def _order(
 
 
 def seed_workspace(now: dt.datetime | None = None) -> Workspace:
-    """Write the clinic day described in the module docstring; return its rows."""
+    """Write the clinic day described in the module docstring; return its rows. The sales' ids
+    have no digits, so a search for an O.S number or a document never finds one by its id."""
     now = now or timezone.now()
     hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
     closed = {"stage": "Cierre ganado", "c_facturacion_sub_estado": "orden_servicio_pendiente_factura"}
     lucia = Opportunity.objects.create(
+        id="aaaaaaaaaaaaaaaaa",
         name="Consulta dermatología - Lucía Quispe",
         c_patientsname="Lucía",
         c_patients_paternal_last_name="Quispe",
@@ -93,6 +95,7 @@ def seed_workspace(now: dt.datetime | None = None) -> Workspace:
         **closed,
     )
     jose = Opportunity.objects.create(
+        id="bbbbbbbbbbbbbbbbb",
         name="Procedimiento láser - José Peña",
         c_patientsname="José",
         c_patients_paternal_last_name="Peña",
@@ -100,6 +103,7 @@ def seed_workspace(now: dt.datetime | None = None) -> Workspace:
         **closed,
     )
     ramon = Opportunity.objects.create(
+        id="ccccccccccccccccc",
         name="Control - Ramón Núñez",
         c_patientsname="Ramón",
         c_patients_paternal_last_name="Núñez",
@@ -107,6 +111,7 @@ def seed_workspace(now: dt.datetime | None = None) -> Workspace:
         **closed,
     )
     maria = Opportunity.objects.create(
+        id="ddddddddddddddddd",
         name="Ecografía - María Huamán",
         c_patientsname="María",
         c_patients_paternal_last_name="Huamán",
@@ -116,6 +121,7 @@ def seed_workspace(now: dt.datetime | None = None) -> Workspace:
         is_presaved=False,
     )
     carlos = Opportunity.objects.create(
+        id="eeeeeeeeeeeeeeeee",
         name="Consulta - Carlos Ríos",
         c_patientsname="Carlos",
         c_clinic_history="HC-000654",
@@ -123,7 +129,7 @@ def seed_workspace(now: dt.datetime | None = None) -> Workspace:
         c_facturacion_sub_estado="factura_directa",
         is_presaved=False,
     )
-    prospect = Opportunity.objects.create(name="Prospecto - Ana Torres", c_patientsname="Ana")
+    prospect = Opportunity.objects.create(id="fffffffffffffffff", name="Prospecto - Ana Torres", c_patientsname="Ana")
     space = Workspace(now, lucia, jose, ramon, maria, carlos, prospect)
 
     space.orders[456] = _order(
