@@ -188,3 +188,25 @@ def test_a_marked_or_cut_file_is_never_served_and_the_api_says_why(closed, media
     signed = api_client.get(listed[0]["downloadUrl"])
     assert signed.status_code == 404 and signed.json()["statusCode"] == 404
     assert api_client.get(download).status_code == 404
+
+
+def test_a_lost_database_connection_ends_the_run_with_one_spanish_line(closed, monkeypatch):
+    """The same ending as poll_invoices and sync_sv: the summary line, one line on stderr, exit 1,
+    the run recorded as failed."""
+    import sqlite3
+
+    from django.db import OperationalError
+
+    from billing.services import attachment_check
+
+    def lost(*args, **kwargs):
+        raise OperationalError("lost") from sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(attachment_check, "attachment_file_problem", lost)
+    code, out, err = run()
+    assert code == 1
+    assert out.startswith("attachments_check: checked=0")
+    assert err.strip().splitlines() == [
+        "attachments_check: se perdió la conexión con la base de datos; la verificación queda para la próxima ejecución"
+    ]
+    assert CommandRun.objects.get(command="attachments_check").outcome == "failed"

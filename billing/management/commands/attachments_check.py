@@ -14,11 +14,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from billing.services.attachment_check import attachments_check
+from billing.services.attachment_check import AttachmentCheckSummary, attachments_check
 from crm.commands import SpanishOptionsMixin
-from crm.monitoring import cron_monitor
-from crm.request_ids import request_id_for_run
-from jobs.runs import RunFailed, command_run
+from crm.database import DATABASE_LOST
+from jobs.runs import command_run_under_cron
 from opportunities.models import Opportunity
 
 
@@ -36,16 +35,20 @@ class Command(SpanishOptionsMixin, BaseCommand):
     def handle(self, *args: Any, opportunity: str | None, dry_run: bool, **options: Any) -> None:
         if opportunity is not None and not Opportunity.objects.filter(pk=opportunity).exists():
             raise CommandError(f"no existe la oportunidad {opportunity!r}", returncode=2)
-        if dry_run:
+        if dry_run:  # changes nothing, so records no run
             summary = attachments_check(repair=False, opportunity_id=opportunity)
+            unrecorded = False
         else:
-            try:
-                with request_id_for_run(), cron_monitor("attachments_check"), command_run("attachments_check") as run:
-                    summary = attachments_check(repair=True, opportunity_id=opportunity)
-                    run.finish(outcome=summary.outcome, counts=summary.counts)
-            except RunFailed:  # pragma: no cover - a partial run is not failed
-                pass
+            summary, unrecorded = command_run_under_cron(
+                "attachments_check",
+                lambda run: attachments_check(repair=True, opportunity_id=opportunity),
+                summary=AttachmentCheckSummary(),
+            )
         self.stdout.write(summary.line)
+        if summary.database_lost or unrecorded:
+            reason = summary.fatal or f"{DATABASE_LOST}: la ejecución no quedó registrada"
+            self.stderr.write(f"attachments_check: {reason}; la verificación queda para la próxima ejecución")
+            sys.exit(1)
         for problem in summary.problems:
             self.stderr.write(f"attachments_check: {problem}")
         if summary.unrepaired:
