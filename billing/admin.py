@@ -156,7 +156,7 @@ class OpportunityServiceOrderAdmin(ServiceOrderColumns, FoldedSearchMixin, ReadO
 
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[OpportunityServiceOrder]) -> None:
-        service_orders_check_now(request=request, rows=queryset.filter(facturado=False).order_by("id"))
+        service_orders_check_now(request=request, rows=queryset.order_by("facturado", "id"))
 
 
 admin.site.register(SaleAwaitingInvoice, SaleAwaitingInvoiceAdmin)

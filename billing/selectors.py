@@ -41,6 +41,17 @@ def service_orders_due_follow_up(*, round_started_at: dt.datetime, opportunity_i
     return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
 
+def service_orders_forced(*, opportunity_id: str) -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S of one opportunity, pending and invoiced alike, whenever each was last checked:
+    what a check a person asks for takes (`poll_invoices --opportunity`, the admin's "Consultar
+    estado de facturación ahora"). No schedule applies: neither the poll round's "not checked
+    since it started" nor the follow-up window and interval of `service_orders_due_follow_up`.
+    Pending first, then in the order they were registered."""
+    return OpportunityServiceOrder.objects.filter(opportunity_id=opportunity_id).order_by(
+        "facturado", "created_at", "id"
+    )
+
+
 def service_order_list(*, opportunity: Opportunity) -> QuerySet[OpportunityServiceOrder]:
     """The opportunity's service orders, in the order they were registered."""
     return OpportunityServiceOrder.objects.filter(opportunity=opportunity).order_by("created_at", "id")
