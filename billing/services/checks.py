@@ -112,7 +112,12 @@ def service_order_complete(
         if row.facturado:
             return False
         log = HistoryLog(opportunity=opportunity, user=None)
-        attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id)
+        attachments = attachment_store_pdfs(
+            opportunity=opportunity,
+            pdfs=pdfs,
+            service_order_id=row.service_order_id,
+            invoice_result_head_id=status.invoice_result_head_id,
+        )
         row.facturado = True
         row.invoice_result_head_id = status.invoice_result_head_id
         row.url_soles = status.url_soles

@@ -76,7 +76,9 @@ def test_a_void_marks_the_pdfs_voided_and_a_later_reissue_completes_it(
         assert poll(django_capture_on_commit_callbacks) == (1, 0, 1)
     row = OpportunityServiceOrder.objects.get()
     assert not row.facturado and row.voided_at is not None
-    assert list(Attachment.objects.values_list("status", flat=True)) == ["anulado"]
+    # No current comprobante until the reissue; the voided one keeps its head id on its PDF.
+    assert (row.invoice_result_head_id, row.url_soles, row.url_dolares) == (None, None, None)
+    assert list(Attachment.objects.values_list("status", "invoice_result_head_id")) == [("anulado", 900)]
     opportunity = Opportunity.objects.get()
     assert opportunity.c_facturacion_sub_estado == "orden_servicio_pendiente_factura" and opportunity.is_presaved
     voided = ActionHistory.objects.get(action="service_order_invoice_voided")
@@ -92,7 +94,10 @@ def test_a_void_marks_the_pdfs_voided_and_a_later_reissue_completes_it(
     row.refresh_from_db()
     opportunity.refresh_from_db()
     assert row.facturado and row.invoice_result_head_id == 902 and row.invoiced_at > row.voided_at
-    assert sorted(Attachment.objects.values_list("status", flat=True)) == ["anulado", "vigente"]
+    assert sorted(Attachment.objects.values_list("status", "invoice_result_head_id")) == [
+        ("anulado", 900),
+        ("vigente", 902),
+    ]
     assert (opportunity.c_facturacion_sub_estado, opportunity.is_presaved) == ("factura_directa", False)
 
 
