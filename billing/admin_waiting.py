@@ -17,7 +17,13 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
-from billing.admin_display import ProblemFilter, problem_condition, problem_html, service_order_link
+from billing.admin_display import (
+    MifactOutageNoticeMixin,
+    ProblemFilter,
+    problem_condition,
+    problem_html,
+    service_order_link,
+)
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import sales_awaiting_invoice, service_orders_pending
 from crm.admin_ui.display import clinic_datetime, waiting_time
@@ -58,7 +64,7 @@ class WhoMustActFilter(ProblemFilter):
         return queryset.filter(Exists(orders.filter(problem_condition(value))))
 
 
-class SaleAwaitingInvoiceAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SaleAwaitingInvoiceAdmin(MifactOutageNoticeMixin, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Registered in billing/admin.py."""
 
     list_display = (
