@@ -106,7 +106,9 @@ def service_order_status_html(row: OpportunityServiceOrder, *, shared_with: int 
     if not shared_with:
         return status
     flag = format_html(
-        '<br><a class="crm-alert crm-shared" href="{}">También en otra venta ({})</a>', shared_url(row), shared_with
+        '<br><span class="crm-alert crm-shared"><a href="{}">También en otra venta ({})</a></span>',
+        shared_url(row),
+        shared_with,
     )
     return format_html("{}{}", status, flag)
 
