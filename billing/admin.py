@@ -22,6 +22,7 @@ from billing.admin_checks import (
     user_can_check_service_orders,
 )
 from billing.admin_display import (
+    OUTAGE_CHANGE_LIST_TEMPLATE,
     MifactOutageNoticeMixin,
     ProblemFilter,
     ServiceOrderColumns,
@@ -121,6 +122,7 @@ class OpportunityServiceOrderAdmin(
         "problem",
     )
     list_display_links = ("service_order_id",)
+    change_list_template = OUTAGE_CHANGE_LIST_TEMPLATE
     list_filter = (
         "facturado",
         ProblemFilter,

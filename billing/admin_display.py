@@ -145,11 +145,14 @@ class SharedFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=service_orders_shared().values("pk")) if self.value() == "si" else queryset
 
 
+# The changelist template of the lists that use `MifactOutageNoticeMixin`.
+OUTAGE_CHANGE_LIST_TEMPLATE = "admin/billing/change_list_outage.html"
+
+
 class MifactOutageNoticeMixin:
     """A changelist that says at its top when invoice-mifact cannot be used (billing/outage.py):
-    since when, why and who must act."""
-
-    change_list_template = "admin/billing/change_list_outage.html"
+    since when, why and who must act. The admin sets `change_list_template =
+    OUTAGE_CHANGE_LIST_TEMPLATE`."""
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         context = {"mifact_outage": mifact_outage(), **(extra_context or {})}

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
 from billing.admin_display import (
+    OUTAGE_CHANGE_LIST_TEMPLATE,
     MifactOutageNoticeMixin,
     ProblemFilter,
     problem_condition,
@@ -77,6 +78,7 @@ class SaleAwaitingInvoiceAdmin(MifactOutageNoticeMixin, FoldedSearchMixin, ReadO
         "last_error",
     )
     list_display_links = None
+    change_list_template = OUTAGE_CHANGE_LIST_TEMPLATE
     list_filter = (WhoMustActFilter,)
     search_fields = ("=id", "search_text__contains", "service_orders__search_text__contains")
     search_help_text = "Buscar por paciente, documento, historia clínica, número de O.S o id de la oportunidad."

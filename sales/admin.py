@@ -53,7 +53,19 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     can_delete = False
 
 
-class AttachmentInline(ReadOnlyInline):
+class AttachmentColumns:
+    """The columns both comprobante sections show."""
+
+    @admin.display(description="PDF")
+    def download_link(self, obj: Attachment) -> str:
+        return format_html('<a href="{}" target="_blank" rel="noopener">Ver PDF</a>', attachment_download_url(obj))
+
+    @admin.display(description="adjuntado")
+    def created(self, obj: Attachment) -> str:
+        return clinic_datetime(obj.created_at)
+
+
+class AttachmentInline(AttachmentColumns, ReadOnlyInline):
     """The valid (`vigente`) comprobantes."""
 
     model = Attachment
@@ -66,19 +78,12 @@ class AttachmentInline(ReadOnlyInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Attachment]:
         return super().get_queryset(request).filter(status=Attachment.Status.VIGENTE)
 
-    @admin.display(description="PDF")
-    def download_link(self, obj: Attachment) -> str:
-        return format_html('<a href="{}" target="_blank" rel="noopener">Ver PDF</a>', attachment_download_url(obj))
 
-    @admin.display(description="adjuntado")
-    def created(self, obj: Attachment) -> str:
-        return clinic_datetime(obj.created_at)
-
-
-class PastAttachmentInline(AttachmentInline):
+class PastAttachmentInline(AttachmentColumns, ReadOnlyInline):
     """Voided or replaced comprobantes, set apart below the valid ones, each labelled with the
     invoice-mifact head id it belonged to; shown only when there is one."""
 
+    model = Attachment
     fields = ("kind", "file_name", "service_order_id", "past_status", "status_changed", "download_link")
     readonly_fields = fields
     ordering = ("-status_changed_at", "-id")
@@ -86,7 +91,7 @@ class PastAttachmentInline(AttachmentInline):
     verbose_name_plural = "comprobantes anulados o reemplazados (ya no valen)"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Attachment]:
-        return super(AttachmentInline, self).get_queryset(request).exclude(status=Attachment.Status.VIGENTE)
+        return super().get_queryset(request).exclude(status=Attachment.Status.VIGENTE)
 
     @admin.display(description="estado")
     def past_status(self, obj: Attachment) -> str:
@@ -252,7 +257,8 @@ class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         """Split the inlines for the template: billing (O.S, comprobantes) and the rest."""
         formsets = context.get("inline_admin_formsets", [])
-        billing = [f for f in formsets if isinstance(f.opts, (ServiceOrderInline, AttachmentInline))]
+        billing_inlines = (ServiceOrderInline, AttachmentInline, PastAttachmentInline)
+        billing = [f for f in formsets if isinstance(f.opts, billing_inlines)]
         context.update(
             billing_first=opportunity_is_closed(kwargs.get("obj")),
             billing_inline_formsets=billing,
