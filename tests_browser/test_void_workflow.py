@@ -21,6 +21,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from billing.mifact import reset_shared_mifact_client
 from billing.models import OpportunityServiceOrder
 from devtools.mifact_standin import MifactStandin
+from e2e import bodies
 from opportunities.models import Opportunity
 from tests_browser.conftest import set_viewport
 from tests_browser.test_staff_workspace import (
@@ -37,27 +38,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("plain_http_cookies")
 
 SCREEN = (1366, 768)
 OS_ID = 5501
-# A typical sale: customer, patient, appointment, one O.S.
+# A typical sale as the front-end closes it: customer, patient, appointment, one O.S.
 SALE = {
-    "cLastNameFather": "Quispe",
-    "cLastNameMother": "Huamán",
-    "cCustomerDocumentType": "DNI",
-    "cCustomerDocument": "45678912",
-    "cPatientsname": "Lucía",
-    "cPatientsPaternalLastName": "Quispe",
-    "cPatientsMaternalLastName": "Huamán",
-    "cPatientDocument": "71234567",
-    "cPatientDocumentType": "DNI",
-    "cAppointment": "15:30 - 16:00",
-    "cDateReservation": "2026-03-02",
-    "cDoctor": "Dra. Rosa Salazar",
-    "cEnvironment": "Consultorio 3",
-    "cSpecialty": "Dermatología",
-    "cTariff": "Consulta particular",
-    "reservationId": 9876,
-    "cClinicHistory": "HC-000123",
-    "cOrdenesServicio": [OS_ID],
-    "cOrdenesServicioMetadata": {str(OS_ID): {"numero_os": f"OS-{OS_ID}", "descripcion": "Procedimiento láser"}},
+    **bodies.MAIN,
+    **bodies.appointment(9876),
+    **bodies.service_orders("HC-000123", [OS_ID]),
 }
 
 
