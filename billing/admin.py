@@ -14,16 +14,26 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
 
 from billing.admin_checks import (
     CHECK_ACTION_LABEL,
     service_orders_check_now,
     user_can_check_service_orders,
 )
-from billing.admin_display import ProblemFilter, ServiceOrderColumns, problem_html
+from billing.admin_display import (
+    OUTAGE_CHANGE_LIST_TEMPLATE,
+    MifactOutageNoticeMixin,
+    ProblemFilter,
+    ServiceOrderColumns,
+    SharedFilter,
+    problem_html,
+    service_order_status_html,
+    shared_sales_html,
+)
 from billing.admin_waiting import SaleAwaitingInvoiceAdmin
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
-from billing.selectors import WAITING_AGES
+from billing.selectors import WAITING_AGES, service_orders_with_shared_count
 from crm.admin_ui.display import clinic_datetime
 from crm.admin_ui.readonly import ReadOnlyAdminMixin, pretty_json
 from crm.admin_ui.search import FoldedSearchMixin
@@ -61,7 +71,7 @@ class ServiceOrderInline(ServiceOrderColumns, ReadOnlyAdminMixin, admin.TabularI
         "service_order_id",
         "number",
         "description",
-        "facturado",
+        "status",
         "invoice_result_head_id",
         "registered",
         "last_checked",
@@ -71,6 +81,15 @@ class ServiceOrderInline(ServiceOrderColumns, ReadOnlyAdminMixin, admin.TabularI
     ordering = ("created_at", "id")
     verbose_name = "orden de servicio"
     verbose_name_plural = "órdenes de servicio"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OpportunityServiceOrder]:
+        return service_orders_with_shared_count(super().get_queryset(request))
+
+    @admin.display(description="estado")
+    def status(self, obj: Any) -> str:
+        """The state; an O.S also on another sale names that sale (docs/decisions.md)."""
+        status = service_order_status_html(obj)
+        return format_html("{}{}", status, shared_sales_html(obj)) if obj.shared_with else status
 
     @admin.display(description="registrada")
     def registered(self, obj: OpportunityServiceOrder) -> str:
@@ -86,7 +105,9 @@ class ServiceOrderInline(ServiceOrderColumns, ReadOnlyAdminMixin, admin.TabularI
 
 
 @admin.register(OpportunityServiceOrder)
-class OpportunityServiceOrderAdmin(ServiceOrderColumns, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class OpportunityServiceOrderAdmin(
+    MifactOutageNoticeMixin, ServiceOrderColumns, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Read-only list of service orders with the "check now" action. The list keeps what fits a
     1366 px screen; the rest is on each O.S's page."""
 
@@ -95,13 +116,22 @@ class OpportunityServiceOrderAdmin(ServiceOrderColumns, FoldedSearchMixin, ReadO
         "number",
         "description",
         "opportunity_name",
-        "facturado",
+        "status",
         "registered",
         "last_checked",
         "problem",
     )
     list_display_links = ("service_order_id",)
-    list_filter = ("facturado", ProblemFilter, WaitingAgeFilter, "created_at", "last_checked_at", "voided_at")
+    change_list_template = OUTAGE_CHANGE_LIST_TEMPLATE
+    list_filter = (
+        "facturado",
+        ProblemFilter,
+        WaitingAgeFilter,
+        SharedFilter,
+        "created_at",
+        "last_checked_at",
+        "voided_at",
+    )
     search_fields = ("search_text__contains", "=opportunity__id", "opportunity__search_text__contains")
     search_help_text = (
         "Buscar por número de O.S (OS-456 o 456), descripción, paciente, historia clínica o id de la oportunidad."
@@ -115,8 +145,10 @@ class OpportunityServiceOrderAdmin(ServiceOrderColumns, FoldedSearchMixin, ReadO
         "service_order_id",
         "number",
         "description",
-        "facturado",
+        "status_full",
         "registered",
+        "invoiced",
+        "voided",
         "last_checked",
         "problem_full",
         "invoice_result_head_id",
@@ -127,9 +159,28 @@ class OpportunityServiceOrderAdmin(ServiceOrderColumns, FoldedSearchMixin, ReadO
     )
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OpportunityServiceOrder]:
+        return service_orders_with_shared_count(super().get_queryset(request))
+
     @admin.display(description="oportunidad", ordering="opportunity__name")
     def opportunity_name(self, obj: OpportunityServiceOrder) -> str:
         return opportunity_link(obj.opportunity)
+
+    @admin.display(description="estado", ordering="facturado")
+    def status(self, obj: Any) -> str:
+        return service_order_status_html(obj, shared_with=obj.shared_with)
+
+    @admin.display(description="estado")
+    def status_full(self, obj: Any) -> str:
+        return format_html("{}{}", service_order_status_html(obj), shared_sales_html(obj))
+
+    @admin.display(description="facturada")
+    def invoiced(self, obj: OpportunityServiceOrder) -> str:
+        return clinic_datetime(obj.invoiced_at)
+
+    @admin.display(description="comprobante anulado")
+    def voided(self, obj: OpportunityServiceOrder) -> str:
+        return clinic_datetime(obj.voided_at)
 
     @admin.display(description="registrada", ordering="created_at")
     def registered(self, obj: OpportunityServiceOrder) -> str:
@@ -156,7 +207,7 @@ class OpportunityServiceOrderAdmin(ServiceOrderColumns, FoldedSearchMixin, ReadO
 
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[OpportunityServiceOrder]) -> None:
-        service_orders_check_now(request=request, rows=queryset.filter(facturado=False).order_by("id"))
+        service_orders_check_now(request=request, rows=queryset.order_by("facturado", "id"))
 
 
 admin.site.register(SaleAwaitingInvoice, SaleAwaitingInvoiceAdmin)

@@ -1,7 +1,9 @@
 """The "Consultar estado de facturación ahora" action of the admin (service orders, opportunities,
-sales waiting for their invoice): checks the selected pending O.S against invoice-mifact right
-away, with the same `service_order_check` the PUT endpoint and the poller use, and tells staff
-in Spanish what happened and, for each failure, who must act (billing/problems.py).
+sales waiting for their invoice): checks the selected O.S against invoice-mifact right away,
+pending and invoiced alike, whatever the follow-up schedule says (a *forced* check,
+billing/services/forced.py), with the same units of work the PUT endpoint and the poller use, and
+tells staff in Spanish what happened (invoiced, still valid, voided, reissued) and, for each
+failure, who must act (billing/problems.py).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from django.http import HttpRequest
 from billing.mifact import mifact_configuration_problem, shared_mifact_client
 from billing.models import OpportunityServiceOrder, ServiceOrderErrorKind
 from billing.problems import PROBLEMS, service_order_problem
-from billing.selectors import service_orders_pending
+from billing.selectors import service_orders_forced
 from billing.services.checks import CheckResult, service_orders_check_bounded
+from billing.services.forced import service_order_check_now
 
 # The check runs inside the admin request (network calls with timeouts): keep one click bounded,
 # well inside the web worker's timeout (`make serve`: GUNICORN_TIMEOUT, 120 s).
@@ -45,19 +48,20 @@ def service_orders_check_now(
     *,
     request: HttpRequest,
     rows: Iterable[OpportunityServiceOrder],
-    nothing_pending_message: str = "Ninguna de las órdenes de servicio seleccionadas está pendiente de facturación.",
+    nothing_message: str = "No se seleccionó ninguna orden de servicio.",
 ) -> None:
     """Check the given O.S against invoice-mifact now and report the counts to the user.
 
-    Only pending rows (`facturado = false`) are checked, through the same bounded loop as the PUT
+    Every row is checked, pending ones for their invoice and invoiced ones for a void or a
+    reissue (`service_order_check_now`), through the same bounded loop as the PUT
     (`service_orders_check_bounded`): at most `ADMIN_CHECK_MAX_ROWS` per click, none started after
     `ADMIN_CHECK_BUDGET_SECONDS`, none after `ADMIN_CHECK_MAX_SERVICE_FAILURES` invoice-mifact
     failures in a row. The completion (PDFs, sub-state, history) is the same as for the PUT and
     the poller, and a row being checked by someone else right now is skipped.
     """
-    pending = [row for row in rows if not row.facturado]
-    if not pending:
-        messages.warning(request, nothing_pending_message)
+    rows = list(rows)
+    if not rows:
+        messages.warning(request, nothing_message)
         return
     client = shared_mifact_client()
     if client is None:
@@ -69,13 +73,15 @@ def service_orders_check_now(
         )
         return
     report = service_orders_check_bounded(
-        rows=pending,
+        rows=rows,
         client=client,
         max_rows=ADMIN_CHECK_MAX_ROWS,
         budget_seconds=ADMIN_CHECK_BUDGET_SECONDS,
         max_service_failures=ADMIN_CHECK_MAX_SERVICE_FAILURES,
+        check=service_order_check_now,
     )
     checked = invoiced = errors = skipped = 0
+    followed = {CheckResult.STILL_VALID: 0, CheckResult.VOIDED: 0, CheckResult.REPLACED: 0}
     error_lines: list[str] = []
     for outcome in report.outcomes:
         if outcome.result in (CheckResult.SKIPPED, CheckResult.ALREADY_DONE):
@@ -86,13 +92,21 @@ def service_orders_check_now(
             error_lines.append(_error_line(outcome.service_order_id, outcome.error, outcome.error_kind))
             continue
         checked += 1
-        if outcome.result is CheckResult.INVOICED:
+        if outcome.result in followed:
+            followed[outcome.result] += 1
+        elif outcome.result is CheckResult.INVOICED:
             invoiced += 1
         elif outcome.result is CheckResult.ERROR:
             errors += 1
             error_lines.append(_error_line(outcome.service_order_id, outcome.error, outcome.error_kind))
 
     summary = f"Órdenes de servicio consultadas: {checked}; facturadas: {invoiced}; con error: {errors}."
+    if any(followed.values()):
+        summary += (
+            f" Ya facturadas: comprobante vigente {followed[CheckResult.STILL_VALID]}; "
+            f"anulado (espera reemisión) {followed[CheckResult.VOIDED]}; "
+            f"reemitido {followed[CheckResult.REPLACED]}."
+        )
     if skipped:
         summary += f" Omitidas (en consulta por otro proceso o ya completadas): {skipped}."
     messages.add_message(request, messages.WARNING if errors else messages.SUCCESS, summary)
@@ -119,16 +133,15 @@ def service_orders_check_now(
 
 
 def opportunities_check_now(*, request: HttpRequest, opportunities: QuerySet[Any]) -> None:
-    """The check-now action on opportunities: their pending O.S, opportunity by opportunity."""
-    rows = (
-        service_orders_pending()
-        .filter(opportunity_id__in=opportunities.values("pk"))
-        .order_by("opportunity_id", "created_at", "id")
-    )
+    """The check-now action on opportunities: all their O.S (pending first), opportunity by
+    opportunity (`billing.selectors.service_orders_forced` for each)."""
+    rows = [
+        row
+        for opportunity_id in opportunities.order_by("pk").values_list("pk", flat=True)
+        for row in service_orders_forced(opportunity_id=opportunity_id)
+    ]
     service_orders_check_now(
         request=request,
         rows=rows,
-        nothing_pending_message=(
-            "Las oportunidades seleccionadas no tienen órdenes de servicio pendientes de facturación."
-        ),
+        nothing_message="Las oportunidades seleccionadas no tienen órdenes de servicio.",
     )

@@ -17,7 +17,14 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from billing.admin_checks import CHECK_ACTION_LABEL, opportunities_check_now, user_can_check_service_orders
-from billing.admin_display import ProblemFilter, problem_condition, problem_html, service_order_link
+from billing.admin_display import (
+    OUTAGE_CHANGE_LIST_TEMPLATE,
+    MifactOutageNoticeMixin,
+    ProblemFilter,
+    problem_condition,
+    problem_html,
+    service_order_link,
+)
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import sales_awaiting_invoice, service_orders_pending
 from crm.admin_ui.display import clinic_datetime, waiting_time
@@ -58,7 +65,7 @@ class WhoMustActFilter(ProblemFilter):
         return queryset.filter(Exists(orders.filter(problem_condition(value))))
 
 
-class SaleAwaitingInvoiceAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SaleAwaitingInvoiceAdmin(MifactOutageNoticeMixin, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Registered in billing/admin.py."""
 
     list_display = (
@@ -71,6 +78,7 @@ class SaleAwaitingInvoiceAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.Mode
         "last_error",
     )
     list_display_links = None
+    change_list_template = OUTAGE_CHANGE_LIST_TEMPLATE
     list_filter = (WhoMustActFilter,)
     search_fields = ("=id", "search_text__contains", "service_orders__search_text__contains")
     search_help_text = "Buscar por paciente, documento, historia clínica, número de O.S o id de la oportunidad."

@@ -73,9 +73,11 @@ def attachment_store_pdfs(
     opportunity: Opportunity,
     pdfs: Iterable[tuple[str, StoredPdf]],
     service_order_id: int | None = None,
+    invoice_result_head_id: int | None = None,
 ) -> list[Attachment]:
-    """Attach stored PDFs `(kind, pdf)` to `opportunity`; returns the attachments created. Must
-    run inside the transaction that records the close.
+    """Attach stored PDFs `(kind, pdf)` to `opportunity` (of the O.S `service_order_id` and the
+    invoice-mifact comprobante `invoice_result_head_id`, when given); returns the attachments
+    created. Must run inside the transaction that records the close.
 
     A PDF whose SHA-256 the opportunity already has gets no second row; the existing row is
     pointed at the file just stored (so a row whose file went missing is repaired by sending the
@@ -94,6 +96,9 @@ def attachment_store_pdfs(
             if again.status != Attachment.Status.VIGENTE:
                 again.status, again.status_changed_at = Attachment.Status.VIGENTE, timezone.now()
                 fields += ["status", "status_changed_at"]
+            if invoice_result_head_id is not None and again.invoice_result_head_id != invoice_result_head_id:
+                again.invoice_result_head_id = invoice_result_head_id
+                fields.append("invoice_result_head_id")
             if again.file_problem:
                 again.file_problem = ""
                 fields.append("file_problem")
@@ -110,6 +115,7 @@ def attachment_store_pdfs(
             content_type=pdf.content_type,
             source_url=pdf.source_url,
             service_order_id=service_order_id,
+            invoice_result_head_id=invoice_result_head_id,
         )
         existing[pdf.sha256] = attachment
         created.append(attachment)

@@ -41,6 +41,55 @@ def service_orders_due_follow_up(*, round_started_at: dt.datetime, opportunity_i
     return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
 
+def service_orders_forced(*, opportunity_id: str) -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S of one opportunity, pending and invoiced alike, whenever each was last checked:
+    what a check a person asks for takes (`poll_invoices --opportunity`, the admin's "Consultar
+    estado de facturación ahora"). No schedule applies: neither the poll round's "not checked
+    since it started" nor the follow-up window and interval of `service_orders_due_follow_up`.
+    Pending first, then in the order they were registered."""
+    return OpportunityServiceOrder.objects.filter(opportunity_id=opportunity_id).order_by(
+        "facturado", "created_at", "id"
+    )
+
+
+def _same_id_elsewhere() -> QuerySet[OpportunityServiceOrder]:
+    """The rows with the outer row's O.S id on another opportunity (for subqueries)."""
+    return OpportunityServiceOrder.objects.filter(service_order_id=OuterRef("service_order_id")).exclude(
+        opportunity_id=OuterRef("opportunity_id")
+    )
+
+
+def service_orders_with_shared_count(queryset: QuerySet[OpportunityServiceOrder]) -> QuerySet[OpportunityServiceOrder]:
+    """`queryset` annotated with `shared_with`: on how many other opportunities the same O.S id is
+    registered (0 normally; docs/decisions.md "The same O.S on two sales")."""
+    others = _same_id_elsewhere().order_by().values("service_order_id").annotate(n=Count("id")).values("n")[:1]
+    return queryset.annotate(shared_with=Coalesce(Subquery(others), 0))
+
+
+def service_orders_shared() -> QuerySet[OpportunityServiceOrder]:
+    """Every O.S row whose O.S id is also registered on another opportunity."""
+    return OpportunityServiceOrder.objects.filter(Exists(_same_id_elsewhere()))
+
+
+def shared_service_order_count() -> int:
+    """How many O.S ids are registered on more than one opportunity (one query; the start page)."""
+    return (
+        OpportunityServiceOrder.objects.values("service_order_id")
+        .annotate(sales=Count("opportunity_id", distinct=True))
+        .filter(sales__gt=1)
+        .count()
+    )
+
+
+def opportunities_sharing(*, service_order: OpportunityServiceOrder) -> QuerySet[Opportunity]:
+    """The other opportunities the O.S id of `service_order` is registered on."""
+    return (
+        Opportunity.objects.filter(service_orders__service_order_id=service_order.service_order_id)
+        .exclude(pk=service_order.opportunity_id)
+        .order_by("created_at", "id")
+    )
+
+
 def service_order_list(*, opportunity: Opportunity) -> QuerySet[OpportunityServiceOrder]:
     """The opportunity's service orders, in the order they were registered."""
     return OpportunityServiceOrder.objects.filter(opportunity=opportunity).order_by("created_at", "id")

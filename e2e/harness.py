@@ -119,6 +119,14 @@ class MifactControl:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def void(self, service_order_id: int) -> dict[str, Any]:
+        """Void the O.S's comprobante at the stand-in (invoicing it again is the reissue)."""
+        response = self.http.post(
+            f"{self.base_url}/_standin/service-order/{service_order_id}/void", timeout=HTTP_TIMEOUT
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
     def state(self) -> dict[str, Any]:
         response = self.http.get(f"{self.base_url}/_standin/state", timeout=HTTP_TIMEOUT)
         assert response.status_code == 200, response.text

@@ -175,3 +175,40 @@ def test_two_pollers_at_once_download_and_attach_each_invoice_exactly_once(api, 
                 service_order_id,
                 currency,
             )
+
+
+def test_a_void_shows_at_once_in_the_api_as_no_current_comprobante_until_the_reissue(api, mifact, manage, new_id):
+    """A clerk told of a void runs `poll_invoices --opportunity ID`: invoice-mifact is asked now
+    (not after INVOICE_FOLLOW_UP_INTERVAL_MINUTES), and `GET .../service-orders` no longer presents
+    the voided comprobante as current; the earlier one stays on the attachments."""
+    opportunity_id, (service_order_id,) = register_pending(api, new_id, name="E2E - O.S anulada y reemitida")
+    mifact.invoice(service_order_id, soles=True, dolares=True, head_id=service_order_id)
+    assert manage("poll_invoices", "--opportunity", opportunity_id).returncode == 0
+    (order,) = api.listing(opportunity_id, "service-orders")
+    assert order["facturado"] is True and order["invoiceResultHeadId"] == service_order_id
+    assert order["urlSoles"] and order["urlDolares"]
+
+    mifact.void(service_order_id)
+    result = manage("poll_invoices", "--opportunity", opportunity_id)
+    assert result.returncode == 0, result
+    assert "followed_up=1 replaced=0 voided=1" in result.stdout
+    (order,) = api.listing(opportunity_id, "service-orders")
+    assert (order["facturado"], order["invoiceResultHeadId"], order["urlSoles"], order["urlDolares"]) == (
+        False,
+        None,
+        None,
+        None,
+    )
+    assert order["voidedAt"] and order["invoicedAt"]
+    attachments = [a for a in api.listing(opportunity_id, "attachments") if a["serviceOrderId"] == service_order_id]
+    assert sorted(a["status"] for a in attachments) == ["anulado", "anulado"]
+    assert api.opportunity(opportunity_id)["isPresaved"] is True
+
+    mifact.invoice(service_order_id, soles=True, head_id=service_order_id + 1)
+    result = manage("poll_invoices", "--opportunity", opportunity_id)
+    assert "pending=1 checked=1 invoiced=1" in result.stdout, result
+    (order,) = api.listing(opportunity_id, "service-orders")
+    assert order["facturado"] is True and order["invoiceResultHeadId"] == service_order_id + 1
+    assert order["urlSoles"] and order["urlDolares"] is None
+    attachments = [a for a in api.listing(opportunity_id, "attachments") if a["serviceOrderId"] == service_order_id]
+    assert sorted(a["status"] for a in attachments) == ["anulado", "anulado", "vigente"]

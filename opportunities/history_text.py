@@ -192,11 +192,62 @@ def _service_order_invoiced(data: Mapping[str, Any]) -> HistoryText:
     return HistoryText(f"La {_service_orders(ids)} fue facturada" if ids else "O.S facturada", details)
 
 
+def _head(value: Any) -> str:
+    return f"cabecera {value}" if value not in (None, "") else "sin cabecera"
+
+
+def _service_order_invoice_replaced(data: Mapping[str, Any]) -> HistoryText:
+    ids = _ids(data.get("serviceOrderId"))
+    title = f"Se reemitió el comprobante de la {_service_orders(ids)}" if ids else "Se reemitió un comprobante de O.S"
+    details = [
+        f"Comprobante anterior en invoice-mifact: {_head(data.get('oldInvoiceResultHeadId'))} (queda reemplazado)",
+        f"Comprobante nuevo en invoice-mifact: {_head(data.get('newInvoiceResultHeadId'))}",
+        *_comprobantes(data.get("attachmentIds")),
+    ]
+    if replaced := len(_ids(data.get("replacedAttachmentIds"))):
+        details.append(f"PDF anteriores marcados como reemplazados: {replaced}")
+    return HistoryText(title, details)
+
+
+def _service_order_invoice_voided(data: Mapping[str, Any]) -> HistoryText:
+    ids = _ids(data.get("serviceOrderId"))
+    title = f"Se anuló el comprobante de la {_service_orders(ids)}" if ids else "Se anuló un comprobante de O.S"
+    details = [f"Comprobante anulado en invoice-mifact: {_head(data.get('invoiceResultHeadId'))}"]
+    if voided := len(_ids(data.get("attachmentIds"))):
+        details.append(f"PDF marcados como anulados: {voided}")
+    details.append("La O.S queda pendiente hasta que se reemita el comprobante")
+    return HistoryText(title, [*details, *_sub_state_line(data)])
+
+
+# Labels of the data keys the services write, for records read by `_fallback` (an older or newer
+# shape): a key without a label stays out of the sentence (it is in the technical details).
+KEY_LABELS = {
+    "name": "Nombre",
+    "stage": "Etapa",
+    "subState": "Sub-estado de facturación",
+    "via": "Forma de cierre",
+    "case": "Caso",
+    "serviceOrderId": "O.S",
+    "serviceOrderIds": "O.S",
+    "invoiceResultHeadId": "Cabecera en invoice-mifact",
+    "oldInvoiceResultHeadId": "Cabecera anterior en invoice-mifact",
+    "newInvoiceResultHeadId": "Cabecera nueva en invoice-mifact",
+    "attachmentIds": "Comprobantes",
+    "replacedAttachmentIds": "Comprobantes reemplazados",
+    "reservationId": "Reserva (SV)",
+    "meetingId": "Cita",
+}
+
+
 def _fallback(action: str, data: Any) -> HistoryText:
     label = ActionHistory.Action(action).label if action in ActionHistory.Action.values else f"Acción «{action}»"
     details = []
     if isinstance(data, Mapping):
-        details = [f"{key}: {readable_value(value)}" for key, value in data.items() if not isinstance(value, Mapping)]
+        details = [
+            f"{KEY_LABELS[key]}: {readable_value(value)}"
+            for key, value in data.items()
+            if key in KEY_LABELS and not isinstance(value, Mapping)
+        ]
     return HistoryText(str(label), details)
 
 
@@ -212,6 +263,8 @@ DESCRIBE: dict[str, Callable[[Mapping[str, Any]], HistoryText]] = {
     ActionHistory.Action.INVOICE_ATTACHED.value: _invoice_attached,
     ActionHistory.Action.SERVICE_ORDERS_REGISTERED.value: _service_orders_registered,
     ActionHistory.Action.SERVICE_ORDER_INVOICED.value: _service_order_invoiced,
+    ActionHistory.Action.SERVICE_ORDER_INVOICE_REPLACED.value: _service_order_invoice_replaced,
+    ActionHistory.Action.SERVICE_ORDER_INVOICE_VOIDED.value: _service_order_invoice_voided,
 }
 
 

@@ -253,6 +253,9 @@ class Attachment(models.Model):
     content_type = models.CharField("tipo de contenido", max_length=100, default="application/pdf")
     source_url = models.TextField("URL de origen")
     service_order_id = models.PositiveIntegerField("O.S", null=True, blank=True)
+    # The invoice-mifact comprobante (its head id) this PDF belongs to: tells a voided or replaced
+    # comprobante from its reissue on the opportunity page. None for direct invoices.
+    invoice_result_head_id = models.IntegerField("cabecera invoice-mifact", null=True, blank=True)
     status = models.CharField("estado", max_length=15, choices=Status.choices, default=Status.VIGENTE)
     status_changed_at = models.DateTimeField("estado cambiado", null=True, blank=True)
     created_at = models.DateTimeField("creado", auto_now_add=True)

@@ -2,6 +2,11 @@
 orders, comprobantes, meetings, SV deliveries and action history, and the "check invoicing now"
 action. Staff correct only names, amount and documents (`opportunity_correct`); no add (the
 front-end creates opportunities) and no delete (their comprobantes are fiscal records).
+
+A closed sale (*Cierre ganado*) shows its billing first (docs/admin.md "The opportunity page"):
+the summary, its O.S, its valid comprobantes, then the voided or replaced ones set apart with
+their invoice-mifact head id; the customer, patient and appointment data, meetings, SV deliveries
+and history follow, folded.
 """
 
 from __future__ import annotations
@@ -25,9 +30,15 @@ from crm.admin_ui.readonly import ReadOnlyAdminMixin
 from crm.admin_ui.search import FoldedSearchMixin
 from opportunities.admin import attachment_download_url, history_html
 from opportunities.history_text import history_user
-from opportunities.models import PROCESS_FIELDS, ActionHistory, Attachment, Meeting, Opportunity, SvDelivery
+from opportunities.models import PROCESS_FIELDS, ActionHistory, Attachment, Meeting, Opportunity, Stage, SvDelivery
 from opportunities.process_fields import Group, Role
 from opportunities.services import opportunity_correct
+
+
+def opportunity_is_closed(opportunity: Opportunity | None) -> bool:
+    """A sale closed as *Cierre ganado*: its page shows the billing first."""
+    return opportunity is not None and opportunity.stage == Stage.CIERRE_GANADO
+
 
 # What `is_presaved` means, for people: a sale is finished once its invoice is attached.
 CLOSING_PENDING = "Pendiente de cierre"
@@ -42,24 +53,54 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     can_delete = False
 
 
-class AttachmentInline(ReadOnlyInline):
-    model = Attachment
-    fields = (
-        "kind",
-        "file_name",
-        "size",
-        "service_order_id",
-        "status",
-        "status_changed_at",
-        "created_at",
-        "download_link",
-    )
-    readonly_fields = fields
-    ordering = ("created_at", "id")
+class AttachmentColumns:
+    """The columns both comprobante sections show."""
 
     @admin.display(description="PDF")
     def download_link(self, obj: Attachment) -> str:
         return format_html('<a href="{}" target="_blank" rel="noopener">Ver PDF</a>', attachment_download_url(obj))
+
+    @admin.display(description="adjuntado")
+    def created(self, obj: Attachment) -> str:
+        return clinic_datetime(obj.created_at)
+
+
+class AttachmentInline(AttachmentColumns, ReadOnlyInline):
+    """The valid (`vigente`) comprobantes."""
+
+    model = Attachment
+    fields = ("kind", "file_name", "size", "service_order_id", "invoice_result_head_id", "created", "download_link")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    verbose_name = "comprobante vigente"
+    verbose_name_plural = "comprobantes vigentes"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Attachment]:
+        return super().get_queryset(request).filter(status=Attachment.Status.VIGENTE)
+
+
+class PastAttachmentInline(AttachmentColumns, ReadOnlyInline):
+    """Voided or replaced comprobantes, set apart below the valid ones, each labelled with the
+    invoice-mifact head id it belonged to; shown only when there is one."""
+
+    model = Attachment
+    fields = ("kind", "file_name", "service_order_id", "past_status", "status_changed", "download_link")
+    readonly_fields = fields
+    ordering = ("-status_changed_at", "-id")
+    verbose_name = "comprobante anulado o reemplazado"
+    verbose_name_plural = "comprobantes anulados o reemplazados (ya no valen)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Attachment]:
+        return super().get_queryset(request).exclude(status=Attachment.Status.VIGENTE)
+
+    @admin.display(description="estado")
+    def past_status(self, obj: Attachment) -> str:
+        head = f"cabecera {obj.invoice_result_head_id}" if obj.invoice_result_head_id else "sin cabecera"
+        return format_html('<span class="crm-alert">{} ({})</span>', obj.get_status_display(), head)
+
+    @admin.display(description="desde")
+    def status_changed(self, obj: Attachment) -> str:
+        return clinic_datetime(obj.status_changed_at)
 
 
 class MeetingInline(ReadOnlyInline):
@@ -67,6 +108,7 @@ class MeetingInline(ReadOnlyInline):
     fields = ("name", "status", "date_start", "date_end", "doctor", "specialty", "environment", "reservation_id")
     readonly_fields = fields
     ordering = ("date_start", "id")
+    classes = ("collapse",)
 
 
 class SvDeliveryInline(ReadOnlyInline):
@@ -75,6 +117,7 @@ class SvDeliveryInline(ReadOnlyInline):
     readonly_fields = fields
     ordering = ("-created_at", "-id")
     verbose_name_plural = "envíos de historia clínica a SV"
+    classes = ("collapse",)
 
 
 class ActionHistoryInline(ReadOnlyInline):
@@ -84,6 +127,7 @@ class ActionHistoryInline(ReadOnlyInline):
     fields = ("when", "who", "what")
     readonly_fields = fields
     ordering = ("-created_at", "-id")
+    classes = ("collapse",)
 
     @admin.display(description="fecha (hora de Lima)")
     def when(self, obj: ActionHistory) -> str:
@@ -158,20 +202,24 @@ class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
     list_per_page = 50
     ordering = ("-modified_at",)
     actions = ("check_invoice_status_now",)
-    inlines = (ServiceOrderInline, AttachmentInline, MeetingInline, SvDeliveryInline, ActionHistoryInline)
+    inlines = (
+        ServiceOrderInline,
+        AttachmentInline,
+        PastAttachmentInline,
+        MeetingInline,
+        SvDeliveryInline,
+        ActionHistoryInline,
+    )
+    change_form_template = "sales/admin/opportunity_change_form.html"
     fieldsets = (
         (
             None,
             {
                 "fields": (
-                    "id",
-                    "name",
-                    "amount",
-                    "stage",
-                    "c_facturacion_sub_estado",
-                    "closing_state_detail",
-                    "created_at",
-                    "modified_at",
+                    ("name", "id"),
+                    ("amount", "stage"),
+                    ("c_facturacion_sub_estado", "closing_state_detail"),
+                    ("created_at", "modified_at"),
                 )
             },
         ),
@@ -189,6 +237,34 @@ class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
         "modified_at",
         *(field.column for field in PROCESS_FIELDS if Role.STAFF not in field.roles),
     )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Opportunity | None = None) -> Any:
+        """A closed sale folds its customer, patient and appointment data (its billing comes first)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if not opportunity_is_closed(obj):
+            return fieldsets
+        return [
+            (name, {**options, "classes": ("collapse",)}) if name else (name, options) for name, options in fieldsets
+        ]
+
+    def get_inline_instances(self, request: HttpRequest, obj: Opportunity | None = None) -> list[Any]:
+        """Without the voided-or-replaced section while there is none."""
+        instances = super().get_inline_instances(request, obj)
+        if obj is not None and obj.attachments.exclude(status=Attachment.Status.VIGENTE).exists():
+            return instances
+        return [inline for inline in instances if not isinstance(inline, PastAttachmentInline)]
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """Split the inlines for the template: billing (O.S, comprobantes) and the rest."""
+        formsets = context.get("inline_admin_formsets", [])
+        billing_inlines = (ServiceOrderInline, AttachmentInline, PastAttachmentInline)
+        billing = [f for f in formsets if isinstance(f.opts, billing_inlines)]
+        context.update(
+            billing_first=opportunity_is_closed(kwargs.get("obj")),
+            billing_inline_formsets=billing,
+            other_inline_formsets=[f for f in formsets if f not in billing],
+        )
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Opportunity]:
         """With, per opportunity, since when its oldest pending O.S waits and the error kind of

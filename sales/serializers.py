@@ -256,6 +256,11 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
     contentType = serializers.CharField(source="content_type")
     sourceUrl = serializers.CharField(source="source_url")
     serviceOrderId = serializers.IntegerField(source="service_order_id", allow_null=True)
+    invoiceResultHeadId = serializers.IntegerField(
+        source="invoice_result_head_id",
+        allow_null=True,
+        help_text="Cabecera en invoice-mifact del comprobante al que pertenece el PDF (null: factura directa)",
+    )
     status = serializers.ChoiceField(
         choices=Attachment.Status.choices,
         help_text="`vigente`; `reemplazado` (el comprobante fue reemitido) o `anulado` (fue anulado)",
@@ -289,6 +294,7 @@ class AttachmentOutputSerializer(serializers.ModelSerializer):
             "contentType",
             "sourceUrl",
             "serviceOrderId",
+            "invoiceResultHeadId",
             "status",
             "statusChangedAt",
             "fileProblem",
@@ -324,9 +330,17 @@ class ServiceOrderOutputSerializer(serializers.ModelSerializer):
 
     serviceOrderId = serializers.IntegerField(source="service_order_id")
     metadata = serializers.JSONField(allow_null=True)
-    invoiceResultHeadId = serializers.IntegerField(source="invoice_result_head_id", allow_null=True)
-    urlSoles = serializers.CharField(source="url_soles", allow_null=True)
-    urlDolares = serializers.CharField(source="url_dolares", allow_null=True)
+    invoiceResultHeadId = serializers.IntegerField(
+        source="invoice_result_head_id",
+        allow_null=True,
+        help_text="Cabecera del comprobante vigente en invoice-mifact (null mientras no haya uno vigente)",
+    )
+    urlSoles = serializers.CharField(
+        source="url_soles", allow_null=True, help_text="URL del comprobante vigente en soles (null si no hay)"
+    )
+    urlDolares = serializers.CharField(
+        source="url_dolares", allow_null=True, help_text="URL del comprobante vigente en dólares (null si no hay)"
+    )
     lastCheckedAt = LocalDateTimeField(source="last_checked_at", allow_null=True)
     lastError = serializers.CharField(source="last_error")
     invoicedAt = LocalDateTimeField(source="invoiced_at", allow_null=True, help_text="Cuándo quedó facturada")

@@ -3,7 +3,7 @@ whatever the number of rows (docs/admin.md "The start page"):
 
 - sales waiting for an invoice (opportunities with pending O.S), the oldest waiting one, pending
   O.S, O.S with an error (and for whom), pending O.S by age: one aggregate over pending O.S, one
-  read of the oldest;
+  read of the oldest; O.S registered on more than one sale: one grouped count;
 - SV deliveries pending and failed: one aggregate;
 - comprobantes whose file is missing or wrong and could not be repaired: one count;
 - the last `poll_invoices` and `sync_sv` runs: one read each;
@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from billing.problems import KINDS_BY_RESPONSIBLE, Responsible, service_order_problem
-from billing.selectors import WAITING_AGES, service_orders_pending
+from billing.selectors import WAITING_AGES, service_orders_pending, shared_service_order_count
 from crm.admin_ui.display import clinic_datetime, waiting_time
 from jobs.models import CommandRun
 from jobs.run_liveness import run_interruption
@@ -68,6 +68,7 @@ class Invoices:
     oldest_sale: Opportunity | None
     errors: int
     voided: int  # pending again because their comprobante was voided: waiting for a reissue
+    shared: int  # O.S ids registered on more than one sale (docs/decisions.md)
     errors_by_actor: dict[str, int]
     ages: list[Bar]
     now: dt.datetime
@@ -83,6 +84,10 @@ class Invoices:
     @property
     def voided_url(self) -> str:
         return admin_list("billing_opportunityserviceorder", facturado__exact=0, voided_at__isnull="False")
+
+    @property
+    def shared_url(self) -> str:
+        return admin_list("billing_opportunityserviceorder", compartida="si")
 
     @property
     def waiting_url(self) -> str:
@@ -254,6 +259,7 @@ def _invoices(now: dt.datetime) -> Invoices:
         oldest_sale=oldest.opportunity if oldest else None,
         errors=counts["errors"],
         voided=counts["voided"],
+        shared=shared_service_order_count(),
         errors_by_actor={actor.value: counts[f"errors_{actor.value}"] for actor in Responsible},
         ages=ages,
         now=now,

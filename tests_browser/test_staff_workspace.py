@@ -168,6 +168,8 @@ def test_an_opportunity_tells_what_changed_and_who_changed_it(
         reverse("admin:opportunities_opportunity_change", args=[workspace.lucia.pk]),
         "#history-group",
     )
+    # A closed sale's history is folded below its billing: one click opens it.
+    browser.find_element(By.CSS_SELECTOR, "#history-group fieldset > details > summary").click()
     history = visible_text(browser, "#history-group")
     assert "Actualizó los datos del paciente y la cita desde el sistema de ventas" in history
     assert "Historia clínica: (vacío) → HC-000123" in history

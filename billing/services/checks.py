@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +112,12 @@ def service_order_complete(
         if row.facturado:
             return False
         log = HistoryLog(opportunity=opportunity, user=None)
-        attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id)
+        attachments = attachment_store_pdfs(
+            opportunity=opportunity,
+            pdfs=pdfs,
+            service_order_id=row.service_order_id,
+            invoice_result_head_id=status.invoice_result_head_id,
+        )
         row.facturado = True
         row.invoice_result_head_id = status.invoice_result_head_id
         row.url_soles = status.url_soles
@@ -270,12 +275,16 @@ def service_orders_check_bounded(
     max_rows: int,
     budget_seconds: float,
     max_service_failures: int,
+    check: Callable[..., CheckOutcome] | None = None,
 ) -> BoundedCheckReport:
     """Check `rows` one after another while a person waits: at most `max_rows` of them, none
     started after `budget_seconds`, and none after `max_service_failures` failures of
     invoice-mifact itself in a row (down, or refusing us). What is not started is left to the
     5-minute poller. Rows being checked by someone else right now are skipped; errors are recorded
-    on the rows. Never raises for invoice-mifact or download failures."""
+    on the rows. Never raises for invoice-mifact or download failures. `check` checks one row
+    (default `service_order_check`, pending O.S; the admin passes
+    `billing.services.forced.service_order_check_now`, any O.S)."""
+    check = check or service_order_check
     rows = list(rows)
     report = BoundedCheckReport(over_max_rows=max(0, len(rows) - max_rows))
     batch = rows[:max_rows]
@@ -285,7 +294,7 @@ def service_orders_check_bounded(
         if time.monotonic() > deadline:
             report.out_of_time = len(batch) - index
             break
-        outcome = service_order_check(service_order=row, client=client)
+        outcome = check(service_order=row, client=client)
         report.outcomes.append(outcome)
         if outcome.result is not CheckResult.SERVICE_ERROR:
             failures_in_a_row = 0

@@ -90,7 +90,12 @@ def service_order_invoice_replace(
         opportunity, row = _lock(service_order_pk)
         if not row.facturado or row.invoice_result_head_id != seen_head_id:
             return False
-        attachments = attachment_store_pdfs(opportunity=opportunity, pdfs=pdfs, service_order_id=row.service_order_id)
+        attachments = attachment_store_pdfs(
+            opportunity=opportunity,
+            pdfs=pdfs,
+            service_order_id=row.service_order_id,
+            invoice_result_head_id=status.invoice_result_head_id,
+        )
         new_hashes = {pdf.sha256 for _, pdf in pdfs}
         replaced = Attachment.objects.filter(
             opportunity=opportunity, service_order_id=row.service_order_id, status=Attachment.Status.VIGENTE
@@ -130,6 +135,9 @@ def service_order_invoice_void(*, service_order_pk: int, seen_head_id: int | Non
         voided_ids = list(voided.values_list("pk", flat=True))
         voided.update(status=Attachment.Status.ANULADO, status_changed_at=checked_at)
         row.facturado = False
+        # No valid comprobante until the reissue: the voided one stays in the history record
+        # below and on its (voided) attachments, never as the O.S's current one.
+        row.invoice_result_head_id = row.url_soles = row.url_dolares = None
         row.voided_at = row.last_checked_at = checked_at
         row.last_error, row.claimed_until = "", None
         row.save()

@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from billing.mifact import MifactClient, MifactError
 from billing.models import OpportunityServiceOrder
-from billing.selectors import service_orders_due_follow_up, service_orders_pending
-from billing.services.checks import CheckOutcome, CheckResult, service_order_check
-from billing.services.follow_up import service_order_follow_up
+from billing.selectors import service_orders_due_follow_up, service_orders_forced, service_orders_pending
+from billing.services.checks import CheckOutcome, CheckResult
+from billing.services.forced import forced_claim_batch, service_order_check_now
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
 from jobs.claims import claim_batch, claims_release
 from jobs.models import CommandRun
@@ -125,9 +125,7 @@ def _check_claimed(row: OpportunityServiceOrder, client: MifactClient) -> CheckO
     """Check a claimed row; a crash (a bug: `service_order_check` records its own errors) becomes
     an error outcome, so every claimed row yields exactly one outcome."""
     try:
-        if row.facturado:  # claimed for a follow-up check
-            return service_order_follow_up(service_order=row, client=client, claimed=True)
-        return service_order_check(service_order=row, client=client, claimed=True)
+        return service_order_check_now(service_order=row, client=client, claimed=True)
     except DatabaseError as exc:
         if not connection_lost(exc):
             logger.exception("Service order %s: check crashed", row.pk)
@@ -185,6 +183,7 @@ class _Run:
         limit: int | None,
         round_started_at: dt.datetime,
         opportunity_id: str | None,
+        forced: bool,
         progress: Callable[[int, int], None] | None,
         on_outcome: Callable[[CheckOutcome], None] | None,
         run: CommandRun | None,
@@ -194,6 +193,7 @@ class _Run:
         self.limit = limit
         self.round_started_at = round_started_at
         self.opportunity_id = opportunity_id
+        self.forced = forced
         self.progress = progress
         self.on_outcome = on_outcome
         self.batch_size = max(1, settings.POLL_BATCH_SIZE)
@@ -204,18 +204,24 @@ class _Run:
         # Pending O.S first; once none is left, the invoiced ones due a follow-up check.
         self.following_up = False
         self.follow_up_pks: set[int] = set()
+        self.taken: set[int] = set()  # forced runs: the O.S already claimed
 
     def claim(self) -> list[OpportunityServiceOrder]:
         if self.limit is not None and self.claimed >= self.limit:
             return []
         size = self.batch_size if self.limit is None else min(self.batch_size, self.limit - self.claimed)
         batch: list[OpportunityServiceOrder] = []
-        if not self.following_up:
+        if self.forced:  # every O.S of the opportunity, whatever the schedule (billing.services.forced)
+            assert self.opportunity_id is not None
+            batch = forced_claim_batch(opportunity_id=self.opportunity_id, limit=size, done=self.taken, run=self.run)
+            self.taken.update(row.pk for row in batch)
+            self.follow_up_pks.update(row.pk for row in batch if row.facturado)
+        elif not self.following_up:
             batch = service_orders_claim_batch(
                 limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id, run=self.run
             )
             self.following_up = not batch
-        if self.following_up:
+        if self.following_up and not self.forced:
             batch = follow_ups_claim_batch(
                 limit=size, round_started_at=self.round_started_at, opportunity_id=self.opportunity_id, run=self.run
             )
@@ -306,6 +312,7 @@ def _release_run(run: CommandRun, summary: PollSummary) -> None:
 def service_orders_poll(
     *,
     opportunity_id: str | None = None,
+    forced: bool = False,
     limit: int | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
@@ -325,6 +332,9 @@ def service_orders_poll(
     `progress(done, total)` and `on_outcome(outcome)` are called as checks finish when given.
     Never raises for the service's failures: see `PollSummary.fatal`.
 
+    `forced` (with `opportunity_id`): instead of what is due, every O.S of that opportunity,
+    pending and invoiced alike, now (`billing.services.forced`; `pending` counts its pending ones).
+
     Claims are made for `run` (the command's run record) when given. When the database connection
     is lost the run stops claiming, lets the checks in flight end, and frees every claim `run`
     still holds (retried for `COMMAND_DB_RETRY_SECONDS`; if the database stays away, the claims
@@ -334,14 +344,18 @@ def service_orders_poll(
     started = time.monotonic()
     summary = PollSummary()
     round_started_at = timezone.now()
-    summary.pending = _due_service_orders(round_started_at=round_started_at, opportunity_id=opportunity_id).count()
+    if forced:
+        everything = service_orders_forced(opportunity_id=opportunity_id or "")
+        summary.pending, anything = everything.filter(facturado=False).count(), everything.exists()
+    else:
+        summary.pending = _due_service_orders(round_started_at=round_started_at, opportunity_id=opportunity_id).count()
+        anything = bool(summary.pending) or (
+            service_orders_due_follow_up(round_started_at=round_started_at, opportunity_id=opportunity_id).exists()
+        )
     if limit is not None:
         summary.pending = min(summary.pending, limit)
     # With nothing to ask (no pending O.S, no follow-up due) the run does not even sign in.
-    if (
-        summary.pending
-        or service_orders_due_follow_up(round_started_at=round_started_at, opportunity_id=opportunity_id).exists()
-    ):
+    if anything:
         try:
             client = MifactClient.from_settings(pool_size=max(1, workers))
             client.sign_in()
@@ -354,12 +368,13 @@ def service_orders_poll(
                 limit=limit,
                 round_started_at=round_started_at,
                 opportunity_id=opportunity_id,
+                forced=forced,
                 progress=progress,
                 on_outcome=on_outcome,
                 run=run,
             )
             try:
-                if workers > 1:
+                if workers > 1 and not forced:  # a forced run is one opportunity's few O.S: inline
                     poll.run_pooled(client, workers)
                 else:
                     poll.run_inline(client)

@@ -41,6 +41,7 @@ def test_check_action_completes_an_invoiced_service_order(
     staff_client: Client, closed: Opportunity, mifact: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     mifact.invoice(456, soles=True, head_id=901)
+    mifact.invoice(455, soles=True, head_id=70)  # the invoiced one: still the same comprobante
     row = OpportunityServiceOrder.objects.get(service_order_id=456)
     invoiced = OpportunityServiceOrder.objects.get(service_order_id=455)
 
@@ -51,8 +52,11 @@ def test_check_action_completes_an_invoiced_service_order(
         )
 
     assert response.status_code == 302
-    assert message_texts(response) == ["Órdenes de servicio consultadas: 1; facturadas: 1; con error: 0."]
-    assert mifact.status_calls == [456]  # the invoiced row is not asked again
+    assert message_texts(response) == [
+        "Órdenes de servicio consultadas: 2; facturadas: 1; con error: 0. "
+        "Ya facturadas: comprobante vigente 1; anulado (espera reemisión) 0; reemitido 0."
+    ]
+    assert mifact.status_calls == [456, 455]  # a person asked: the invoiced one is asked too, pending first
     row.refresh_from_db()
     assert row.facturado and row.invoice_result_head_id == 901 and row.last_checked_at is not None
     closed.refresh_from_db()

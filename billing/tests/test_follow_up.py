@@ -76,7 +76,9 @@ def test_a_void_marks_the_pdfs_voided_and_a_later_reissue_completes_it(
         assert poll(django_capture_on_commit_callbacks) == (1, 0, 1)
     row = OpportunityServiceOrder.objects.get()
     assert not row.facturado and row.voided_at is not None
-    assert list(Attachment.objects.values_list("status", flat=True)) == ["anulado"]
+    # No current comprobante until the reissue; the voided one keeps its head id on its PDF.
+    assert (row.invoice_result_head_id, row.url_soles, row.url_dolares) == (None, None, None)
+    assert list(Attachment.objects.values_list("status", "invoice_result_head_id")) == [("anulado", 900)]
     opportunity = Opportunity.objects.get()
     assert opportunity.c_facturacion_sub_estado == "orden_servicio_pendiente_factura" and opportunity.is_presaved
     voided = ActionHistory.objects.get(action="service_order_invoice_voided")
@@ -92,7 +94,10 @@ def test_a_void_marks_the_pdfs_voided_and_a_later_reissue_completes_it(
     row.refresh_from_db()
     opportunity.refresh_from_db()
     assert row.facturado and row.invoice_result_head_id == 902 and row.invoiced_at > row.voided_at
-    assert sorted(Attachment.objects.values_list("status", flat=True)) == ["anulado", "vigente"]
+    assert sorted(Attachment.objects.values_list("status", "invoice_result_head_id")) == [
+        ("anulado", 900),
+        ("vigente", 902),
+    ]
     assert (opportunity.c_facturacion_sub_estado, opportunity.is_presaved) == ("factura_directa", False)
 
 
@@ -203,3 +208,74 @@ def test_the_api_shows_the_status_of_each_comprobante_and_when_the_os_was_voided
     assert attachment["status"] == "anulado" and attachment["statusChangedAt"]
     (order,) = api_client.get(f"/opportunity/{opportunity_id}/service-orders").json()
     assert order["facturado"] is False and order["voidedAt"] and order["invoicedAt"]
+
+
+def poll_opportunity(capture, opportunity_id: str) -> str:
+    out = io.StringIO()
+    with capture(execute=True):
+        call_command("poll_invoices", "--opportunity", opportunity_id, "-v", "2", stdout=out)
+    return out.getvalue()
+
+
+def test_poll_for_one_opportunity_sees_a_void_at_once_whatever_the_interval(
+    invoiced, mifact, django_capture_on_commit_callbacks
+):
+    """A clerk told of a void asks for that sale: no waiting out INVOICE_FOLLOW_UP_INTERVAL_MINUTES."""
+    mifact.void(456)
+    with later(5):
+        assert poll(django_capture_on_commit_callbacks) == (0, 0, 0)  # the cron: not due for 60 min
+        out = poll_opportunity(django_capture_on_commit_callbacks, invoiced.opportunity_id)
+    assert "O.S 456: comprobante anulado: la O.S espera la reemisión" in out
+    assert "followed_up=1 replaced=0 voided=1" in out
+    row = OpportunityServiceOrder.objects.get()
+    assert not row.facturado and row.voided_at is not None
+
+    # Reissued minutes later: the same forced check completes it as a pending O.S.
+    mifact.invoice(456, head_id=903)
+    with later(7):
+        out = poll_opportunity(django_capture_on_commit_callbacks, invoiced.opportunity_id)
+    assert "pending=1 checked=1 invoiced=1" in out
+    row.refresh_from_db()
+    assert row.facturado and row.invoice_result_head_id == 903
+
+
+def test_poll_for_one_opportunity_ignores_the_follow_up_window_and_settings(
+    invoiced, mifact, django_capture_on_commit_callbacks, settings
+):
+    """Invoiced long ago, follow-ups switched off: a person's check still asks, and sees a reissue."""
+    settings.INVOICE_FOLLOW_UP_DAYS = 0
+    mifact.invoice(456, head_id=904)
+    with later(60 * 24 * 200):
+        assert poll(django_capture_on_commit_callbacks) == (0, 0, 0)
+        out = poll_opportunity(django_capture_on_commit_callbacks, invoiced.opportunity_id)
+    assert "followed_up=1 replaced=1 voided=0" in out
+    assert OpportunityServiceOrder.objects.get().invoice_result_head_id == 904
+
+
+def test_poll_for_one_opportunity_checks_only_that_one(
+    invoiced, mifact, make_opportunity, django_capture_on_commit_callbacks
+):
+    other = make_opportunity(stage="Cierre ganado", c_clinic_history="HC-2")
+    OpportunityServiceOrder.objects.create(opportunity=other, service_order_id=999)
+    calls = len(mifact.status_calls)
+    with later(1):
+        poll_opportunity(django_capture_on_commit_callbacks, invoiced.opportunity_id)
+    assert mifact.status_calls[calls:] == [456]
+
+
+def test_the_admin_check_now_sees_a_void_at_once(invoiced, mifact, django_capture_on_commit_callbacks, staff_client):
+    from django.urls import reverse
+
+    from devtools.admin_testing import message_texts
+
+    mifact.void(456)
+    with later(2), django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            reverse("admin:opportunities_opportunity_changelist"),
+            {"action": "check_invoice_status_now", "_selected_action": [invoiced.opportunity_id]},
+        )
+    assert message_texts(response)[0] == (
+        "Órdenes de servicio consultadas: 1; facturadas: 0; con error: 0. "
+        "Ya facturadas: comprobante vigente 0; anulado (espera reemisión) 1; reemitido 0."
+    )
+    assert OpportunityServiceOrder.objects.get().voided_at is not None

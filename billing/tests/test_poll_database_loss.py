@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import InterfaceError
 
 from billing.models import OpportunityServiceOrder
-from billing.services import poll
+from billing.services import forced as poll  # where the poll run finds its check of one O.S
 from jobs.models import CommandRun
 
 pytestmark = pytest.mark.django_db(transaction=True)

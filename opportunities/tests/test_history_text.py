@@ -5,6 +5,7 @@ history admin shows it with one time, in the clinic's zone."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -135,6 +136,120 @@ def test_invoices_and_service_orders() -> None:
         "service_order_invoiced",
         {"serviceOrderId": 456, "invoiceResultHeadId": 901, "attachmentIds": [3], "urls": {"soles": "http://x"}},
     ) == ("La O.S 456 fue facturada", ["Comprobantes adjuntados: 1", "Cabecera en invoice-mifact: 901"])
+
+
+def test_a_void_and_a_reissue_read_as_sentences() -> None:
+    voided = {
+        "serviceOrderId": 456,
+        "invoiceResultHeadId": 900,
+        "attachmentIds": [3, 4],
+        "subState": "orden_servicio_pendiente_factura",
+    }
+    assert describe("service_order_invoice_voided", voided) == (
+        "Se anuló el comprobante de la O.S 456",
+        [
+            "Comprobante anulado en invoice-mifact: cabecera 900",
+            "PDF marcados como anulados: 2",
+            "La O.S queda pendiente hasta que se reemita el comprobante",
+            "Sub-estado de facturación: O.S pendiente de factura",
+        ],
+    )
+    replaced = {
+        "serviceOrderId": 456,
+        "oldInvoiceResultHeadId": 900,
+        "newInvoiceResultHeadId": 901,
+        "attachmentIds": [5],
+        "replacedAttachmentIds": [3],
+    }
+    assert describe("service_order_invoice_replaced", replaced) == (
+        "Se reemitió el comprobante de la O.S 456",
+        [
+            "Comprobante anterior en invoice-mifact: cabecera 900 (queda reemplazado)",
+            "Comprobante nuevo en invoice-mifact: cabecera 901",
+            "Comprobantes adjuntados: 1",
+            "PDF anteriores marcados como reemplazados: 1",
+        ],
+    )
+
+
+# Every action kind with the data its service writes (opportunities/services.py, meetings.py,
+# billing/services/, sales/process_update.py): a new kind without a sample here fails the walk.
+SAMPLES: dict[str, list[dict[str, Any]]] = {
+    "opportunity_created": [{"name": "Consulta - Lucía", "stage": "Prospección"}],
+    "opportunity_updated": [
+        {"case": "solo_cita", "changes": {"cDoctor": {"old": "A", "new": "B"}, "reservationId": {"old": 1, "new": 2}}},
+        {"via": "admin", "changes": {"c_patients_maternal_last_name": {"old": "Mamani", "new": "Mamaní"}}},
+    ],
+    "meeting_created": [
+        {
+            "meetingId": 3,
+            "reservationId": 9876,
+            "name": "Cita",
+            "date_start": "2026-03-02 15:30:00",
+            "date_end": "2026-03-02 16:00:00",
+            "doctor": "Dra. Paredes",
+            "environment": "Consultorio 3",
+            "specialty": "Dermatología",
+            "tariff": "Particular",
+        }
+    ],
+    "meeting_updated": [
+        {"meetingId": 3, "reservationId": 9876, "changes": {"date_start": {"old": "2026-03-02 15:30:00", "new": None}}}
+    ],
+    "closed_won": [
+        {"stage": "Cierre ganado", "subState": "factura_directa", "via": "cFacturas", "attachmentIds": [1]},
+        {
+            "stage": "Cierre ganado",
+            "subState": "orden_servicio_pendiente_factura",
+            "via": "cOrdenesServicio",
+            "serviceOrderIds": [456],
+        },
+        {"stage": "Cierre ganado", "subState": "factura_directa", "via": "cOrdenesServicio", "serviceOrderId": 456},
+    ],
+    "invoice_attached": [{"attachmentIds": [7, 8]}],
+    "service_orders_registered": [{"serviceOrderIds": [456, 457]}],
+    "service_order_invoiced": [
+        {"serviceOrderId": 456, "invoiceResultHeadId": 901, "attachmentIds": [3], "urls": {"soles": "http://x/a.pdf"}}
+    ],
+    "service_order_invoice_replaced": [
+        {
+            "serviceOrderId": 456,
+            "oldInvoiceResultHeadId": 900,
+            "newInvoiceResultHeadId": 901,
+            "attachmentIds": [5],
+            "replacedAttachmentIds": [3],
+        }
+    ],
+    "service_order_invoice_voided": [
+        {"serviceOrderId": 456, "invoiceResultHeadId": 900, "attachmentIds": [3], "subState": "factura_directa"}
+    ],
+}
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {key for item in value.values() for key in _keys(item)}
+    if isinstance(value, list):
+        return {key for item in value for key in _keys(item)}
+    return set()
+
+
+def raw_keys_in(text: str, data: Any) -> set[str]:
+    """The stored data's keys, and any camelCase or snake_case word, found in `text`."""
+    words = set(re.findall(r"[\w.]+", text))
+    code_like = {word for word in words if re.fullmatch(r"[a-z]+[A-Z]\w*|[a-z]+_[a-z_]+", word)}
+    return code_like | (words & _keys(data))
+
+
+def test_every_action_kind_reads_without_raw_keys() -> None:
+    assert set(SAMPLES) == set(ActionHistory.Action.values)
+    for action, samples in SAMPLES.items():
+        for data in samples:
+            text = history_describe(action=action, data=data)
+            assert not raw_keys_in(str(text), data), (action, str(text))
+            # Also when a record's shape is not the one its describer expects.
+            fallback = history_describe(action=action, data={**data, "changes": None, "unexpectedKey": 1})
+            assert not raw_keys_in(str(fallback), {**data, "unexpectedKey": 1}), (action, str(fallback))
 
 
 @pytest.mark.parametrize(

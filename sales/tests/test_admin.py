@@ -106,7 +106,7 @@ def test_opportunities_cannot_be_added_or_deleted_in_admin(admin_client: Client,
     assert Opportunity.objects.filter(pk=closed.pk).exists()
 
 
-def test_check_action_on_opportunities_checks_their_pending_service_orders(
+def test_check_action_on_opportunities_checks_all_their_service_orders(
     staff_client: Client,
     closed: Opportunity,
     make_opportunity: Any,
@@ -123,6 +123,7 @@ def test_check_action_on_opportunities_checks_their_pending_service_orders(
     untouched = make_opportunity(name="No seleccionada")
     OpportunityServiceOrder.objects.create(opportunity=untouched, service_order_id=999)
     mifact.invoice(789, soles=True)
+    mifact.invoice(455, soles=True, head_id=70)  # `closed`'s invoiced O.S: still valid
 
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
@@ -131,8 +132,11 @@ def test_check_action_on_opportunities_checks_their_pending_service_orders(
         )
 
     assert response.status_code == 302
-    assert message_texts(response) == ["Órdenes de servicio consultadas: 2; facturadas: 1; con error: 0."]
-    assert sorted(mifact.status_calls) == [456, 789]
+    assert message_texts(response) == [
+        "Órdenes de servicio consultadas: 3; facturadas: 1; con error: 0. "
+        "Ya facturadas: comprobante vigente 1; anulado (espera reemisión) 0; reemitido 0."
+    ]
+    assert sorted(mifact.status_calls) == [455, 456, 789]  # every O.S of the selected sales, the invoiced too
     assert OpportunityServiceOrder.objects.get(service_order_id=789).facturado
     assert not OpportunityServiceOrder.objects.get(service_order_id=456).facturado
 

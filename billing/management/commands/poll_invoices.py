@@ -7,6 +7,9 @@ stderr too (one line). Exit status: 1 when O.S were pending and none could be ch
 configured, credentials missing or refused, unreachable) or when the database connection was lost
 (the run stops; docs/operations.md "Monitoring"); 2 for a bad option or an unknown
 `--opportunity`; 0 otherwise.
+
+`--opportunity ID` is a check a person asks for: every O.S of that opportunity, pending and
+invoiced alike, now, whatever the follow-up schedule says (`billing.services.forced`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ RESULTS = {
     CheckResult.ERROR: "error",
     CheckResult.SERVICE_ERROR: "invoice-mifact falló",
     CheckResult.DATABASE_ERROR: "sin conexión con la base de datos",
+    CheckResult.STILL_VALID: "facturada: su comprobante sigue vigente",
+    CheckResult.REPLACED: "comprobante reemitido: el nuevo quedó adjuntado",
+    CheckResult.VOIDED: "comprobante anulado: la O.S espera la reemisión",
 }
 
 
@@ -40,7 +46,14 @@ class Command(SpanishOptionsMixin, BaseCommand):
     help = "Consulta en invoice-mifact-v3 las órdenes de servicio (O.S) pendientes y completa las facturadas."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--opportunity", metavar="ID", help="solo las O.S de esta oportunidad")
+        parser.add_argument(
+            "--opportunity",
+            metavar="ID",
+            help=(
+                "solo las O.S de esta oportunidad, todas y ahora (pendientes y facturadas, "
+                "sin esperar el intervalo de seguimiento)"
+            ),
+        )
         parser.add_argument("--limit", type=positive_int, metavar="N", help="revisar como máximo N O.S")
         parser.add_argument(
             "--workers",
@@ -78,6 +91,7 @@ class Command(SpanishOptionsMixin, BaseCommand):
         def poll(run: RunRecorder) -> PollSummary:
             return service_orders_poll(
                 opportunity_id=opportunity,
+                forced=opportunity is not None,
                 limit=limit,
                 workers=workers,
                 progress=progress if show_progress else None,
