@@ -25,6 +25,7 @@ from billing.admin_waiting import SaleAwaitingInvoiceAdmin
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import WAITING_AGES
 from crm.admin_ui.display import clinic_datetime
+from crm.admin_ui.export import ListExportMixin
 from crm.admin_ui.readonly import ReadOnlyAdminMixin, pretty_json
 from crm.admin_ui.search import FoldedSearchMixin
 from opportunities.admin import opportunity_link
@@ -86,7 +87,9 @@ class ServiceOrderInline(ServiceOrderColumns, ReadOnlyAdminMixin, admin.TabularI
 
 
 @admin.register(OpportunityServiceOrder)
-class OpportunityServiceOrderAdmin(ServiceOrderColumns, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class OpportunityServiceOrderAdmin(
+    ListExportMixin, ServiceOrderColumns, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Read-only list of service orders with the "check now" action. The list keeps what fits a
     1366 px screen; the rest is on each O.S's page."""
 
