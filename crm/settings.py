@@ -54,6 +54,9 @@ INSTALLED_APPS = [
     "billing",
     "sales",
 ]
+if DEBUG:
+    # Development commands (devtools/management: load_sample_day); never installed in production.
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     # Request counts and latencies by view and status for /metrics (django-prometheus): first and last.
