@@ -80,8 +80,8 @@ class ListExportMixin(ExportMixin):
         return [list_resource(self, request)]
 
     def has_export_permission(self, request: HttpRequest) -> bool:
-        return bool(super().has_export_permission(request)) and bool(self.has_view_permission(request))  # type: ignore[attr-defined]
+        return bool(super().has_export_permission(request)) and bool(self.has_view_permission(request))
 
     def get_export_filename(self, request: HttpRequest, queryset: Any, file_format: Any) -> str:
-        name = slugify(str(self.model._meta.verbose_name_plural))  # type: ignore[attr-defined]
+        name = slugify(str(self.model._meta.verbose_name_plural))
         return f"{name}-{timezone.localdate().isoformat()}.{file_format.get_extension()}"

@@ -5,6 +5,7 @@ date format per page, the logout page speaks to clinic staff."""
 from __future__ import annotations
 
 import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -24,9 +25,7 @@ def test_the_waiting_list_title_names_the_order_only_when_it_is_the_default(
         assert "la que más espera primero" not in page and "<h1>Ventas esperando factura</h1>" in page
 
 
-def test_saving_an_opportunity_says_so_without_a_masculine_article(
-    staff_client: Client, workspace: Workspace
-) -> None:
+def test_saving_an_opportunity_says_so_without_a_masculine_article(staff_client: Client, workspace: Workspace) -> None:
     url = reverse("admin:opportunities_opportunity_change", args=[workspace.prospect.pk])
     form = staff_client.get(url).context["adminform"].form
     data = {name: value for name, value in form.initial.items() if value is not None}
