@@ -9,7 +9,7 @@ import hashlib
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -38,6 +38,15 @@ def grant(user: Any, *perms: str) -> Any:
         app_label, codename = perm.split(".")
         user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
     return user
+
+
+def role_client(user_model: Any, role: str) -> Client:
+    """A logged-in staff user whose only permissions are those of the group `role` (sales/roles.py)."""
+    user = user_model.objects.create_user(username=f"u-{role}", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

@@ -65,14 +65,20 @@ def role_users(django_user_model: Any) -> Workspace:
     return seed_workspace()
 
 
-def log_in_as(browser: Any, live_server: Any, username: str, password: str = PASSWORD) -> None:
+def log_in_as(
+    browser: Any, live_server: Any, username: str, password: str = PASSWORD, ready: str = "user-tools"
+) -> None:
+    """Log in at 1366 px and wait for the element with id `ready` (the user menu, once in)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
 
+    set_viewport(browser, 1366, 900)
     browser.delete_all_cookies()
     browser.get(f"{live_server.url}/admin/login/?next=/admin/")
     browser.find_element(By.ID, "id_username").send_keys(username)
     browser.find_element(By.ID, "id_password").send_keys(password + Keys.ENTER)
+    wait(browser).until(ec.presence_of_element_located((By.ID, ready)))
 
 
 def start_page_lists(browser: Any) -> set[str]:
@@ -93,9 +99,7 @@ def test_each_role_sees_exactly_its_pages_and_the_admins_403_for_another(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
-    set_viewport(browser, 1366, 900)
     log_in_as(browser, live_server, SLUG[role])
-    wait(browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
     assert "No cuenta con permiso" not in visible_text(browser)
     assert start_page_lists(browser) == ROLE_PAGES[role]
     assert_fits(browser, f"start page of {role}")
@@ -121,9 +125,7 @@ def test_the_waiting_list_export_keeps_the_filter_and_the_xlsx_holds_those_rows(
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select
 
-    set_viewport(browser, 1366, 900)
     log_in_as(browser, live_server, "facturacion")
-    wait(browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
     open_page(browser, live_server, reverse("admin:billing_saleawaitinginvoice_changelist"), "#changelist")
     browser.find_element(By.LINK_TEXT, "Debe actuar: Facturación").click()
     wait(browser).until(ec.url_contains("problema=facturacion"))
@@ -163,9 +165,7 @@ def test_an_unknown_admin_address_is_the_admins_404_page(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
-    set_viewport(browser, 1366, 900)
     log_in_as(browser, live_server, "supervision")
-    wait(browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
     browser.get(f"{live_server.url}/admin/no-existe/")
     wait(browser).until(ec.presence_of_element_located((By.ID, "crm-error-page")))
     assert "Página no encontrada" in visible_text(browser) and "{" not in visible_text(browser)
@@ -179,10 +179,8 @@ def test_the_lockout_page_says_how_long_and_leads_back_to_the_login(
     from selenium.webdriver.support import expected_conditions as ec
 
     settings.AXES_FAILURE_LIMIT = 2
-    set_viewport(browser, 1366, 900)
-    for _ in range(2):
-        log_in_as(browser, live_server, "ventas", "clave-equivocada")
-    wait(browser).until(ec.presence_of_element_located((By.ID, "crm-lockout")))
+    log_in_as(browser, live_server, "ventas", "clave-equivocada", ready="id_username")
+    log_in_as(browser, live_server, "ventas", "clave-equivocada", ready="crm-lockout")
     text = visible_text(browser)
     assert "Acceso bloqueado temporalmente" in text and "El bloqueo dura 15 minutos" in text
     assert "CRM Clínica · Administración" in visible_text(browser, "#header")

@@ -10,24 +10,16 @@ from typing import Any
 
 import openpyxl
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
+from devtools.admin_testing import role_client
 from devtools.workspace_data import Workspace
 from sales.roles import BILLING, SALES, SUPERVISION
 
 pytestmark = pytest.mark.django_db
 
 XLSX, CSV = "0", "1"  # the format's index in the export form (ListExportMixin.export_formats)
-
-
-def role_client(django_user_model: Any, role: str) -> Client:
-    user = django_user_model.objects.create_user(username=f"u-{role}", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def export(client: Client, name: str, query: str, file_format: str) -> Any:

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from devtools.admin_testing import role_client
 from sales.management.commands.create_role_users import ROLE_USERS
 from sales.roles import BILLING, ROLE_PERMISSIONS, SALES, SUPERVISION
 
@@ -29,14 +30,6 @@ LISTS = {
     "axes_accesslog": {SUPERVISION},
     "auth_user": set(),
 }
-
-
-def role_client(django_user_model: Any, role: str) -> Client:
-    user = django_user_model.objects.create_user(username=f"u-{role}", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_migration_creates_each_group_with_exactly_its_permissions() -> None:
