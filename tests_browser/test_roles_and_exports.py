@@ -15,12 +15,12 @@ from typing import Any
 
 import openpyxl
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from devtools.admin_testing import staff_roles_restore
 from devtools.workspace_data import Workspace, seed_workspace
-from sales.roles import BILLING, SALES, SUPERVISION, roles_grant
+from sales.roles import BILLING, SALES, SUPERVISION
 from tests_browser.conftest import set_viewport
 from tests_browser.test_staff_workspace import assert_fits, open_page, visible_text, wait
 
@@ -57,8 +57,7 @@ SLUG = {SALES: "ventas", BILLING: "facturacion", SUPERVISION: "supervision"}
 
 @pytest.fixture
 def role_users(django_user_model: Any) -> Workspace:
-    # The live server's tests empty the tables after each test, the migration's groups too.
-    roles_grant(apps=django_apps)
+    staff_roles_restore()
     for role, username in SLUG.items():
         user = django_user_model.objects.create_user(username=username, password=PASSWORD, is_staff=True)
         user.groups.add(Group.objects.get(name=role))

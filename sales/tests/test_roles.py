@@ -12,9 +12,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from devtools.admin_testing import role_client
+from devtools.admin_testing import role_client, staff_roles_migration
 from sales.management.commands.create_role_users import ROLE_USERS
-from sales.roles import BILLING, ROLE_PERMISSIONS, SALES, SUPERVISION
+from sales.roles import BILLING, ROLES, SALES, SUPERVISION
 
 pytestmark = pytest.mark.django_db
 
@@ -33,10 +33,12 @@ LISTS = {
 
 
 def test_the_migration_creates_each_group_with_exactly_its_permissions() -> None:
-    for role, perms in ROLE_PERMISSIONS.items():
+    role_permissions = staff_roles_migration().ROLE_PERMISSIONS
+    assert tuple(role_permissions) == ROLES
+    for role, perms in role_permissions.items():
         granted = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=role).permissions.all()}
         assert granted == set(perms), role
-    supervision = ROLE_PERMISSIONS[SUPERVISION]
+    supervision = role_permissions[SUPERVISION]
     assert all(perm.split(".")[1].startswith(("view_", "export_")) for perm in supervision)  # read-only
 
 

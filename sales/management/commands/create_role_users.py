@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sales.roles import BILLING, ROLE_PERMISSIONS, SALES, SUPERVISION
+from sales.roles import BILLING, ROLES, SALES, SUPERVISION
 
 ROLE_USERS = {SALES: "ventas", BILLING: "facturacion", SUPERVISION: "supervision"}
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, password: str, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("create_role_users solo funciona con DEBUG=true (pone una contraseña conocida)")
-        for role in ROLE_PERMISSIONS:
+        for role in ROLES:
             group = Group.objects.filter(name=role).first()
             if group is None:
                 raise CommandError(f"No existe el grupo {role}: ejecute primero manage.py migrate")
