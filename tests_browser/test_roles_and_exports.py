@@ -186,3 +186,23 @@ def test_the_lockout_page_says_how_long_and_leads_back_to_the_login(
     screenshot("lockout_1366")
     browser.find_element(By.LINK_TEXT, "Volver al inicio de sesión").click()
     wait(browser).until(ec.presence_of_element_located((By.ID, "id_username")))
+
+
+def test_the_opportunity_page_has_one_date_format_and_no_repeated_row_captions(
+    browser: Any, live_server: Any, role_users: Workspace, screenshot: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    log_in_as(browser, live_server, "supervision")
+    url = reverse("admin:opportunities_opportunity_change", args=[role_users.lucia.pk])
+    open_page(browser, live_server, url, "#history-group")
+    text = visible_text(browser)
+    assert re.search(r"Creada: \d{2}/\d{2}/\d{4} \d{2}:\d{2}", text), text[:300]
+    assert not re.search(r"\d{1,2} de [a-z]+ de \d{4}", text)  # Django's long dates are gone
+    for group in ("#history-group", "#sv_deliveries-group"):
+        captions = browser.find_elements(By.CSS_SELECTOR, f"{group} td.original p")
+        assert captions and not any(caption.is_displayed() for caption in captions), group
+    # An O.S row keeps its caption: it carries the link to the O.S page.
+    assert browser.find_elements(By.CSS_SELECTOR, "#service_orders-group td.original p a")[0].is_displayed()
+    assert_fits(browser, "opportunity page at 1366px")
+    screenshot("opportunity_page_dates_captions_1366")
