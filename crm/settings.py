@@ -165,9 +165,11 @@ AXES_HANDLER = "crm.security.AdminOnlyAxesHandler"
 # The lockout answer is an admin page in Spanish (how long, what to do, back to the login).
 AXES_LOCKOUT_CALLABLE = "crm.admin_ui.lockout.admin_lockout_page"
 # Exports of admin lists need the model's `export_<model>` permission (granted by the roles,
-# sales/roles.py); a cell that starts like a spreadsheet formula is exported as text.
+# sales/migrations/0001_staff_roles.py); a cell's leading "=" is dropped (no formula runs in
+# Excel), and a control character Excel refuses becomes U+FFFD instead of failing the export.
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "export"
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 # The lockout lists are registered in Spanish by crm/admin.py instead of axes' English admin.
 AXES_ENABLE_ADMIN = False
 

@@ -119,3 +119,15 @@ def test_exports_are_allowed_per_role(
 
 def response_has_export_link(response: Any, name: str) -> bool:
     return reverse(f"admin:{name}_export") in response.content.decode()
+
+
+def test_a_formula_or_a_control_character_in_a_name_does_not_reach_excel_as_such(
+    django_user_model: Any, workspace: Workspace
+) -> None:
+    workspace.prospect.name = '=HYPERLINK("http://x.test","Ana")\x01Torres'
+    workspace.prospect.save(update_fields=["name"])
+    client = role_client(django_user_model, SUPERVISION)
+    rows = xlsx_rows(export(client, "opportunities_opportunity", "", XLSX))
+    names = [row[0] for row in rows[1:]]
+    assert 'HYPERLINK("http://x.test","Ana")\ufffdTorres' in names
+    assert not any(str(name).startswith("=") for name in names)
