@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # What runs the unit suite: CI measures coverage with PYTEST_RUNNER="coverage run -m pytest" (.ci/run).
 PYTEST_RUNNER ?= pytest
 
-.PHONY: bootstrap run test test-browser e2e faults serve migrate demo bench lint clean
+.PHONY: bootstrap run sample-day test test-browser e2e faults serve migrate demo bench lint clean
 
 # requirements.txt is compiled from requirements.in with hashes (docs/development.md "Adding a dependency").
 $(STAMP): requirements.txt
@@ -30,6 +30,10 @@ migrate: bootstrap
 run: migrate
 	$(BIN)/python manage.py create_demo_user
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## A clinic day of sample data in the development database, and users to look at it (README "Sample data").
+sample-day: migrate
+	$(BIN)/python manage.py load_sample_day
 
 ## The whole test suite (SQLite by default; DATABASE_URL=postgres://... for PostgreSQL).
 test: bootstrap

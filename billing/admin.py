@@ -35,6 +35,7 @@ from billing.admin_waiting import SaleAwaitingInvoiceAdmin
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import WAITING_AGES, service_orders_with_shared_count
 from crm.admin_ui.display import clinic_datetime
+from crm.admin_ui.export import ListExportMixin
 from crm.admin_ui.readonly import ReadOnlyAdminMixin, pretty_json
 from crm.admin_ui.search import FoldedSearchMixin
 from opportunities.admin import opportunity_link
@@ -106,7 +107,7 @@ class ServiceOrderInline(ServiceOrderColumns, ReadOnlyAdminMixin, admin.TabularI
 
 @admin.register(OpportunityServiceOrder)
 class OpportunityServiceOrderAdmin(
-    MifactOutageNoticeMixin, ServiceOrderColumns, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+    ListExportMixin, MifactOutageNoticeMixin, ServiceOrderColumns, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 ):
     """Read-only list of service orders with the "check now" action. The list keeps what fits a
     1366 px screen; the rest is on each O.S's page."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ORDER_VAR
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.db.models.expressions import Combinable
 from django.http import HttpRequest, HttpResponseRedirect
@@ -28,6 +29,7 @@ from billing.admin_display import (
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import sales_awaiting_invoice, service_orders_pending
 from crm.admin_ui.display import clinic_datetime, waiting_time
+from crm.admin_ui.export import ListExportMixin
 from crm.admin_ui.readonly import ReadOnlyAdminMixin
 from crm.admin_ui.search import FoldedSearchMixin
 
@@ -65,7 +67,9 @@ class WhoMustActFilter(ProblemFilter):
         return queryset.filter(Exists(orders.filter(problem_condition(value))))
 
 
-class SaleAwaitingInvoiceAdmin(MifactOutageNoticeMixin, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SaleAwaitingInvoiceAdmin(
+    ListExportMixin, MifactOutageNoticeMixin, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Registered in billing/admin.py."""
 
     list_display = (
@@ -152,7 +156,9 @@ class SaleAwaitingInvoiceAdmin(MifactOutageNoticeMixin, FoldedSearchMixin, ReadO
         return "-" if row is None else format_html("{}: {}", row.label, problem_html(row))
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        title = {"title": "Ventas esperando factura (la que más espera primero)"}
+        # The title says the order only while it is the list's own (no column sort picked).
+        order = "" if ORDER_VAR in request.GET else " (la que más espera primero)"
+        title = {"title": f"Ventas esperando factura{order}"}
         return super().changelist_view(request, extra_context={**title, **(extra_context or {})})
 
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])

@@ -81,6 +81,8 @@ class OpportunityServiceOrder(models.Model):
         verbose_name = "orden de servicio"
         verbose_name_plural = "órdenes de servicio"
         ordering = ["created_at", "id"]
+        # The admin list's export (django-import-export; docs/admin.md "Exports").
+        permissions = [("export_opportunityserviceorder", "Can export órdenes de servicio")]
         constraints = [
             models.UniqueConstraint(
                 fields=["opportunity", "service_order_id"], name="service_order_unique_per_opportunity"
@@ -146,3 +148,4 @@ class SaleAwaitingInvoice(Opportunity):
         proxy = True
         verbose_name = "venta esperando factura"
         verbose_name_plural = "ventas esperando factura"
+        permissions = [("export_saleawaitinginvoice", "Can export ventas esperando factura")]

@@ -13,11 +13,12 @@ from typing import Any
 
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from crm.admin_ui.errors import admin_error_page, is_admin_path
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +158,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return response
 
 
-def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    """Django handler404 for paths no route matches."""
+def json_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django handler404 for paths no route matches (the admin's page under /admin/)."""
+    if is_admin_path(request):
+        return admin_error_page(request, 404)
     return JsonResponse(error_body(404, "Ruta no encontrada"), status=404)
 
 
-def json_500(request: HttpRequest) -> JsonResponse:
-    """Django handler500: a JSON body without a traceback."""
+def json_500(request: HttpRequest) -> HttpResponse:
+    """Django handler500: a JSON body without a traceback (the admin's page under /admin/)."""
+    if is_admin_path(request):
+        return admin_error_page(request, 500)
     return JsonResponse(error_body(500, "Error interno del servidor"), status=500)
 
 
@@ -172,8 +177,10 @@ def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonRe
     return JsonResponse(error_body(400, "Solicitud inválida"), status=400)
 
 
-def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    """Django handler403."""
+def json_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django handler403 (the admin's page under /admin/, e.g. a list the user may not see)."""
+    if is_admin_path(request):
+        return admin_error_page(request, 403)
     return JsonResponse(error_body(403, "Acceso denegado"), status=403)
 
 
@@ -181,6 +188,6 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: a JSON 403 everywhere but the admin, which keeps Django's page (it is a
     browser form and that page tells staff what to do). API views use bearer tokens and are
     exempt; this covers any other view that some day is not."""
-    if request.path.startswith(reverse("admin:index")):
+    if is_admin_path(request):
         return django_csrf_failure(request, reason)
     return JsonResponse(error_body(403, "Solicitud rechazada: falló la verificación CSRF"), status=403)

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_crontab",
     "corsheaders",  # CORS for the front-end on its own origin (CORS_* below)
+    "import_export",  # the admin lists' exports (crm/admin_ui/export.py, IMPORT_EXPORT_* below)
     # django-axes with a Spanish name; its admin is crm/admin.py's (AXES_ENABLE_ADMIN below).
     "crm.apps.AxesConfig",
     "crm",
@@ -53,6 +54,9 @@ INSTALLED_APPS = [
     "billing",
     "sales",
 ]
+if DEBUG:
+    # Development commands (devtools/management: load_sample_day); never installed in production.
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     # Request counts and latencies by view and status for /metrics (django-prometheus): first and last.
@@ -158,6 +162,14 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "crm.security.client_ip"
 AXES_HANDLER = "crm.security.AdminOnlyAxesHandler"
+# The lockout answer is an admin page in Spanish (how long, what to do, back to the login).
+AXES_LOCKOUT_CALLABLE = "crm.admin_ui.lockout.admin_lockout_page"
+# Exports of admin lists need the model's `export_<model>` permission (granted by the roles,
+# sales/migrations/0001_staff_roles.py); a cell's leading "=" is dropped (no formula runs in
+# Excel), and a control character Excel refuses becomes U+FFFD instead of failing the export.
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "export"
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 # The lockout lists are registered in Spanish by crm/admin.py instead of axes' English admin.
 AXES_ENABLE_ADMIN = False
 
@@ -171,6 +183,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "es-pe"
 # Spanish for third-party apps that ship none (django-axes): locale/es (docs/decisions.md).
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Dates and times read dd/mm/yyyy HH:MM everywhere in the admin, Django's own fields included.
+FORMAT_MODULE_PATH = ["crm.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="America/Lima")
 USE_I18N = True
 USE_TZ = True

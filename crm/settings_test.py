@@ -30,6 +30,8 @@ for _name in (
 
 from crm.settings import *  # noqa: E402, F403
 
+# The development commands are tested too (production installs them only with DEBUG).
+INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"signin": "1000/min"}}  # noqa: F405
 # No collectstatic under tests: plain static storage (no manifest), and WhiteNoise finds the

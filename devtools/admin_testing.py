@@ -6,10 +6,12 @@ Registered as a pytest plugin by the root `conftest.py`."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -38,6 +40,28 @@ def grant(user: Any, *perms: str) -> Any:
         app_label, codename = perm.split(".")
         user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
     return user
+
+
+def staff_roles_migration() -> Any:
+    """`sales/migrations/0001_staff_roles.py` (its `ROLE_PERMISSIONS` and `roles_grant`), loaded
+    when asked: a module name that starts with a digit cannot be imported by a statement."""
+    return importlib.import_module("sales.migrations.0001_staff_roles")
+
+
+def staff_roles_restore() -> None:
+    """The roles' groups again, as the migration writes them (a live-server test empties every
+    table after it, the migration's rows too)."""
+    migration = staff_roles_migration()
+    migration.roles_grant(django_apps, migration.ROLE_PERMISSIONS)
+
+
+def role_client(user_model: Any, role: str) -> Client:
+    """A logged-in staff user whose only permissions are those of the group `role` (sales/roles.py)."""
+    user = user_model.objects.create_user(username=f"u-{role}", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

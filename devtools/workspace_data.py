@@ -20,6 +20,8 @@ from billing.models import OpportunityServiceOrder
 from jobs.models import CommandRun
 from opportunities.models import ActionHistory, Opportunity, SvDelivery
 
+# The sample sales' ids (no digits: a search for an O.S number or a document never finds one by its id).
+SAMPLE_OPPORTUNITY_IDS = tuple(letter * 17 for letter in "abcdef")
 NOT_CONFIGURED = "invoice-mifact: URL_INVOICE_MIFACT_V3 no está configurada"
 UNKNOWN_789 = "invoice-mifact: invoice-mifact respondió 404 para la O.S 789"
 

@@ -262,7 +262,8 @@ class SvDeliveryAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return short_text(obj.last_error, 80)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("opportunities.view_svdelivery") and request.user.is_staff
+        # The change permission (rows stay read-only): Supervisión sees deliveries, Facturación retries them.
+        return request.user.has_perm("opportunities.change_svdelivery") and request.user.is_staff
 
     @admin.action(description="Reintentar envío a SV ahora", permissions=["retry"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[SvDelivery]) -> None:

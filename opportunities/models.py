@@ -135,6 +135,8 @@ class Opportunity(models.Model):
         verbose_name = "oportunidad"
         verbose_name_plural = "oportunidades"
         ordering = ["-modified_at"]
+        # The admin list's export (django-import-export; docs/admin.md "Exports").
+        permissions = [("export_opportunity", "Can export oportunidades")]
         indexes = [models.Index(fields=["stage", "c_facturacion_sub_estado"], name="opportunity_stage_sub_idx")]
 
     def __str__(self) -> str:

@@ -26,6 +26,7 @@ from billing.admin_waiting import patient_name
 from billing.problems import service_order_problem
 from billing.selectors import service_orders_pending
 from crm.admin_ui.display import clinic_datetime, waiting_time
+from crm.admin_ui.export import ListExportMixin
 from crm.admin_ui.readonly import ReadOnlyAdminMixin
 from crm.admin_ui.search import FoldedSearchMixin
 from opportunities.admin import attachment_download_url, history_html
@@ -178,7 +179,7 @@ class AwaitingInvoiceFilter(admin.SimpleListFilter):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(FoldedSearchMixin, admin.ModelAdmin):
+class OpportunityAdmin(ListExportMixin, FoldedSearchMixin, admin.ModelAdmin):
     """The list keeps what fits a 1366 px screen (the id, documents and appointment are on each
     opportunity's page); the search ignores case and accents (crm/search.py)."""
 

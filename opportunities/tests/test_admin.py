@@ -100,7 +100,7 @@ def test_download_of_a_missing_file_redirects_with_a_message(admin_client: Clien
 def sv_staff_client(staff_client: Client) -> Client:
     from django.contrib.auth import get_user_model
 
-    grant(get_user_model().objects.get(username="recepcion"), "opportunities.view_svdelivery")
+    grant(get_user_model().objects.get(username="recepcion"), "opportunities.change_svdelivery")
     return staff_client
 
 
