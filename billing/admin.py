@@ -107,7 +107,12 @@ class ServiceOrderInline(ServiceOrderColumns, ReadOnlyAdminMixin, admin.TabularI
 
 @admin.register(OpportunityServiceOrder)
 class OpportunityServiceOrderAdmin(
-    ListExportMixin, MifactOutageNoticeMixin, ServiceOrderColumns, FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+    ListExportMixin,
+    MifactOutageNoticeMixin,
+    ServiceOrderColumns,
+    FoldedSearchMixin,
+    ReadOnlyAdminMixin,
+    admin.ModelAdmin,
 ):
     """Read-only list of service orders with the "check now" action. The list keeps what fits a
     1366 px screen; the rest is on each O.S's page."""
