@@ -49,12 +49,18 @@ from _common import (
 )
 from _db_modes import DB_MODES, db_mode_env
 
+from sales.example_bodies import APPOINTMENT_DATA, MAIN_DATA
+
 OPPORTUNITIES = 100
 GUNICORN_WORKERS = 2
 PUT_SHARE_TARGET = 0.15
 PUT_P99_TARGET_MS = 100.0
 USERNAME = "bench"
 FORWARDED = {"X-Forwarded-Proto": "https"}
+# The PUT body: main data + appointment + reservationId (README "Example session with curl" without
+# cFacturas, no URLs, no O.S). `cDoctor` differs on every request, so every PUT changes a field,
+# updates the opportunity's meeting for the reservation and writes a history record.
+PUT_BODY = {**MAIN_DATA, "cLastNameMother": "Huamán", **APPOINTMENT_DATA, "reservationId": 98765, "cDoctor": "@DOCTOR@"}
 ENDPOINTS = [
     ("health", "GET /health"),
     ("get", "GET /opportunity/<id>"),
@@ -172,6 +178,7 @@ class ApiBench:
             token=self.token,
             port=self.port,
             connections=self.connections,
+            put_body=PUT_BODY,
         )
 
     def load(self, mode: str, seconds: float) -> dict[str, Any]:
