@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 from rest_framework.test import APIClient
 
 from opportunities.models import Opportunity
+from sales import process_update
 
 pytestmark = pytest.mark.django_db
 
@@ -148,15 +150,20 @@ def test_a_body_that_is_not_a_json_object_is_a_json_400(api_client, make_opportu
     assert response.json()["message"] == message
 
 
+def put_while_the_update_raises(api_client: APIClient, opportunity_id: str, monkeypatch: Any, error: Exception) -> Any:
+    """A process update whose service raises `error`."""
+
+    def fail(**kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(process_update, "opportunity_process_update", fail)
+    return api_client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", {}, format="json")
+
+
 def test_an_unexpected_error_is_a_json_500_without_traceback(api_client, make_opportunity, monkeypatch):
-    from sales import process_update as services
-
-    def explode(**kwargs):
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(services, "opportunity_process_update", explode)
-    opportunity = make_opportunity()
-    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", {}, format="json")
+    response = put_while_the_update_raises(
+        api_client, make_opportunity().pk, monkeypatch, RuntimeError("secret internals")
+    )
     assert response.status_code == 500
     assert response.json() == {
         "statusCode": 500,
@@ -227,16 +234,9 @@ def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user
 
 
 def test_a_database_outage_is_a_json_503_with_retry_after(api_client, make_opportunity, monkeypatch):
-    from django.db import OperationalError
-
-    from sales import process_update as services
-
-    def locked(**kwargs):
-        raise OperationalError("database is locked")
-
-    monkeypatch.setattr(services, "opportunity_process_update", locked)
-    opportunity = make_opportunity()
-    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", {}, format="json")
+    response = put_while_the_update_raises(
+        api_client, make_opportunity().pk, monkeypatch, OperationalError("database is locked")
+    )
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert response.json()["statusCode"] == 503

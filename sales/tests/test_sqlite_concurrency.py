@@ -21,17 +21,9 @@ from devtools.harness import MANAGE, PYTHON, Workspace, checkout_env, free_port
 def sqlite_server() -> Iterator[tuple[str, Path]]:
     with Workspace("crm-sqlite-") as workspace:
         port = free_port()
-        env = checkout_env(
-            workspace.dir,
-            {
-                "DEBUG": "false",
-                "SECRET_KEY": "sqlite-concurrency-test",
-                "ALLOWED_HOSTS": "127.0.0.1",
-                "SECURE_SSL_REDIRECT": "false",
-                "SIGNIN_THROTTLE_RATE": "10000/min",
-                "DJANGO_SUPERUSER_PASSWORD": "clave-larga-123",
-            },
-        )
+        production = {"DEBUG": "false", "SECRET_KEY": "sqlite-concurrency-test", "ALLOWED_HOSTS": "127.0.0.1"}
+        test_only = {"SECURE_SSL_REDIRECT": "false", "SIGNIN_THROTTLE_RATE": "10000/min"}
+        env = checkout_env(workspace.dir, {**production, **test_only, "DJANGO_SUPERUSER_PASSWORD": "clave-larga-123"})
         workspace.manage(env, "migrate", "-v0")
         workspace.manage(env, "createsuperuser", "--noinput", "--username", "u", "--email", "u@example.com")
         workspace.spawn("runserver", [PYTHON, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"], env)
