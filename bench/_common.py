@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,30 @@ class Workspace(harness.Workspace):
     def __enter__(self) -> Workspace:
         return self
 
+    def production_env(self, bench: str, settings: Mapping[str, str]) -> dict[str, str]:
+        """The hermetic environment of the product with production settings on this run's database
+        and folder: DEBUG off, a secret key of its own, Lima time, warnings only; `settings` on top."""
+        return hermetic_env(
+            {
+                "DEBUG": "false",
+                "SECRET_KEY": f"bench-{bench}-" + secrets.token_urlsafe(40),
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "DATABASE_URL": self.db.url,
+                **self.files_env,
+                "TIME_ZONE": "America/Lima",
+                "LOG_LEVEL": "WARNING",
+                **settings,
+            }
+        )
 
-def run_guarded(work: Callable[[], None]) -> int:
-    """0 when `work` ran; 1 after "BENCH BROKE" (a BenchError or a bug); 130 on Ctrl-C or SIGTERM."""
+
+def run_guarded(title: str, work: Callable[[], None]) -> int:
+    """Print the bench's title and run `work`, SIGTERM and SIGHUP cleaning up as Ctrl-C does: 0 when
+    it ran; 1 after "BENCH BROKE" (a BenchError or a bug); 130 on Ctrl-C or SIGTERM."""
+    install_signal_handlers()
+    say("=" * 78)
+    say(title)
+    say("=" * 78)
     try:
         work()
         return 0

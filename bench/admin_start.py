@@ -35,8 +35,6 @@ from _common import (
     ROOT,
     BenchError,
     Workspace,
-    hermetic_env,
-    install_signal_handlers,
     report_targets,
     run_guarded,
     say,
@@ -225,26 +223,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="warm-up requests (default 5)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
-    install_signal_handlers()
-    say("=" * 78)
-    say("bench/admin_start.py: the staff's start page with 10,000 opportunities and 20,000 O.S")
-    say("=" * 78)
     report: dict[str, Any] = {"bench": "admin", "ok": False, "targets": []}
 
     def work() -> None:
         with Workspace("crm-bench-admin-") as ws:
-            env = hermetic_env(
-                {
-                    "DEBUG": "false",
-                    "SECRET_KEY": "bench-admin-secret-key-not-for-production-0123456789abcdef",
-                    "ALLOWED_HOSTS": "testserver",
-                    "DATABASE_URL": ws.db.url,
-                    "CONN_MAX_AGE": "600",
-                    **ws.files_env,
-                    "TIME_ZONE": "America/Lima",
-                    "LOG_LEVEL": "WARNING",
-                }
-            )
+            env = ws.production_env("admin", {"ALLOWED_HOSTS": "testserver", "CONN_MAX_AGE": "600"})
             say(f"database {ws.db.name} on 127.0.0.1:5432")
             ws.db.create()
             ws.manage(env, "migrate", "--noinput")
@@ -269,7 +252,7 @@ def main() -> int:
 
             connections.close_all()
 
-    code = run_guarded(work)
+    code = run_guarded("bench/admin_start.py: the staff's start page with 10,000 opportunities and 20,000 O.S", work)
     report["ok"] = code == 0
 
     if report.get("queries"):

@@ -41,13 +41,13 @@ from _common import (
     BenchError,
     Workspace,
     free_port,
-    hermetic_env,
-    install_signal_handlers,
     report_targets,
     run_guarded,
     say,
 )
 from _db_modes import DB_MODES, db_mode_env
+
+from sales.example_bodies import APPOINTMENT_DATA, MAIN_DATA
 
 OPPORTUNITIES = 100
 GUNICORN_WORKERS = 2
@@ -55,6 +55,10 @@ PUT_SHARE_TARGET = 0.15
 PUT_P99_TARGET_MS = 100.0
 USERNAME = "bench"
 FORWARDED = {"X-Forwarded-Proto": "https"}
+# The PUT body: main data + appointment + reservationId (README "Example session with curl" without
+# cFacturas, no URLs, no O.S). `cDoctor` differs on every request, so every PUT changes a field,
+# updates the opportunity's meeting for the reservation and writes a history record.
+PUT_BODY = {**MAIN_DATA, "cLastNameMother": "Huamán", **APPOINTMENT_DATA, "reservationId": 98765, "cDoctor": "@DOCTOR@"}
 ENDPOINTS = [
     ("health", "GET /health"),
     ("get", "GET /opportunity/<id>"),
@@ -83,20 +87,8 @@ class ApiBench:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.password = secrets.token_urlsafe(16)
-        self.env = hermetic_env(
-            {
-                "DEBUG": "false",
-                "SECRET_KEY": "bench-api-" + secrets.token_urlsafe(40),
-                "ALLOWED_HOSTS": "127.0.0.1",
-                "DATABASE_URL": ws.db.url,
-                **db_mode_env(db_mode),
-                "USE_X_FORWARDED_PROTO": "true",
-                **ws.files_env,
-                "TIME_ZONE": "America/Lima",
-                "URL_INVOICE_MIFACT_V3": "",
-                "URL_SV": "",
-                "LOG_LEVEL": "WARNING",
-            }
+        self.env = ws.production_env(
+            "api", {**db_mode_env(db_mode), "USE_X_FORWARDED_PROTO": "true", "URL_INVOICE_MIFACT_V3": "", "URL_SV": ""}
         )
         self.http = requests.Session()
         self.http.headers.update(FORWARDED)
@@ -172,6 +164,7 @@ class ApiBench:
             token=self.token,
             port=self.port,
             connections=self.connections,
+            put_body=PUT_BODY,
         )
 
     def load(self, mode: str, seconds: float) -> dict[str, Any]:
@@ -305,13 +298,6 @@ def main() -> int:
         loadgen = "wrk" if shutil.which("wrk") else "python"
     elif loadgen == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install wrk), use --loadgen python")
-    install_signal_handlers()
-
-    say("=" * 78)
-    say("bench/api.py: the HTTP API under gunicorn, production settings, PostgreSQL")
-    say("=" * 78)
-    if loadgen == "python":
-        say("NOTE: wrk not found; using the Python load generator (a weaker client: figures are lower bounds)")
     report: dict[str, Any] = {
         "bench": "api",
         "ok": False,
@@ -325,6 +311,8 @@ def main() -> int:
     }
 
     def work() -> None:
+        if loadgen == "python":
+            say("NOTE: wrk not found; using the Python load generator (a weaker client: figures are lower bounds)")
         with Workspace("crm-bench-api-") as ws:
             bench = ApiBench(
                 ws,
@@ -351,7 +339,7 @@ def main() -> int:
                     )
                 )
 
-    code = run_guarded(work)
+    code = run_guarded("bench/api.py: the HTTP API under gunicorn, production settings, PostgreSQL", work)
     report["ok"] = code == 0
 
     endpoints = {e["mode"]: e for e in report["endpoints"]}

@@ -42,8 +42,6 @@ from _common import (
     BenchError,
     Workspace,
     free_port,
-    hermetic_env,
-    install_signal_handlers,
     mifact_standin_argv,
     report_targets,
     run_guarded,
@@ -70,15 +68,10 @@ class PollBench(PollData):
         self.latency_ms = latency_ms
         self.mifact_port = free_port()
         self.mifact = f"http://127.0.0.1:{self.mifact_port}/api"
-        self.env = hermetic_env(
+        self.env = ws.production_env(
+            "poll",
             {
-                "DEBUG": "false",
-                "SECRET_KEY": "bench-poll-secret-key-not-for-production-0123456789abcdef",
-                "ALLOWED_HOSTS": "127.0.0.1",
-                "DATABASE_URL": ws.db.url,
                 "CONN_MAX_AGE": "0",
-                **ws.files_env,
-                "TIME_ZONE": "America/Lima",
                 "URL_INVOICE_MIFACT_V3": self.mifact,
                 "USERNAME_ADMIN": MIFACT_USER,
                 "PASSWORD_ADMIN": MIFACT_PASSWORD,
@@ -91,8 +84,7 @@ class PollBench(PollData):
                 "POLL_WORKERS": "8",
                 "POLL_BATCH_SIZE": "100",
                 "POLL_CLAIM_SECONDS": "300",
-                "LOG_LEVEL": "WARNING",
-            }
+            },
         )
         self.http = requests.Session()
         self.expected_invoiced = len(range(0, n, INVOICED_EVERY))
@@ -282,11 +274,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.n < OPPORTUNITIES or args.workers < 1 or args.latency_ms <= 0:
         parser.error(f"--n must be >= {OPPORTUNITIES}, --workers >= 1, --latency-ms > 0")
-    install_signal_handlers()
-
-    say("=" * 78)
-    say("bench/poll.py: manage.py poll_invoices against a slow invoice-mifact stand-in")
-    say("=" * 78)
     report: dict[str, Any] = {"bench": "poll", "ok": False, "runs": [], "targets": []}
 
     def work() -> None:
@@ -302,7 +289,7 @@ def main() -> int:
 
             connections.close_all()
 
-    code = run_guarded(work)
+    code = run_guarded("bench/poll.py: manage.py poll_invoices against a slow invoice-mifact stand-in", work)
     report["ok"] = code == 0
 
     if report["runs"]:

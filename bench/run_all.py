@@ -116,6 +116,14 @@ def main() -> int:
     return 0
 
 
+def say_table(columns: list[tuple[str, str]], rows: list[list[Any]]) -> None:
+    """Print a table: each column a header and the format of its values (such as ">8.2f"); the
+    header takes the format's alignment and width."""
+    print("  " + " ".join(f"{head:{spec.partition('.')[0]}}" for head, spec in columns))
+    for row in rows:
+        print("  " + " ".join(f"{value:{spec}}" for value, (_, spec) in zip(row, columns, strict=True)))
+
+
 def print_summary(
     results: dict[str, tuple[int, dict[str, Any] | None]],
     seconds: float,
@@ -138,15 +146,10 @@ def print_summary(
             f"\npoll_invoices: N={first['n']} service orders, stand-in latency {first['latency_ms']:g} ms "
             f"(effective {first['effective_latency_ms']:.1f} ms per call)"
         )
-        say(
-            f"  {'workers':>7} {'wall s':>8} {'checks/s':>9} {'peak MB':>8} {'ideal s':>8} {'ratio':>6} "
-            f"{'ratio@eff':>9}"
-        )
-        for run in poll["runs"]:
-            say(
-                f"  {run['workers']:>7} {run['wall_s']:>8.2f} {run['checks_per_s']:>9.1f} {run['peak_rss_mb']:>8.1f} "
-                f"{run['ideal_s']:>8.2f} {run['ratio']:>6.2f} {run['ratio_effective']:>9.2f}"
-            )
+        columns = [("workers", ">7"), ("wall s", ">8.2f"), ("checks/s", ">9.1f"), ("peak MB", ">8.1f")]
+        columns += [("ideal s", ">8.2f"), ("ratio", ">6.2f"), ("ratio@eff", ">9.2f")]
+        keys = ("workers", "wall_s", "checks_per_s", "peak_rss_mb", "ideal_s", "ratio", "ratio_effective")
+        say_table(columns, [[run[key] for key in keys] for run in poll["runs"]])
         targets += poll.get("targets", [])
     elif "poll.py" in results:
         say("\npoll_invoices: no figures (the bench broke)")
@@ -157,12 +160,13 @@ def print_summary(
             f"connections, {api['duration']:g} s per "
             f"endpoint, {api['loadgen']}"
         )
-        say(f"  {'endpoint':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
-        for e in api["endpoints"]:
-            say(
-                f"  {e['endpoint']:<50} {e['rps']:>8.1f} {e['p50_ms']:>7.1f} {e['p99_ms']:>7.1f} "
-                f"{e.get('vs_health', 0):>9.0%} {e['non2xx']:>7}"
-            )
+        columns = [("endpoint", "<50"), ("req/s", ">8.1f"), ("p50 ms", ">7.1f"), ("p99 ms", ">7.1f")]
+        columns += [("vs /health", ">10.0%"), ("non-2xx", ">7")]
+        rows = [
+            [e["endpoint"], e["rps"], e["p50_ms"], e["p99_ms"], e.get("vs_health", 0), e["non2xx"]]
+            for e in api["endpoints"]
+        ]
+        say_table(columns, rows)
         targets += api.get("targets", [])
     elif "api.py" in results:
         say("\nAPI: no figures (the bench broke)")

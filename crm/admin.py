@@ -14,6 +14,11 @@ from crm.admin_ui.display import clinic_datetime
 from crm.admin_ui.readonly import ReadOnlyAdminMixin, short_text
 
 
+def access_fields(own: str) -> tuple[str, ...]:
+    """A record's page: who, from which address and path, when, the record's own field, the browser."""
+    return ("username", "ip_address", "path_info", "attempt_time", own, "user_agent")
+
+
 class AccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only lists of django-axes' records of admin logins."""
 
@@ -21,6 +26,7 @@ class AccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_help_text = "Buscar por usuario, dirección IP o ruta."
     list_per_page = 100
     ordering = ("-attempt_time",)
+    list_display_links = ("when",)
 
     @admin.display(description="fecha", ordering="attempt_time")
     def when(self, obj: Any) -> str:
@@ -36,10 +42,8 @@ class AccessAttemptAdmin(AccessAdmin):
     """Failed logins per username and address. Deleting a row lifts that lockout."""
 
     list_display = ("when", "username", "ip_address", "failures_since_start", "status", "browser")
-    list_display_links = ("when",)
     list_filter = ("attempt_time",)
-    fields = ("username", "ip_address", "path_info", "attempt_time", "failures_since_start", "user_agent")
-    readonly_fields = fields
+    fields = readonly_fields = access_fields("failures_since_start")
 
     @admin.display(description="estado")
     def status(self, obj: AccessAttempt) -> str:
@@ -55,19 +59,15 @@ class AccessAttemptAdmin(AccessAdmin):
 @admin.register(AccessFailureLog)
 class AccessFailureLogAdmin(AccessAdmin):
     list_display = ("when", "username", "ip_address", "locked_out", "browser")
-    list_display_links = ("when",)
     list_filter = ("attempt_time", "locked_out")
-    fields = ("username", "ip_address", "path_info", "attempt_time", "locked_out", "user_agent")
-    readonly_fields = fields
+    fields = readonly_fields = access_fields("locked_out")
 
 
 @admin.register(AccessLog)
 class AccessLogAdmin(AccessAdmin):
     list_display = ("when", "logout", "username", "ip_address", "browser")
-    list_display_links = ("when",)
     list_filter = ("attempt_time", "logout_time")
-    fields = ("username", "ip_address", "path_info", "attempt_time", "logout_time", "user_agent")
-    readonly_fields = fields
+    fields = readonly_fields = access_fields("logout_time")
 
     @admin.display(description="salida", ordering="logout_time")
     def logout(self, obj: AccessLog) -> str:

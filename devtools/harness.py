@@ -64,6 +64,35 @@ def hermetic_env(settings: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def checkout_env(folder: Path, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`hermetic_env` of a development checkout that keeps its files in `folder`: DEBUG on, an SQLite
+    database, MEDIA_ROOT and INVOICE_DOWNLOAD_DIR there, no invoice-mifact or SV; `settings` on top."""
+    return hermetic_env(
+        {
+            "DEBUG": "true",
+            "DATABASE_URL": f"sqlite:///{folder / 'crm.sqlite3'}",
+            "MEDIA_ROOT": str(folder / "media"),
+            "INVOICE_DOWNLOAD_DIR": str(folder / "downloads"),
+            "URL_INVOICE_MIFACT_V3": "",
+            "URL_SV": "",
+            **(settings or {}),
+        }
+    )
+
+
+def settings_run(code: str, settings: Mapping[str, str], *, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run Python `code` in a fresh interpreter under `settings` alone (`hermetic_env`, DEBUG on unless
+    `settings` says otherwise): what the project's settings make of them at start-up."""
+    return subprocess.run(
+        [PYTHON, "-c", code],
+        cwd=cwd,
+        env=hermetic_env({"DEBUG": "true", **settings}),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+
+
 def answers(url: str, headers: Mapping[str, str] | None = None) -> bool:
     """Whether `url` answers 2xx now (no proxy: loopback only)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -1,4 +1,5 @@
-"""Helpers for tests: a local HTTP server with scripted answers and small PDF bodies.
+"""Helpers for tests: a local HTTP server with scripted answers, small PDF bodies, and clients of the
+outside services with the tests' credentials.
 
 Importable without pytest. Typical use (the ``http_server`` fixture in ``conftest.py``)::
 
@@ -14,10 +15,43 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-__all__ = ["LocalHTTPServer", "SMALL_PDF", "make_pdf"]
+__all__ = [
+    "SERVICE_PASSWORD",
+    "SERVICE_USER",
+    "LocalHTTPServer",
+    "SMALL_PDF",
+    "each_once",
+    "make_pdf",
+    "service_client",
+]
+
+#: The credentials the client tests give every outside service (faked with `responses`).
+SERVICE_USER, SERVICE_PASSWORD = "admin", "secreto"
+Client = TypeVar("Client")
+Item = TypeVar("Item")
+
+
+def service_client(client_class: Callable[..., Client], base_url: str, **options: Any) -> Client:
+    """A client of the outside service at `base_url` with the tests' credentials, a 2 s timeout and
+    no retries; `options` override them."""
+    settings = {"username": SERVICE_USER, "password": SERVICE_PASSWORD, "timeout": 2, "retries": 0, **options}
+    return client_class(base_url=base_url, **settings)
+
+
+def each_once(pending: list[Item]) -> Iterator[Item]:
+    """Take the items off `pending` until it is empty, each value once; the loop may add to `pending`
+    (a crawl: the stylesheets a page loads and those they import)."""
+    seen: set[Item] = set()
+    while pending:
+        item = pending.pop()
+        if item not in seen:
+            seen.add(item)
+            yield item
+
 
 _CHUNK = 1024
 _NOT_FOUND_BODY = (

@@ -55,27 +55,27 @@ def _history(
 
 
 def _order(
-    opportunity: Opportunity,
-    service_order_id: int,
-    registered: dt.datetime,
-    *,
-    metadata: dict[str, Any] | None = None,
-    checked: dt.datetime | None = None,
-    error: str = "",
-    kind: str = "",
-    facturado: bool = False,
+    opportunity: Opportunity, service_order_id: int, registered: dt.datetime, **fields: Any
 ) -> OpportunityServiceOrder:
-    row = OpportunityServiceOrder.objects.create(
-        opportunity=opportunity,
-        service_order_id=service_order_id,
-        metadata=metadata,
-        last_checked_at=checked,
-        last_error=error,
-        last_error_kind=kind,
-        facturado=facturado,
-    )
+    """An O.S registered at `registered`; `fields` are the model's (last_checked_at, last_error, ...)."""
+    row = OpportunityServiceOrder.objects.create(opportunity=opportunity, service_order_id=service_order_id, **fields)
     _at(OpportunityServiceOrder, row, created_at=registered)
     return row
+
+
+def _sale(letter: str, name: str, patient: tuple[str, str, str], **fields: Any) -> Opportunity:
+    """A *Cierre ganado* sale whose id is one letter 17 times; `patient` is (first name, paternal
+    surname, clinic history)."""
+    first_name, paternal, clinic_history = patient
+    return Opportunity.objects.create(
+        id=letter * 17,
+        name=name,
+        c_patientsname=first_name,
+        c_patients_paternal_last_name=paternal,
+        c_clinic_history=clinic_history,
+        stage="Cierre ganado",
+        **fields,
+    )
 
 
 def seed_workspace(now: dt.datetime | None = None) -> Workspace:
@@ -83,75 +83,36 @@ def seed_workspace(now: dt.datetime | None = None) -> Workspace:
     have no digits, so a search for an O.S number or a document never finds one by its id."""
     now = now or timezone.now()
     hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
-    closed = {"stage": "Cierre ganado", "c_facturacion_sub_estado": "orden_servicio_pendiente_factura"}
-    lucia = Opportunity.objects.create(
-        id="aaaaaaaaaaaaaaaaa",
-        name="Consulta dermatología - Lucía Quispe",
-        c_patientsname="Lucía",
-        c_patients_paternal_last_name="Quispe",
+    waiting = {"c_facturacion_sub_estado": "orden_servicio_pendiente_factura"}
+    direct = {"c_facturacion_sub_estado": "factura_directa", "is_presaved": False}
+    lucia = _sale(
+        "a",
+        "Consulta dermatología - Lucía Quispe",
+        ("Lucía", "Quispe", "HC-000123"),
         c_patients_maternal_last_name="Mamani",
         c_patient_document="71234567",
-        c_clinic_history="HC-000123",
         c_doctor="Dr. Rojas",
         reservation_id=9876,
-        **closed,
+        **waiting,
     )
-    jose = Opportunity.objects.create(
-        id="bbbbbbbbbbbbbbbbb",
-        name="Procedimiento láser - José Peña",
-        c_patientsname="José",
-        c_patients_paternal_last_name="Peña",
-        c_clinic_history="HC-000456",
-        **closed,
-    )
-    ramon = Opportunity.objects.create(
-        id="ccccccccccccccccc",
-        name="Control - Ramón Núñez",
-        c_patientsname="Ramón",
-        c_patients_paternal_last_name="Núñez",
-        c_clinic_history="HC-000789",
-        **closed,
-    )
-    maria = Opportunity.objects.create(
-        id="ddddddddddddddddd",
-        name="Ecografía - María Huamán",
-        c_patientsname="María",
-        c_patients_paternal_last_name="Huamán",
-        c_clinic_history="HC-000321",
-        stage="Cierre ganado",
-        c_facturacion_sub_estado="factura_directa",
-        is_presaved=False,
-    )
-    carlos = Opportunity.objects.create(
-        id="eeeeeeeeeeeeeeeee",
-        name="Consulta - Carlos Ríos",
-        c_patientsname="Carlos",
-        c_clinic_history="HC-000654",
-        stage="Cierre ganado",
-        c_facturacion_sub_estado="factura_directa",
-        is_presaved=False,
-    )
+    jose = _sale("b", "Procedimiento láser - José Peña", ("José", "Peña", "HC-000456"), **waiting)
+    ramon = _sale("c", "Control - Ramón Núñez", ("Ramón", "Núñez", "HC-000789"), **waiting)
+    maria = _sale("d", "Ecografía - María Huamán", ("María", "Huamán", "HC-000321"), **direct)
+    carlos = _sale("e", "Consulta - Carlos Ríos", ("Carlos", "", "HC-000654"), **direct)
     prospect = Opportunity.objects.create(id="fffffffffffffffff", name="Prospecto - Ana Torres", c_patientsname="Ana")
     space = Workspace(now, lucia, jose, ramon, maria, carlos, prospect)
 
+    minute = dt.timedelta(minutes=1)
+    lucia_456 = {"numero_os": "OS-456", "descripcion": "Consulta dermatología"}
+    jose_789 = {"numero_os": "OS-789", "descripcion": "Procedimiento láser"}
+    configuration = {"last_error": NOT_CONFIGURED, "last_error_kind": "configuration"}
+    unknown = {"last_error": UNKNOWN_789, "last_error_kind": "unknown_order"}
     space.orders[456] = _order(
-        lucia,
-        456,
-        now - 3 * day,
-        metadata={"numero_os": "OS-456", "descripcion": "Consulta dermatología"},
-        checked=now - 10 * dt.timedelta(minutes=1),
-        error=NOT_CONFIGURED,
-        kind="configuration",
+        lucia, 456, now - 3 * day, metadata=lucia_456, last_checked_at=now - 10 * minute, **configuration
     )
-    space.orders[457] = _order(lucia, 457, now - 2 * hour, checked=now - 5 * dt.timedelta(minutes=1))
+    space.orders[457] = _order(lucia, 457, now - 2 * hour, last_checked_at=now - 5 * minute)
     space.orders[789] = _order(
-        jose,
-        789,
-        now - 10 * day,
-        metadata={"numero_os": "OS-789", "descripcion": "Procedimiento láser"},
-        checked=now - 20 * dt.timedelta(minutes=1),
-        error=UNKNOWN_789,
-        kind="unknown_order",
+        jose, 789, now - 10 * day, metadata=jose_789, last_checked_at=now - 20 * minute, **unknown
     )
     space.orders[790] = _order(ramon, 790, now - hour / 2)
     space.orders[455] = _order(maria, 455, now - 35 * day, facturado=True)

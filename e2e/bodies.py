@@ -5,29 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-MAIN: dict[str, Any] = {
-    "cLastNameFather": "Quispe",
-    "cLastNameMother": "Huamán",
-    "cCustomerDocumentType": "DNI",
-    "cCustomerDocument": "45678912",
-    "cPatientsname": "Lucía",
-    "cPatientsPaternalLastName": "Quispe",
-    "cPatientsMaternalLastName": "Huamán",
-    "cPatientDocument": "71234567",
-    "cPatientDocumentType": "DNI",
-}
+from sales.example_bodies import APPOINTMENT_DATA, MAIN_DATA
+
+#: The README's main data, with the customer's second surname as the front-end sends it.
+MAIN: dict[str, Any] = {**MAIN_DATA, "cLastNameMother": "Huamán"}
 
 
 def appointment(reservation_id: int, *, doctor: str = "Dra. Rosa Salazar") -> dict[str, Any]:
-    return {
-        "cAppointment": "15:30 - 16:00",
-        "cDateReservation": "2026-03-02",
-        "cDoctor": doctor,
-        "cEnvironment": "Consultorio 3",
-        "cSpecialty": "Dermatología",
-        "cTariff": "Consulta particular",
-        "reservationId": reservation_id,
-    }
+    return {**APPOINTMENT_DATA, "cDoctor": doctor, "reservationId": reservation_id}
 
 
 def data_and_appointment(reservation_id: int) -> dict[str, Any]:

@@ -8,8 +8,9 @@ invoice-mifact stand-in, an SV stand-in and a PDF file server, all on 127.0.0.1.
 - `manage(*args, env=None)`: runs `manage.py` as a subprocess, returns (returncode, stdout, stderr);
 - `mifact`, `sv`, `pdf_server`: the stand-ins; `new_id()`: ids unique in the session.
 
-`make e2e` runs pytest with `-p no:django --confcutdir=e2e`: the suite never imports the product,
-so pytest-django and the unit suite's root conftest.py stay out of it.
+`make e2e` runs pytest with `-p no:django --confcutdir=e2e`: the suite never imports the product's
+Django code (its request bodies come from the documented examples, the plain data of
+`sales/example_bodies.py`), so pytest-django and the unit suite's root conftest.py stay out of it.
 """
 
 from __future__ import annotations

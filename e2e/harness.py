@@ -18,7 +18,8 @@ import re
 import secrets
 import signal
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -91,6 +92,14 @@ class ApiSession(requests.Session):
 
     def opportunity(self, opportunity_id: str) -> dict[str, Any]:
         return self.json_ok("GET", f"/opportunity/{opportunity_id}")
+
+    def health_until(self, done: Callable[[requests.Response], bool], seconds: float = 12.0) -> requests.Response:
+        """GET /health until `done(answer)` holds or `seconds` have passed (each gunicorn worker caches
+        /health for a few seconds); the last answer."""
+        deadline = time.monotonic() + seconds
+        while not done(response := self.get("/health")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return response
 
     def listing(self, opportunity_id: str, what: str) -> list[dict[str, Any]]:
         """`meetings`, `action-history`, `attachments` or `service-orders` of an opportunity."""

@@ -277,12 +277,7 @@ def test_health_names_an_interrupted_last_poll_as_the_failure(stack, api, manage
         "R.objects.filter(outcome='running').update(started_at=now - dt.timedelta(minutes=20))"
     )
     assert manage("shell", "-c", script).returncode == 0
-    deadline = time.monotonic() + 12  # /health is cached for a few seconds per worker
-    while True:
-        response = api.get("/health")
-        if (response.status_code == 503 and "interrumpida" in response.text) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    response = api.health_until(lambda answer: answer.status_code == 503 and "interrumpida" in answer.text)
     assert response.status_code == 503, response.text
     reason = response.json()["reason"]
     assert re.search(r"interrumpida: el proceso ya no existe", reason), reason
@@ -295,8 +290,6 @@ def test_health_names_an_interrupted_last_poll_as_the_failure(stack, api, manage
     assert manage("poll_invoices").returncode == 0
     # ...and wait out /health's cache (HEALTH_CACHE_SECONDS, 5 s, in each gunicorn worker), so the
     # next test reads no worker's 503 of this one.
-    deadline = time.monotonic() + 12
-    while api.get("/health").status_code != 200:
-        assert time.monotonic() < deadline, "health stayed degraded after a good poll"
-        time.sleep(0.5)
+    healthy = api.health_until(lambda answer: answer.status_code == 200)
+    assert healthy.status_code == 200, "health stayed degraded after a good poll"
     time.sleep(6)

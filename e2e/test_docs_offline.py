@@ -9,6 +9,8 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+from devtools.testing import each_once
+
 PAGES = ["/api/docs/", "/api/redoc/", "/admin/login/"]
 #: Hosts of font and script CDNs; none may appear in a page or in what it loads.
 CDN_HOSTS = ("fonts.googleapis.com", "fonts.gstatic.com", "cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com")
@@ -75,12 +77,9 @@ def test_the_page_and_what_it_loads_reference_no_other_host(anonymous, stack, pa
     texts = {page: response.text}
 
     # The stylesheets and scripts it loads from the server, and the stylesheets they import.
-    seen: set[str] = set()
-    while assets:
-        url = assets.pop()
-        if url in seen:
-            continue
-        seen.add(url)
+    loaded: list[str] = []
+    for url in each_once(assets):
+        loaded.append(url)
         asset = anonymous.get(url)
         if asset.status_code != 200:
             found.append(f"{url}: answered {asset.status_code}")
@@ -103,4 +102,4 @@ def test_the_page_and_what_it_loads_reference_no_other_host(anonymous, stack, pa
                 found.append(f"{where} names {host}")
 
     assert not found, f"{page} needs other hosts:\n" + "\n".join(sorted(set(found)))
-    assert seen, f"{page} loads nothing from the server: is it the page it should be?"
+    assert loaded, f"{page} loads nothing from the server: is it the page it should be?"

@@ -108,12 +108,7 @@ def test_a_dead_cron_turns_health_into_a_503_that_names_the_reason(stack, api, m
         "started_at=now - dt.timedelta(minutes=40), finished_at=now - dt.timedelta(minutes=40))"
     )
     assert manage("shell", "-c", script).returncode == 0
-    deadline = time.monotonic() + 12  # /health is cached for a few seconds per worker
-    while True:
-        response = requests.get(f"{stack.base_url}/health", timeout=10)
-        if response.status_code == 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    response = api.health_until(lambda answer: answer.status_code == 503)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "degraded" and body["statusCode"] == 503
@@ -122,7 +117,5 @@ def test_a_dead_cron_turns_health_into_a_503_that_names_the_reason(stack, api, m
 
     # cron comes back: a run that reaches invoice-mifact makes it healthy again.
     assert manage("poll_invoices").returncode == 0
-    deadline = time.monotonic() + 12
-    while requests.get(f"{stack.base_url}/health", timeout=10).status_code != 200:
-        assert time.monotonic() < deadline, "health stayed degraded after a good poll"
-        time.sleep(0.5)
+    healthy = api.health_until(lambda answer: answer.status_code == 200)
+    assert healthy.status_code == 200, "health stayed degraded after a good poll"

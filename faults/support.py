@@ -13,9 +13,11 @@ import signal
 import subprocess
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -205,6 +207,50 @@ def focused_offset(seen: list[tuple[float, str]], index: int) -> float:
 
 def first_half_offsets(count: int) -> list[float]:
     return [SWEEP_MS / 1000 * i / max(1, count - 1) for i in range(count)]
+
+
+T = TypeVar("T")
+
+
+def kill_sweep(kill: Callable[[float], T], outcome: Callable[[T], tuple[float | None, str]]) -> list[T]:
+    """`kills_per_sweep()` calls of `kill(offset)`: the first half at offsets spread over SWEEP_MS, the
+    second half at `focused_offset` of what the kills so far saw; `outcome` reads a kill's (real
+    offset, or None when it did not hit, and close state)."""
+    kills = kills_per_sweep()
+    first = first_half_offsets(kills // 2)
+    results: list[T] = []
+    for index in range(kills):
+        if index < len(first):
+            results.append(kill(first[index]))
+            continue
+        seen = [(real, state) for real, state in map(outcome, results) if real is not None]
+        results.append(kill(focused_offset(seen, index - len(first) + 1)))
+    return results
+
+
+def sweep_figure(
+    scene: Scene,
+    seen: list[tuple[float, str]],
+    at_write: list[tuple[bool, str]],
+    *,
+    killed: str,
+    after: str,
+    leftover_of: str,
+) -> Counter[str]:
+    """Record the sweep's figure: the outcomes of the kills that hit, of the kills at the first file
+    stored (`at_write`: whether it hit, the close state), the temporary files left; returns the
+    counts of the sweep's outcomes."""
+    states = Counter(state for _, state in seen)
+    write_states = Counter(state for hit, state in at_write if hit)
+    window = sorted(round(real * 1000, 1) for real, state in seen if state == "missing files")
+    left_tmp = sum(1 for d in (scene.tmp, scene.downloads) for p in d.rglob("*") if p.is_file())
+    scene.figure(
+        f"{len(seen)} kills of {killed} 0-{max((r for r, _ in seen), default=0) * 1000:.1f} ms after {after}: "
+        f"{states['untouched']} untouched, {states['complete']} complete, {states['missing files']} committed "
+        f"without their files (defect 1) at {window} ms; {len(at_write)} kills at the first file stored in "
+        f"MEDIA_ROOT: {dict(write_states)}; {left_tmp} temporary files left by the killed {leftover_of}"
+    )
+    return states
 
 
 def retry_put(api: ApiSession, opportunity_id: str, body: dict[str, Any], attempts: int = 8) -> requests.Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter
 
 from devtools.testing import make_pdf
 from e2e import bodies
@@ -13,12 +12,11 @@ from faults import invariants
 from faults.support import (
     MediaWrites,
     SentMark,
-    first_half_offsets,
-    focused_offset,
     kill_after,
     kill_at_first_write,
+    kill_sweep,
     kills_at_first_write,
-    kills_per_sweep,
+    sweep_figure,
 )
 
 _IDS = itertools.count(810001)
@@ -67,38 +65,19 @@ def _kill_at_first_write(scene, api) -> tuple[bool, str, str]:
 
 def test_sigkill_swept_across_a_poll_completion_loses_no_comprobante(scene, api):
     stack = scene.stack
-    kills = kills_per_sweep()
-    first = first_half_offsets(kills // 2)
-    seen: list[tuple[float, str]] = []
-    opportunities: list[str] = []
-    no_download = 0
-    for offset in first:
-        real, state, opportunity_id = _kill_one(scene, api, offset)
-        opportunities.append(opportunity_id)
-        if real is None:
-            no_download += 1
-        else:
-            seen.append((real, state))
-    for index in range(1, kills - len(first) + 1):
-        real, state, opportunity_id = _kill_one(scene, api, focused_offset(seen, index))
-        opportunities.append(opportunity_id)
-        if real is None:
-            no_download += 1
-        else:
-            seen.append((real, state))
+    sweep = kill_sweep(lambda offset: _kill_one(scene, api, offset), lambda result: (result[0], result[1]))
     at_write = [_kill_at_first_write(scene, api) for _ in range(kills_at_first_write())]
-    opportunities += [opportunity_id for _, _, opportunity_id in at_write]
     last_kill = time.monotonic()
-
-    states = Counter(state for _, state in seen)
-    write_states = Counter(state for fired, state, _ in at_write if fired)
-    window = sorted(round(real * 1000, 1) for real, state in seen if state == "missing files")
-    left_tmp = sum(1 for d in (scene.tmp, scene.downloads) for p in d.rglob("*") if p.is_file())
-    scene.figure(
-        f"{len(seen)} kills of poll_invoices 0-{max((r for r, _ in seen), default=0) * 1000:.1f} ms after the last "
-        f"PDF byte: {states['untouched']} untouched, {states['complete']} complete, {states['missing files']} "
-        f"committed without their files (defect 1) at {window} ms; {len(at_write)} kills at the first file stored "
-        f"in MEDIA_ROOT: {dict(write_states)}; {left_tmp} temporary files left by the killed runs"
+    opportunities = [opportunity_id for _, _, opportunity_id in sweep + at_write]
+    no_download = sum(1 for real, _, _ in sweep if real is None)
+    seen = [(real, state) for real, state, _ in sweep if real is not None]
+    states = sweep_figure(
+        scene,
+        seen,
+        [(fired, state) for fired, state, _ in at_write],
+        killed="poll_invoices",
+        after="the last PDF byte",
+        leftover_of="runs",
     )
 
     # The next cron run, once the killed runs' claims have expired, completes what they left.

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter
 from typing import Any
 
 import requests
@@ -18,14 +17,13 @@ from faults.support import (
     MediaWrites,
     SentMark,
     closing_body,
-    first_half_offsets,
-    focused_offset,
     kill_after,
     kill_at_first_write,
+    kill_sweep,
     kills_at_first_write,
-    kills_per_sweep,
     pid_with_local_port,
     retry_put,
+    sweep_figure,
 )
 
 _IDS = itertools.count(820001)
@@ -86,25 +84,16 @@ def _kill_one(scene, api, offset: float | None) -> dict[str, Any]:
 
 
 def test_sigkill_of_the_worker_swept_across_a_direct_invoice_put_loses_no_comprobante(scene, api):
-    kills = kills_per_sweep()
-    first = first_half_offsets(kills // 2)
-    results = [_kill_one(scene, api, offset) for offset in first]
-    for index in range(1, kills - len(first) + 1):
-        seen = [(r["real"], r["state"]) for r in results if r["real"] is not None]
-        results.append(_kill_one(scene, api, focused_offset(seen, index)))
+    results = kill_sweep(lambda offset: _kill_one(scene, api, offset), lambda result: (result["real"], result["state"]))
     at_write = [_kill_one(scene, api, None) for _ in range(kills_at_first_write())]
-
     seen = [(r["real"], r["state"]) for r in results if r["real"] is not None]
-    states = Counter(state for _, state in seen)
-    window = sorted(round(real * 1000, 1) for real, state in seen if state == "missing files")
-    write_states = Counter(r["state"] for r in at_write if r["real"] is not None)
-    left_tmp = sum(1 for d in (scene.tmp, scene.downloads) for p in d.rglob("*") if p.is_file())
-    scene.figure(
-        f"{len(seen)} kills of the gunicorn worker 0-{max((r for r, _ in seen), default=0) * 1000:.1f} ms after "
-        f"the last PDF byte of a direct-invoice PUT: {states['untouched']} untouched, {states['complete']} complete, "
-        f"{states['missing files']} committed without their files (defect 1) at {window} ms; {len(at_write)} "
-        f"kills at the first file stored in MEDIA_ROOT: {dict(write_states)}; "
-        f"{left_tmp} temporary files left by the killed workers"
+    states = sweep_figure(
+        scene,
+        seen,
+        [(r["real"] is not None, r["state"]) for r in at_write],
+        killed="the gunicorn worker",
+        after="the last PDF byte of a direct-invoice PUT",
+        leftover_of="workers",
     )
 
     # cron's next runs: the SV outbox, and the poll (which sweeps what killed processes left).

@@ -55,24 +55,38 @@ def workspace(django_user_model: Any) -> Workspace:
     return seed_workspace()
 
 
-def log_in(browser: Any, live_server: Any) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as ec
+class StaffBrowser:
+    """The browser of the staff member of `workspace` on the live server."""
 
-    browser.delete_all_cookies()
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
-    browser.find_element(By.ID, "id_username").send_keys(USERNAME)
-    browser.find_element(By.ID, "id_password").send_keys(PASSWORD + Keys.ENTER)
-    wait(browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
+    def __init__(self, browser: Any, live_server: Any) -> None:
+        self.browser = browser
+        self.live_server = live_server
+
+    def sign_in(self, width: int = 1366) -> None:
+        """At a viewport `width` CSS pixels wide (900 high), through the login form, on the start page."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+        from selenium.webdriver.support import expected_conditions as ec
+
+        set_viewport(self.browser, width, 900)
+        self.browser.delete_all_cookies()
+        self.browser.get(f"{self.live_server.url}/admin/login/?next=/admin/")
+        self.browser.find_element(By.ID, "id_username").send_keys(USERNAME)
+        self.browser.find_element(By.ID, "id_password").send_keys(PASSWORD + Keys.ENTER)
+        wait(self.browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
+
+    def open(self, path: str, ready: str = "#content") -> None:
+        """`path`, once the element `ready` is on the page."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+
+        self.browser.get(f"{self.live_server.url}{path}")
+        wait(self.browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, ready)))
 
 
-def open_page(browser: Any, live_server: Any, path: str, ready: str = "#content") -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-
-    browser.get(f"{live_server.url}{path}")
-    wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, ready)))
+@pytest.fixture
+def staff(browser: Any, live_server: Any, workspace: Workspace) -> StaffBrowser:
+    return StaffBrowser(browser, live_server)
 
 
 def visible_text(browser: Any, selector: str = "#content") -> str:
@@ -88,13 +102,12 @@ def assert_fits(browser: Any, where: str) -> None:
 
 @pytest.mark.parametrize("width", [1366, 1920])
 def test_the_start_page_answers_what_waits_and_why(
-    browser: Any, live_server: Any, workspace: Workspace, screenshot: Any, record_title: Any, width: int
+    browser: Any, staff: StaffBrowser, screenshot: Any, record_title: Any, width: int
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
-    set_viewport(browser, width, 900)
-    log_in(browser, live_server)
+    staff.sign_in(width)
     assert record_title() == "Inicio | CRM Clínica"
     waiting = visible_text(browser, "#crm-waiting")
     assert waiting.startswith("Ventas esperando factura 3 La que más espera: Procedimiento láser - José Peña")
@@ -122,14 +135,13 @@ def test_the_start_page_answers_what_waits_and_why(
 
 
 def test_the_waiting_list_says_why_an_os_is_stuck_and_who_must_act(
-    browser: Any, live_server: Any, workspace: Workspace, screenshot: Any, record_title: Any
+    browser: Any, staff: StaffBrowser, screenshot: Any, record_title: Any
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
-    set_viewport(browser, 1366, 900)
-    log_in(browser, live_server)
-    open_page(browser, live_server, reverse("admin:billing_saleawaitinginvoice_changelist"), "#result_list")
+    staff.sign_in()
+    staff.open(reverse("admin:billing_saleawaitinginvoice_changelist"), "#result_list")
     assert "Ventas esperando factura" in record_title()
     rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")]
     assert [("José" in r, "Lucía" in r, "Ramón" in r) for r in rows] == [
@@ -156,15 +168,12 @@ def test_the_waiting_list_says_why_an_os_is_stuck_and_who_must_act(
 
 
 def test_an_opportunity_tells_what_changed_and_who_changed_it(
-    browser: Any, live_server: Any, workspace: Workspace, screenshot: Any
+    browser: Any, staff: StaffBrowser, workspace: Workspace, screenshot: Any
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    set_viewport(browser, 1366, 900)
-    log_in(browser, live_server)
-    open_page(
-        browser,
-        live_server,
+    staff.sign_in()
+    staff.open(
         reverse("admin:opportunities_opportunity_change", args=[workspace.lucia.pk]),
         "#history-group",
     )
@@ -186,16 +195,13 @@ def test_an_opportunity_tells_what_changed_and_who_changed_it(
     screenshot("opportunity_history_1366")
 
 
-def test_a_search_typed_without_accents_finds_the_patient(
-    browser: Any, live_server: Any, workspace: Workspace, screenshot: Any
-) -> None:
+def test_a_search_typed_without_accents_finds_the_patient(browser: Any, staff: StaffBrowser, screenshot: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
 
-    set_viewport(browser, 1366, 900)
-    log_in(browser, live_server)
-    open_page(browser, live_server, reverse("admin:opportunities_opportunity_changelist"), "#searchbar")
+    staff.sign_in()
+    staff.open(reverse("admin:opportunities_opportunity_changelist"), "#searchbar")
     assert_fits(browser, "opportunity list at 1366px")
     browser.find_element(By.ID, "searchbar").send_keys("lucia QUISPE" + Keys.ENTER)
     wait(browser).until(ec.url_contains("q=lucia"))
@@ -204,7 +210,7 @@ def test_a_search_typed_without_accents_finds_the_patient(
     assert_fits(browser, "opportunity search at 1366px")
     screenshot("search_without_accents_1366")
 
-    open_page(browser, live_server, reverse("admin:billing_opportunityserviceorder_changelist"), "#searchbar")
+    staff.open(reverse("admin:billing_opportunityserviceorder_changelist"), "#searchbar")
     browser.find_element(By.ID, "searchbar").send_keys("os-456" + Keys.ENTER)
     wait(browser).until(ec.url_contains("q=os-456"))
     rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
@@ -212,9 +218,8 @@ def test_a_search_typed_without_accents_finds_the_patient(
 
 
 @pytest.mark.parametrize("width", [1366, 1920])
-def test_every_list_fits_the_screen(browser: Any, live_server: Any, workspace: Workspace, width: int) -> None:
-    set_viewport(browser, width, 900)
-    log_in(browser, live_server)
+def test_every_list_fits_the_screen(browser: Any, staff: StaffBrowser, width: int) -> None:
+    staff.sign_in(width)
     for name in (
         "opportunities_opportunity",
         "billing_saleawaitinginvoice",
@@ -224,5 +229,5 @@ def test_every_list_fits_the_screen(browser: Any, live_server: Any, workspace: W
         "opportunities_attachment",
         "jobs_commandrun",
     ):
-        open_page(browser, live_server, reverse(f"admin:{name}_changelist"), "#changelist")
+        staff.open(reverse(f"admin:{name}_changelist"), "#changelist")
         assert_fits(browser, f"{name} at {width}px")

@@ -14,6 +14,7 @@ from billing.mifact import (
     MifactBadResponse,
     MifactClient,
 )
+from devtools.testing import service_client
 
 BASE = "http://mifact.test/api"
 SIGNIN = f"{BASE}/auth/signin"
@@ -25,12 +26,12 @@ def status_url(service_order_id: int) -> str:
 
 @pytest.fixture
 def client() -> MifactClient:
-    return MifactClient(base_url=BASE, username="admin", password="secreto", timeout=2, retries=0)
+    return service_client(MifactClient, BASE)
 
 
 @responses.activate
 def test_status_call_is_retried_on_503_but_sign_in_is_not():
-    client = MifactClient(base_url=BASE, username="a", password="b", timeout=2, retries=2)
+    client = service_client(MifactClient, BASE, retries=2)
     responses.post(SIGNIN, json={"access_token": "t"})
     responses.get(status_url(1), status=503)
     responses.get(status_url(1), status=503)

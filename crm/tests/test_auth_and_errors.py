@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.db import OperationalError
 from rest_framework.test import APIClient
 
 from opportunities.models import Opportunity
+from sales import process_update
 
 pytestmark = pytest.mark.django_db
 
@@ -116,35 +120,50 @@ def test_wrong_method_is_a_json_405(api_client, make_opportunity):
     assert response.json()["message"] == "Método no permitido"
 
 
+def put_raw(client: APIClient, opportunity_id: str, body: str | bytes, content_type: str = "application/json") -> Any:
+    """A process update whose body is sent as these bytes, not encoded from a dict."""
+    return client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", body, content_type=content_type)
+
+
 def test_non_json_content_type_is_a_json_415(api_client, make_opportunity):
-    opportunity = make_opportunity()
-    response = api_client.put(
-        f"/opportunity/update-opportunity-procces/{opportunity.pk}",
-        "cDoctor=x",
-        content_type="application/x-www-form-urlencoded",
-    )
+    response = put_raw(api_client, make_opportunity().pk, "cDoctor=x", "application/x-www-form-urlencoded")
     assert response.status_code == 415
     assert response.json()["statusCode"] == 415
 
 
-def test_malformed_json_is_a_json_400(api_client, make_opportunity):
-    opportunity = make_opportunity()
-    response = api_client.put(
-        f"/opportunity/update-opportunity-procces/{opportunity.pk}", '{"cDoctor": ', content_type="application/json"
-    )
+# An empty body: a regression from an adversarial review (it answered a silent 200).
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"cDoctor": ', "El cuerpo de la solicitud no es JSON válido"),
+        (
+            '{"cOrdenesServicioMetadata": {"1": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+            "El cuerpo de la solicitud no es JSON válido",
+        ),
+        (b"", "El cuerpo de la solicitud debe ser un objeto JSON"),
+    ],
+    ids=["malformed", "nested-too-deeply", "empty"],
+)
+def test_a_body_that_is_not_a_json_object_is_a_json_400(api_client, make_opportunity, body, message):
+    response = put_raw(api_client, make_opportunity().pk, body)
     assert response.status_code == 400
-    assert response.json()["message"] == "El cuerpo de la solicitud no es JSON válido"
+    assert response.json()["message"] == message
+
+
+def put_while_the_update_raises(api_client: APIClient, opportunity_id: str, monkeypatch: Any, error: Exception) -> Any:
+    """A process update whose service raises `error`."""
+
+    def fail(**kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(process_update, "opportunity_process_update", fail)
+    return api_client.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", {}, format="json")
 
 
 def test_an_unexpected_error_is_a_json_500_without_traceback(api_client, make_opportunity, monkeypatch):
-    from sales import process_update as services
-
-    def explode(**kwargs):
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(services, "opportunity_process_update", explode)
-    opportunity = make_opportunity()
-    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", {}, format="json")
+    response = put_while_the_update_raises(
+        api_client, make_opportunity().pk, monkeypatch, RuntimeError("secret internals")
+    )
     assert response.status_code == 500
     assert response.json() == {
         "statusCode": 500,
@@ -172,24 +191,13 @@ def test_create_opportunity_starts_in_prospeccion_and_presaved(api_client):
     assert api_client.get(f"/opportunity/{body['id']}").json()["name"] == "Venta láser"
 
 
-def test_a_body_nested_too_deeply_is_a_json_400(api_client, make_opportunity):
-    opportunity = make_opportunity()
-    body = '{"cOrdenesServicioMetadata": {"1": ' + "[" * 100_000 + "]" * 100_000 + "}}"
-    response = api_client.put(
-        f"/opportunity/update-opportunity-procces/{opportunity.pk}", body, content_type="application/json"
-    )
-    assert response.status_code == 400
-    assert response.json()["message"] == "El cuerpo de la solicitud no es JSON válido"
-
-
 @pytest.mark.parametrize("escaped", ["a\\u0000b", "\\ud800"])
 def test_text_with_nul_or_lone_surrogates_is_a_400(api_client, make_opportunity, escaped):
     opportunity = make_opportunity()
-    url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
-    response = api_client.put(url, '{"cPatientsname": "' + escaped + '"}', content_type="application/json")
+    response = put_raw(api_client, opportunity.pk, '{"cPatientsname": "' + escaped + '"}')
     assert response.status_code == 400
     body = '{"cClinicHistory": "HC", "cOrdenesServicio": [1], "cOrdenesServicioMetadata": {"1": {"x": "%s"}}}'
-    response = api_client.put(url, body % escaped, content_type="application/json")
+    response = put_raw(api_client, opportunity.pk, body % escaped)
     assert response.status_code == 400
     assert not Opportunity.objects.get(pk=opportunity.pk).c_clinic_history
 
@@ -226,16 +234,9 @@ def test_signin_throttle_cannot_be_dodged_with_x_forwarded_for(anon_client, user
 
 
 def test_a_database_outage_is_a_json_503_with_retry_after(api_client, make_opportunity, monkeypatch):
-    from django.db import OperationalError
-
-    from sales import process_update as services
-
-    def locked(**kwargs):
-        raise OperationalError("database is locked")
-
-    monkeypatch.setattr(services, "opportunity_process_update", locked)
-    opportunity = make_opportunity()
-    response = api_client.put(f"/opportunity/update-opportunity-procces/{opportunity.pk}", {}, format="json")
+    response = put_while_the_update_raises(
+        api_client, make_opportunity().pk, monkeypatch, OperationalError("database is locked")
+    )
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert response.json()["statusCode"] == 503
@@ -268,15 +269,6 @@ def test_a_deleted_user_is_refused_on_the_next_request(api_client, user, make_op
 # --- regressions from an adversarial review ---------------------------------------------------
 
 
-def test_an_empty_body_is_a_400_not_a_silent_200(api_client, make_opportunity):
-    opportunity = make_opportunity()
-    response = api_client.put(
-        f"/opportunity/update-opportunity-procces/{opportunity.pk}", b"", content_type="application/json"
-    )
-    assert response.status_code == 400
-    assert response.json()["message"] == "El cuerpo de la solicitud debe ser un objeto JSON"
-
-
 def test_unknown_opportunity_is_404_even_with_a_bad_body(api_client):
     response = api_client.put(
         "/opportunity/update-opportunity-procces/0123456789abcdef0", {"cDoctor": "x"}, format="json"
@@ -291,12 +283,7 @@ def test_signin_with_a_null_body_answers_in_spanish(anon_client):
 
 
 def test_a_lone_surrogate_is_refused_in_spanish(api_client, make_opportunity):
-    opportunity = make_opportunity()
-    response = api_client.put(
-        f"/opportunity/update-opportunity-procces/{opportunity.pk}",
-        '{"cPatientsname": "\\ud800"}',
-        content_type="application/json",
-    )
+    response = put_raw(api_client, make_opportunity().pk, '{"cPatientsname": "\\ud800"}')
     assert response.json()["errors"]["cPatientsname"] == ["No se permiten caracteres sustitutos Unicode: U+D800."]
 
 

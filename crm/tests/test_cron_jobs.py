@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from devtools import harness
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,17 +25,7 @@ def job_hash(command: str) -> str:
 
 @pytest.fixture
 def checkout_env(tmp_path):
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "true",
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cron.sqlite3'}",
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "INVOICE_DOWNLOAD_DIR": str(tmp_path / "downloads"),
-        "URL_INVOICE_MIFACT_V3": "",
-        "TMPDIR": str(tmp_path),
-    }
+    env = harness.checkout_env(tmp_path, {"TMPDIR": str(tmp_path)})
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True, timeout=300)
     return env
 

@@ -5,28 +5,20 @@ binding with prepared statements, which PgBouncer in transaction mode needs turn
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.db import connection
+
+from devtools.harness import settings_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_settings(code: str, **variables: str) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter with the settings of a PostgreSQL `DATABASE_URL`."""
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "true",
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
-        **variables,
-    }
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    return settings_run(code, {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", **variables})
 
 
 def postgres_options(**variables: str) -> dict:
@@ -101,16 +93,7 @@ def test_relative_paths_are_the_project_folders_whatever_folder_a_command_starts
         "print(json.dumps([settings.DATABASES['default']['NAME'], str(settings.MEDIA_ROOT), "
         "str(settings.INVOICE_DOWNLOAD_DIR)]))"
     )
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "true",
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DATABASE_URL": "sqlite:///db.sqlite3",
-        "MEDIA_ROOT": "media/",
-        "INVOICE_DOWNLOAD_DIR": "var/downloads",
-        "PYTHONPATH": str(ROOT),
-    }
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    settings = {"DATABASE_URL": "sqlite:///db.sqlite3", "MEDIA_ROOT": "media/", "INVOICE_DOWNLOAD_DIR": "var/downloads"}
+    done = settings_run(code, {**settings, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [str(ROOT / "db.sqlite3"), str(ROOT / "media"), str(ROOT / "var" / "downloads")]

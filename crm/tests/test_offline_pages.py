@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from django.test import Client
 
+from devtools.testing import each_once
 from devtools.workspace_data import seed_workspace
 
 pytestmark = pytest.mark.django_db
@@ -134,12 +135,7 @@ def outside_urls_of_page(client: Client, path: str) -> tuple[set[str], set[str]]
         and not v.split("?")[0].endswith(".css")
         and (tag == "img" or v.split("?")[0].rsplit(".", 1)[-1] in ("png", "ico", "svg"))
     ]
-    seen: set[str] = set()
-    while stylesheets:
-        url = stylesheets.pop()
-        if url in seen:
-            continue
-        seen.add(url)
+    for url in each_once(stylesheets):
         css = fetch(client, url)
         in_page |= scan(css, CSS_LOADS)
         stylesheets += [

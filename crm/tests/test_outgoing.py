@@ -13,6 +13,7 @@ from responses import matchers
 
 from billing.mifact import MifactClient
 from crm.outgoing import BearerApiClient, ServiceAuthError, ServiceBadResponse, ServiceUnavailable
+from devtools.testing import SERVICE_PASSWORD, SERVICE_USER, service_client
 from opportunities.sv import SvClient
 
 BASE = "http://servicio.test/api"
@@ -29,7 +30,7 @@ class DemoClient(BearerApiClient):
 
 @pytest.fixture
 def client() -> DemoClient:
-    return DemoClient(base_url=BASE, username="admin", password="secreto", timeout=2, retries=0)
+    return service_client(DemoClient, BASE)
 
 
 @responses.activate
@@ -37,7 +38,7 @@ def test_sign_in_posts_the_credentials_and_keeps_the_token(client):
     responses.post(
         SIGNIN,
         json={"access_token": "tok-1"},
-        match=[matchers.json_params_matcher({"username": "admin", "password": "secreto"})],
+        match=[matchers.json_params_matcher({"username": SERVICE_USER, "password": SERVICE_PASSWORD})],
     )
     assert client.sign_in() == "tok-1"
 
@@ -153,7 +154,7 @@ def test_a_connection_error_is_unavailable(client):
 
 @responses.activate
 def test_idempotent_calls_are_retried_on_503_but_the_sign_in_is_not():
-    client = DemoClient(base_url=BASE, username="a", password="b", timeout=2, retries=2)
+    client = service_client(DemoClient, BASE, retries=2)
     responses.post(SIGNIN, status=503)
     with pytest.raises(ServiceUnavailable):
         client.sign_in()
@@ -192,7 +193,7 @@ SERVICE_ARGS = "client_class,method,path,call,setting_names"
 @pytest.mark.parametrize("status", [401, 403])
 @responses.activate
 def test_each_client_raises_its_own_auth_error(client_class, method, path, call, setting_names, status):
-    client = client_class(base_url=BASE, username="admin", password="secreto", timeout=2, retries=0)
+    client = service_client(client_class, BASE)
     responses.post(SIGNIN, status=status, json={"message": "Unauthorized"})
     with pytest.raises(client_class.auth_error):
         call(client)
@@ -208,7 +209,7 @@ def test_each_client_raises_its_own_auth_error(client_class, method, path, call,
 @pytest.mark.parametrize("status", [500, 502, 503])
 @responses.activate
 def test_each_client_raises_its_own_unavailable_error(client_class, method, path, call, setting_names, status):
-    client = client_class(base_url=BASE, username="admin", password="secreto", timeout=2, retries=0)
+    client = service_client(client_class, BASE)
     responses.post(SIGNIN, json={"access_token": "t"})
     responses.add(method, f"{BASE}{path}", status=status)
     with pytest.raises(client_class.unavailable_error):

@@ -7,12 +7,11 @@ file server of terminal 1 on its fixed port 8001).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
-from devtools.harness import MANAGE, PYTHON, Workspace, free_port
+from devtools.harness import MANAGE, PYTHON, Workspace, checkout_env, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_HEADING = "## Example session with curl"
@@ -34,17 +33,7 @@ def test_the_session_names_the_crm_only_through_port():
 def test_the_session_runs_as_written_on_another_port(tmp_path):
     commands = session_blocks()[1].split("# 8.2")[0]
     port = free_port()
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "true",
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "URL_INVOICE_MIFACT_V3": "",
-        "URL_SV": "",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = checkout_env(tmp_path)
     with Workspace("crm-readme-") as workspace:
         workspace.manage(env, "migrate", "-v0")
         workspace.manage(env, "create_demo_user")

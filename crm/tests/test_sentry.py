@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-ROOT = Path(__file__).resolve().parents[2]
+from devtools.harness import settings_run
 
 
 def settings_import(**env: str) -> str:
@@ -20,14 +16,7 @@ def settings_import(**env: str) -> str:
         "print('sentry_sdk' in sys.modules, end=' '); "
         "print(__import__('sentry_sdk').get_client().is_active() if 'sentry_sdk' in sys.modules else '-')"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "ENV_FILE": "", "DEBUG": "true", "SENTRY_DSN": "", **env},
-    )
+    result = settings_run(code, {"SENTRY_DSN": "", **env})
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

@@ -7,6 +7,7 @@ import pytest
 import responses
 from responses import matchers
 
+from devtools.testing import SERVICE_PASSWORD, SERVICE_USER, service_client
 from opportunities.sv import SvClient, SvRejected
 
 BASE = "http://sv.test/api"
@@ -19,7 +20,7 @@ def patch_url(reservation_id: int) -> str:
 
 @pytest.fixture
 def client() -> SvClient:
-    return SvClient(base_url=BASE, username="admin", password="clave", timeout=2, retries=0)
+    return service_client(SvClient, BASE)
 
 
 @responses.activate
@@ -27,7 +28,7 @@ def test_update_signs_in_and_patches_the_clinic_history(client):
     responses.post(
         SIGNIN,
         json={"accessToken": "sv-1"},
-        match=[matchers.json_params_matcher({"username": "admin", "password": "clave"})],
+        match=[matchers.json_params_matcher({"username": SERVICE_USER, "password": SERVICE_PASSWORD})],
     )
     responses.patch(
         patch_url(98765),

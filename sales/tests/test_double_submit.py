@@ -16,21 +16,14 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from opportunities.models import ActionHistory, Meeting
+from sales.example_bodies import APPOINTMENT_DATA, MAIN_DATA
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent row locks need PostgreSQL"),
 ]
 
-BODY = {
-    "cPatientsname": "Lucía",
-    "cCustomerDocument": "45678912",
-    "cAppointment": "15:30 - 16:00",
-    "cDateReservation": "2026-03-02",
-    "cDoctor": "Dra. Paredes",
-    "cSpecialty": "Dermatología",
-    "reservationId": 98765,
-}
+BODY = {**MAIN_DATA, **APPOINTMENT_DATA, "reservationId": 98765}
 
 
 def put_at_once(url: str, token: str, copies: int) -> list[Any]:

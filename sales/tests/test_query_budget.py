@@ -11,18 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import OpportunityServiceOrder
 from opportunities.models import Attachment, Meeting
+from sales.example_bodies import DATA_AND_APPOINTMENT
 
-MAIN_AND_APPOINTMENT = {
-    "cClinicHistory": "HC-000123",
-    "cPatientsname": "Lucía",
-    "cCustomerDocument": "45678912",
-    "cAppointment": "15:30 - 16:00",
-    "cDateReservation": "2026-03-02",
-    "cDoctor": "Dra. Paredes",
-    "cSpecialty": "Dermatología",
-    "reservationId": 98765,
-    "cFacturas": {"comprobante_soles": None, "comprobante_dolares": None},
-}
+MAIN_AND_APPOINTMENT = {**DATA_AND_APPOINTMENT, "cClinicHistory": "HC-000123"}
 
 
 def measure(api_client: Any, opportunity_id: str, body: dict, monkeypatch: Any) -> tuple[int, int, int]:

@@ -4,15 +4,13 @@ disk, faked with moto (no network)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from devtools.harness import settings_run
 from devtools.testing import make_pdf
 from opportunities.models import Attachment
 
@@ -70,45 +68,22 @@ def test_direct_invoice_is_stored_in_the_bucket_and_downloaded_through_the_api(
 
 def test_media_storage_s3_is_configured_from_the_environment():
     env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "true",
         "MEDIA_STORAGE": "s3",
         "AWS_STORAGE_BUCKET_NAME": "crm-prod",
         "AWS_S3_ENDPOINT_URL": "https://minio.example:9000",
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
     }
     code = (
         "from django.conf import settings; import django; django.setup(); "
         "from django.core.files.storage import default_storage as s; "
         "s._setup(); print(type(s._wrapped).__name__, s.bucket_name, s.endpoint_url, s.default_acl, s.file_overwrite)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-    ).stdout.split()
-    assert out == ["S3Storage", "crm-prod", "https://minio.example:9000", "private", "True"]
+    done = settings_run(code, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["S3Storage", "crm-prod", "https://minio.example:9000", "private", "True"]
 
 
 def test_unknown_media_storage_is_refused():
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "true",
-        "MEDIA_STORAGE": "ftp",
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    result = settings_run("import django; django.setup()", {"MEDIA_STORAGE": "ftp"})
     assert result.returncode != 0 and "MEDIA_STORAGE" in result.stderr
 
 

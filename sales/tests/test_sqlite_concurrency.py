@@ -6,7 +6,6 @@ a temporary SQLite file (the test database is in memory and cannot show file loc
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,28 +14,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools.harness import MANAGE, PYTHON, Workspace, free_port
+from devtools.harness import MANAGE, PYTHON, Workspace, checkout_env, free_port
 
 
 @pytest.fixture
 def sqlite_server() -> Iterator[tuple[str, Path]]:
     with Workspace("crm-sqlite-") as workspace:
         port = free_port()
-        env = {
-            **os.environ,
-            "ENV_FILE": "",
-            "DEBUG": "false",
-            "SECRET_KEY": "sqlite-concurrency-test",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "SECURE_SSL_REDIRECT": "false",
-            "SIGNIN_THROTTLE_RATE": "10000/min",
-            "DATABASE_URL": f"sqlite:///{workspace.dir / 'crm.sqlite3'}",
-            **workspace.files_env,
-            "URL_INVOICE_MIFACT_V3": "",
-            "URL_SV": "",
-            "DJANGO_SETTINGS_MODULE": "crm.settings",
-            "DJANGO_SUPERUSER_PASSWORD": "clave-larga-123",
-        }
+        production = {"DEBUG": "false", "SECRET_KEY": "sqlite-concurrency-test", "ALLOWED_HOSTS": "127.0.0.1"}
+        test_only = {"SECURE_SSL_REDIRECT": "false", "SIGNIN_THROTTLE_RATE": "10000/min"}
+        env = checkout_env(workspace.dir, {**production, **test_only, "DJANGO_SUPERUSER_PASSWORD": "clave-larga-123"})
         workspace.manage(env, "migrate", "-v0")
         workspace.manage(env, "createsuperuser", "--noinput", "--username", "u", "--email", "u@example.com")
         workspace.spawn("runserver", [PYTHON, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"], env)
