@@ -83,7 +83,10 @@ def test_the_service_order_list_exports_the_search_as_csv_that_excel_reads_with_
         "Problema",
     ]
     assert sorted(row[0] for row in rows[1:]) == ["456", "457"]  # Lucía's two O.S only
-    assert all(row[3] == "Consulta dermatología - Lucía Quispe" and row[4].startswith("Pendiente de factura") for row in rows[1:])
+    assert all(
+        row[3] == "Consulta dermatología - Lucía Quispe" and row[4].startswith("Pendiente de factura")
+        for row in rows[1:]
+    )
 
 
 def test_the_opportunity_list_exports_with_its_filter(django_user_model: Any, workspace: Workspace) -> None:
