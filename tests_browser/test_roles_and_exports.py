@@ -21,8 +21,7 @@ from django.urls import reverse
 from devtools.admin_testing import staff_roles_restore
 from devtools.workspace_data import Workspace, seed_workspace
 from sales.roles import BILLING, SALES, SUPERVISION
-from tests_browser.conftest import set_viewport
-from tests_browser.test_staff_workspace import assert_fits, open_page, visible_text, wait
+from tests_browser.test_staff_workspace import StaffBrowser, assert_fits, visible_text, wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("plain_http_cookies")]
 
@@ -66,18 +65,11 @@ def role_users(django_user_model: Any) -> Workspace:
 
 def log_in_as(
     browser: Any, live_server: Any, username: str, password: str = PASSWORD, ready: str = "user-tools"
-) -> None:
+) -> StaffBrowser:
     """Log in at 1366 px and wait for the element with id `ready` (the user menu, once in)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as ec
-
-    set_viewport(browser, 1366, 900)
-    browser.delete_all_cookies()
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
-    browser.find_element(By.ID, "id_username").send_keys(username)
-    browser.find_element(By.ID, "id_password").send_keys(password + Keys.ENTER)
-    wait(browser).until(ec.presence_of_element_located((By.ID, ready)))
+    staff = StaffBrowser(browser, live_server)
+    staff.sign_in(username=username, password=password, ready=ready)
+    return staff
 
 
 def start_page_lists(browser: Any) -> set[str]:
@@ -98,13 +90,13 @@ def test_each_role_sees_exactly_its_pages_and_the_admins_403_for_another(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
-    log_in_as(browser, live_server, SLUG[role])
+    staff = log_in_as(browser, live_server, SLUG[role])
     assert "No cuenta con permiso" not in visible_text(browser)
     assert start_page_lists(browser) == ROLE_PAGES[role]
     assert_fits(browser, f"start page of {role}")
     screenshot(f"role_{SLUG[role]}_start_1366")
     for name in sorted(ROLE_PAGES[role]):
-        open_page(browser, live_server, reverse(f"admin:{name}_changelist"), "#changelist")
+        staff.open(reverse(f"admin:{name}_changelist"), "#changelist")
         assert_fits(browser, f"{name} for {role}")
 
     browser.get(f"{live_server.url}{reverse(f'admin:{FORBIDDEN[role]}_changelist')}")
@@ -124,8 +116,8 @@ def test_the_waiting_list_export_keeps_the_filter_and_the_xlsx_holds_those_rows(
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select
 
-    log_in_as(browser, live_server, "facturacion")
-    open_page(browser, live_server, reverse("admin:billing_saleawaitinginvoice_changelist"), "#changelist")
+    staff = log_in_as(browser, live_server, "facturacion")
+    staff.open(reverse("admin:billing_saleawaitinginvoice_changelist"), "#changelist")
     browser.find_element(By.LINK_TEXT, "Debe actuar: Facturación").click()
     wait(browser).until(ec.url_contains("problema=facturacion"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == 1
@@ -193,9 +185,9 @@ def test_the_opportunity_page_has_one_date_format_and_no_repeated_row_captions(
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    log_in_as(browser, live_server, "supervision")
+    staff = log_in_as(browser, live_server, "supervision")
     url = reverse("admin:opportunities_opportunity_change", args=[role_users.lucia.pk])
-    open_page(browser, live_server, url, "#history-group")
+    staff.open(url, "#history-group")
     text = visible_text(browser)
     assert re.search(r"Creada: \d{2}/\d{2}/\d{4} \d{2}:\d{2}", text), text[:300]
     assert not re.search(r"\d{1,2} de [a-z]+ de \d{4}", text)  # Django's long dates are gone

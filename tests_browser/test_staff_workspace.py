@@ -62,18 +62,27 @@ class StaffBrowser:
         self.browser = browser
         self.live_server = live_server
 
-    def sign_in(self, width: int = 1366) -> None:
-        """At a viewport `width` CSS pixels wide (900 high), through the login form, on the start page."""
+    def sign_in(
+        self,
+        width: int = 1366,
+        height: int = 900,
+        *,
+        username: str = USERNAME,
+        password: str = PASSWORD,
+        ready: str = "user-tools",
+    ) -> None:
+        """At a `width` x `height` viewport, through the login form, until the element with id
+        `ready` is on the page (the user menu, once in)."""
         from selenium.webdriver.common.by import By
         from selenium.webdriver.common.keys import Keys
         from selenium.webdriver.support import expected_conditions as ec
 
-        set_viewport(self.browser, width, 900)
+        set_viewport(self.browser, width, height)
         self.browser.delete_all_cookies()
         self.browser.get(f"{self.live_server.url}/admin/login/?next=/admin/")
-        self.browser.find_element(By.ID, "id_username").send_keys(USERNAME)
-        self.browser.find_element(By.ID, "id_password").send_keys(PASSWORD + Keys.ENTER)
-        wait(self.browser).until(ec.presence_of_element_located((By.ID, "user-tools")))
+        self.browser.find_element(By.ID, "id_username").send_keys(username)
+        self.browser.find_element(By.ID, "id_password").send_keys(password + Keys.ENTER)
+        wait(self.browser).until(ec.presence_of_element_located((By.ID, ready)))
 
     def open(self, path: str, ready: str = "#content") -> None:
         """`path`, once the element `ready` is on the page."""

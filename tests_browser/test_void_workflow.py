@@ -23,13 +23,11 @@ from billing.models import OpportunityServiceOrder
 from devtools.mifact_standin import MifactStandin
 from e2e import bodies
 from opportunities.models import Opportunity
-from tests_browser.conftest import set_viewport
 from tests_browser.test_staff_workspace import (
     PASSWORD,
     STAFF_PERMISSIONS,
     USERNAME,
-    log_in,
-    open_page,
+    StaffBrowser,
     visible_text,
     wait,
 )
@@ -116,11 +114,11 @@ def test_pages_of_a_closed_sale_fit_two_screens(
     start page, measured."""
     from selenium.webdriver.common.by import By
 
-    set_viewport(browser, *SCREEN)
     opportunity = closed_sale(api, standin)
     row = OpportunityServiceOrder.objects.get()
-    log_in(browser, live_server)
-    open_page(browser, live_server, reverse("admin:opportunities_opportunity_change", args=[opportunity.pk]))
+    staff = StaffBrowser(browser, live_server)
+    staff.sign_in(*SCREEN)
+    staff.open(reverse("admin:opportunities_opportunity_change", args=[opportunity.pk]))
     height = snap(browser, screenshot, "opportunity_closed_1366")
     assert height <= 2 * SCREEN[1], height
     for group in ("service_orders-group", "attachments-group"):
@@ -131,13 +129,13 @@ def test_pages_of_a_closed_sale_fit_two_screens(
     assert {"Cliente", "Paciente", "Cita"} <= names, names
     folded[0].click()  # one click unfolds a section
     assert browser.find_elements(By.CSS_SELECTOR, "#content-main details[open]")
-    open_page(browser, live_server, reverse("admin:billing_opportunityserviceorder_changelist"))
+    staff.open(reverse("admin:billing_opportunityserviceorder_changelist"))
     snap(browser, screenshot, "service_order_list_1366")
-    open_page(browser, live_server, reverse("admin:billing_opportunityserviceorder_change", args=[row.pk]))
+    staff.open(reverse("admin:billing_opportunityserviceorder_change", args=[row.pk]))
     snap(browser, screenshot, "service_order_page_1366")
-    open_page(browser, live_server, reverse("admin:billing_saleawaitinginvoice_changelist"))
+    staff.open(reverse("admin:billing_saleawaitinginvoice_changelist"))
     snap(browser, screenshot, "waiting_list_1366")
-    open_page(browser, live_server, "/admin/")
+    staff.open("/admin/")
     snap(browser, screenshot, "start_page_1366")
 
 
@@ -145,16 +143,16 @@ def test_void_check_now_and_reissue(
     browser: Any, live_server: Any, standin: MifactStandin, api: APIClient, screenshot: Any
 ) -> None:
     """The clerk is told of a void: one click shows it everywhere; the reissue, one more click."""
-    set_viewport(browser, *SCREEN)
     opportunity = closed_sale(api, standin)
     opportunity_url = reverse("admin:opportunities_opportunity_change", args=[opportunity.pk])
     os_list = reverse("admin:billing_opportunityserviceorder_changelist")
-    log_in(browser, live_server)
+    staff = StaffBrowser(browser, live_server)
+    staff.sign_in(*SCREEN)
 
     # Voided at invoice-mifact minutes after the invoice: the follow-up interval (60 min) does not
     # apply to a check the clerk asks for.
     standin.void(OS_ID)
-    open_page(browser, live_server, os_list, "#result_list")
+    staff.open(os_list, "#result_list")
     run_check_action(browser)
     messages = visible_text(browser, "ul.messagelist")
     assert "Ya facturadas: comprobante vigente 0; anulado (espera reemisión) 1; reemitido 0." in messages
@@ -169,14 +167,14 @@ def test_void_check_now_and_reissue(
         None,
     )
     row = OpportunityServiceOrder.objects.get()
-    open_page(browser, live_server, reverse("admin:billing_opportunityserviceorder_change", args=[row.pk]))
+    staff.open(reverse("admin:billing_opportunityserviceorder_change", args=[row.pk]))
     page = visible_text(browser)
     assert "Comprobante anulado, esperando reemisión" in page
     assert "Facturada:" in page and "Comprobante anulado:" in page
     snap(browser, screenshot, "void_service_order_page_1366")
-    open_page(browser, live_server, reverse("admin:billing_saleawaitinginvoice_changelist"), "#result_list")
+    staff.open(reverse("admin:billing_saleawaitinginvoice_changelist"), "#result_list")
     assert "comprobante anulado: espera reemisión" in visible_text(browser, "#result_list")
-    open_page(browser, live_server, opportunity_url)
+    staff.open(opportunity_url)
     past = visible_text(browser, "#attachments-2-group")
     assert "Anulado (cabecera 1000)" in past and past.count("Anulado (cabecera 1000)") == 2
     assert "os-5501-soles.pdf" not in visible_text(browser, "#attachments-group")  # none valid now
@@ -184,10 +182,10 @@ def test_void_check_now_and_reissue(
 
     # Reissued: the check from the opportunity list completes it again.
     standin.invoice(OS_ID, soles=True, head_id=1001)
-    open_page(browser, live_server, f"{reverse('admin:opportunities_opportunity_changelist')}?q={opportunity.pk}")
+    staff.open(f"{reverse('admin:opportunities_opportunity_changelist')}?q={opportunity.pk}")
     run_check_action(browser)
     assert "facturadas: 1" in visible_text(browser, "ul.messagelist")
-    open_page(browser, live_server, opportunity_url)
+    staff.open(opportunity_url)
     valid = visible_text(browser, "#attachments-group")
     assert "os-5501-soles.pdf" in valid and "1001" in valid
     past = visible_text(browser, "#attachments-2-group")
@@ -201,10 +199,10 @@ def test_void_check_now_and_reissue(
 
     # Reissued again while invoiced: the earlier valid PDF is replaced, labelled with its head.
     standin.invoice(OS_ID, soles=True, head_id=1002)
-    open_page(browser, live_server, os_list, "#result_list")
+    staff.open(os_list, "#result_list")
     run_check_action(browser)
     assert "reemitido 1." in visible_text(browser, "ul.messagelist")
-    open_page(browser, live_server, opportunity_url)
+    staff.open(opportunity_url)
     assert "1002" in visible_text(browser, "#attachments-group")
     assert "Reemplazado (cabecera 1001)" in visible_text(browser, "#attachments-2-group")
     # The history tells it in Spanish, with no raw key outside the technical details.
@@ -228,22 +226,22 @@ def test_an_outage_and_an_os_on_two_sales_are_said_where_staff_look(
 
     space = seed_workspace()
     OpportunityServiceOrder.objects.create(opportunity=space.jose, service_order_id=456)
-    set_viewport(browser, *SCREEN)
-    log_in(browser, live_server)
+    staff = StaffBrowser(browser, live_server)
+    staff.sign_in(*SCREEN)
     for name, shot in (
         ("admin:billing_saleawaitinginvoice_changelist", "outage_waiting_list_1366"),
         ("admin:billing_opportunityserviceorder_changelist", "outage_service_order_list_1366"),
     ):
-        open_page(browser, live_server, reverse(name), "#crm-mifact-outage")
+        staff.open(reverse(name), "#crm-mifact-outage")
         notice = visible_text(browser, "#crm-mifact-outage")
         assert "no tiene configurada la conexión con el sistema de facturación" in notice
         assert "Desde el" in notice and "Debe actuar: TI de la clínica." in notice
         snap(browser, screenshot, shot)
     assert visible_text(browser, "#result_list").count("También en otra venta (1)") == 2
     for sale in (space.lucia, space.jose):
-        open_page(browser, live_server, reverse("admin:opportunities_opportunity_change", args=[sale.pk]))
+        staff.open(reverse("admin:opportunities_opportunity_change", args=[sale.pk]))
         assert "Esta O.S también está registrada en otra venta" in visible_text(browser, "#service_orders-group")
     snap(browser, screenshot, "shared_os_opportunity_1366")
-    open_page(browser, live_server, "/admin/", "#crm-shared")
+    staff.open("/admin/", "#crm-shared")
     assert "O.S registradas en más de una venta: 1" in visible_text(browser, "#crm-shared")
     snap(browser, screenshot, "shared_os_start_page_1366")
