@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from billing.mifact import MifactClient, MifactError
 from billing.models import OpportunityServiceOrder
+from billing.schedule import PollSteps, backoff_over_q, due_q
 from billing.selectors import service_orders_due_follow_up, service_orders_forced, service_orders_pending
 from billing.services.checks import CheckOutcome, CheckResult
 from billing.services.forced import forced_claim_batch, service_order_check_now
@@ -32,12 +33,15 @@ logger = logging.getLogger(__name__)
 
 
 def _due_service_orders(*, round_started_at: dt.datetime, opportunity_id: str | None) -> QuerySet:
-    """The O.S of one poll round: pending and registered when the round started, and not checked
-    since (by anyone: another run, a PUT, the admin). Of one opportunity when given."""
+    """The O.S of one poll round: pending and registered when the round started, not checked
+    since (by anyone: another run, a PUT, the admin), due by the polling schedule by age
+    (`billing.schedule`) and with no error backoff running. Of one opportunity when given."""
     due = (
         service_orders_pending()
         .filter(created_at__lte=round_started_at)
         .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started_at))
+        .filter(due_q(now=round_started_at, steps=PollSteps.from_settings()))
+        .filter(backoff_over_q(now=round_started_at))
     )
     return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
