@@ -15,7 +15,6 @@ Two kinds of refusal:
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import random
 import threading
 import time
@@ -42,21 +41,12 @@ def error_retry_not_before(*, streak: int, now: dt.datetime) -> dt.datetime:
     return now + error_delay(streak=streak, base=base, cap=max(base, cap))
 
 
-def retry_after_seconds(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date (RFC 9110);
-    None when absent or unreadable (a date in the past: 0)."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+def _clock() -> float:
+    return time.monotonic()
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 class PauseGate:
@@ -71,12 +61,12 @@ class PauseGate:
         *,
         cap: float | None = None,
         budget: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.cap = settings.POLL_RETRY_AFTER_MAX_SECONDS if cap is None else cap
         self.budget = settings.POLL_PAUSE_BUDGET_SECONDS if budget is None else budget
-        self._clock, self._sleep = clock, sleep
+        self._clock, self._sleep = clock or _clock, sleep or _sleep
         self._lock = threading.Lock()
         self._until = 0.0
         self.pauses = 0
