@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from billing.models import OpportunityServiceOrder
 
 HOUR, DAY = dt.timedelta(hours=1), dt.timedelta(days=1)
 
@@ -99,6 +103,32 @@ def next_check_at(
     return None
 
 
+def service_order_next_check_at(row: OpportunityServiceOrder, *, now: dt.datetime) -> dt.datetime | None:
+    """When the cron asks about `row` next (the API's `nextCheckAt`): for a pending O.S, by the
+    schedule by age (`now`: in the next run; None once stopped); for an invoiced one, its next
+    follow-up check for a void or a reissue (`INVOICE_FOLLOW_UP_*`; None once its window is over
+    or with follow-ups off). An error backoff delays both."""
+    if not row.facturado:
+        return next_check_at(
+            created_at=row.created_at,
+            last_checked_at=row.last_checked_at,
+            resumed_at=row.checks_resumed_at,
+            now=now,
+            steps=PollSteps.from_settings(),
+            retry_not_before=row.retry_not_before,
+        )
+    days, minutes = settings.INVOICE_FOLLOW_UP_DAYS, settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES
+    if days <= 0 or minutes <= 0 or row.invoiced_at is None:
+        return None
+    candidates = [now]
+    if row.last_checked_at is not None:
+        candidates.append(row.last_checked_at + dt.timedelta(minutes=minutes))
+    if row.retry_not_before is not None:
+        candidates.append(row.retry_not_before)
+    moment = max(candidates)
+    return moment if moment <= row.invoiced_at + dt.timedelta(days=days) else None
+
+
 def is_stopped(*, created_at: dt.datetime, resumed_at: dt.datetime | None, now: dt.datetime, steps: PollSteps) -> bool:
     """True when the poll no longer asks about this pending O.S by itself."""
     return now - schedule_start(created_at=created_at, resumed_at=resumed_at) >= steps.stops_after
@@ -130,6 +160,12 @@ def due_q(*, now: dt.datetime, steps: PollSteps) -> Q:
 def stopped_q(*, now: dt.datetime, steps: PollSteps) -> Q:
     """The O.S (pending ones, with the caller's filter) that the poll no longer asks by itself."""
     return _started_by(now - steps.stops_after)
+
+
+def stopped_label() -> str:
+    """How staff name the stopped O.S: "O.S sin factura tras 90 días" (with the setting's days)."""
+    days = PollSteps.from_settings().stops_after.total_seconds() / 86400
+    return f"O.S sin factura tras {days:g} días"
 
 
 def backoff_over_q(*, now: dt.datetime) -> Q:
