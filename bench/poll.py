@@ -56,7 +56,7 @@ MEMORY_TARGET_N = 2000
 
 SUMMARY_RE = re.compile(
     r"poll_invoices: pending=\d+ checked=(?P<checked>\d+) invoiced=(?P<invoiced>\d+) errors=(?P<errors>\d+) left=\d+ "
-    r"followed_up=(?P<followed_up>\d+) replaced=\d+ voided=\d+ "
+    r"followed_up=(?P<followed_up>\d+) replaced=\d+ voided=\d+ deferred=\d+ pauses=\d+ paused_seconds=\d+ "
     r"seconds=(?P<seconds>[0-9.]+)"
 )
 

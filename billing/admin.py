@@ -31,6 +31,7 @@ from billing.admin_display import (
     service_order_status_html,
     shared_sales_html,
 )
+from billing.admin_schedule import RESUME_ACTION_LABEL, StoppedFilter, next_check_text, service_orders_resume_now
 from billing.admin_waiting import SaleAwaitingInvoiceAdmin
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import WAITING_AGES, service_orders_with_shared_count
@@ -133,6 +134,7 @@ class OpportunityServiceOrderAdmin(
         "facturado",
         ProblemFilter,
         WaitingAgeFilter,
+        StoppedFilter,
         SharedFilter,
         "created_at",
         "last_checked_at",
@@ -145,7 +147,7 @@ class OpportunityServiceOrderAdmin(
     list_select_related = ("opportunity",)
     list_per_page = 50
     ordering = ("-created_at", "-id")
-    actions = ("check_invoice_status_now",)
+    actions = ("check_invoice_status_now", "resume_checks")
     fields = (
         "opportunity_name",
         "service_order_id",
@@ -156,6 +158,7 @@ class OpportunityServiceOrderAdmin(
         "invoiced",
         "voided",
         "last_checked",
+        "next_check",
         "problem_full",
         "invoice_result_head_id",
         "url_soles",
@@ -200,6 +203,10 @@ class OpportunityServiceOrderAdmin(
     def problem(self, obj: OpportunityServiceOrder) -> str:
         return problem_html(obj)
 
+    @admin.display(description="próxima consulta automática")
+    def next_check(self, obj: OpportunityServiceOrder) -> str:
+        return next_check_text(obj)
+
     @admin.display(description="problema")
     def problem_full(self, obj: OpportunityServiceOrder) -> str:
         return problem_html(obj, full=True)
@@ -214,6 +221,10 @@ class OpportunityServiceOrderAdmin(
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[OpportunityServiceOrder]) -> None:
         service_orders_check_now(request=request, rows=queryset.order_by("facturado", "id"))
+
+    @admin.action(description=RESUME_ACTION_LABEL, permissions=["check"])
+    def resume_checks(self, request: HttpRequest, queryset: QuerySet[OpportunityServiceOrder]) -> None:
+        service_orders_resume_now(request=request, rows=queryset.order_by("id"))
 
 
 admin.site.register(SaleAwaitingInvoice, SaleAwaitingInvoiceAdmin)

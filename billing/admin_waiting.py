@@ -26,6 +26,7 @@ from billing.admin_display import (
     problem_html,
     service_order_link,
 )
+from billing.admin_schedule import RESUME_ACTION_LABEL, StoppedSalesFilter, service_orders_resume_now
 from billing.models import OpportunityServiceOrder, SaleAwaitingInvoice
 from billing.selectors import sales_awaiting_invoice, service_orders_pending
 from crm.admin_ui.display import clinic_datetime, waiting_time
@@ -83,11 +84,11 @@ class SaleAwaitingInvoiceAdmin(
     )
     list_display_links = None
     change_list_template = OUTAGE_CHANGE_LIST_TEMPLATE
-    list_filter = (WhoMustActFilter,)
+    list_filter = (WhoMustActFilter, StoppedSalesFilter)
     search_fields = ("=id", "search_text__contains", "service_orders__search_text__contains")
     search_help_text = "Buscar por paciente, documento, historia clínica, número de O.S o id de la oportunidad."
     list_per_page = 50
-    actions = ("check_invoice_status_now",)
+    actions = ("check_invoice_status_now", "resume_checks")
 
     def get_ordering(self, request: HttpRequest) -> list[str | Combinable]:
         # Longest waiting first (the column sorts both ways); `waiting_since` is an annotation.
@@ -164,3 +165,10 @@ class SaleAwaitingInvoiceAdmin(
     @admin.action(description=CHECK_ACTION_LABEL, permissions=["check"])
     def check_invoice_status_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         opportunities_check_now(request=request, opportunities=queryset)
+
+    @admin.action(description=RESUME_ACTION_LABEL, permissions=["check"])
+    def resume_checks(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Resume the automatic checks of the selected sales' pending O.S."""
+        selected = list(queryset.values_list("pk", flat=True))
+        rows = service_orders_pending().filter(opportunity__in=selected).order_by("opportunity_id", "id")
+        service_orders_resume_now(request=request, rows=rows)

@@ -25,6 +25,7 @@ from crm.outgoing import (
     ServiceError,
     ServiceNotConfigured,
     ServiceUnavailable,
+    retry_after_seconds,
 )
 
 
@@ -48,8 +49,17 @@ class MifactBadResponse(MifactError, ServiceBadResponse):
     """The service answered something that is not the documented JSON (or an unexpected 4xx)."""
 
 
-class MifactUnknownServiceOrder(MifactBadResponse):
+class MifactRefusedServiceOrder(MifactBadResponse):
+    """invoice-mifact answered a 4xx other than 401 and 429 about an O.S: the poll backs off on
+    that O.S (billing/backoff.py)."""
+
+
+class MifactUnknownServiceOrder(MifactRefusedServiceOrder):
     """invoice-mifact answered 404 for an O.S: it does not know that id."""
+
+
+class MifactThrottled(MifactUnavailable):
+    """invoice-mifact answered 429 (too many requests): the poll pauses (billing/backoff.py)."""
 
 
 @dataclass(frozen=True)
@@ -159,14 +169,20 @@ class MifactClient(BearerApiClient):
         This is the backend's `getInvoiceStatusByServiceOrderId(serviceOrderId, token?)`: without
         `token` the client signs in first (or reuses its token). Raises `MifactAuthError`,
         `MifactUnavailable` (network, timeout, 5xx after retries), `MifactBadResponse` (not the
-        documented JSON, other 4xx; `MifactUnknownServiceOrder` for a 404).
+        documented JSON; `MifactRefusedServiceOrder` for a 4xx, `MifactUnknownServiceOrder` for a
+        404), `MifactThrottled` for a 429 (with its `Retry-After`).
         """
         if token is not None:
             self.use_token(token)
         response = self.authorized_request("GET", f"/service-order/{int(service_order_id)}/invoice-status")
-        if not 200 <= response.status_code < 300:
-            error = MifactUnknownServiceOrder if response.status_code == 404 else MifactBadResponse
-            raise error(f"invoice-mifact respondió {response.status_code} para la O.S {service_order_id}")
+        code = response.status_code
+        if code == 429:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            raise MifactThrottled(f"invoice-mifact respondió {code} (demasiadas consultas)", retry_after=retry_after)
+        if not 200 <= code < 300:
+            error = MifactUnknownServiceOrder if code == 404 else MifactBadResponse
+            error = MifactRefusedServiceOrder if 400 <= code < 500 and error is MifactBadResponse else error
+            raise error(f"invoice-mifact respondió {code} para la O.S {service_order_id}")
         try:
             body = response.json()
         except ValueError as exc:

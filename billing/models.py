@@ -48,6 +48,13 @@ class OpportunityServiceOrder(models.Model):
     # seen voided.
     invoiced_at = models.DateTimeField("facturada", null=True, blank=True)
     voided_at = models.DateTimeField("anulada", null=True, blank=True)
+    # The polling schedule (billing/schedule.py) counts the O.S's age from here when staff
+    # resumed its checks ("Reanudar consultas"), else from `created_at`.
+    checks_resumed_at = models.DateTimeField("consultas reanudadas", null=True, blank=True)
+    # invoice-mifact's 4xx answers in a row about this O.S, and when the poll may ask again
+    # (billing/backoff.py); both cleared by an answer.
+    error_streak = models.PositiveIntegerField("errores seguidos", default=0)
+    retry_not_before = models.DateTimeField("reintentar desde", null=True, blank=True)
     last_error = models.TextField("último error", blank=True, default="")
     last_error_kind = models.CharField(
         "tipo de error", max_length=20, blank=True, default="", choices=ServiceOrderErrorKind.choices

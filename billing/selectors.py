@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from opportunities.models import Opportunity
 
 from .models import OpportunityServiceOrder
+from .schedule import backoff_over_q
 
 
 def service_orders_pending() -> QuerySet[OpportunityServiceOrder]:
@@ -31,13 +32,15 @@ def follow_up_enabled() -> bool:
 def service_orders_due_follow_up(*, round_started_at: dt.datetime, opportunity_id: str | None = None) -> QuerySet:
     """Invoiced O.S of a poll round that are due a follow-up check: invoiced in the last
     `INVOICE_FOLLOW_UP_DAYS`, not checked in the `INVOICE_FOLLOW_UP_INTERVAL_MINUTES` before the
-    round started. Empty when follow-ups are off."""
+    round started, no error backoff running. Empty when follow-ups are off. (The schedule by age
+    does not apply: the follow-up window is already short.)"""
     if not follow_up_enabled():
         return OpportunityServiceOrder.objects.none()
     window_start = round_started_at - dt.timedelta(days=settings.INVOICE_FOLLOW_UP_DAYS)
     checked_before = round_started_at - dt.timedelta(minutes=settings.INVOICE_FOLLOW_UP_INTERVAL_MINUTES)
     due = service_orders_invoiced().filter(invoiced_at__gte=window_start, created_at__lte=round_started_at)
     due = due.filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=checked_before))
+    due = due.filter(backoff_over_q(now=round_started_at))  # an error backoff (billing/backoff.py)
     return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
 

@@ -10,6 +10,8 @@ error classes, never a raw `requests` exception. (docs/api.md "invoice-mifact" a
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import threading
 import time
 from typing import Any, ClassVar, Self
@@ -32,7 +34,38 @@ class ServiceNotConfigured(ServiceError):
 
 
 class ServiceUnavailable(ServiceError):
-    """The service could not be reached, timed out, or answered 5xx."""
+    """The service could not be reached, timed out, or answered 5xx. `retry_after`: the seconds
+    its `Retry-After` header asked to wait (delta-seconds or an HTTP date), else None."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after = retry_after
+
+
+class _RetryUnlessAskedToWait(Retry):
+    """urllib3's retry policy, except that an answer carrying `Retry-After` is not retried: urllib3
+    would sleep as long as the header says, without a cap, in the caller's thread. The caller gets
+    the answer and decides (the poll pauses for a capped time, billing/backoff.py)."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return not has_retry_after and super().is_retry(method, status_code, has_retry_after)
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date (RFC 9110); None
+    when absent or unreadable (a date in the past: 0)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class ServiceAuthError(ServiceError):
@@ -66,7 +99,7 @@ class BearerApiClient:
     """
 
     service_name: ClassVar[str] = "servicio"
-    unavailable_error: ClassVar[type[ServiceError]] = ServiceUnavailable
+    unavailable_error: ClassVar[type[ServiceUnavailable]] = ServiceUnavailable
     auth_error: ClassVar[type[ServiceError]] = ServiceAuthError
     bad_response_error: ClassVar[type[ServiceError]] = ServiceBadResponse
     # For `from_settings`: the settings that hold the base URL, the credentials and the read
@@ -118,7 +151,7 @@ class BearerApiClient:
         self._token_lock = threading.Lock()
         self.sign_in_count = 0
         self.session = requests.Session()
-        retry = Retry(
+        retry = _RetryUnlessAskedToWait(
             total=retries,
             connect=retries,
             read=retries,
@@ -217,5 +250,8 @@ class BearerApiClient:
             if response.status_code == 401:
                 raise self.auth_error(f"{self.service_name} rechazó el token recién obtenido")
         if response.status_code >= 500:
-            raise self.unavailable_error(f"{self.service_name} respondió {response.status_code}")
+            raise self.unavailable_error(
+                f"{self.service_name} respondió {response.status_code}",
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
         return response

@@ -56,6 +56,21 @@ POLL_CLAIM_SECONDS = env.int("POLL_CLAIM_SECONDS", default=300)
 # became facturado, poll_invoices asks again at most once per this many minutes. 0 turns it off.
 INVOICE_FOLLOW_UP_DAYS = env.int("INVOICE_FOLLOW_UP_DAYS", default=7)
 INVOICE_FOLLOW_UP_INTERVAL_MINUTES = env.int("INVOICE_FOLLOW_UP_INTERVAL_MINUTES", default=60)
+# The polling schedule by age (billing/schedule.py, docs/operations.md "Polling schedule"): a
+# pending O.S is asked in every run while younger than POLL_EVERY_RUN_DAYS, at most hourly until
+# POLL_HOURLY_UNTIL_DAYS, at most daily until POLL_DAILY_UNTIL_DAYS, then no more (stopped).
+POLL_EVERY_RUN_DAYS = env.float("POLL_EVERY_RUN_DAYS", default=7)
+POLL_HOURLY_UNTIL_DAYS = env.float("POLL_HOURLY_UNTIL_DAYS", default=30)
+POLL_DAILY_UNTIL_DAYS = env.float("POLL_DAILY_UNTIL_DAYS", default=90)
+# An O.S that invoice-mifact answers with a 404 or another 4xx waits base * 2^(errors - 1) minutes
+# (with jitter, at most the cap) before the poll asks again (billing/backoff.py).
+POLL_ERROR_BACKOFF_MINUTES = env.float("POLL_ERROR_BACKOFF_MINUTES", default=10)
+POLL_ERROR_BACKOFF_MAX_MINUTES = env.float("POLL_ERROR_BACKOFF_MAX_MINUTES", default=1440)
+# A 429 or 503 with Retry-After pauses every call of the run for that long, at most this many
+# seconds per pause (a 429 without Retry-After: the cap); a run that paused this long in all ends
+# and leaves the rest to the next run.
+POLL_RETRY_AFTER_MAX_SECONDS = env.float("POLL_RETRY_AFTER_MAX_SECONDS", default=120)
+POLL_PAUSE_BUDGET_SECONDS = env.float("POLL_PAUSE_BUDGET_SECONDS", default=240)
 
 # /health answers 503 when service orders waited longer than this and no poll_invoices run reached
 # invoice-mifact in that time (a dead cron); it is computed at most every HEALTH_CACHE_SECONDS.

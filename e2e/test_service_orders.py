@@ -12,7 +12,7 @@ from e2e import bodies
 
 SUMMARY_RE = re.compile(
     r"^poll_invoices: pending=\d+ checked=(\d+) invoiced=(\d+) errors=(\d+) left=\d+ "
-    r"followed_up=\d+ replaced=\d+ voided=\d+ seconds=[\d.]+"
+    r"followed_up=\d+ replaced=\d+ voided=\d+ deferred=\d+ pauses=\d+ paused_seconds=\d+ seconds=[\d.]+"
 )
 #: Words that make a one-line reason read as Spanish (at least two must appear).
 SPANISH_WORDS = {

@@ -12,11 +12,13 @@ import math
 import re
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import OpportunityServiceOrder
+from billing.schedule import service_order_next_check_at
 from crm.fields import (
     AppointmentRangeField,
     HttpUrlField,
@@ -347,8 +349,22 @@ class ServiceOrderOutputSerializer(serializers.ModelSerializer):
     voidedAt = LocalDateTimeField(
         source="voided_at", allow_null=True, help_text="Cuándo se vio anulado su comprobante (null si nunca)"
     )
+    nextCheckAt = serializers.SerializerMethodField(
+        help_text=(
+            "Cuándo la consulta automática (cada 5 minutos) preguntará de nuevo por esta O.S a invoice-mifact: "
+            "la hora de la respuesta o antes significa en la próxima ejecución. Pendiente: según su antigüedad "
+            "(cada ejecución hasta 7 días, cada hora hasta 30, cada día hasta 90); null una vez detenida "
+            "(sin factura tras 90 días, hasta que el personal la reanude). Facturada: su próxima revisión "
+            "de anulación o reemisión; null pasado ese plazo."
+        )
+    )
     createdAt = LocalDateTimeField(source="created_at")
     updatedAt = LocalDateTimeField(source="updated_at")
+
+    @extend_schema_field(LocalDateTimeField(allow_null=True))
+    def get_nextCheckAt(self, obj: OpportunityServiceOrder) -> str | None:
+        moment = service_order_next_check_at(obj, now=timezone.now())
+        return None if moment is None else str(LocalDateTimeField().to_representation(moment))
 
     class Meta:
         model = OpportunityServiceOrder
@@ -363,6 +379,7 @@ class ServiceOrderOutputSerializer(serializers.ModelSerializer):
             "lastError",
             "invoicedAt",
             "voidedAt",
+            "nextCheckAt",
             "createdAt",
             "updatedAt",
         ]

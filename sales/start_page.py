@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from billing.problems import KINDS_BY_RESPONSIBLE, Responsible, service_order_problem
+from billing.schedule import PollSteps, stopped_label, stopped_q
 from billing.selectors import WAITING_AGES, service_orders_pending, shared_service_order_count
 from crm.admin_ui.display import clinic_datetime, waiting_time
 from jobs.models import CommandRun
@@ -68,6 +69,7 @@ class Invoices:
     oldest_sale: Opportunity | None
     errors: int
     voided: int  # pending again because their comprobante was voided: waiting for a reissue
+    stopped: int  # too old for the cron's schedule: no automatic check any more (billing/schedule.py)
     shared: int  # O.S ids registered on more than one sale (docs/decisions.md)
     errors_by_actor: dict[str, int]
     ages: list[Bar]
@@ -84,6 +86,14 @@ class Invoices:
     @property
     def voided_url(self) -> str:
         return admin_list("billing_opportunityserviceorder", facturado__exact=0, voided_at__isnull="False")
+
+    @property
+    def stopped_url(self) -> str:
+        return admin_list("billing_opportunityserviceorder", facturado__exact=0, consultas="detenidas")
+
+    @property
+    def stopped_label(self) -> str:
+        return stopped_label()
 
     @property
     def shared_url(self) -> str:
@@ -236,6 +246,7 @@ def _invoices(now: dt.datetime) -> Invoices:
         oldest=Min("created_at"),
         errors=Count("id", filter=with_error),
         voided=Count("id", filter=Q(voided_at__isnull=False)),
+        stopped=Count("id", filter=stopped_q(now=now, steps=PollSteps.from_settings())),
         **{
             f"errors_{actor.value}": Count("id", filter=with_error & Q(last_error_kind__in=KINDS_BY_RESPONSIBLE[actor]))
             for actor in Responsible
@@ -259,6 +270,7 @@ def _invoices(now: dt.datetime) -> Invoices:
         oldest_sale=oldest.opportunity if oldest else None,
         errors=counts["errors"],
         voided=counts["voided"],
+        stopped=counts["stopped"],
         shared=shared_service_order_count(),
         errors_by_actor={actor.value: counts[f"errors_{actor.value}"] for actor in Responsible},
         ages=ages,

@@ -24,6 +24,7 @@ from django.db.models import F
 from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
+from billing.backoff import error_retry_not_before
 from billing.comprobantes import StoredPdf, attachment_store_pdfs, comprobantes_download
 from billing.downloads import DownloadError
 from billing.mifact import (
@@ -32,6 +33,9 @@ from billing.mifact import (
     MifactClient,
     MifactError,
     MifactNotConfigured,
+    MifactRefusedServiceOrder,
+    MifactThrottled,
+    MifactUnavailable,
     mifact_configuration_problem,
     shared_mifact_client,
 )
@@ -73,6 +77,12 @@ class CheckOutcome:
     error: str = ""
     service_order_id: int | None = None
     error_kind: str = ""
+    # invoice-mifact refused this O.S (a 4xx): the poll leaves it alone for a while.
+    deferred: bool = False
+    # invoice-mifact asked to wait (a 429, or a 503 with Retry-After): the poll pauses for
+    # `retry_after` seconds (None: the cap). billing/backoff.py
+    throttled: bool = False
+    retry_after: float | None = None
 
 
 def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
@@ -83,6 +93,10 @@ def service_order_claim(*, pk: int, now: dt.datetime | None = None) -> bool:
 
 
 def service_order_check_record(pk: int, *, error: str, kind: str = "", checked_at: dt.datetime, **extra: Any) -> None:
+    """Record a check on the row and end its claim. An answer (no error) also ends an error
+    backoff (billing/backoff.py)."""
+    if not error:
+        extra = {"error_streak": 0, "retry_not_before": None, **extra}
     OpportunityServiceOrder.objects.filter(pk=pk).update(
         last_checked_at=checked_at,
         last_error=error[:2000],
@@ -126,6 +140,7 @@ def service_order_complete(
         row.invoiced_at = checked_at  # the follow-up window starts here (also after a reissue)
         row.last_error = ""
         row.last_error_kind = ""
+        row.error_streak, row.retry_not_before = 0, None
         row.claimed_until = None
         row.save()
         opportunity_close_won(
@@ -149,7 +164,7 @@ def service_order_complete(
 
 
 def service_order_check_outcome(
-    service_order: OpportunityServiceOrder, result: CheckResult, error: str = "", kind: str = ""
+    service_order: OpportunityServiceOrder, result: CheckResult, error: str = "", kind: str = "", **flags: Any
 ) -> CheckOutcome:
     # DEBUG: under cron a good run prints only its summary line (`-v 2` lists the O.S).
     logger.debug(
@@ -158,7 +173,7 @@ def service_order_check_outcome(
         error,
         extra={"opportunity_id": service_order.opportunity_id, "service_order_id": service_order.service_order_id},
     )
-    return CheckOutcome(service_order.pk, result, error, service_order.service_order_id, kind if error else "")
+    return CheckOutcome(service_order.pk, result, error, service_order.service_order_id, kind if error else "", **flags)
 
 
 def invoice_status_fetch(
@@ -172,16 +187,34 @@ def invoice_status_fetch(
         if client is None:
             raise MifactNotConfigured(mifact_configuration_problem() or "invoice-mifact no está configurado")
         return client.get_invoice_status(service_order.service_order_id)
+    except MifactRefusedServiceOrder as exc:
+        # A 4xx about this O.S (e.g. 404 for a mistyped id): a row error, and the poll leaves the
+        # O.S alone for a while, longer with each refusal in a row.
+        kind, streak = error_kind_for_exception(exc), service_order.error_streak + 1
+        retry_not_before = error_retry_not_before(streak=streak, now=checked_at)
+        service_order_check_record(
+            pk,
+            error=f"invoice-mifact: {exc}",
+            kind=kind,
+            checked_at=checked_at,
+            error_streak=streak,
+            retry_not_before=retry_not_before,
+        )
+        return service_order_check_outcome(service_order, CheckResult.ERROR, str(exc), kind, deferred=True)
     except MifactBadResponse as exc:
-        # invoice-mifact answered, about this O.S (e.g. 404 for a mistyped id): a row error,
-        # not the service being down.
+        # invoice-mifact answered, about this O.S, something unreadable: a row error, not the
+        # service being down.
         kind = error_kind_for_exception(exc)
         service_order_check_record(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
         return service_order_check_outcome(service_order, CheckResult.ERROR, error=str(exc), kind=kind)
     except MifactError as exc:
         kind = error_kind_for_exception(exc)
         service_order_check_record(pk, error=f"invoice-mifact: {exc}", kind=kind, checked_at=checked_at)
-        return service_order_check_outcome(service_order, CheckResult.SERVICE_ERROR, error=str(exc), kind=kind)
+        retry_after = exc.retry_after if isinstance(exc, MifactUnavailable) else None
+        throttled = isinstance(exc, MifactThrottled) or retry_after is not None
+        return service_order_check_outcome(
+            service_order, CheckResult.SERVICE_ERROR, str(exc), kind, throttled=throttled, retry_after=retry_after
+        )
     except Exception as exc:  # never let one O.S break a request or a poll run
         logger.exception("Unexpected error checking service order %s", pk)
         internal = ServiceOrderErrorKind.INTERNAL

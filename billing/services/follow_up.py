@@ -106,6 +106,7 @@ def service_order_invoice_replace(
         row.url_soles, row.url_dolares = status.url_soles, status.url_dolares
         row.invoiced_at = row.last_checked_at = checked_at
         row.last_error, row.claimed_until = "", None
+        row.error_streak, row.retry_not_before = 0, None
         row.save()
         log = HistoryLog(opportunity=opportunity, user=None)
         log.add(
@@ -140,6 +141,7 @@ def service_order_invoice_void(*, service_order_pk: int, seen_head_id: int | Non
         row.invoice_result_head_id = row.url_soles = row.url_dolares = None
         row.voided_at = row.last_checked_at = checked_at
         row.last_error, row.claimed_until = "", None
+        row.error_streak, row.retry_not_before = 0, None
         row.save()
         if not opportunity.attachments.filter(status=Attachment.Status.VIGENTE).exists():
             opportunity.c_facturacion_sub_estado = FacturacionSubEstado.ORDEN_SERVICIO_PENDIENTE_FACTURA

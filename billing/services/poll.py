@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import queue
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import ClassVar
 
 from django.conf import settings
 from django.db import connections
@@ -18,26 +17,31 @@ from django.db.models import F, Q, QuerySet
 from django.db.utils import Error as DatabaseError
 from django.utils import timezone
 
+from billing.backoff import PauseGate
 from billing.mifact import MifactClient, MifactError
 from billing.models import OpportunityServiceOrder
+from billing.schedule import PollSteps, backoff_over_q, due_q
 from billing.selectors import service_orders_due_follow_up, service_orders_forced, service_orders_pending
 from billing.services.checks import CheckOutcome, CheckResult
 from billing.services.forced import forced_claim_batch, service_order_check_now
+from billing.services.poll_summary import PollSummary
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
 from jobs.claims import claim_batch, claims_release
 from jobs.models import CommandRun
-from jobs.summary import RunSummary
 
 logger = logging.getLogger(__name__)
 
 
 def _due_service_orders(*, round_started_at: dt.datetime, opportunity_id: str | None) -> QuerySet:
-    """The O.S of one poll round: pending and registered when the round started, and not checked
-    since (by anyone: another run, a PUT, the admin). Of one opportunity when given."""
+    """The O.S of one poll round: pending and registered when the round started, not checked
+    since (by anyone: another run, a PUT, the admin), due by the polling schedule by age
+    (`billing.schedule`) and with no error backoff running. Of one opportunity when given."""
     due = (
         service_orders_pending()
         .filter(created_at__lte=round_started_at)
         .filter(Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=round_started_at))
+        .filter(due_q(now=round_started_at, steps=PollSteps.from_settings()))
+        .filter(backoff_over_q(now=round_started_at))
     )
     return due if opportunity_id is None else due.filter(opportunity_id=opportunity_id)
 
@@ -84,46 +88,18 @@ def follow_ups_claim_batch(
     return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id")) if ids else []
 
 
-@dataclass
-class PollSummary(RunSummary):
-    """Counts of one poll run. `pending`: O.S of the round (pending when the run started, not
-    checked since; at most `limit`); `checked`: those invoice-mifact answered about; `invoiced`: completed in this run;
-    `errors`: rows that got an error recorded; `left`: O.S of the round this run got no answer
-    for (invoice-mifact failed, the run stopped early, or another run or a PUT had them);
-    `fatal`: why invoice-mifact could not be used (not configured, credentials refused,
-    unreachable) when that left O.S unchecked, or "". Follow-up checks of invoiced O.S, after the
-    pending ones: `followed_up` answered, of which `replaced` (reissued) and `voided`.
-    """
-
-    command: ClassVar[str] = "poll_invoices"
-    COUNTS: ClassVar[tuple[str, ...]] = tuple(
-        "pending checked invoiced errors left followed_up replaced voided".split()
-    )
-
-    pending: int = 0
-    checked: int = 0
-    invoiced: int = 0
-    errors: int = 0
-    left: int = 0
-    followed_up: int = 0
-    replaced: int = 0
-    voided: int = 0
-
-    @property
-    def outcome(self) -> str:
-        """`failed` when O.S were pending and none could be checked, `partial` when some were left
-        or got an error, else `ok` (`jobs.models.CommandRun.Outcome`). A run that lost the database
-        is `failed` whatever it did before."""
-        if self.database_lost or (self.fatal and self.pending and not self.checked):
-            return CommandRun.Outcome.FAILED
-        if self.left or self.errors:
-            return CommandRun.Outcome.PARTIAL
-        return CommandRun.Outcome.OK
+def _check_claimed(row: OpportunityServiceOrder, client: MifactClient, gate: PauseGate) -> CheckOutcome:
+    """Check a claimed row once no pause holds the run's calls (a 429 or 503 with Retry-After
+    pauses them all: `gate`); a crash (a bug: `service_order_check` records its own errors)
+    becomes an error outcome, so every claimed row yields exactly one outcome."""
+    gate.wait()
+    outcome = _check_claimed_now(row, client)
+    if outcome.throttled:
+        gate.pause(outcome.retry_after)
+    return outcome
 
 
-def _check_claimed(row: OpportunityServiceOrder, client: MifactClient) -> CheckOutcome:
-    """Check a claimed row; a crash (a bug: `service_order_check` records its own errors) becomes
-    an error outcome, so every claimed row yields exactly one outcome."""
+def _check_claimed_now(row: OpportunityServiceOrder, client: MifactClient) -> CheckOutcome:
     try:
         return service_order_check_now(service_order=row, client=client, claimed=True)
     except DatabaseError as exc:
@@ -138,12 +114,15 @@ def _check_claimed(row: OpportunityServiceOrder, client: MifactClient) -> CheckO
 
 
 def _worker(
-    rows: queue.Queue[OpportunityServiceOrder | None], outcomes: queue.Queue[CheckOutcome], client: MifactClient
+    rows: queue.Queue[OpportunityServiceOrder | None],
+    outcomes: queue.Queue[CheckOutcome],
+    client: MifactClient,
+    gate: PauseGate,
 ) -> None:
     """One pool thread: check rows until it is handed None, then close its database connection."""
     try:
         while (row := rows.get()) is not None:
-            outcomes.put(_check_claimed(row, client))
+            outcomes.put(_check_claimed(row, client, gate))
     finally:
         connections.close_all()
 
@@ -187,8 +166,10 @@ class _Run:
         progress: Callable[[int, int], None] | None,
         on_outcome: Callable[[CheckOutcome], None] | None,
         run: CommandRun | None,
+        gate: PauseGate,
     ) -> None:
         self.summary = summary
+        self.gate = gate
         self.run = run
         self.limit = limit
         self.round_started_at = round_started_at
@@ -239,10 +220,12 @@ class _Run:
         if outcome.result is CheckResult.DATABASE_ERROR:
             summary.database_lost = True
             return True
+        summary.deferred += outcome.deferred
         if outcome.result is CheckResult.SERVICE_ERROR:
             summary.errors += 1
             summary.fatal = outcome.error or "invoice-mifact no disponible"
-            self.service_errors_in_a_row += 1
+            # Asked to wait: the gate paused the run; it stops once it paused its budget.
+            self.service_errors_in_a_row += not outcome.throttled
         else:
             self.service_errors_in_a_row = 0
             if outcome.service_order_pk in self.follow_up_pks:
@@ -255,13 +238,13 @@ class _Run:
             summary.errors += outcome.result is CheckResult.ERROR
         if self.progress is not None:
             self.progress(self.done, summary.pending)
-        return self.service_errors_in_a_row >= self.abort_after
+        return self.service_errors_in_a_row >= self.abort_after or self.gate.exhausted
 
     def run_inline(self, client: MifactClient) -> None:
         """One worker: check each claimed row in this thread."""
         while batch := self.claim():
             for index, row in enumerate(batch):
-                if self.record(_check_claimed(row, client)):
+                if self.record(_check_claimed(row, client, self.gate)):
                     _release(batch[index + 1 :])
                     return
 
@@ -274,7 +257,7 @@ class _Run:
         claiming = True
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as executor:
             for _ in range(workers):
-                executor.submit(_worker, rows, outcomes, client)
+                executor.submit(_worker, rows, outcomes, client, self.gate)
             try:
                 while True:
                     while claiming and in_flight < 2 * workers:
@@ -362,6 +345,7 @@ def service_orders_poll(
         except MifactError as exc:
             summary.fatal = str(exc)
         else:
+            gate = PauseGate()
             poll = _Run(
                 summary,
                 workers=workers,
@@ -372,6 +356,7 @@ def service_orders_poll(
                 progress=progress,
                 on_outcome=on_outcome,
                 run=run,
+                gate=gate,
             )
             try:
                 if workers > 1 and not forced:  # a forced run is one opportunity's few O.S: inline
@@ -384,6 +369,7 @@ def service_orders_poll(
                 summary.database_lost = True
             finally:
                 client.close()
+                summary.pauses, summary.paused_seconds = gate.pauses, math.ceil(gate.seconds)
             if run is not None:
                 _release_run(run, summary)
     summary.left = max(0, summary.pending - summary.checked)

@@ -39,6 +39,8 @@ class FakeMifact:
         self.downloads: list[str] = []
         self.down = False
         self.unknown: set[int] = set()  # O.S ids answered 404
+        # Answers given before the usual one, per O.S id, in order: (status, headers).
+        self.scripted: dict[int, list[tuple[int, dict[str, str]]]] = {}
         self.routes = [
             rsps.add_callback(responses.POST, f"{BASE}/auth/signin", callback=self._sign_in),
             rsps.add_callback(
@@ -70,6 +72,10 @@ class FakeMifact:
                 served[currency] = body
         return served
 
+    def script(self, service_order_id: int, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """Answer the next `times` status calls about the O.S with `status` (and `headers`)."""
+        self.scripted.setdefault(service_order_id, []).extend([(status, dict(headers or {}))] * times)
+
     def void(self, service_order_id: int) -> None:
         """The O.S's comprobante was voided and not reissued yet: `facturado: false` again."""
         order = self.orders[service_order_id]
@@ -86,6 +92,10 @@ class FakeMifact:
             return 503, {}, ""
         service_order_id = int(request.url.rsplit("/", 2)[-2])
         self.status_calls.append(service_order_id)
+        if self.scripted.get(service_order_id):
+            status, headers = self.scripted[service_order_id].pop(0)
+            refusal = json.dumps({"statusCode": status, "message": "respuesta preparada"})
+            return status, {"Content-Type": "application/json", **headers}, refusal
         if service_order_id in self.unknown:
             return 404, {"Content-Type": "application/json"}, json.dumps({"message": "O.S no encontrada"})
         order = self.orders.get(service_order_id, FakeOrder())

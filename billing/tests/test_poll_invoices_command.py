@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 SUMMARY = re.compile(
     r"^poll_invoices: pending=(\d+) checked=(\d+) invoiced=(\d+) errors=(\d+) left=(\d+) "
-    r"followed_up=\d+ replaced=\d+ voided=\d+ seconds=\d+\.\d\d"
+    r"followed_up=\d+ replaced=\d+ voided=\d+ deferred=\d+ pauses=\d+ paused_seconds=\d+ seconds=\d+\.\d\d"
 )
 
 

@@ -44,6 +44,9 @@ def test_a_poll_run_writes_one_finished_row_with_its_counts(
         "followed_up": 0,
         "replaced": 0,
         "voided": 0,
+        "deferred": 0,
+        "pauses": 0,
+        "paused_seconds": 0,
     }
     assert run.host and run.finished_at is not None and run.finished_at >= run.started_at
 
