@@ -29,11 +29,12 @@ from crm.admin_ui.display import clinic_datetime, waiting_time
 from crm.admin_ui.export import ListExportMixin
 from crm.admin_ui.readonly import ReadOnlyAdminMixin
 from crm.admin_ui.search import FoldedSearchMixin
-from opportunities.admin import attachment_download_url, history_html
-from opportunities.history_text import history_user
-from opportunities.models import PROCESS_FIELDS, ActionHistory, Attachment, Meeting, Opportunity, Stage, SvDelivery
+from opportunities.admin import attachment_download_url
+from opportunities.models import PROCESS_FIELDS, Attachment, Meeting, Opportunity, Stage, SvDelivery
 from opportunities.process_fields import Group, Role
 from opportunities.services import opportunity_correct
+
+from .admin_history import ActionHistoryInline
 
 
 def opportunity_is_closed(opportunity: Opportunity | None) -> bool:
@@ -119,28 +120,6 @@ class SvDeliveryInline(ReadOnlyInline):
     ordering = ("-created_at", "-id")
     verbose_name_plural = "envíos de historia clínica a SV"
     classes = ("collapse",)
-
-
-class ActionHistoryInline(ReadOnlyInline):
-    """The history as sentences, newest first, with the stored data one click away."""
-
-    model = ActionHistory
-    fields = ("when", "who", "what")
-    readonly_fields = fields
-    ordering = ("-created_at", "-id")
-    classes = ("collapse",)
-
-    @admin.display(description="fecha (hora de Lima)")
-    def when(self, obj: ActionHistory) -> str:
-        return clinic_datetime(obj.created_at)
-
-    @admin.display(description="usuario")
-    def who(self, obj: ActionHistory) -> str:
-        return history_user(obj)
-
-    @admin.display(description="qué pasó")
-    def what(self, obj: ActionHistory) -> str:
-        return history_html(obj)
 
 
 class ClosingStateFilter(admin.SimpleListFilter):
