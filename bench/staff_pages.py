@@ -9,7 +9,8 @@ What it does:
    100,000 opportunities (80% *Cierre ganado*), 50,000 service orders on 25,000 of them (10,000
    pending, on 5,000 sales, a third with an error), 1,000,000 history records spread over a
    year (one opportunity, the one the page is measured on, has 500 of them, with two O.S),
-   3,000 SV deliveries and 30 days of run records; then `ANALYZE`.
+   3,000 SV deliveries and 30 days of run records; then `VACUUM ANALYZE` (as autovacuum leaves
+   a table in use).
 3. Renders each page for a staff user of the *Supervisión* role (sees everything, no superuser
    short-cuts) in this process with Django's test client (middleware, session, the page's reads,
    templates; no network): a few warm-up requests, then N measured ones per page. Pages: the
@@ -122,22 +123,28 @@ SEED_SQL = (
            now() - (%(on_page)s - g) * interval '1 hour'
     FROM generate_series(1, %(on_page)s) AS g
     """,
-    # The rest, over every other opportunity and the last year.
+    # The rest, over every other opportunity and the last year: per ten records, a creation, four
+    # updates, a meeting created and one updated, a closing (about one per sale), the O.S
+    # registered and one invoiced.
     """
     INSERT INTO opportunity_action_history (opportunity_id, action, user_name, data, created_at)
     SELECT lpad(to_hex(2 + g %% (%(opps)s - 1)), 17, '0'),
-           (ARRAY['opportunity_created','opportunity_updated','meeting_created','closed_won',
-                  'service_order_invoiced'])[1 + g %% 5],
-           CASE WHEN g %% 5 = 4 THEN NULL ELSE 'ventas' END,
-           CASE g %% 5
+           (ARRAY['opportunity_created','opportunity_updated','opportunity_updated','opportunity_updated',
+                  'opportunity_updated','meeting_created','meeting_updated','closed_won',
+                  'service_orders_registered','service_order_invoiced'])[1 + g %% 10],
+           CASE WHEN g %% 10 = 9 THEN NULL ELSE 'ventas' END,
+           CASE g %% 10
                WHEN 0 THEN jsonb_build_object('name', 'Venta ' || g, 'stage', 'Prospección')
-               WHEN 1 THEN jsonb_build_object('case', 'solo_datos_principales', 'changes',
-                   jsonb_build_object('cClinicHistory', jsonb_build_object('old', '', 'new', 'HC-' || g)))
-               WHEN 2 THEN jsonb_build_object('name', 'Cita', 'reservationId', g, 'doctor', 'Dr. Salas')
-               WHEN 3 THEN jsonb_build_object('stage', 'Cierre ganado',
-                   'via', CASE WHEN g %% 2 = 0 THEN 'cFacturas' ELSE 'cOrdenesServicio' END,
+               WHEN 5 THEN jsonb_build_object('name', 'Cita', 'reservationId', g, 'doctor', 'Dr. Salas')
+               WHEN 6 THEN jsonb_build_object('reservationId', g, 'changes',
+                   jsonb_build_object('doctor', jsonb_build_object('old', 'Dr. Salas', 'new', 'Dr. Ríos')))
+               WHEN 7 THEN jsonb_build_object('stage', 'Cierre ganado',
+                   'via', CASE WHEN g %% 20 = 7 THEN 'cFacturas' ELSE 'cOrdenesServicio' END,
                    'serviceOrderIds', jsonb_build_array(100000 + g %% 50000))
-               ELSE jsonb_build_object('serviceOrderId', 100000 + g %% 50000, 'invoiceResultHeadId', 500000 + g)
+               WHEN 8 THEN jsonb_build_object('serviceOrderIds', jsonb_build_array(100000 + g %% 50000))
+               WHEN 9 THEN jsonb_build_object('serviceOrderId', 100000 + g %% 50000, 'invoiceResultHeadId', 500000 + g)
+               ELSE jsonb_build_object('case', 'solo_datos_principales', 'changes',
+                   jsonb_build_object('cClinicHistory', jsonb_build_object('old', '', 'new', 'HC-' || g)))
            END,
            now() - (g %% 8760) * interval '1 hour' - (g %% 3600) * interval '1 second'
     FROM generate_series(1, %(history)s - %(on_page)s) AS g
@@ -155,7 +162,8 @@ SEED_SQL = (
     SELECT c, 'app-1', 1000, now() - g * interval '5 minutes', 'ok', '{}'::jsonb, ''
     FROM generate_series(0, 30 * 24 * 12 - 1) AS g, unnest(ARRAY['poll_invoices', 'sync_sv']) AS c
     """,
-    "ANALYZE",
+    # As autovacuum leaves a table that has been written to for a while (statistics, visibility map).
+    "VACUUM ANALYZE",
 )
 
 

@@ -181,6 +181,8 @@ class OpportunityAdmin(ListExportMixin, FoldedSearchMixin, admin.ModelAdmin):
     )
     list_per_page = 50
     ordering = ("-modified_at",)
+    # One count per page (of the filtered rows), not a second one of the whole table (docs/admin.md "The lists").
+    show_full_result_count = False
     actions = ("check_invoice_status_now",)
     inlines = (
         ServiceOrderInline,
