@@ -34,7 +34,7 @@ from opportunities.models import PROCESS_FIELDS, Attachment, Meeting, Opportunit
 from opportunities.process_fields import Group, Role
 from opportunities.services import opportunity_correct
 
-from .admin_history import ActionHistoryInline
+from .admin_history import opportunity_history_section
 
 
 def opportunity_is_closed(opportunity: Opportunity | None) -> bool:
@@ -190,7 +190,6 @@ class OpportunityAdmin(ListExportMixin, FoldedSearchMixin, admin.ModelAdmin):
         PastAttachmentInline,
         MeetingInline,
         SvDeliveryInline,
-        ActionHistoryInline,
     )
     change_form_template = "sales/admin/opportunity_change_form.html"
     fieldsets = (
@@ -237,14 +236,17 @@ class OpportunityAdmin(ListExportMixin, FoldedSearchMixin, admin.ModelAdmin):
         return [inline for inline in instances if not isinstance(inline, PastAttachmentInline)]
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        """Split the inlines for the template: billing (O.S, comprobantes) and the rest."""
+        """Split the inlines for the template: billing (O.S, comprobantes) and the rest; then the
+        history section (sales/admin_history.py)."""
         formsets = context.get("inline_admin_formsets", [])
         billing_inlines = (ServiceOrderInline, AttachmentInline, PastAttachmentInline)
         billing = [f for f in formsets if isinstance(f.opts, billing_inlines)]
+        obj = kwargs.get("obj")
         context.update(
-            billing_first=opportunity_is_closed(kwargs.get("obj")),
+            billing_first=opportunity_is_closed(obj),
             billing_inline_formsets=billing,
             other_inline_formsets=[f for f in formsets if f not in billing],
+            history=opportunity_history_section(request=request, opportunity=obj) if obj else None,
         )
         return super().render_change_form(request, context, *args, **kwargs)
 

@@ -2,26 +2,29 @@
 sentences, at most `HISTORY_ON_PAGE` of them, and a link to the opportunity's whole history in
 the history list (filtered to it, paginated), so the page costs the same however long the
 history grows (docs/admin.md "The opportunity page").
+
+A read-only section rendered from the selector (template `sales/admin/history_section.html`,
+with the markup and classes of the admin's tabular inlines), not an inline: the rows are never
+edited, and an inline formset would render two hidden inputs per record for nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.contrib import admin
-from django.db.models import QuerySet
-from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
 from django.urls import reverse
 
 from crm.admin_ui.display import clinic_datetime
-from crm.admin_ui.readonly import ReadOnlyAdminMixin
 from opportunities.admin import history_html
 from opportunities.history_text import history_user
-from opportunities.models import ActionHistory, Opportunity
+from opportunities.models import Opportunity
+from opportunities.selectors import action_history_list
 
 # How many history records the opportunity page shows (the newest).
 HISTORY_ON_PAGE = 50
+VIEW_PERMISSION = "opportunities.view_actionhistory"
 
 
 def opportunity_history_url(opportunity: Opportunity) -> str:
@@ -30,49 +33,34 @@ def opportunity_history_url(opportunity: Opportunity) -> str:
     return f"{url}?{urlencode({'opportunity__id__exact': opportunity.pk})}"
 
 
-class LatestHistoryFormSet(BaseInlineFormSet):
-    """The opportunity's newest `HISTORY_ON_PAGE` records (the inline's order: newest first);
-    `total` and `all_url` tell the template how many there are and where to see them all.
+@dataclass(frozen=True)
+class HistoryRow:
+    when: str
+    who: str
+    what: str  # safe HTML (opportunities.admin.history_html)
 
-    The queryset is set in `__init__`, as Django's documentation shows for changing a model
-    formset's queryset ("Changing the queryset"); the rows are read-only, so a POST of the page
-    binds the same slice."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        records = cast(QuerySet[ActionHistory], self.queryset)  # the inline formset filtered it to the instance
-        self.total = records.count() if self.instance.pk else 0
-        self.all_url = opportunity_history_url(self.instance) if self.instance.pk else ""
-        self.queryset = records[:HISTORY_ON_PAGE]
+@dataclass(frozen=True)
+class HistorySection:
+    """The newest records of an opportunity, how many it has, and where to read them all."""
+
+    rows: list[HistoryRow]
+    total: int
+    all_url: str
 
     @property
-    def shown(self) -> int:
-        return min(self.total, HISTORY_ON_PAGE)
+    def more(self) -> bool:
+        return self.total > len(self.rows)
 
 
-class ActionHistoryInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """The history as sentences, newest first, with the stored data one click away; the newest
-    `HISTORY_ON_PAGE` only, with a link to the whole history."""
-
-    model = ActionHistory
-    formset = LatestHistoryFormSet
-    template = "sales/admin/history_inline.html"
-    extra = 0
-    max_num = 0
-    can_delete = False
-    fields = ("when", "who", "what")
-    readonly_fields = fields
-    ordering = ("-created_at", "-id")
-    classes = ("collapse",)
-
-    @admin.display(description="fecha (hora de Lima)")
-    def when(self, obj: ActionHistory) -> str:
-        return clinic_datetime(obj.created_at)
-
-    @admin.display(description="usuario")
-    def who(self, obj: ActionHistory) -> str:
-        return history_user(obj)
-
-    @admin.display(description="qué pasó")
-    def what(self, obj: ActionHistory) -> str:
-        return history_html(obj)
+def opportunity_history_section(*, request: HttpRequest, opportunity: Opportunity) -> HistorySection | None:
+    """The page's history section (two queries whatever the history's length), or None when the
+    user may not view the history."""
+    if not request.user.has_perm(VIEW_PERMISSION):
+        return None
+    records = action_history_list(opportunity=opportunity)
+    rows = [
+        HistoryRow(when=clinic_datetime(record.created_at), who=history_user(record), what=history_html(record))
+        for record in records[:HISTORY_ON_PAGE]
+    ]
+    return HistorySection(rows=rows, total=records.count(), all_url=opportunity_history_url(opportunity))

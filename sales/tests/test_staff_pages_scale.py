@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
+from devtools.admin_testing import grant
 from opportunities.models import ActionHistory, Opportunity
 from sales.admin_history import HISTORY_ON_PAGE
 
@@ -59,7 +60,7 @@ def test_the_opportunity_page_shows_the_newest_history_and_links_to_all_of_it(
     assert shown == list(range(11, HISTORY_ON_PAGE + 11))  # the newest 50
     assert text.index("Doctor-060") < text.index("Doctor-011")  # newest first
     assert f"Se muestran los {HISTORY_ON_PAGE} registros más recientes de {HISTORY_ON_PAGE + 10}." in text
-    link = page.context["inline_admin_formsets"][-1].formset.all_url
+    link = page.context["history"].all_url
     assert f'href="{link.replace("&", "&amp;")}">Ver todo el historial ({HISTORY_ON_PAGE + 10} registros)' in text
 
     # The link is the history list filtered to this opportunity: every record, the oldest too.
@@ -83,7 +84,7 @@ def test_a_short_history_is_shown_whole_with_a_link_to_its_list(staff_client: Cl
 def test_the_opportunity_page_can_still_be_saved_with_a_long_history(
     admin_client: Client, make_opportunity: Any
 ) -> None:
-    """The history formset binds the same 50 rows on a POST: a correction saves."""
+    """A correction saves on a page whose history is cut to the newest records."""
     opportunity = make_opportunity(name="Venta larga", c_patientsname="Lucía")
     add_history(opportunity, HISTORY_ON_PAGE + 5)
     url = reverse("admin:opportunities_opportunity_change", args=[opportunity.pk])
@@ -151,3 +152,20 @@ def test_the_staff_pages_read_as_many_queries_with_5_or_50_sales(
     assert many == few, (few, many)
     if url_name != "admin:index":
         assert "Venta 49" in text or "OS-50049" in text or "Doctor-002" in text  # the rows are really listed
+
+
+def test_the_history_section_needs_the_history_view_permission(django_user_model: Any, make_opportunity: Any) -> None:
+    opportunity = make_opportunity()
+    add_history(opportunity, 3)
+    user = django_user_model.objects.create_user(username="solo-oportunidades", password="x", is_staff=True)
+    grant(user, "opportunities.view_opportunity")
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("admin:opportunities_opportunity_change", args=[opportunity.pk]))
+    assert page.status_code == 200
+    assert 'id="history-group"' not in page.text and "Doctor-001" not in page.text
+    grant(user, "opportunities.view_actionhistory")
+    user = django_user_model.objects.get(pk=user.pk)  # permissions are cached per user object
+    client.force_login(user)
+    page = client.get(reverse("admin:opportunities_opportunity_change", args=[opportunity.pk]))
+    assert 'id="history-group"' in page.text and "Doctor-001" in page.text
