@@ -81,8 +81,8 @@ demo: $(STAMP)
 
 ## Benchmarks (bench/, docs/development.md "Benchmarks"): poll_invoices against a slow invoice-mifact stand-in,
 ## and the API under gunicorn, on a throw-away PostgreSQL database on 127.0.0.1:5432. Prints
-## figures and PASS/FAIL targets; fails only when a bench breaks. ~5 minutes. Options:
-## make bench BENCH_ARGS="--skip-serial --duration 5" (see bench/run_all.py --help).
+## figures and PASS/FAIL targets; fails only when a bench breaks. ~8 minutes. Options:
+## make bench BENCH_ARGS="--skip-serial --duration 5 --skip-staff" (see bench/run_all.py --help).
 BENCH_ARGS ?=
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \

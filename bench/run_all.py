@@ -1,5 +1,5 @@
-"""`make bench`: run every benchmark (bench/poll.py, bench/api.py, bench/admin_start.py) and print a
-summary table.
+"""`make bench`: run every benchmark (bench/poll.py, bench/api.py, bench/admin_start.py,
+bench/staff_pages.py) and print a summary table.
 
 The benchmarks print figures; they are not tests. Exit status: 0 when every bench ran (even if a
 target FAILs), 1 when a bench broke (a step failed or one of its checks did not hold), 130 on
@@ -53,7 +53,7 @@ def run_bench(name: str, argv: list[str], json_path: Path) -> tuple[int, dict[st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks and print a summary (make bench).")
-    parser.add_argument("--only", choices=("poll", "api", "admin"), help="run one bench only")
+    parser.add_argument("--only", choices=("poll", "api", "admin", "staff"), help="run one bench only")
     poll = parser.add_argument_group("bench/poll.py")
     poll.add_argument("--n", type=int, default=2000, help="pending service orders (default 2000)")
     poll.add_argument("--workers", type=int, default=16, help="poll_invoices --workers (default 16)")
@@ -66,6 +66,9 @@ def main() -> int:
     api.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto", help="load generator")
     start = parser.add_argument_group("bench/admin_start.py")
     start.add_argument("--requests", type=int, default=50, help="measured renders of the start page (default 50)")
+    staff = parser.add_argument_group("bench/staff_pages.py")
+    staff.add_argument("--skip-staff", action="store_true", help="skip the staff pages at scale (~2 minutes)")
+    staff.add_argument("--staff-requests", type=int, default=30, help="measured requests per staff page (default 30)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _forward_sigterm)
 
@@ -94,6 +97,8 @@ def main() -> int:
 
     if args.only in (None, "admin"):
         benches.append(("admin_start.py", ["--requests", str(args.requests)]))
+    if args.only == "staff" or (args.only is None and not args.skip_staff):
+        benches.append(("staff_pages.py", ["--requests", str(args.staff_requests)]))
 
     started = time.monotonic()
     load_before = os.getloadavg()
@@ -184,6 +189,18 @@ def print_summary(
         targets += start.get("targets", [])
     elif "admin_start.py" in results:
         say("\nstart page: no figures (the bench broke)")
+    staff = results.get("staff_pages.py", (0, None))[1]
+    if staff and staff.get("pages"):
+        counts = staff.get("counts", {})
+        say(
+            f"\nstaff pages (in-process): {counts.get('opportunities', 0):,} opportunities, "
+            f"{counts.get('service_orders', 0):,} O.S, {counts.get('history', 0):,} history records"
+        )
+        columns = [("page", "<34"), ("queries", ">7"), ("p50 ms", ">7.1f"), ("p95 ms", ">7.1f")]
+        say_table(columns, [[p["name"], p["queries"], p["p50_ms"], p["p95_ms"]] for p in staff["pages"]])
+        targets += staff.get("targets", [])
+    elif "staff_pages.py" in results:
+        say("\nstaff pages: no figures (the bench broke)")
     if targets:
         say("\nTARGETS")
         for target in targets:

@@ -147,6 +147,8 @@ class OpportunityServiceOrderAdmin(
     list_select_related = ("opportunity",)
     list_per_page = 50
     ordering = ("-created_at", "-id")
+    # One count per page (of the filtered rows), not a second one of the whole table (docs/admin.md "The lists").
+    show_full_result_count = False
     actions = ("check_invoice_status_now", "resume_checks")
     fields = (
         "opportunity_name",

@@ -88,6 +88,8 @@ class SaleAwaitingInvoiceAdmin(
     search_fields = ("=id", "search_text__contains", "service_orders__search_text__contains")
     search_help_text = "Buscar por paciente, documento, historia clínica, número de O.S o id de la oportunidad."
     list_per_page = 50
+    # One count per page (of the filtered rows), not a second one of the whole table (docs/admin.md "The lists").
+    show_full_result_count = False
     actions = ("check_invoice_status_now", "resume_checks")
 
     def get_ordering(self, request: HttpRequest) -> list[str | Combinable]:

@@ -108,14 +108,17 @@ class OpportunityServiceOrder(models.Model):
                 condition=models.Q(facturado=True),
                 name="service_order_follow_up_idx",
             ),
-            # The same O.S id on other sales (billing.selectors.service_orders_with_shared_count).
-            models.Index(fields=["service_order_id"], name="service_order_id_idx"),
+            # The same O.S id on other sales (billing.selectors.service_orders_with_shared_count,
+            # shared_service_order_count: the pair is read from the index alone).
+            models.Index(fields=["service_order_id", "opportunity"], name="service_order_id_sales_idx"),
             # The oldest pending O.S (the start page, the waiting list's order).
             models.Index(
                 fields=["created_at", "id"],
                 condition=models.Q(facturado=False),
                 name="service_order_waiting_idx",
             ),
+            # The admin list's default order (newest first): a page reads 50 index entries.
+            models.Index(fields=["-created_at", "-id"], name="service_order_created_idx"),
         ]
 
     def __str__(self) -> str:

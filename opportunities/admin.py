@@ -93,6 +93,8 @@ class ActionHistoryAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     list_per_page = 100
     ordering = ("-created_at", "-id")
     fields = ("opportunity", "action", "who", "when", "what_with_data")
+    # One count per page (of the filtered rows), not a second one of the whole table (docs/admin.md "The lists").
+    show_full_result_count = False
     readonly_fields = fields
 
     @admin.display(description="fecha (hora de Lima)", ordering="created_at")

@@ -137,7 +137,11 @@ class Opportunity(models.Model):
         ordering = ["-modified_at"]
         # The admin list's export (django-import-export; docs/admin.md "Exports").
         permissions = [("export_opportunity", "Can export oportunidades")]
-        indexes = [models.Index(fields=["stage", "c_facturacion_sub_estado"], name="opportunity_stage_sub_idx")]
+        indexes = [
+            models.Index(fields=["stage", "c_facturacion_sub_estado"], name="opportunity_stage_sub_idx"),
+            # The admin list's default order (newest change first): a page reads 50 index entries.
+            models.Index(fields=["-modified_at"], name="opportunity_modified_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
@@ -212,8 +216,20 @@ class ActionHistory(models.Model):
         verbose_name = "historial de acciones"
         verbose_name_plural = "historial de acciones"
         ordering = ["-created_at", "-id"]
-        # The start page's sales closed per week (closed_won records of the last weeks).
-        indexes = [models.Index(fields=["action", "created_at"], name="history_action_created_idx")]
+        indexes = [
+            # The start page's sales closed per week (closed_won records of the last weeks).
+            models.Index(fields=["action", "created_at"], name="history_action_created_idx"),
+            # Whether a closed_won record is its sale's first (`first_closings`): one probe each.
+            models.Index(
+                fields=["opportunity", "created_at", "id"],
+                condition=models.Q(action="closed_won"),
+                name="history_closed_won_idx",
+            ),
+            # An opportunity's newest records (its admin page, its filtered history list).
+            models.Index(fields=["opportunity", "-created_at", "-id"], name="history_opportunity_latest_idx"),
+            # The history list's default order, newest first.
+            models.Index(fields=["-created_at", "-id"], name="history_created_idx"),
+        ]
 
     def __str__(self) -> str:
         # The clinic's time, as every other time in the admin (the stored value is UTC).

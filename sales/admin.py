@@ -29,11 +29,12 @@ from crm.admin_ui.display import clinic_datetime, waiting_time
 from crm.admin_ui.export import ListExportMixin
 from crm.admin_ui.readonly import ReadOnlyAdminMixin
 from crm.admin_ui.search import FoldedSearchMixin
-from opportunities.admin import attachment_download_url, history_html
-from opportunities.history_text import history_user
-from opportunities.models import PROCESS_FIELDS, ActionHistory, Attachment, Meeting, Opportunity, Stage, SvDelivery
+from opportunities.admin import attachment_download_url
+from opportunities.models import PROCESS_FIELDS, Attachment, Meeting, Opportunity, Stage, SvDelivery
 from opportunities.process_fields import Group, Role
 from opportunities.services import opportunity_correct
+
+from .admin_history import opportunity_history_section
 
 
 def opportunity_is_closed(opportunity: Opportunity | None) -> bool:
@@ -121,28 +122,6 @@ class SvDeliveryInline(ReadOnlyInline):
     classes = ("collapse",)
 
 
-class ActionHistoryInline(ReadOnlyInline):
-    """The history as sentences, newest first, with the stored data one click away."""
-
-    model = ActionHistory
-    fields = ("when", "who", "what")
-    readonly_fields = fields
-    ordering = ("-created_at", "-id")
-    classes = ("collapse",)
-
-    @admin.display(description="fecha (hora de Lima)")
-    def when(self, obj: ActionHistory) -> str:
-        return clinic_datetime(obj.created_at)
-
-    @admin.display(description="usuario")
-    def who(self, obj: ActionHistory) -> str:
-        return history_user(obj)
-
-    @admin.display(description="qué pasó")
-    def what(self, obj: ActionHistory) -> str:
-        return history_html(obj)
-
-
 class ClosingStateFilter(admin.SimpleListFilter):
     """`is_presaved`, named for what it means."""
 
@@ -202,6 +181,8 @@ class OpportunityAdmin(ListExportMixin, FoldedSearchMixin, admin.ModelAdmin):
     )
     list_per_page = 50
     ordering = ("-modified_at",)
+    # One count per page (of the filtered rows), not a second one of the whole table (docs/admin.md "The lists").
+    show_full_result_count = False
     actions = ("check_invoice_status_now",)
     inlines = (
         ServiceOrderInline,
@@ -209,7 +190,6 @@ class OpportunityAdmin(ListExportMixin, FoldedSearchMixin, admin.ModelAdmin):
         PastAttachmentInline,
         MeetingInline,
         SvDeliveryInline,
-        ActionHistoryInline,
     )
     change_form_template = "sales/admin/opportunity_change_form.html"
     fieldsets = (
@@ -256,14 +236,17 @@ class OpportunityAdmin(ListExportMixin, FoldedSearchMixin, admin.ModelAdmin):
         return [inline for inline in instances if not isinstance(inline, PastAttachmentInline)]
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        """Split the inlines for the template: billing (O.S, comprobantes) and the rest."""
+        """Split the inlines for the template: billing (O.S, comprobantes) and the rest; then the
+        history section (sales/admin_history.py)."""
         formsets = context.get("inline_admin_formsets", [])
         billing_inlines = (ServiceOrderInline, AttachmentInline, PastAttachmentInline)
         billing = [f for f in formsets if isinstance(f.opts, billing_inlines)]
+        obj = kwargs.get("obj")
         context.update(
-            billing_first=opportunity_is_closed(kwargs.get("obj")),
+            billing_first=opportunity_is_closed(obj),
             billing_inline_formsets=billing,
             other_inline_formsets=[f for f in formsets if f not in billing],
+            history=opportunity_history_section(request=request, opportunity=obj) if obj else None,
         )
         return super().render_change_form(request, context, *args, **kwargs)
 

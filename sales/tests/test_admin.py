@@ -59,7 +59,7 @@ def test_change_page_shows_read_only_inlines(staff_client: Client, closed: Oppor
     assert "F001-455.pdf" in text  # attachment
     assert reverse("admin:opportunities_attachment_download", args=[attachment.pk]) in text
     assert "Cita: Rosa (Dermatología)" in text  # meeting
-    assert "O.S registradas" in text  # history, with its Spanish label
+    assert "Registró la O.S 456" in text  # history, as a Spanish sentence
     # Nothing in the inlines can be added, edited or deleted.
     for prefix in ("service_orders", "attachments", "meetings", "history"):
         assert f'name="{prefix}-0-DELETE"' not in text
