@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from billing.selectors import service_order_list
 from crm.errors import InvalidRequest
+from crm.idempotency import idempotent
 from crm.parsers import require_json_object
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses, ok
 from opportunities import selectors, services
@@ -121,6 +122,7 @@ class OpportunityCreateApi(APIView):
             "(también `stage`) se ignoran y se listan en `ignoredFields`."
         ),
     )
+    @idempotent(atomic=True)
     def post(self, request: Request) -> Response:
         body = require_json_object(request)
         serializer = OpportunityCreateInputSerializer(data=body)
@@ -207,6 +209,7 @@ class OpportunityProcessUpdateApi(APIView):
         ),
         examples=PROCESS_UPDATE_EXAMPLES,
     )
+    @idempotent(atomic=False)
     def put(self, request: Request, opportunity_id: str) -> Response:
         selectors.opportunity_id_check(opportunity_id=opportunity_id)
         try:
