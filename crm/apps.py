@@ -6,8 +6,8 @@ from crm.search import register_sqlite_fold
 
 
 class CrmConfig(AppConfig):
-    """The project package: wiring and API plumbing, no models of its own (its migrations moved
-    `CommandRun` to `jobs`)."""
+    """The project package: wiring and API plumbing; its one model is the API's `IdempotencyKey`
+    (its earlier migrations moved `CommandRun` to `jobs`)."""
 
     default = True
     name = "crm"

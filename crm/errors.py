@@ -44,10 +44,13 @@ class ApplicationError(Exception):
     (``{field: [messages]}``, dotted keys for nested fields) when there are any.
     """
 
-    def __init__(self, message: str, *, errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, message: str, *, errors: dict[str, list[str]] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors
+        self.headers = headers or {}
 
 
 class InvalidRequest(ApplicationError):
@@ -59,7 +62,28 @@ class NotFound(ApplicationError):
     """What the request names does not exist."""
 
 
-APPLICATION_STATUS: dict[type[ApplicationError], int] = {InvalidRequest: 400, NotFound: 404}
+class Conflict(ApplicationError):
+    """The request collides with another one still being carried out (the same `Idempotency-Key`
+    in progress); retrying later gets the first one's answer."""
+
+
+class PreconditionFailed(ApplicationError):
+    """A condition of the request (`If-Match`) no longer holds: the resource changed since the
+    client read it. Nothing was changed."""
+
+
+class Unprocessable(ApplicationError):
+    """The request is well formed but cannot be honoured as sent (an `Idempotency-Key` reused for
+    another request); nothing was changed."""
+
+
+APPLICATION_STATUS: dict[type[ApplicationError], int] = {
+    InvalidRequest: 400,
+    NotFound: 404,
+    Conflict: 409,
+    PreconditionFailed: 412,
+    Unprocessable: 422,
+}
 
 
 class ApiError(exceptions.APIException):
@@ -119,7 +143,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler that renders every error in the API's shape, never a traceback."""
     if isinstance(exc, ApplicationError):
         code = next((code for kind, code in APPLICATION_STATUS.items() if isinstance(exc, kind)), 400)
-        return Response(error_body(code, exc.message, exc.errors), status=code)
+        return Response(error_body(code, exc.message, exc.errors), status=code, headers=exc.headers)
     if isinstance(exc, ApiError):
         return Response(error_body(exc.status_code, exc.message, exc.errors), status=exc.status_code)
     if isinstance(exc, Http404):

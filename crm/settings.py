@@ -270,8 +270,8 @@ if env.bool("USE_X_FORWARDED_PROTO", default=False):
 # origin only). Bearer tokens, no credentials; the admin, the docs and /metrics never take part.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/(auth/signin|opportunity|health)(/|$)"
-CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key", "if-match", "x-request-id"]
-CORS_EXPOSE_HEADERS = ["ETag", "X-Request-ID", "Retry-After"]
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key", "if-match", "if-none-match", "x-request-id"]
+CORS_EXPOSE_HEADERS = ["ETag", "X-Request-ID", "Retry-After", "Idempotent-Replayed"]
 ATTACHMENT_LINK_MINUTES = env.int("ATTACHMENT_LINK_MINUTES", default=15)  # a downloadUrl's life (sales/)
 
 # --- REST API ---------------------------------------------------------------------------------

@@ -84,10 +84,17 @@ COMMAND_RUN_HEARTBEAT_SECONDS = env.float("COMMAND_RUN_HEARTBEAT_SECONDS", defau
 COMMAND_RUN_STALE_SECONDS = env.int("COMMAND_RUN_STALE_SECONDS", default=300)
 COMMAND_DB_RETRY_SECONDS = env.float("COMMAND_DB_RETRY_SECONDS", default=10.0)
 
+# Idempotency-Key (crm/idempotency.py): a key's answer is replayed for this many hours; a key left
+# in progress longer than IDEMPOTENCY_LOCK_SECONDS (beyond gunicorn's worker timeout, so its
+# process is dead) is taken over by the next retry.
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=180)
+
 # --- Cron (django-crontab) --------------------------------------------------------------------
 CRONJOBS = [
     ("*/5 * * * *", "crm.cron.command_for_cron", ["poll_invoices"]),
     ("*/5 * * * *", "crm.cron.command_for_cron", ["sync_sv"]),
     ("17 3 * * *", "crm.cron.command_for_cron", ["attachments_check"]),
+    ("41 3 * * *", "crm.cron.command_for_cron", ["idempotency_keys_prune"]),
 ]
 CRONTAB_LOCK_JOBS = True

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from .models import ActionHistory, Opportunity
+from .versions import opportunity_version_bump
 
 # Who did a unit of work: a signed-in user, or None (and an anonymous user) for the processes.
 Actor = AbstractBaseUser | AnonymousUser | None
@@ -39,7 +40,8 @@ class HistoryLog:
     """The action-history records of one unit of work on one opportunity, written in one INSERT.
 
     `user` is the signed-in user, or None for the poller (`userName` null). Call `flush()` inside
-    the unit's transaction, after everything else, so the records commit or roll back with it.
+    the unit's transaction, after everything else, so the records (and the version bump) commit
+    or roll back with it.
     """
 
     def __init__(self, *, opportunity: Opportunity, user: Actor) -> None:
@@ -54,6 +56,13 @@ class HistoryLog:
         )
 
     def flush(self) -> list[ActionHistory]:
-        """Write the queued records (one query; none when empty) and return them."""
+        """Write the queued records and return them: bump the opportunity's version (its ETag,
+        `opportunities/versions.py`; also set on `self.opportunity`), then insert the records
+        stamped with it. Two queries; none when nothing was queued (nothing changed)."""
         records, self.records = self.records, []
-        return ActionHistory.objects.bulk_create(records) if records else []
+        if not records:
+            return []
+        version = opportunity_version_bump(opportunity=self.opportunity)
+        for record in records:
+            record.opportunity_version = version
+        return ActionHistory.objects.bulk_create(records)

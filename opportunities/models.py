@@ -122,6 +122,8 @@ class Opportunity(models.Model):
     is_presaved = models.BooleanField("pre-guardada", default=True)
     created_at = models.DateTimeField("creada", auto_now_add=True)
     modified_at = models.DateTimeField("modificada", auto_now=True)
+    # Bumped by every unit of work that writes history (opportunities/versions.py): its ETag.
+    version = models.PositiveIntegerField("versión", default=0, editable=False)
     # What the admin searches, folded (crm/search.py): computed by the database on every write.
     search_text = models.GeneratedField(
         expression=search_text(*SEARCHED_COLUMNS),
@@ -210,6 +212,8 @@ class ActionHistory(models.Model):
     user_name = models.CharField("nombre de usuario", max_length=150, null=True, blank=True)
     data = models.JSONField("datos", default=dict, blank=True)
     created_at = models.DateTimeField("fecha", auto_now_add=True)
+    # The opportunity's version this record's unit of work produced (null before versions existed).
+    opportunity_version = models.PositiveIntegerField("versión de la oportunidad", null=True, blank=True)
 
     class Meta:
         db_table = "opportunity_action_history"

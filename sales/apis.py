@@ -19,9 +19,10 @@ from rest_framework.views import APIView
 
 from billing.selectors import service_order_list
 from crm.errors import InvalidRequest
+from crm.idempotency import idempotent
 from crm.parsers import require_json_object
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses, ok
-from opportunities import selectors, services
+from opportunities import selectors, services, versions
 
 from . import process_update
 from .example_bodies import CLOSE_WITH_INVOICE, CLOSE_WITH_SERVICE_ORDERS, DATA_AND_APPOINTMENT
@@ -121,6 +122,7 @@ class OpportunityCreateApi(APIView):
             "(también `stage`) se ignoran y se listan en `ignoredFields`."
         ),
     )
+    @idempotent(atomic=True)
     def post(self, request: Request) -> Response:
         body = require_json_object(request)
         serializer = OpportunityCreateInputSerializer(data=body)
@@ -129,7 +131,9 @@ class OpportunityCreateApi(APIView):
         output = OpportunityCreateOutputSerializer(
             opportunity, context={"ignored_fields": ignored_fields(serializer, body)}
         )
-        return Response(output.data, status=status.HTTP_201_CREATED)
+        return Response(
+            output.data, status=status.HTTP_201_CREATED, headers={"ETag": versions.opportunity_etag(opportunity)}
+        )
 
 
 class OpportunityDetailApi(APIView):
@@ -144,7 +148,10 @@ class OpportunityDetailApi(APIView):
     )
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
-        return Response(OpportunityOutputSerializer(opportunity).data)
+        headers = {"ETag": versions.opportunity_etag(opportunity)}
+        if versions.if_none_match_matches(request.headers.get("If-None-Match"), opportunity):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(OpportunityOutputSerializer(opportunity).data, headers=headers)
 
 
 class OpportunityProcessUpdateApi(APIView):
@@ -207,6 +214,7 @@ class OpportunityProcessUpdateApi(APIView):
         ),
         examples=PROCESS_UPDATE_EXAMPLES,
     )
+    @idempotent(atomic=False)
     def put(self, request: Request, opportunity_id: str) -> Response:
         selectors.opportunity_id_check(opportunity_id=opportunity_id)
         try:
@@ -214,7 +222,10 @@ class OpportunityProcessUpdateApi(APIView):
             serializer = ProcessUpdateInputSerializer(data=body)
             serializer.is_valid(raise_exception=True)
             opportunity = process_update.opportunity_process_update(
-                opportunity_id=opportunity_id, user=request.user, data=serializer.validated_data
+                opportunity_id=opportunity_id,
+                user=request.user,
+                data=serializer.validated_data,
+                if_match=versions.if_match_parse(request.headers.get("If-Match")),
             )
         except (InvalidRequest, ValidationError):
             # An unknown opportunity is a 404 whatever the body. Looked up only on this error
@@ -227,7 +238,8 @@ class OpportunityProcessUpdateApi(APIView):
                 "message": "Opportunity updated successfully",
                 "opportunity": OpportunityOutputSerializer(opportunity).data,
                 "ignoredFields": ignored_fields(serializer, body),
-            }
+            },
+            headers={"ETag": versions.opportunity_etag(opportunity)},
         )
 
 

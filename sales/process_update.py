@@ -27,6 +27,7 @@ from opportunities.process_case import FIELD_COLUMNS, process_case_detect
 from opportunities.selectors import OPPORTUNITY_NOT_FOUND
 from opportunities.services import CLOSE_COLUMNS, opportunity_close_won
 from opportunities.sv_outbox import sv_delivery_enqueue
+from opportunities.versions import IfMatch, opportunity_version_require
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ def opportunity_lock(*, opportunity_id: str, reservation_id: int | None) -> tupl
     return opportunity, Meeting.objects.filter(opportunity=opportunity, reservation_id=reservation_id).first()
 
 
-def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mapping[str, Any]) -> Opportunity:
+def opportunity_process_update(
+    *, opportunity_id: str, user: Actor, data: Mapping[str, Any], if_match: IfMatch | None = None
+) -> Opportunity:
     """Apply a process update (docs/api.md "Process update").
 
     `data` is the validated body (camelCase keys, only fields that count as sent). In order:
@@ -99,8 +102,12 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
     (`billing.services.checks`). A body without URLs, O.S or pending O.S costs a handful of queries and
     one commit.
 
+    With `if_match` (the request's `If-Match`), the opportunity's version is checked under the
+    row lock, before any write (`opportunities.versions`).
+
     Raises `InvalidRequest` (nothing changed) for a missing `reservationId`, a missing clinic
-    history or a failed download; `NotFound` for an unknown id.
+    history or a failed download; `PreconditionFailed` when `if_match` does not match the
+    opportunity's version (nothing changed); `NotFound` for an unknown id.
     """
     case = process_case_detect(data.keys())
     if case.has_appointment and "reservationId" not in data:
@@ -121,6 +128,7 @@ def opportunity_process_update(*, opportunity_id: str, user: Actor, data: Mappin
             opportunity_id=opportunity_id,
             reservation_id=data["reservationId"] if case.has_appointment else None,
         )
+        opportunity_version_require(opportunity=opportunity, if_match=if_match)
         if facturas or service_order_ids:
             _require_clinic_history(data, opportunity.c_clinic_history)
         log = HistoryLog(opportunity=opportunity, user=user)

@@ -42,6 +42,7 @@ def test_a_preflight_from_the_front_end_is_answered_without_authentication(anon_
         "content-type",
         "idempotency-key",
         "if-match",
+        "if-none-match",
         "x-request-id",
     }
     assert "PUT" in headers["access-control-allow-methods"].split(", ")
@@ -63,7 +64,8 @@ def test_answers_to_the_front_end_expose_the_request_id_etag_and_retry_after(api
     response = api_client.get(f"/opportunity/{opportunity.pk}", HTTP_ORIGIN=FRONT)
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == FRONT
-    assert set(response["Access-Control-Expose-Headers"].split(", ")) == {"ETag", "X-Request-ID", "Retry-After"}
+    exposed = {"ETag", "X-Request-ID", "Retry-After", "Idempotent-Replayed"}
+    assert set(response["Access-Control-Expose-Headers"].split(", ")) == exposed
     assert "Access-Control-Allow-Credentials" not in response
 
 

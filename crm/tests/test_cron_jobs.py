@@ -64,3 +64,8 @@ def test_a_good_run_exits_0_with_its_summary_line_only(checkout_env):
     done = cron_run(checkout_env, "attachments_check")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("attachments_check: checked=0") and done.stderr == ""
+
+
+def test_the_idempotency_keys_are_pruned_by_a_cron_job(checkout_env):
+    done = cron_run(checkout_env, "idempotency_keys_prune")
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "idempotency_keys_prune: deleted=0", "")

@@ -78,8 +78,9 @@ def test_put_queries_do_not_grow_with_meetings_attachments_or_service_orders(api
 def test_the_meeting_is_read_after_the_opportunity_is_locked(api_client, make_opportunity):
     """Updating an existing meeting (main + appointment data): the locking read of the opportunity
     alone, then the meeting read by its own statement (it must see what a transaction that held
-    the lock just committed), the meeting and opportunity updates, one history insert; after the
-    commit, no read of pending O.S: an opportunity that is not in Cierre ganado has none."""
+    the lock just committed), the meeting and opportunity updates, the version bump and one
+    history insert; after the commit, no read of pending O.S: an opportunity that is not in
+    Cierre ganado has none."""
     opportunity = make_opportunity()
     body = {key: value for key, value in MAIN_AND_APPOINTMENT.items() if key != "cClinicHistory"}
     url = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
@@ -98,8 +99,10 @@ def test_the_meeting_is_read_after_the_opportunity_is_locked(api_client, make_op
         ("SELECT", "opportunity_meeting"),
         ("UPDATE", ""),
         ("UPDATE", ""),
+        ("UPDATE", ""),
         ("INSERT", ""),
     ], statements
+    assert "SET version = version + 1" in statements[5]
     assert "JOIN" not in statements[1]
     if connections["default"].vendor == "postgresql":
         assert statements[1].endswith('FOR UPDATE OF "opportunity"')
