@@ -47,3 +47,30 @@ class CommandRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class OutboxRow(models.Model):
+    """A row of an outbox (`jobs.outbox`): one message to deliver to an outside system, written in
+    the transaction of the change it tells about, tried right after the commit and, while the
+    system fails, by a periodic command with exponential backoff. Claimed with `jobs.claims`.
+
+    Abstract: each outbox (the SV deliveries, the event deliveries) has its own table with these
+    columns and its own payload columns; `jobs.outbox` delivers them all the same way.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pendiente"
+        DELIVERED = "delivered", "Entregada"
+        FAILED = "failed", "Fallida (sin más reintentos)"
+
+    status = models.CharField("estado", max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField("intentos", default=0)
+    last_error = models.TextField("último error", blank=True, default="")
+    next_attempt_at = models.DateTimeField("próximo intento", null=True, blank=True)
+    delivered_at = models.DateTimeField("entregada", null=True, blank=True)
+    claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
+    created_at = models.DateTimeField("creada", auto_now_add=True)
+    updated_at = models.DateTimeField("actualizada", auto_now=True)
+
+    class Meta:
+        abstract = True
