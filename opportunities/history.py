@@ -1,4 +1,5 @@
-"""The action history: the records a unit of work writes on an opportunity, in one INSERT."""
+"""The action history: the records a unit of work writes on an opportunity, in one INSERT, and
+the events they tell other systems."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
+from .events import events_record
 from .models import ActionHistory, Opportunity
 
 # Who did a unit of work: a signed-in user, or None (and an anonymous user) for the processes.
@@ -54,6 +56,11 @@ class HistoryLog:
         )
 
     def flush(self) -> list[ActionHistory]:
-        """Write the queued records (one query; none when empty) and return them."""
+        """Write the queued records (one query; none when empty) and the events they tell other
+        systems (`opportunities.events`, in the same transaction); return the records."""
         records, self.records = self.records, []
-        return ActionHistory.objects.bulk_create(records) if records else []
+        if not records:
+            return []
+        written = ActionHistory.objects.bulk_create(records)
+        events_record(opportunity=self.opportunity, records=written)
+        return written

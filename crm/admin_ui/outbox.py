@@ -1,6 +1,6 @@
 """The admin list of an outbox (`jobs.outbox`: SV deliveries, event deliveries): read-only rows
 with their status, attempts, next try and last error, and the action "Reintentar ahora" for who
-holds the model's change permission (docs/admin.md "Outboxes").
+holds the model's change permission (docs/decisions.md "One outbox").
 
 A model admin sets `retry_permission` ("app.change_model"), `retry_description` (the action's
 label), `not_configured_errors` and `not_configured_message` (what "retry now" says when the
