@@ -111,9 +111,10 @@ def test_the_installed_poll_line_runs_as_cron_runs_it(checkout, user_crontab, mi
     for _ in range(2):
         run([*manage, "crontab", "add"], cwd=checkout, env=plain)
     installed = [line for line in run([CRONTAB, "-l"], cwd=checkout).stdout.splitlines() if MARK in line]
-    assert len(installed) == 3, installed  # poll_invoices, sync_sv and attachments_check, once each
+    assert len(installed) == 4, installed  # poll_invoices, sync_sv, send_events and attachments_check, once each
     assert all(line.startswith("*/5 * * * * ") for line in installed[:2])
-    assert installed[2].startswith("17 3 * * * ")  # attachments_check, daily
+    assert installed[2].startswith("* * * * * ")  # send_events, every minute
+    assert installed[3].startswith("17 3 * * * ")  # attachments_check, daily
     poll_line = installed[0]  # CRONJOBS order: poll_invoices first
     command = poll_line.split(" ", 5)[5].split(" #", 1)[0]
 
