@@ -63,7 +63,10 @@ class WebhookChannel(OutboxChannel):
 
     def pending(self) -> QuerySet[WebhookDelivery]:
         # A deactivated endpoint's deliveries wait (in order) until it is active again.
-        return super().pending().exclude(endpoint__active=False)
+        # (A subquery, not a join: the claim locks the rows with FOR UPDATE, which PostgreSQL
+        # refuses on the nullable side of an outer join.)
+        switched_off = WebhookEndpoint.objects.filter(active=False).values("pk")
+        return super().pending().exclude(endpoint_id__in=switched_off)
 
     def client(self, *, inline: bool) -> JsonPoster:
         timeout = settings.WEBHOOK_INLINE_TIMEOUT if inline else settings.WEBHOOK_TIMEOUT

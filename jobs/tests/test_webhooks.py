@@ -172,3 +172,21 @@ def test_old_events_nobody_waits_for_are_pruned(
     assert events_prune() == 1  # delivered and old; the pending one and the recent one stay
     assert sorted(Event.objects.values_list("body__data__n", flat=True)) == [2, 3]
     assert WebhookDelivery.objects.count() == 2
+
+
+def test_a_switched_off_endpoint_holds_its_deliveries_until_it_is_on_again(
+    receiver: Receiver,  # noqa: F811
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.WEBHOOK_URL = ""
+    endpoint = WebhookEndpoint.objects.create(url=URL)
+    receiver.down = True
+    (delivery,) = publish(django_capture_on_commit_callbacks, event())
+    receiver.down = False
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert send_events()[1].startswith("send_events: due=0 delivered=0 ")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=True)
+    assert send_events()[1].startswith("send_events: due=1 delivered=1 ")
+    assert len(receiver.verified(endpoint.secret)) == 1
