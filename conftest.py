@@ -28,6 +28,16 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def webhook_endpoints_fresh() -> Iterator[None]:
+    """Each test reads the webhook endpoints it made (none survive its rollback)."""
+    from jobs.webhooks import endpoints_cache_clear
+
+    endpoints_cache_clear()
+    yield
+    endpoints_cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def download_temp_dir(tmp_path: Path, settings: Any, monkeypatch: Any) -> Iterator[Path]:
     """Downloads go to this test's own INVOICE_DOWNLOAD_DIR, and nothing may go to the system's
     temporary folder; a test that leaves a download behind in either fails."""

@@ -6,6 +6,8 @@ policy for idempotent methods only, and a bearer token obtained with `POST {base
 until the service answers 401; then exactly one new sign-in is made (however many threads saw
 that 401) and the call is repeated once. Every `requests` failure becomes one of the subclass's
 error classes, never a raw `requests` exception. (docs/api.md "invoice-mifact" and "SV sync".)
+`JsonPoster` is the plain client of the event receivers (docs/api.md "Events"), with the same
+timeouts and metrics.
 """
 
 from __future__ import annotations
@@ -170,27 +172,15 @@ class BearerApiClient:
         self.session.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        # Every call carries the request id of the request or command run it works for.
-        kwargs["headers"] = {**outgoing_headers(), **kwargs.get("headers", {})}
-        started = time.monotonic()
-        try:
-            response = self.session.request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
-            record_outgoing(service=self.service_name, outcome="error", seconds=time.monotonic() - started)
-            raise self.unavailable_error(
-                f"{self.service_name} no respondió a tiempo ({exc.__class__.__name__})"
-            ) from exc
-        except requests.RequestException as exc:
-            record_outgoing(service=self.service_name, outcome="error", seconds=time.monotonic() - started)
-            raise self.unavailable_error(
-                f"no se pudo conectar con {self.service_name} ({exc.__class__.__name__})"
-            ) from exc
-        record_outgoing(
-            service=self.service_name,
-            outcome=outcome_of_status(response.status_code),
-            seconds=time.monotonic() - started,
+        return timed_request(
+            self.session,
+            method,
+            f"{self.base_url}{path}",
+            service_name=self.service_name,
+            unavailable_error=self.unavailable_error,
+            timeout=self.timeout,
+            **kwargs,
         )
-        return response
 
     def sign_in(self) -> str:
         """`POST {base}/auth/signin` with the credentials; returns and keeps the access token.
@@ -255,3 +245,64 @@ class BearerApiClient:
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         return response
+
+
+def timed_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    service_name: str,
+    unavailable_error: type[ServiceError],
+    timeout: tuple[float, float],
+    **kwargs: Any,
+) -> requests.Response:
+    """One outgoing call with `timeout` (connect, read), the request id header and the outgoing
+    metrics; a network failure or timeout becomes `unavailable_error` (Spanish message)."""
+    # Every call carries the request id of the request or command run it works for.
+    kwargs["headers"] = {**outgoing_headers(), **kwargs.get("headers", {})}
+    started = time.monotonic()
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout as exc:
+        record_outgoing(service=service_name, outcome="error", seconds=time.monotonic() - started)
+        raise unavailable_error(f"{service_name} no respondió a tiempo ({exc.__class__.__name__})") from exc
+    except requests.RequestException as exc:
+        record_outgoing(service=service_name, outcome="error", seconds=time.monotonic() - started)
+        raise unavailable_error(f"no se pudo conectar con {service_name} ({exc.__class__.__name__})") from exc
+    record_outgoing(
+        service=service_name, outcome=outcome_of_status(response.status_code), seconds=time.monotonic() - started
+    )
+    return response
+
+
+class JsonPoster:
+    """Outgoing POSTs of a ready JSON body to URLs given per call (the event receivers): one
+    session, a timeout on every call (connect capped at 5 s), no retry here (the caller's outbox
+    retries with backoff) and no redirect followed (a receiver that moved must be edited)."""
+
+    def __init__(self, *, service_name: str, timeout: float, pool_size: int = 4) -> None:
+        self.service_name = service_name
+        self.timeout = (min(5.0, timeout), timeout)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size), max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> requests.Response:
+        """POST `body` (`Content-Type: application/json`) with `headers`; the answer whatever its
+        status. Raises `ServiceUnavailable` when the receiver cannot be reached in time."""
+        return timed_request(
+            self.session,
+            "POST",
+            url,
+            service_name=self.service_name,
+            unavailable_error=ServiceUnavailable,
+            timeout=self.timeout,
+            data=body,
+            headers={"Content-Type": "application/json", **headers},
+            allow_redirects=False,
+        )

@@ -48,6 +48,21 @@ SV_SYNC_MAX_ATTEMPTS = env.int("SV_SYNC_MAX_ATTEMPTS", default=20)
 SV_SYNC_BACKOFF_SECONDS = env.int("SV_SYNC_BACKOFF_SECONDS", default=60)
 SV_SYNC_BACKOFF_MAX_SECONDS = env.int("SV_SYNC_BACKOFF_MAX_SECONDS", default=3600)
 
+# Signed events (docs/api.md "Events"): the receiver of WEBHOOK_URL (with WEBHOOK_SECRET, "whsec_..."),
+# besides the endpoints staff add in the admin; timeouts of the attempt right after the commit and
+# of send_events; retries with doubling delays; delivered events kept this many days.
+WEBHOOK_URL = env.str("WEBHOOK_URL", default="")
+WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
+WEBHOOK_INLINE_TIMEOUT = env.float("WEBHOOK_INLINE_TIMEOUT", default=3.0)
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=30)
+WEBHOOK_BACKOFF_SECONDS = env.int("WEBHOOK_BACKOFF_SECONDS", default=30)
+WEBHOOK_BACKOFF_MAX_SECONDS = env.int("WEBHOOK_BACKOFF_MAX_SECONDS", default=3600)
+WEBHOOK_EVENTS_KEEP_DAYS = env.int("WEBHOOK_EVENTS_KEEP_DAYS", default=30)
+# A process reads the admin's active endpoints at most this often (an endpoint added or switched
+# off counts for the changes made from then on, in every process, after at most this delay).
+WEBHOOK_ENDPOINTS_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINTS_CACHE_SECONDS", default=10.0)
+
 # Poller (billing.services.poll.service_orders_poll)
 POLL_WORKERS = env.int("POLL_WORKERS", default=8)
 POLL_BATCH_SIZE = env.int("POLL_BATCH_SIZE", default=100)
@@ -94,6 +109,7 @@ IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=180)
 CRONJOBS = [
     ("*/5 * * * *", "crm.cron.command_for_cron", ["poll_invoices"]),
     ("*/5 * * * *", "crm.cron.command_for_cron", ["sync_sv"]),
+    ("* * * * *", "crm.cron.command_for_cron", ["send_events"]),
     ("17 3 * * *", "crm.cron.command_for_cron", ["attachments_check"]),
     ("41 3 * * *", "crm.cron.command_for_cron", ["idempotency_keys_prune"]),
 ]

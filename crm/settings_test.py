@@ -14,6 +14,8 @@ os.environ["SECURE_HSTS_SECONDS"] = "0"
 for _name in (
     "URL_INVOICE_MIFACT_V3",
     "URL_SV",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
     "USERNAME_ADMIN",
     "PASSWORD_ADMIN",
     "INVOICE_MIFACT_USERNAME",

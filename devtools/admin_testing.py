@@ -42,17 +42,31 @@ def grant(user: Any, *perms: str) -> Any:
     return user
 
 
+# The data migrations that grant the roles' permissions, in order (each adds to the ones before).
+ROLE_MIGRATIONS = ("sales.migrations.0001_staff_roles", "sales.migrations.0002_event_permissions")
+
+
 def staff_roles_migration() -> Any:
     """`sales/migrations/0001_staff_roles.py` (its `ROLE_PERMISSIONS` and `roles_grant`), loaded
     when asked: a module name that starts with a digit cannot be imported by a statement."""
-    return importlib.import_module("sales.migrations.0001_staff_roles")
+    return importlib.import_module(ROLE_MIGRATIONS[0])
+
+
+def staff_role_permissions() -> dict[str, set[str]]:
+    """What each role is granted after every role migration ("app_label.codename")."""
+    granted: dict[str, set[str]] = {}
+    for name in ROLE_MIGRATIONS:
+        for role, perms in importlib.import_module(name).ROLE_PERMISSIONS.items():
+            granted.setdefault(role, set()).update(perms)
+    return granted
 
 
 def staff_roles_restore() -> None:
-    """The roles' groups again, as the migration writes them (a live-server test empties every
-    table after it, the migration's rows too)."""
-    migration = staff_roles_migration()
-    migration.roles_grant(django_apps, migration.ROLE_PERMISSIONS)
+    """The roles' groups again, as the migrations write them (a live-server test empties every
+    table after it, the migrations' rows too)."""
+    for name in ROLE_MIGRATIONS:
+        migration = importlib.import_module(name)
+        migration.roles_grant(django_apps, migration.ROLE_PERMISSIONS)
 
 
 def role_client(user_model: Any, role: str) -> Client:

@@ -111,11 +111,12 @@ def test_the_installed_poll_line_runs_as_cron_runs_it(checkout, user_crontab, mi
     for _ in range(2):
         run([*manage, "crontab", "add"], cwd=checkout, env=plain)
     installed = [line for line in run([CRONTAB, "-l"], cwd=checkout).stdout.splitlines() if MARK in line]
-    # poll_invoices, sync_sv, attachments_check and idempotency_keys_prune, once each
-    assert len(installed) == 4, installed
+    # poll_invoices, sync_sv, send_events, attachments_check and idempotency_keys_prune, once each
+    assert len(installed) == 5, installed
     assert all(line.startswith("*/5 * * * * ") for line in installed[:2])
-    assert installed[2].startswith("17 3 * * * ")  # attachments_check, daily
-    assert installed[3].startswith("41 3 * * * ")  # idempotency_keys_prune, daily
+    assert installed[2].startswith("* * * * * ")  # send_events, every minute
+    assert installed[3].startswith("17 3 * * * ")  # attachments_check, daily
+    assert installed[4].startswith("41 3 * * * ")  # idempotency_keys_prune, daily
     poll_line = installed[0]  # CRONJOBS order: poll_invoices first
     command = poll_line.split(" ", 5)[5].split(" #", 1)[0]
 

@@ -2,7 +2,7 @@
 "Running several pollers").
 
 A claim is a `claimed_until` timestamp on the row: a row is free when it is null or past. Both
-the poller (`billing`) and the SV outbox (`opportunities`) claim their rows here. A model with a
+the poller (`billing`) and the outboxes (`jobs.outbox`) claim their rows here. A model with a
 `claimed_by_run` field (the run record of the command that holds the claim) also frees a row as
 soon as that run is no longer `running`: finished, or marked interrupted after a crash
 (`jobs.runs`), so a killed run's claims do not block the next run for the claim's length.
@@ -57,12 +57,13 @@ def claim_one_per_key(
     queryset: models.QuerySet, *, key: str, lock_namespace: int, limit: int, now: dt.datetime, until: dt.datetime
 ) -> list[int]:
     """Claim up to `limit` free rows of `queryset` (in its order) until `until`, at most one per
-    value of the integer column `key` and none whose key has a row claimed (in flight) at `now`,
+    value of the column `key` and none whose key has a row claimed (in flight) at `now`,
     whatever that row's other columns say; return their pks. Rows that share a key are so never
     in flight at once.
 
     The check and the claim run in one short transaction, under a lock per key: on PostgreSQL the
-    transaction-level advisory lock `(lock_namespace, key)`, taken with `pg_try_advisory_xact_lock`
+    transaction-level advisory lock `(lock_namespace, hashtext(key))` (two keys sharing a hash
+    only make one of them wait for the next claim), taken with `pg_try_advisory_xact_lock`
     so that a key another claimer is checking right now is skipped (as `SKIP LOCKED` skips rows),
     and the candidates are read `FOR UPDATE SKIP LOCKED`; elsewhere (SQLite) the transaction holds
     the database's write lock (`transaction_mode` IMMEDIATE in settings).
@@ -73,19 +74,20 @@ def claim_one_per_key(
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
-        first: dict[int, int] = {}  # key -> pk of its first candidate
+        first: dict[object, int] = {}  # key -> pk of its first candidate
         for pk, value in candidates.values_list("pk", key)[: 4 * limit]:
             first.setdefault(value, pk)
             if len(first) == limit:
                 break
         keys = list(first)
         if keys and connection.vendor == "postgresql":
+            by_text = {str(value): value for value in keys}
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT k FROM unnest(%s::integer[]) AS k WHERE pg_try_advisory_xact_lock(%s::integer, k)",
-                    [keys, lock_namespace],
+                    "SELECT k FROM unnest(%s::text[]) AS k WHERE pg_try_advisory_xact_lock(%s::integer, hashtext(k))",
+                    [list(by_text), lock_namespace],
                 )
-                keys = [row[0] for row in cursor.fetchall()]
+                keys = [by_text[row[0]] for row in cursor.fetchall()]
         # Read again under the locks: a claim committed since the candidates were read counts.
         busy = set(in_flight.filter(**{f"{key}__in": keys}).values_list(key, flat=True)) if keys else set()
         ids = [first[value] for value in keys if value not in busy]

@@ -16,6 +16,8 @@ in the services (history, meetings, closing, SV delivery):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
 from django.db.models import QuerySet
@@ -26,7 +28,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from crm.admin_ui.display import clinic_datetime
-from crm.admin_ui.readonly import ReadOnlyAdminMixin, short_text
+from crm.admin_ui.outbox import OutboxAdminMixin
+from crm.admin_ui.readonly import ReadOnlyAdminMixin
 from crm.admin_ui.search import FoldedSearchMixin
 
 from .attachment_files import attachment_file_checked_open
@@ -206,9 +209,10 @@ class AttachmentAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SvDelivery)
-class SvDeliveryAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class SvDeliveryAdmin(FoldedSearchMixin, OutboxAdminMixin, admin.ModelAdmin):
     """The SV outbox (docs/api.md "SV sync"): what was, or still has to be, sent to the clinic system.
-    The list keeps what fits a 1366 px screen; delivery time and full error on the row's page."""
+    The list keeps what fits a 1366 px screen; delivery time and full error on the row's page;
+    "Reintentar envío a SV ahora" for Facturación (`crm.admin_ui.outbox`)."""
 
     list_display = (
         "when",
@@ -245,53 +249,14 @@ class SvDeliveryAdmin(FoldedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "updated_at",
     )
     readonly_fields = fields
-    actions = ("retry_now",)
+    retry_permission = "opportunities.change_svdelivery"
+    retry_description = "Reintentar envío a SV ahora"
+    not_configured_errors = (SvNotConfigured,)
+    not_configured_message = "SV no está configurado (URL_SV); no se reintentó ningún envío."
 
-    @admin.display(description="creada", ordering="created_at")
-    def when(self, obj: SvDelivery) -> str:
-        return clinic_datetime(obj.created_at)
-
-    @admin.display(description="próximo intento", ordering="next_attempt_at")
-    def next_attempt(self, obj: SvDelivery) -> str:
-        return clinic_datetime(obj.next_attempt_at)
+    def outbox_retry(self, pks: Iterable[int]) -> dict[str, int]:
+        return sv_deliveries_retry_now(delivery_pks=pks)
 
     @admin.display(description="oportunidad", ordering="opportunity__name")
     def opportunity_name(self, obj: SvDelivery) -> str:
         return opportunity_link(obj.opportunity)
-
-    @admin.display(description="último error")
-    def last_error_short(self, obj: SvDelivery) -> str:
-        return short_text(obj.last_error, 80)
-
-    def has_retry_permission(self, request: HttpRequest) -> bool:
-        # The change permission (rows stay read-only): Supervisión sees deliveries, Facturación retries them.
-        return request.user.has_perm("opportunities.change_svdelivery") and request.user.is_staff
-
-    @admin.action(description="Reintentar envío a SV ahora", permissions=["retry"])
-    def retry_now(self, request: HttpRequest, queryset: QuerySet[SvDelivery]) -> None:
-        retriable = list(
-            queryset.filter(status__in=[SvDelivery.Status.PENDING, SvDelivery.Status.FAILED]).values_list(
-                "pk", flat=True
-            )[:ADMIN_SV_RETRY_MAX_ROWS]
-        )
-        if not retriable:
-            messages.warning(request, "Ninguno de los envíos seleccionados está pendiente o fallido.")
-            return
-        try:
-            counts = sv_deliveries_retry_now(delivery_pks=retriable)
-        except SvNotConfigured:
-            messages.error(request, "SV no está configurado (URL_SV); no se reintentó ningún envío.")
-            return
-        delivered = counts.get("delivered", 0)
-        failed = len(retriable) - delivered - counts.get("skipped", 0)
-        level = messages.SUCCESS if failed == 0 else messages.WARNING
-        messages.add_message(
-            request,
-            level,
-            f"Reintentados: {len(retriable)}. Entregados: {delivered}. Con error: {failed}. "
-            f"En curso por otro proceso: {counts.get('skipped', 0)}.",
-        )
-
-
-# The retry action calls SV once per row, in the request: keep a click short.
-ADMIN_SV_RETRY_MAX_ROWS = 20

@@ -1,4 +1,5 @@
-"""The action history: the records a unit of work writes on an opportunity, in one INSERT."""
+"""The action history: the records a unit of work writes on an opportunity, in one INSERT, and
+the events they tell other systems."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
+from .events import events_record
 from .models import ActionHistory, Opportunity
 from .versions import opportunity_version_bump
 
@@ -57,12 +59,15 @@ class HistoryLog:
 
     def flush(self) -> list[ActionHistory]:
         """Write the queued records and return them: bump the opportunity's version (its ETag,
-        `opportunities/versions.py`; also set on `self.opportunity`), then insert the records
-        stamped with it. Two queries; none when nothing was queued (nothing changed)."""
+        `opportunities/versions.py`; also set on `self.opportunity`), insert the records stamped
+        with it, and the events they tell other systems (`opportunities.events`, in the same
+        transaction). None of it when nothing was queued (nothing changed)."""
         records, self.records = self.records, []
         if not records:
             return []
         version = opportunity_version_bump(opportunity=self.opportunity)
         for record in records:
             record.opportunity_version = version
-        return ActionHistory.objects.bulk_create(records)
+        written = ActionHistory.objects.bulk_create(records)
+        events_record(opportunity=self.opportunity, records=written)
+        return written

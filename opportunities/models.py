@@ -12,6 +12,7 @@ from django.db import models
 
 from crm.admin_ui.display import clinic_datetime
 from crm.search import search_text
+from jobs.models import OutboxRow
 
 from .process_fields import (
     APPOINTMENT,
@@ -301,14 +302,14 @@ class Attachment(models.Model):
         return self.file_name
 
 
-class SvDelivery(models.Model):
+class SvDelivery(OutboxRow):
     """Outbox row: one (reservation, clinic history) value to deliver to SV (docs/api.md "SV sync").
 
     Written in the same transaction as the process update that produced the pair; delivered
     right after the commit and, while SV fails, by `manage.py sync_sv` with exponential backoff.
     """
 
-    class Status(models.TextChoices):
+    class Status(models.TextChoices):  # the outbox's statuses and one of SV's own
         PENDING = "pending", "Pendiente"
         DELIVERED = "delivered", "Entregada"
         FAILED = "failed", "Fallida (sin más reintentos)"
@@ -320,15 +321,8 @@ class SvDelivery(models.Model):
     reservation_id = models.PositiveIntegerField("reserva (SV)")
     clinic_history = models.CharField("historia clínica", max_length=50)
     status = models.CharField("estado", max_length=20, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField("intentos", default=0)
-    last_error = models.TextField("último error", blank=True, default="")
-    next_attempt_at = models.DateTimeField("próximo intento", null=True, blank=True)
-    delivered_at = models.DateTimeField("entregada", null=True, blank=True)
-    claimed_until = models.DateTimeField("reservada hasta", null=True, blank=True, editable=False)
-    created_at = models.DateTimeField("creada", auto_now_add=True)
-    updated_at = models.DateTimeField("actualizada", auto_now=True)
 
-    class Meta:
+    class Meta(OutboxRow.Meta):
         db_table = "opportunity_sv_delivery"
         verbose_name = "envío a SV"
         verbose_name_plural = "envíos a SV"

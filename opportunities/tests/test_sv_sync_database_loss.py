@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.db import InterfaceError
 from django.utils import timezone
 
+from jobs import outbox
 from jobs.models import CommandRun
-from opportunities import sv_outbox
 from opportunities.models import SvDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,16 +40,16 @@ def test_a_lost_connection_ends_the_run_in_one_line_and_frees_the_batch(
         )
         for n in range(3)
     ]
-    real_attempt = sv_outbox.sv_delivery_attempt
+    real_attempt = outbox.outbox_attempt
     calls = []
 
-    def attempt_then_lose_the_database(**kwargs: Any) -> sv_outbox.SvAttemptResult:
-        calls.append(kwargs["delivery_pk"])
+    def attempt_then_lose_the_database(channel: Any, **kwargs: Any) -> outbox.OutboxAttempt:
+        calls.append(kwargs["pk"])
         if len(calls) == 2:
             raise InterfaceError("connection already closed")
-        return real_attempt(**kwargs)
+        return real_attempt(channel, **kwargs)
 
-    monkeypatch.setattr(sv_outbox, "sv_delivery_attempt", attempt_then_lose_the_database)
+    monkeypatch.setattr(outbox, "outbox_attempt", attempt_then_lose_the_database)
     code, out, err = run_sync()
 
     assert code == 1
@@ -62,7 +62,7 @@ def test_a_lost_connection_ends_the_run_in_one_line_and_frees_the_batch(
     statuses = {d.pk: (d.status, d.claimed_until) for d in SvDelivery.objects.all()}
     assert statuses == {rows[0].pk: ("delivered", None), rows[1].pk: ("pending", None), rows[2].pk: ("pending", None)}
 
-    monkeypatch.setattr(sv_outbox, "sv_delivery_attempt", real_attempt)
+    monkeypatch.setattr(outbox, "outbox_attempt", real_attempt)
     code, out, err = run_sync()
     assert (code, err) == (0, "")
     assert set(SvDelivery.objects.values_list("status", flat=True)) == {"delivered"}

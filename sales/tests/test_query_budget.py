@@ -10,6 +10,7 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import OpportunityServiceOrder
+from jobs.webhooks import active_endpoints
 from opportunities.models import Attachment, Meeting
 from sales.example_bodies import DATA_AND_APPOINTMENT
 
@@ -70,6 +71,7 @@ def test_put_queries_do_not_grow_with_meetings_attachments_or_service_orders(api
         return opportunity.pk
 
     small, big = loaded(1), loaded(40)
+    active_endpoints()  # the process's webhook endpoints, read once per WEBHOOK_ENDPOINTS_CACHE_SECONDS
     counts = [measure(api_client, pk, MAIN_AND_APPOINTMENT, monkeypatch)[1] for pk in (small, big)]
     assert counts[0] == counts[1], counts
 

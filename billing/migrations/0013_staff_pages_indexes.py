@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     sales, read from the index alone)."""
 
     dependencies = [
-        ('billing', '0011_export_permissions'),
+        ('billing', '0012_polling_schedule'),
     ]
 
     operations = [

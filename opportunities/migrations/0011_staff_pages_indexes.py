@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('opportunities', '0009_export_permission'),
+        ('opportunities', '0010_opportunity_version'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
