@@ -18,6 +18,7 @@ Prints one JSON line of milliseconds per request. Compare two commits by alterna
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -25,22 +26,19 @@ import tempfile
 import time
 from pathlib import Path
 
-BODY = {
-    "cLastNameFather": "Quispe",
-    "cCustomerDocumentType": "DNI",
-    "cCustomerDocument": "45678912",
-    "cPatientsname": "Lucía",
-    "cPatientsPaternalLastName": "Quispe",
-    "cPatientsMaternalLastName": "Mamani",
-    "cPatientDocument": "71234567",
-    "cPatientDocumentType": "DNI",
-    "cAppointment": "15:30 - 16:00",
-    "cDateReservation": "2026-03-02",
-    "cEnvironment": "Consultorio 3",
-    "cSpecialty": "Dermatología",
-    "cTariff": "Particular",
-    "reservationId": 98765,
-}
+
+def example_body() -> dict:
+    """The README's main and appointment data with `reservationId` (sales/example_bodies.py of this
+    checkout, read as a file: `--checkout` may be a commit from before that module, and the `sales`
+    package imported later must be the measured checkout's)."""
+    spec = importlib.util.spec_from_file_location("_example_bodies", ROOT / "sales" / "example_bodies.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {**module.MAIN_DATA, **module.APPOINTMENT_DATA, "reservationId": 98765}
+
+
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "clave-bench-2026"
 KINDS = ("health", "get", "put")
 
@@ -52,6 +50,7 @@ def main() -> None:
     parser.add_argument("--without", default="", help="leave out the middleware whose path contains this text")
     args = parser.parse_args()
 
+    body_base = example_body()
     folder = tempfile.mkdtemp(prefix="crm-request-cpu-")
     os.chdir(args.checkout)
     sys.path.insert(0, str(args.checkout.resolve()))
@@ -108,7 +107,7 @@ def main() -> None:
             elif kind == "get":
                 call("get", f"/opportunity/{opportunity}", **auth)
             else:
-                body = {**BODY, "cDoctor": f"Dr. {n}-{time.monotonic_ns()}"}
+                body = {**body_base, "cDoctor": f"Dr. {n}-{time.monotonic_ns()}"}
                 call("put", f"/opportunity/update-opportunity-procces/{opportunity}", body, **auth)
         return (time.process_time() - started) / count * 1000
 
