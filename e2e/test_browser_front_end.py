@@ -205,7 +205,9 @@ def test_a_page_from_a_foreign_origin_is_refused_by_the_browser(browser, stack, 
         assert any("/auth/signin" in m and "preflight" in m for m in blocked), blocked
         assert any("/health" in m for m in blocked), blocked
         # The preflight reached the API and got no Access-Control-* header, so the browser never
-        # sent the sign-in itself; the plain GET was answered, but the page may not read it.
+        # sent the sign-in itself; the plain GET was answered, but the page may not read it. The
+        # worker writes its access-log line after answering: wait for it rather than race it.
+        wait_for(lambda: re.search(r'"GET /health HTTP/1\.1"', server_log_since(stack, offset)), "the /health log line")
         served = server_log_since(stack, offset)
         assert re.search(r'"OPTIONS /auth/signin HTTP/1\.1" 200', served), served
         assert not re.search(r'"POST /auth/signin HTTP', served), served

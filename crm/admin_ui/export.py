@@ -69,11 +69,36 @@ def list_resource(model_admin: Any, request: HttpRequest) -> type[resources.Mode
     return type(f"{model_admin.model.__name__}ListResource", (resources.ModelResource,), attrs)
 
 
+_SHEET_TITLE_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+def sheet_title(name: str) -> str:
+    """An Excel sheet name: at most 31 characters, none of []:*?/\\."""
+    return _SHEET_TITLE_FORBIDDEN.sub(" ", capfirst(name))[:31].strip()
+
+
+class Utf8CSV(CSV):
+    """CSV whose content type names its charset (the file starts with the BOM Excel needs)."""
+
+    CONTENT_TYPE = "text/csv; charset=utf-8"
+
+
+class ListExportForm(ExportForm):
+    """The columns are the list's: nothing to pick but the format, XLSX first and already chosen
+    (the library's empty "---" choice would make a click on *Exportar* an error)."""
+
+    def __init__(self, formats: Any, resources: Any, **kwargs: Any) -> None:
+        super().__init__(formats, resources, **kwargs)
+        field = self.fields["format"]
+        field.choices = [choice for choice in field.choices if choice[0] != ""]
+        field.initial = "0"
+
+
 class ListExportMixin(ExportMixin):
     """*Exportar* on a `ModelAdmin`'s list: a page to pick XLSX or CSV, then the file."""
 
-    export_formats = (XLSX, CSV)
-    export_form_class = ExportForm  # the columns are the list's: nothing to pick
+    export_formats = (XLSX, Utf8CSV)
+    export_form_class = ListExportForm
     to_encoding = "utf-8-sig"  # CSV: the BOM tells Excel the file is UTF-8
 
     def get_export_resource_classes(self, request: HttpRequest) -> list[type[resources.ModelResource]]:
@@ -81,6 +106,11 @@ class ListExportMixin(ExportMixin):
 
     def has_export_permission(self, request: HttpRequest) -> bool:
         return bool(super().has_export_permission(request)) and bool(self.has_view_permission(request))
+
+    def get_data_for_export(self, request: HttpRequest, queryset: Any, **kwargs: Any) -> Any:
+        data = super().get_data_for_export(request, queryset, **kwargs)
+        data.title = sheet_title(str(self.model._meta.verbose_name_plural))  # the XLSX sheet's name
+        return data
 
     def get_export_filename(self, request: HttpRequest, queryset: Any, file_format: Any) -> str:
         name = slugify(str(self.model._meta.verbose_name_plural))

@@ -30,6 +30,7 @@ def xlsx_rows(response: Any) -> list[list[Any]]:
     assert response.status_code == 200, response.content[:500]
     assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    assert sheet.title != "Tablib Dataset", "the sheet is named after the list"
     return [list(row) for row in sheet.iter_rows(values_only=True)]
 
 
@@ -47,6 +48,8 @@ def test_the_waiting_list_exports_its_columns_and_filtered_rows_to_xlsx(
         "Última consulta",
         "Último error",
     ]
+    workbook = openpyxl.load_workbook(io.BytesIO(export(client, "billing_saleawaitinginvoice", "", XLSX).content))
+    assert workbook.active.title == "Ventas esperando factura"
     assert len(rows) == 2  # the filter: only José's sale is for billing staff
     sale, patient, history, orders, waiting, checked, error = rows[1]
     assert (sale, patient, history, orders) == ("Procedimiento láser - José Peña", "José Peña", "HC-000456", "OS-789")
@@ -68,7 +71,7 @@ def test_the_service_order_list_exports_the_search_as_csv_that_excel_reads_with_
     client = role_client(django_user_model, SUPERVISION)
     response = export(client, "billing_opportunityserviceorder", "q=lucia", CSV)
     assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="ordenes-de-servicio-')
     assert response.content.startswith(b"\xef\xbb\xbf")  # the BOM
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
@@ -134,3 +137,12 @@ def test_a_formula_or_a_control_character_in_a_name_does_not_reach_excel_as_such
     names = [row[0] for row in rows[1:]]
     assert 'HYPERLINK("http://x.test","Ana")\ufffdTorres' in names
     assert not any(str(name).startswith("=") for name in names)
+
+
+def test_the_export_page_offers_xlsx_already_chosen_and_no_empty_format(
+    django_user_model: Any, workspace: Workspace
+) -> None:
+    client = role_client(django_user_model, BILLING)
+    page = client.get(reverse("admin:billing_saleawaitinginvoice_export")).content.decode()
+    assert 'value=""' not in page.split('name="format"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="0" selected>xlsx</option>' in page
