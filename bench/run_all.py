@@ -196,8 +196,9 @@ def print_summary(
             f"\nstaff pages (in-process): {counts.get('opportunities', 0):,} opportunities, "
             f"{counts.get('service_orders', 0):,} O.S, {counts.get('history', 0):,} history records"
         )
-        columns = [("page", "<34"), ("queries", ">7"), ("p50 ms", ">7.1f"), ("p95 ms", ">7.1f")]
-        say_table(columns, [[p["name"], p["queries"], p["p50_ms"], p["p95_ms"]] for p in staff["pages"]])
+        columns = [("page", "<34"), ("queries", ">7"), ("p50 ms", ">7.1f"), ("p95 ms", ">7.1f"), ("cpu p50", ">7.1f")]
+        rows = [[p["name"], p["queries"], p["p50_ms"], p["p95_ms"], p["cpu_p50_ms"]] for p in staff["pages"]]
+        say_table(columns, rows)
         targets += staff.get("targets", [])
     elif "staff_pages.py" in results:
         say("\nstaff pages: no figures (the bench broke)")
