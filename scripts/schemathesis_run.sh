@@ -5,7 +5,8 @@
 # Phases: examples, coverage, fuzzing and stateful (ST_PHASES changes them): the stateful phase
 # follows the schema's OpenAPI links from POST /opportunity's 201 to every operation that takes
 # an opportunity id. At the end, the answers each operation got (from a HAR report) and the
-# operations that only ever got 404.
+# operations that never got a 2xx/3xx answer (without the stateful phase: the 8 that take an
+# opportunity id; with it: the 2 that also need a comprobante, which the API cannot create).
 # Outgoing traffic is impossible by configuration: no invoice-mifact or SV URL, and comprobante
 # downloads restricted to an empty allow-list (refused before any DNS lookup).
 set -euo pipefail
