@@ -1,5 +1,6 @@
 """The load of bench/api.py: the wrk Lua script that sends the PUT body (and its JSON twin
-for the Python load generator)."""
+for the Python load generator). Mode `put_key` sends the same PUTs, each with a new
+`Idempotency-Key` (the cost of keeping every answer)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,16 @@ end
 function request()
   counter = counter + 1
   local id = ids[((counter + tid * 37) %% #ids) + 1]
-  if mode == "put" then
-    local body = put_prefix .. run .. "-" .. tid .. "-" .. counter .. put_suffix
-    return wrk.format("PUT", "/opportunity/update-opportunity-procces/" .. id, hdrs, body)
+  if mode == "put" or mode == "put_key" then
+    local tag = run .. "-" .. tid .. "-" .. counter
+    local body = put_prefix .. tag .. put_suffix
+    local sent = hdrs
+    if mode == "put_key" then
+      sent = {}
+      for name, value in pairs(hdrs) do sent[name] = value end
+      sent["Idempotency-Key"] = "bench-" .. tag
+    end
+    return wrk.format("PUT", "/opportunity/update-opportunity-procces/" .. id, sent, body)
   elseif mode == "get" then
     return wrk.format("GET", "/opportunity/" .. id, hdrs, nil)
   end
@@ -108,6 +116,7 @@ def wrk_script(
                 "ids": ids,
                 "token": token,
                 "put_prefix": prefix + f"{run}-",
+                "run": run,
                 "put_suffix": suffix,
                 "connections": connections,
             }

@@ -38,16 +38,19 @@ def main() -> int:
         while time.monotonic() < deadline:
             counter += 1
             opportunity_id = ids[(counter + tid * 37) % len(ids)]
-            if mode == "put":
+            sent = headers
+            if mode in ("put", "put_key"):
                 method, path = "PUT", f"/opportunity/update-opportunity-procces/{opportunity_id}"
                 body = (config["put_prefix"] + f"{tid}-{counter}" + config["put_suffix"]).encode()
+                if mode == "put_key":
+                    sent = {**headers, "Idempotency-Key": f"bench-{config['run']}-{tid}-{counter}"}
             elif mode == "get":
                 method, path, body = "GET", f"/opportunity/{opportunity_id}", None
             else:
                 method, path, body = "GET", "/health", None
             started = time.perf_counter()
             try:
-                conn.request(method, path, body=body, headers=headers)
+                conn.request(method, path, body=body, headers=sent)
                 response = conn.getresponse()
                 data = response.read()
             except (OSError, http.client.HTTPException):

@@ -11,7 +11,8 @@
    - `GET /health` (the framework floor: one trivial query, no authentication);
    - `GET /opportunity/<id>` (rotating over the 100 ids);
    - `PUT /opportunity/update-opportunity-procces/<id>` with main + appointment data and `reservationId`
-     (no URLs, no O.S) over the 100 ids, a new `cDoctor` each time: each PUT writes (fields, meeting, history).
+     (no URLs, no O.S) over the 100 ids, a new `cDoctor` each time: each PUT writes (fields, meeting, history);
+   - the same PUTs, each with a new `Idempotency-Key` (docs/api.md "Safe retries": its answer is kept).
 4. Prints requests/s, p50 and p99 latency and the ratio to /health requests/s for each; checks no
    non-2xx answers or socket errors, the SSL redirect on, and that the PUTs wrote (one
    `opportunity_updated` record per PUT, one meeting per opportunity).
@@ -63,6 +64,7 @@ ENDPOINTS = [
     ("health", "GET /health"),
     ("get", "GET /opportunity/<id>"),
     ("put", "PUT /opportunity/update-opportunity-procces/<id>"),
+    ("put_key", "PUT .../update-opportunity-procces/<id> + Idempotency-Key"),
 ]
 
 
@@ -201,7 +203,7 @@ class ApiBench:
         if done.returncode != 0 or line is None:
             raise BenchError(f"load generator failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
         figures = json.loads(line[len(WRK_MARK) :])
-        if mode == "put":
+        if mode in ("put", "put_key"):
             self.put_requests += figures["requests"] - figures["non2xx"]
         return figures
 
@@ -244,6 +246,7 @@ class ApiBench:
                 "SELECT count(*) FROM opportunity_action_history WHERE action = 'opportunity_updated'"
             ).fetchone()[0]
             meetings = conn.execute("SELECT count(*) FROM opportunity_meeting").fetchone()[0]
+            keys = conn.execute("SELECT count(*) FROM api_idempotency_key WHERE state = 'done'").fetchone()[0]
             doctors = conn.execute("SELECT count(DISTINCT c_doctor) FROM opportunity").fetchone()[0]
             backends = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -259,12 +262,14 @@ class ApiBench:
             raise BenchError("write check failed: " + "; ".join(problems))
         say(
             f"\n  writes: {updated} opportunity_updated records for {self.put_requests} PUTs, {meetings} meetings, "
-            f"{doctors} distinct cDoctor values; {backends} database connections open ({self.db_mode})"
+            f"{doctors} distinct cDoctor values, {keys} Idempotency-Key answers kept; {backends} database "
+            f"connections open ({self.db_mode})"
         )
         return {
             "history_records": updated,
             "put_requests": self.put_requests,
             "meetings": meetings,
+            "idempotency_keys": keys,
             "db_backends": backends,
         }
 
@@ -351,10 +356,10 @@ def main() -> int:
             f"\nRESULTS (gunicorn {args.gunicorn_workers} workers, {args.connections} connections, "
             f"{args.duration:g} s each, {loadgen}, database connections {args.db_connections})"
         )
-        say(f"{'endpoint':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
+        say(f"{'endpoint':<58} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs /health':>10} {'non-2xx':>7}")
         for e in report["endpoints"]:
             say(
-                f"{e['endpoint']:<50} {e['rps']:>8.1f} {e['p50_ms']:>7.1f} {e['p99_ms']:>7.1f} "
+                f"{e['endpoint']:<58} {e['rps']:>8.1f} {e['p50_ms']:>7.1f} {e['p99_ms']:>7.1f} "
                 f"{e['vs_health']:>9.0%} {e['non2xx']:>7}"
             )
         if "put" in endpoints and health_rps:

@@ -10,8 +10,9 @@ so they hold across app servers, for `IDEMPOTENCY_KEY_HOURS`.
   request with the key while the first is in progress hits the unique constraint and answers
   409 (`Retry-After`), on SQLite and PostgreSQL alike.
 - The same key with another method, path or body (SHA-256 of the canonical JSON) answers 422.
-- The answer is stored when the work ends, 2xx and 4xx alike (a retry of a refused request is
-  refused the same way); a 5xx is not stored: the key is freed and a retry does the work.
+- The answer is stored when the work was done (2xx). A refusal (4xx: nothing was changed) or a
+  failure (5xx) is not: the key is freed, and a retry, with the same body or a corrected one, is
+  handled as a new request.
 - With `atomic=True` the answer is stored in the same transaction as the work, so a process
   killed in between leaves neither. Without it (the process update, whose downloads and checks
   at invoice-mifact run outside any transaction) a killed process leaves the key in progress;
@@ -150,7 +151,7 @@ def idempotency_key_finish(*, record: IdempotencyKey, response: Response) -> Non
 
 
 def idempotency_key_release(*, record: IdempotencyKey) -> None:
-    """Free the key after a 5xx, so that a retry does the work. Best effort: when the database
+    """Free the key after a refusal or a failure, so that a retry is a new request. Best effort: when the database
     itself failed, the key stays in progress and is taken over after `IDEMPOTENCY_LOCK_SECONDS`."""
     try:
         IdempotencyKey.objects.filter(
@@ -171,6 +172,10 @@ def idempotency_keys_prune(*, now: Any = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     deleted, _ = IdempotencyKey.objects.filter(created_at__lte=cutoff).delete()
     return deleted
+
+
+def _done(response: Response) -> bool:
+    return 200 <= response.status_code < 300
 
 
 def idempotent(*, atomic: bool) -> Callable[[Handler], Handler]:
@@ -198,14 +203,13 @@ def idempotent(*, atomic: bool) -> Callable[[Handler], Handler]:
                 if atomic:
                     with transaction.atomic():
                         response = handler(view, request, *args, **kwargs)
-                        if response.status_code < 500:
+                        if _done(response):
                             idempotency_key_finish(record=record, response=response)
                             stored = True
                 else:
                     response = handler(view, request, *args, **kwargs)
             except Exception as exc:
-                # The API's error answer for it, as the view would give it, so that a refusal is
-                # stored and replayed.
+                # The API's error answer for it, as the view would give it; the key is freed below.
                 try:
                     response = view.handle_exception(exc)
                 except BaseException:
@@ -213,7 +217,7 @@ def idempotent(*, atomic: bool) -> Callable[[Handler], Handler]:
                     raise
             if stored:
                 return response
-            if response.status_code < 500:
+            if _done(response):
                 idempotency_key_finish(record=record, response=response)
             else:
                 idempotency_key_release(record=record)

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from crm import idempotency
 from crm.bodylimit import body_too_large_message
 from crm.errors import error_body
 
@@ -56,6 +58,22 @@ def _standard_errors() -> dict[int, tuple[str, list[OpenApiExample]]]:
         404: (
             "Oportunidad no encontrada",
             [error_example(404, "Oportunidad inexistente", "Oportunidad no encontrada")],
+        ),
+        409: (
+            "Otra solicitud con la misma `Idempotency-Key` aún se está procesando: reintente tras `Retry-After` "
+            "segundos para obtener su respuesta (nada se hizo dos veces)",
+            [error_example(409, "Clave en curso", idempotency.KEY_IN_PROGRESS_MESSAGE)],
+        ),
+        422: (
+            "La `Idempotency-Key` ya se usó con otra solicitud (otro cuerpo, método o ruta): nada se modificó",
+            [
+                error_example(
+                    422,
+                    "Clave reutilizada",
+                    idempotency.KEY_REUSED_MESSAGE,
+                    {idempotency.HEADER: [idempotency.KEY_REUSED_MESSAGE]},
+                )
+            ],
         ),
         413: (
             f"Cuerpo demasiado grande (más de {settings.API_MAX_BODY_BYTES} bytes): nada se modificó",
@@ -118,6 +136,66 @@ ATTACHMENT_ID_PARAMETER = OpenApiParameter(
     "attachment_id", int, OpenApiParameter.PATH, description="ID del comprobante adjunto"
 )
 
+# Safe retries (docs/api.md "Safe retries"): the request headers and the answers' headers.
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    idempotency.HEADER,
+    # Any 1 to 255 visible ASCII characters are a key; the schema asks for what clients should send,
+    # a fresh UUID, so that schema-driven tests do not reuse short keys with other bodies (422).
+    OpenApiTypes.UUID,
+    OpenApiParameter.HEADER,
+    description=(
+        "Clave única por operación (un UUID nuevo; se acepta cualquier texto de 1 a 255 caracteres ASCII "
+        "visibles), la misma en cada reintento: un reintento con la misma "
+        "clave y el mismo cuerpo recibe la primera respuesta (con `Idempotent-Replayed: true`) sin repetir el "
+        "trabajo, durante 24 h. Misma clave con otro cuerpo: 422; mientras la primera se procesa: 409."
+    ),
+)
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description=(
+        "El `ETag` de la oportunidad tal como se leyó: si cambió desde entonces, 412 (nombra qué cambió) y no "
+        "se modifica nada. Sin esta cabecera, la última actualización gana."
+    ),
+)
+IF_NONE_MATCH_PARAMETER = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="El `ETag` que se tiene: si sigue vigente, 304 sin cuerpo.",
+)
+
+
+def etag_header(*codes: int) -> OpenApiParameter:
+    """The `ETag` response header of `codes`."""
+    return OpenApiParameter(
+        "ETag",
+        str,
+        OpenApiParameter.HEADER,
+        response=list(codes),
+        description='Versión de la oportunidad (etiqueta fuerte, p. ej. `"7"`): cambia con cada cambio',
+    )
+
+
+def replayed_header(*codes: int) -> OpenApiParameter:
+    """The `Idempotent-Replayed` response header of `codes`."""
+    return OpenApiParameter(
+        idempotency.REPLAYED_HEADER,
+        str,
+        OpenApiParameter.HEADER,
+        response=list(codes),
+        enum=["true"],
+        description="Presente cuando la respuesta es la guardada de una `Idempotency-Key` repetida",
+    )
+
+
+RETRY_AFTER_409 = OpenApiParameter(
+    "Retry-After", int, OpenApiParameter.HEADER, response=[409], description="Segundos antes de reintentar"
+)
+
+NOT_MODIFIED = OpenApiResponse(description="No modificada: el `ETag` de `If-None-Match` sigue vigente (sin cuerpo)")
+
 # The description of each schema component, by component name: the serializers' docstrings are
 # developer documentation and are not published (enums keep their generated list of values).
 COMPONENT_DESCRIPTIONS = {
@@ -158,4 +236,41 @@ def spanish_component_descriptions(
             component["description"] = COMPONENT_DESCRIPTIONS[name]
         else:
             component.pop("description", None)
+    return result
+
+
+# The operation that creates an opportunity, and the path parameter that names one: every
+# operation taking that parameter gets an OpenAPI link from the create's 201 (its `id`), so that
+# clients and schema-driven tests (schemathesis' stateful phase) follow real opportunities.
+OPPORTUNITY_CREATE_OPERATION = "opportunity_create"
+OPPORTUNITY_ID_NAME = "opportunity_id"
+
+
+def opportunity_links(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: OpenAPI `links` from `POST /opportunity`'s 201 to each
+    operation with an `opportunity_id` path parameter (its `If-Match` from the 201's `ETag`)."""
+    operations = [
+        operation
+        for path in result.get("paths", {}).values()
+        for method, operation in path.items()
+        if method in {"get", "put", "post", "patch", "delete"}
+    ]
+    source = next((op for op in operations if op.get("operationId") == OPPORTUNITY_CREATE_OPERATION), None)
+    if source is None or "201" not in source.get("responses", {}):
+        return result
+    links: dict[str, Any] = {}
+    for operation in operations:
+        parameters = operation.get("parameters", [])
+        if not any(p.get("in") == "path" and p.get("name") == OPPORTUNITY_ID_NAME for p in parameters):
+            continue
+        values = {OPPORTUNITY_ID_NAME: "$response.body#/id"}
+        if any(p.get("in") == "header" and p.get("name") == "If-Match" for p in parameters):
+            values["header.If-Match"] = "$response.header.ETag"
+        links[operation["operationId"]] = {
+            "operationId": operation["operationId"],
+            "parameters": values,
+            "description": "La oportunidad recién creada (`id` de la respuesta 201)",
+        }
+    if links:
+        source["responses"]["201"]["links"] = links
     return result

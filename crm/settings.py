@@ -331,13 +331,13 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "crm.schema.spanish_component_descriptions",
+        "crm.schema.opportunity_links",
     ],
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # Swagger UI's defaults, and its online validator (validator.swagger.io) off should a layout
-    # ever show its badge: nothing is loaded from another host (docs/decisions.md, offline pages).
+    # Swagger UI's online validator off: nothing is loaded from another host (docs/decisions.md).
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,

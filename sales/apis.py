@@ -21,10 +21,18 @@ from billing.selectors import service_order_list
 from crm.errors import InvalidRequest
 from crm.idempotency import idempotent
 from crm.parsers import require_json_object
-from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses, ok
+from crm.schema import (
+    ATTACHMENT_ID_PARAMETER,
+    NOT_MODIFIED,
+    OPPORTUNITY_ID_PARAMETER,
+    error_example,
+    error_responses,
+    ok,
+)
 from opportunities import selectors, services, versions
 
 from . import process_update
+from .api_safe_retries import CREATE_HEADERS, DETAIL_HEADERS, PRECONDITION_FAILED_ERRORS, PROCESS_UPDATE_HEADERS
 from .example_bodies import CLOSE_WITH_INVOICE, CLOSE_WITH_SERVICE_ORDERS, DATA_AND_APPOINTMENT
 from .serializers import (
     IGNORED_FIELDS_HELP,
@@ -90,12 +98,15 @@ class OpportunityCreateApi(APIView):
             **error_responses(
                 400,
                 401,
+                409,
                 413,
                 415,
+                422,
                 503,
                 specific={
                     400: (
-                        "Datos inválidos: falta `name` o un campo no es válido (no se creó nada)",
+                        "Datos inválidos: falta `name`, un campo no es válido o la `Idempotency-Key` está mal formada "
+                        "(no se creó nada)",
                         [
                             error_example(
                                 400,
@@ -114,6 +125,7 @@ class OpportunityCreateApi(APIView):
                 },
             ),
         },
+        parameters=CREATE_HEADERS,
         tags=["opportunity"],
         summary="Crear una oportunidad",
         description=(
@@ -140,11 +152,15 @@ class OpportunityDetailApi(APIView):
     """`GET /opportunity/<id>`: one opportunity."""
 
     @extend_schema(
-        responses={200: ok(OpportunityOutputSerializer, "La oportunidad"), **error_responses(401, 404)},
-        parameters=[OPPORTUNITY_ID_PARAMETER],
+        responses={
+            200: ok(OpportunityOutputSerializer, "La oportunidad"),
+            304: NOT_MODIFIED,
+            **error_responses(401, 404),
+        },
+        parameters=[OPPORTUNITY_ID_PARAMETER, *DETAIL_HEADERS],
         tags=["opportunity"],
         summary="Obtener una oportunidad",
-        description="Una oportunidad por su ID.",
+        description="Una oportunidad por su ID, con su `ETag` (304 sin cuerpo si `If-None-Match` lo nombra).",
     )
     def get(self, request: Request, opportunity_id: str) -> Response:
         opportunity = selectors.opportunity_get(opportunity_id=opportunity_id)
@@ -168,13 +184,18 @@ class OpportunityProcessUpdateApi(APIView):
                 400,
                 401,
                 404,
+                409,
+                412,
                 413,
                 415,
+                422,
                 503,
                 specific={
+                    412: PRECONDITION_FAILED_ERRORS,
                     400: (
                         "Datos inválidos, o falta `reservationId` con datos de cita, o `cClinicHistory` para el "
-                        "cierre, o una factura no se pudo descargar: nada se modificó",
+                        "cierre, o una factura no se pudo descargar, o `If-Match` o `Idempotency-Key` están mal "
+                        "formadas: nada se modificó",
                         [
                             error_example(
                                 400,
@@ -199,7 +220,7 @@ class OpportunityProcessUpdateApi(APIView):
                 },
             ),
         },
-        parameters=[OPPORTUNITY_ID_PARAMETER],
+        parameters=[OPPORTUNITY_ID_PARAMETER, *PROCESS_UPDATE_HEADERS],
         tags=["opportunity"],
         operation_id="opportunity_update_process",
         summary="Actualizar la oportunidad con datos del proceso (cliente, paciente, cita, facturas, O.S)",
@@ -210,7 +231,9 @@ class OpportunityProcessUpdateApi(APIView):
             "`cOrdenesServicio` no vacío, cierran como *Cierre ganado* (requieren `cClinicHistory`, "
             "enviado o ya guardado). En cada llamada se consulta el estado de facturación de las O.S "
             "pendientes. Un 4xx no modifica nada. Las claves que el endpoint no conoce (o no permite "
-            "escribir, como `stage`) se ignoran y se listan en `ignoredFields` de la respuesta."
+            "escribir, como `stage`) se ignoran y se listan en `ignoredFields` de la respuesta. Con `If-Match` "
+            "solo se aplica si la oportunidad no cambió desde ese `ETag` (412 si cambió); con `Idempotency-Key` un "
+            "reintento recibe la primera respuesta."
         ),
         examples=PROCESS_UPDATE_EXAMPLES,
     )

@@ -139,13 +139,16 @@ def test_an_expired_key_starts_afresh(api_client, settings):
     assert Opportunity.objects.count() == 2 and IdempotencyKey.objects.count() == 1
 
 
-def test_a_refusal_is_stored_and_replayed(api_client, make_opportunity):
+def test_a_refusal_is_not_kept_so_the_corrected_request_may_use_the_key(api_client, make_opportunity):
     opportunity = make_opportunity()
-    body = {"cDoctor": "Dra. Ríos"}  # appointment data without reservationId
-    first = api_client.put(PUT.format(opportunity.pk), body, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
-    again = api_client.put(PUT.format(opportunity.pk), body, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
-    assert first.status_code == again.status_code == 400
-    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    url = PUT.format(opportunity.pk)
+    refused = api_client.put(url, {"cDoctor": "Dra. Ríos"}, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
+    assert refused.status_code == 400 and IdempotencyKey.objects.count() == 0  # no reservationId
+    corrected = {"cDoctor": "Dra. Ríos", "reservationId": 7}
+    done = api_client.put(url, corrected, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
+    assert done.status_code == 200 and not done.has_header("Idempotent-Replayed")
+    again = api_client.put(url, corrected, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
+    assert again.json() == done.json() and again["Idempotent-Replayed"] == "true"
 
 
 def test_a_server_error_is_not_stored_so_a_retry_does_the_work(api_client, monkeypatch):

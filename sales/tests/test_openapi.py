@@ -318,3 +318,55 @@ def test_every_example_belongs_to_its_operation(schema):
                 assert named <= accepted, (where, named - accepted)
                 if not needs_token:
                     assert not re.search(r"Bearer|Authorization|[Tt]oken", value["message"]), where
+
+
+def operation(schema, operation_id):
+    return next(
+        op for path in schema["paths"].values() for op in path.values() if op.get("operationId") == operation_id
+    )
+
+
+def test_the_safe_retry_headers_and_answers_are_documented(schema):
+    """docs/api.md "Safe retries": what schema-driven clients and tests rely on."""
+    create, detail, put = (
+        operation(schema, name) for name in ("opportunity_create", "opportunity_retrieve", "opportunity_update_process")
+    )
+
+    def headers(op):
+        return {p["name"] for p in op["parameters"] if p["in"] == "header"}
+
+    assert headers(create) == {"Idempotency-Key"}
+    assert headers(put) == {"Idempotency-Key", "If-Match"}
+    assert headers(detail) == {"If-None-Match"}
+    assert {"201", "409", "422"} <= set(create["responses"])
+    assert {"200", "409", "412", "422"} <= set(put["responses"])
+    assert "304" in detail["responses"] and "content" not in detail["responses"]["304"]
+    assert set(create["responses"]["201"]["headers"]) == {"ETag", "Idempotent-Replayed"}
+    assert set(put["responses"]["412"]["headers"]) == {"ETag"}
+    assert set(put["responses"]["200"]["headers"]) == {"ETag", "Idempotent-Replayed"}
+    assert set(detail["responses"]["304"]["headers"]) == {"ETag"}
+    assert set(put["responses"]["409"]["headers"]) == {"Retry-After"}
+
+
+def test_the_created_opportunity_is_linked_to_every_operation_that_takes_one(schema):
+    taking_an_opportunity = {
+        op["operationId"]
+        for path, item in schema["paths"].items()
+        if "{opportunity_id}" in path
+        for op in item.values()
+    }
+    links = operation(schema, "opportunity_create")["responses"]["201"]["links"]
+    assert set(links) == taking_an_opportunity and len(links) == 8
+    for name, link in links.items():
+        assert link["operationId"] == name and link["parameters"]["opportunity_id"] == "$response.body#/id"
+    assert links["opportunity_update_process"]["parameters"]["header.If-Match"] == "$response.header.ETag"
+
+
+def test_the_safe_retry_answers_conform_to_the_schema(schema, api_client):
+    created = api_client.post("/opportunity", {"name": "Venta"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    url = f"/opportunity/update-opportunity-procces/{created.json()['id']}"
+    stale = api_client.put(url, {"cPatientsname": "Rosa"}, format="json", HTTP_IF_MATCH='"0"')
+    reused = api_client.post("/opportunity", {"name": "Otra"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert (stale.status_code, reused.status_code) == (412, 422)
+    for answer in (stale, reused):
+        validate(schema, "Error", answer.json())
