@@ -34,7 +34,7 @@ from jobs.outbox import (
     OutboxChannel,
     OutboxSendError,
     OutboxSummary,
-    outbox_attempt_inline,
+    outbox_attempts_inline,
     outbox_drain,
     outbox_retry_now,
 )
@@ -162,8 +162,8 @@ def events_publish(events: Sequence[Event]) -> list[WebhookDelivery]:
             for endpoint in receivers
         ]
     )
-    for delivery in deliveries:
-        transaction.on_commit(partial(outbox_attempt_inline, WEBHOOK_CHANNEL, pk=delivery.pk))
+    pks = [delivery.pk for delivery in deliveries]
+    transaction.on_commit(partial(outbox_attempts_inline, WEBHOOK_CHANNEL, pks=pks))
     return deliveries
 
 
