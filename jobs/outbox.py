@@ -96,6 +96,10 @@ class OutboxChannel:
         """Send `row`; raise `OutboxSendError` when it was not accepted."""
         raise NotImplementedError
 
+    def rows(self) -> QuerySet[Any]:
+        """The queryset a row is read from to be sent (a channel may join what `send` needs)."""
+        return self.model._default_manager.all()
+
     def status_after(self, status: str) -> Combinable:
         """The status an attempt writes: `status`, unless the channel keeps one of its own (SV:
         a row superseded while in flight stays superseded)."""
@@ -151,7 +155,7 @@ def outbox_attempt(
         due = due.filter(_due(timezone.now()))
     if not claimed and not channel.claim(due, limit=1):
         return OutboxAttempt.SKIPPED
-    row = model._default_manager.get(pk=pk)
+    row = channel.rows().get(pk=pk)
     rows = model._default_manager.filter(pk=pk)
     try:
         channel.send(row, client)
