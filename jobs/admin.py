@@ -102,7 +102,8 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     """Receivers of the signed events (docs/admin.md "Events"). The secret is generated, shown in
-    full once (the message after adding it, or after "Generar un secreto nuevo"), masked after."""
+    full once (the message after adding it, or after "Generar un secreto nuevo"), masked after.
+    An endpoint is switched off (`active`), not deleted."""
 
     form = WebhookEndpointForm
     list_display = ("url", "description", "active", "types", "secret_masked", "created")
@@ -110,6 +111,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     search_fields = ("url", "description")
     readonly_fields = ("secret_masked",)
     actions = ("new_secret",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Switched off, never deleted: its deliveries are the record of what was sent, and the
+        # processes' endpoint lists (cached for seconds) may still name it.
+        return False
 
     @admin.display(description="tipos de evento")
     def types(self, obj: WebhookEndpoint) -> str:

@@ -17,7 +17,7 @@ import datetime as dt
 import enum
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -96,6 +96,10 @@ class OutboxChannel:
         """Send `row`; raise `OutboxSendError` when it was not accepted."""
         raise NotImplementedError
 
+    def rows(self) -> QuerySet[Any]:
+        """The queryset a row is read from to be sent (a channel may join what `send` needs)."""
+        return self.model._default_manager.all()
+
     def status_after(self, status: str) -> Combinable:
         """The status an attempt writes: `status`, unless the channel keeps one of its own (SV:
         a row superseded while in flight stays superseded)."""
@@ -151,7 +155,7 @@ def outbox_attempt(
         due = due.filter(_due(timezone.now()))
     if not claimed and not channel.claim(due, limit=1):
         return OutboxAttempt.SKIPPED
-    row = model._default_manager.get(pk=pk)
+    row = channel.rows().get(pk=pk)
     rows = model._default_manager.filter(pk=pk)
     try:
         channel.send(row, client)
@@ -191,32 +195,49 @@ def outbox_record_not_tried(rows: QuerySet[Any], reason: str) -> int:
 
 
 def outbox_attempt_inline(channel: OutboxChannel, *, pk: int) -> OutboxAttempt:
-    """The attempt made right after a commit: the short timeout, never raises (the request or run
-    that committed must go on whatever the system does).
+    """The attempt made right after a commit (`outbox_attempts_inline` with one row)."""
+    return outbox_attempts_inline(channel, pks=[pk])[0]
 
-    When it delivered, newer rows of the same key written meanwhile (and so skipped while this one
-    was in flight) are sent right after it, not at the next periodic run.
+
+def outbox_attempts_inline(channel: OutboxChannel, *, pks: Sequence[int]) -> list[OutboxAttempt]:
+    """The attempts made right after a commit, in the order of `pks` (the rows that commit wrote),
+    with one client and the short timeout; never raises (the request or run that committed must
+    go on whatever the system does). Returns each row's result.
+
+    Once a row of a key was not delivered, the later rows of that key are not tried (they would
+    wait behind it, and a receiver that hangs must cost the request one timeout, not one per row).
+    When a key's rows were delivered, its newer rows written meanwhile by other commits (and so
+    skipped while these were in flight) are sent right after them, not at the next periodic run.
     """
+    results = [OutboxAttempt.SKIPPED] * len(pks)
     try:
+        manager = channel.model._default_manager
+        keys = dict(manager.filter(pk__in=pks).values_list("pk", channel.key))
+        stopped: set[Any] = set()
         client = channel.client(inline=True)
         try:
-            result = outbox_attempt(channel, pk=pk, client=client)
-            if result is OutboxAttempt.DELIVERED:
-                manager = channel.model._default_manager
-                key = manager.values_list(channel.key, flat=True).get(pk=pk)
+            for index, pk in enumerate(pks):
+                if keys.get(pk) in stopped:
+                    continue
+                results[index] = outbox_attempt(channel, pk=pk, client=client)
+                if results[index] is not OutboxAttempt.DELIVERED:
+                    stopped.add(keys.get(pk))
+            for key in dict.fromkeys(keys[pk] for pk in pks if pk in keys):
+                if key in stopped:
+                    continue
                 waiting = manager.filter(**{channel.key: key}, status=OutboxRow.Status.PENDING, attempts=0)
                 for newer in (
-                    waiting.exclude(pk=pk)
+                    waiting.exclude(pk__in=pks)
                     .order_by("created_at", "id")
                     .values_list("pk", flat=True)[: channel.hand_off_limit]
                 ):
-                    outbox_attempt(channel, pk=newer, client=client)
-            return result
+                    if outbox_attempt(channel, pk=newer, client=client) is not OutboxAttempt.DELIVERED:
+                        break
         finally:
             client.close()
     except Exception:  # the change has committed; a bug here must not turn it into a 500
-        logger.exception("%s delivery %s: inline attempt crashed; the periodic run will retry", channel.label, pk)
-        return OutboxAttempt.SKIPPED
+        logger.exception("%s deliveries %s: inline attempt crashed; the periodic run will retry", channel.label, pks)
+    return results
 
 
 @dataclass

@@ -34,7 +34,7 @@ from jobs.outbox import (
     OutboxChannel,
     OutboxSendError,
     OutboxSummary,
-    outbox_attempt_inline,
+    outbox_attempts_inline,
     outbox_drain,
     outbox_retry_now,
 )
@@ -72,16 +72,17 @@ class WebhookChannel(OutboxChannel):
         timeout = settings.WEBHOOK_INLINE_TIMEOUT if inline else settings.WEBHOOK_TIMEOUT
         return JsonPoster(service_name="webhook", timeout=timeout)
 
+    def rows(self) -> QuerySet[WebhookDelivery]:
+        return WebhookDelivery.objects.select_related("event", "endpoint")
+
     def send(self, row: WebhookDelivery, client: JsonPoster) -> None:
-        if row.endpoint_id is None:
+        if row.endpoint is None:
             url, secret = settings.WEBHOOK_URL, settings.WEBHOOK_SECRET
             if not (url and secret):
                 raise OutboxSendError("WEBHOOK_URL o WEBHOOK_SECRET no están configurados")
         else:
-            endpoint = WebhookEndpoint.objects.get(pk=row.endpoint_id)
-            url, secret = endpoint.url, endpoint.secret
-        event = Event.objects.get(pk=row.event_id)
-        body, headers = signed_request(event, secret=secret, now=timezone.now())
+            url, secret = row.endpoint.url, row.endpoint.secret
+        body, headers = signed_request(row.event, secret=secret, now=timezone.now())
         try:
             response = client.post(url, body=body, headers=headers)
         except ServiceError as exc:
@@ -162,8 +163,8 @@ def events_publish(events: Sequence[Event]) -> list[WebhookDelivery]:
             for endpoint in receivers
         ]
     )
-    for delivery in deliveries:
-        transaction.on_commit(partial(outbox_attempt_inline, WEBHOOK_CHANNEL, pk=delivery.pk))
+    pks = [delivery.pk for delivery in deliveries]
+    transaction.on_commit(partial(outbox_attempts_inline, WEBHOOK_CHANNEL, pks=pks))
     return deliveries
 
 

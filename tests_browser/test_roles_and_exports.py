@@ -36,6 +36,8 @@ ROLE_PAGES = {
         "opportunities_svdelivery",
         "billing_opportunityserviceorder",
         "billing_saleawaitinginvoice",
+        "jobs_event",
+        "jobs_webhookdelivery",
     },
     SUPERVISION: {
         "opportunities_opportunity",
@@ -45,6 +47,9 @@ ROLE_PAGES = {
         "billing_opportunityserviceorder",
         "billing_saleawaitinginvoice",
         "jobs_commandrun",
+        "jobs_event",
+        "jobs_webhookdelivery",
+        "jobs_webhookendpoint",
         "axes_accessattempt",
         "axes_accessfailurelog",
         "axes_accesslog",

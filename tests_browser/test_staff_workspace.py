@@ -30,6 +30,7 @@ STAFF_PERMISSIONS = (
     ("billing", "view_opportunityserviceorder"),
     ("billing", "change_opportunityserviceorder"),
     ("jobs", "view_commandrun"),
+    ("jobs", "view_webhookdelivery"),
 )
 # A list fits when neither the page nor the list's own box scrolls sideways.
 OVERFLOW = """
@@ -237,6 +238,7 @@ def test_every_list_fits_the_screen(browser: Any, staff: StaffBrowser, width: in
         "opportunities_actionhistory",
         "opportunities_attachment",
         "jobs_commandrun",
+        "jobs_webhookdelivery",
     ):
         staff.open(reverse(f"admin:{name}_changelist"), "#changelist")
         assert_fits(browser, f"{name} at {width}px")

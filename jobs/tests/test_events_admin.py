@@ -84,3 +84,9 @@ def test_an_added_endpoint_shows_its_secret_once(admin_client: Any) -> None:
     for page in (change, listing):
         assert page.status_code == 200
         assert endpoint.secret not in page.content.decode() and endpoint.secret[:10] in page.content.decode()
+
+
+def test_an_endpoint_is_switched_off_not_deleted(admin_client: Any) -> None:
+    endpoint = WebhookEndpoint.objects.create(url=URL)
+    assert admin_client.get(reverse("admin:jobs_webhookendpoint_delete", args=[endpoint.pk])).status_code == 403
+    assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()

@@ -15,7 +15,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from jobs.models import CommandRun, Event, WebhookDelivery, WebhookEndpoint
-from jobs.outbox import OutboxAttempt, outbox_attempt
+from jobs.outbox import OutboxAttempt, outbox_attempt, outbox_attempt_inline
 from jobs.tests.webhook_receiver import URL, Receiver, receiver  # noqa: F401
 from jobs.webhooks import WEBHOOK_CHANNEL, JsonPoster, events_prune, events_publish, signed_request
 
@@ -190,3 +190,31 @@ def test_a_switched_off_endpoint_holds_its_deliveries_until_it_is_on_again(
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=True)
     assert send_events()[1].startswith("send_events: due=1 delivered=1 ")
     assert len(receiver.verified(endpoint.secret)) == 1
+
+
+def test_a_receiver_that_fails_costs_the_commit_one_attempt_not_one_per_event(
+    receiver: Receiver,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    receiver.down = True
+    deliveries = publish(django_capture_on_commit_callbacks, event(n=1), event(n=2), event(n=3))
+    attempts = [WebhookDelivery.objects.get(pk=d.pk).attempts for d in deliveries]
+    assert attempts == [1, 0, 0]
+    receiver.down = False
+    WebhookDelivery.objects.filter(pk=deliveries[0].pk).update(next_attempt_at=timezone.now())
+    assert send_events()[1].startswith("send_events: due=3 delivered=3 ")
+    assert [body["data"]["n"] for body in receiver.verified()] == [1, 2, 3]
+
+
+def test_a_newer_event_written_while_an_older_was_in_flight_follows_it_at_once(
+    receiver: Receiver,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    receiver.down = True
+    (older,) = publish(django_capture_on_commit_callbacks, event(n=1))
+    (newer,) = publish(django_capture_on_commit_callbacks, event(n=2))  # skipped: the older one waits
+    receiver.down = False
+    WebhookDelivery.objects.filter(pk=older.pk).update(next_attempt_at=timezone.now())
+    assert outbox_attempt_inline(WEBHOOK_CHANNEL, pk=older.pk) is OutboxAttempt.DELIVERED
+    assert [body["data"]["n"] for body in receiver.verified()] == [1, 2]  # handed off, not left for cron
+    assert WebhookDelivery.objects.get(pk=newer.pk).status == "delivered"

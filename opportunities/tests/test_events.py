@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Event
 from jobs.tests.webhook_receiver import Receiver, receiver  # noqa: F401
@@ -90,3 +91,36 @@ def test_a_put_tells_each_changed_field_old_and_new(
     # The same body again changes nothing: no event.
     assert put_process(opportunity.pk, {"cPatientsname": "Ana María"}).status_code == 200
     assert len(receiver.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_cost_a_put_nothing_without_a_receiver_and_two_inserts_with_one(
+    receiver: Receiver,  # noqa: F811
+    make_opportunity: Any,
+    api_client: Any,
+    settings: Any,
+) -> None:
+    """The PUT's statements (after a first PUT: the process's endpoint list is read once per
+    WEBHOOK_ENDPOINTS_CACHE_SECONDS): without a receiver none more; with one, the event and its
+    delivery inserted in the transaction and, after the commit, the delivery (claim, send, record:
+    7 statements, 8 on PostgreSQL with its advisory lock)."""
+    counts = []
+    for url in ("", receiver.url):
+        settings.WEBHOOK_URL = url
+        opportunity = make_opportunity()
+        path = f"/opportunity/update-opportunity-procces/{opportunity.pk}"
+        assert api_client.put(path, {"cPatientsname": "A"}, format="json").status_code == 200
+        with CaptureQueriesContext(connections["default"]) as captured:
+            assert api_client.put(path, {"cPatientsname": "B"}, format="json").status_code == 200
+        statements = [
+            q["sql"] for q in captured if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))
+        ]
+        counts.append(len(statements))
+        inserts = [sql.split('"')[1] for sql in statements if sql.startswith("INSERT")]
+        assert inserts == (
+            ["opportunity_action_history"]
+            if not url
+            else ["opportunity_action_history", "jobs_event", "jobs_webhookdelivery"]
+        )
+    assert counts[1] - counts[0] <= 2 + 8, counts
+    assert len(receiver.received) == 2
