@@ -6,8 +6,10 @@ this project owns (mode 0700). Each file is created and locked (`flock`) by the 
 downloads it, and stays locked until it is stored or discarded. A process that dies (SIGKILL, the
 OOM killer) releases its locks, so `download_dir_sweep` can tell a file whose owner is gone from
 one being written, and deletes the former at once: no patient PDF stays behind. A file is created
-under a hidden name and gets its visible one only once it is locked, so the sweep never takes a
-download that is just starting for a leftover.
+under a hidden name and gets its visible one only once it is locked. The sweep deletes every hidden
+file at once, whether its process died before locking it or is about to lock it: a live process
+whose hidden file went finds its rename failing and creates another, so nothing depends on an
+age guess and a process killed in that instant leaves nothing behind for long.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import os
 import pathlib
 import tempfile
-import time
 
 from django.conf import settings
 
@@ -27,8 +28,6 @@ logger = logging.getLogger(__name__)
 TEMP_FILE_PREFIX = "crm-invoice-"
 #: Prefix of a file just created, not locked yet (empty); renamed to TEMP_FILE_PREFIX once locked.
 _UNLOCKED_PREFIX = ".crm-invoice-new-"
-#: An unlocked file older than this was left by a process killed between creating and locking it.
-_UNLOCKED_SECONDS = 60.0
 
 
 def download_dir() -> pathlib.Path:
@@ -42,16 +41,20 @@ def download_file_create() -> tuple[pathlib.Path, int]:
     """Create an empty file in the download folder, locked by this process; return its path and
     the open descriptor that holds the lock (closing it releases the lock)."""
     folder = download_dir()
-    fd, name = tempfile.mkstemp(prefix=_UNLOCKED_PREFIX, suffix=".pdf", dir=folder)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        path = folder / (TEMP_FILE_PREFIX + pathlib.Path(name).name[len(_UNLOCKED_PREFIX) :])
-        os.rename(name, path)  # only now can the sweep see it, and it is locked
-    except BaseException:
-        os.close(fd)
-        pathlib.Path(name).unlink(missing_ok=True)
-        raise
-    return path, fd
+    while True:
+        fd, name = tempfile.mkstemp(prefix=_UNLOCKED_PREFIX, suffix=".pdf", dir=folder)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            path = folder / (TEMP_FILE_PREFIX + pathlib.Path(name).name[len(_UNLOCKED_PREFIX) :])
+            os.rename(name, path)  # only now can the sweep see it, and it is locked
+        except FileNotFoundError:
+            os.close(fd)  # a sweep took the hidden file before it was locked: another one
+            continue
+        except BaseException:
+            os.close(fd)
+            pathlib.Path(name).unlink(missing_ok=True)
+            raise
+        return path, fd
 
 
 def download_dir_sweep(*, delete: bool = True) -> int:
@@ -77,15 +80,10 @@ def download_dir_sweep(*, delete: bool = True) -> int:
             removed += 1
         finally:
             os.close(fd)
-    abandoned = time.time() - _UNLOCKED_SECONDS
-    for path in folder.glob(f"{_UNLOCKED_PREFIX}*"):
-        try:
-            if path.stat().st_mtime < abandoned:
-                if delete:
-                    path.unlink(missing_ok=True)
-                removed += 1
-        except FileNotFoundError:
-            continue
+    for path in folder.glob(f"{_UNLOCKED_PREFIX}*"):  # empty; a live creator makes another
+        if delete:
+            path.unlink(missing_ok=True)
+        removed += 1
     if removed and delete:
         logger.debug("Removed %d comprobante download(s) left by a process that died", removed)
     return removed

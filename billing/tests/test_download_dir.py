@@ -3,12 +3,12 @@ process left (docs/operations.md "What survives what")."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from billing.downloads import download_dir_sweep
@@ -26,18 +26,29 @@ def test_a_live_download_is_kept_and_a_discarded_one_is_gone(download_temp_dir):
     assert download_dir_sweep() == 1 and not path.exists()
 
 
-def test_a_file_is_visible_to_the_sweep_only_once_locked(download_temp_dir):
-    """A process killed between creating a file and locking it leaves an empty hidden file, swept
-    once it is a minute old; a download just starting is never taken for a leftover."""
+def test_a_hidden_file_is_swept_at_once_and_its_live_creator_makes_another(download_temp_dir, monkeypatch):
+    """A process killed between creating a file and locking it leaves an empty hidden file: the next
+    sweep deletes it, whatever its age. A live process whose hidden file a sweep took in that instant
+    creates another and gets a locked file all the same."""
     download_temp_dir.mkdir(exist_ok=True)
-    starting = download_temp_dir / ".crm-invoice-new-x1.pdf"
-    starting.write_bytes(b"")
-    assert download_dir_sweep() == 0 and starting.exists()
-    old = time.time() - 120
-    os.utime(starting, (old, old))
-    assert download_dir_sweep() == 1 and not starting.exists()
-    path, fd = download_file_create()  # locked from before it has its visible name
-    assert path.name.startswith("crm-invoice-") and download_dir_sweep() == 0
+    left = download_temp_dir / ".crm-invoice-new-x1.pdf"
+    left.write_bytes(b"")
+    assert download_dir_sweep() == 1 and not left.exists()
+
+    real_flock, swept = fcntl.flock, []
+
+    def flock_after_a_sweep(fd: int, operation: int) -> None:
+        if not swept:  # the sweep runs between this process's mkstemp and its lock
+            swept.append(download_dir_sweep())
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_sweep)
+    path, fd = download_file_create()
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    assert swept == [1]
+    assert path.name.startswith("crm-invoice-") and path.exists()
+    assert [p.name for p in download_temp_dir.iterdir()] == [path.name]
+    assert download_dir_sweep() == 0  # locked
     os.close(fd)
     assert download_dir_sweep() == 1
 
