@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -124,3 +125,38 @@ def report_targets(report: dict[str, Any], code: int, json_path: str | None) -> 
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+class PeakMemory:
+    """The peak resident memory of a running process, from its `VmHWM` in /proc (sampled every
+    20 ms until it exits). Not `wait4`'s `ru_maxrss`: Linux carries the parent's high-water mark
+    over fork and exec, so that figure is at least the bench process's own peak (which grows with
+    the rows it seeds), whatever the child used."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = Path(f"/proc/{pid}/status")
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024.0

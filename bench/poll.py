@@ -40,6 +40,7 @@ from _common import (
     PYTHON,
     ROOT,
     BenchError,
+    PeakMemory,
     Workspace,
     free_port,
     mifact_standin_argv,
@@ -48,11 +49,14 @@ from _common import (
     say,
 )
 from _poll_data import FIRST_FOLLOW_UP_ID, FIRST_SERVICE_ORDER_ID, INVOICED_EVERY, OPPORTUNITIES, PollData
+from _poll_year import run_year, startup_seconds, year_report
 
 MIFACT_USER, MIFACT_PASSWORD = "bench-mifact", "bench-mifact-secret"
 RATIO_TARGET = 1.5
 MEMORY_TARGET_MB = 200.0
 MEMORY_TARGET_N = 2000
+# At scale (issue 20): 50,000 young pending O.S within 1.1x of the ideal, start-up included.
+SCALE_N, SCALE_RATIO, SCALE_MEMORY_MB = 50_000, 1.1, 120.0
 
 SUMMARY_RE = re.compile(
     r"poll_invoices: pending=\d+ checked=(?P<checked>\d+) invoiced=(?P<invoiced>\d+) errors=(?P<errors>\d+) left=\d+ "
@@ -62,8 +66,11 @@ SUMMARY_RE = re.compile(
 
 
 class PollBench(PollData):
-    def __init__(self, ws: Workspace, *, n: int, latency_ms: float, follow_ups: int = 0) -> None:
+    def __init__(
+        self, ws: Workspace, *, n: int, latency_ms: float, follow_ups: int = 0, scenario: str = "flat"
+    ) -> None:
         self.ws = ws
+        self.scenario = scenario
         self.n = n
         self.latency_ms = latency_ms
         self.mifact_port = free_port()
@@ -110,7 +117,8 @@ class PollBench(PollData):
         import django
 
         django.setup()
-        self.seed()
+        if self.scenario == "flat":  # the year scenario seeds its own (bench/_poll_year.py)
+            self.seed()
         self.effective_latency_ms = self.probe_latency()
 
     def probe_latency(self, calls: int = 10) -> float:
@@ -150,21 +158,23 @@ class PollBench(PollData):
     def standin_status_calls(self) -> int:
         return int(self.http.get(f"{self.mifact}/_standin/state", timeout=10).json()["status_calls"])
 
-    def run(self, workers: int) -> dict[str, Any]:
-        ideal = (self.n + self.follow_ups) * (self.latency_ms / 1000.0) / workers
-        timeout = max(120.0, 3 * ideal + 60)
-        calls_before = self.standin_status_calls()
-        name = f"poll_invoices_w{workers}"
-        say(f"\n-- manage.py poll_invoices --workers {workers} (N={self.n}, latency {self.latency_ms:g} ms)")
+    def spawn_poll(self, workers: int, *, env: dict[str, str] | None = None, timeout: float) -> tuple[Any, ...]:
+        """Run `manage.py poll_invoices --workers W` as a subprocess: (wall seconds, rusage, summary
+        match); BenchError when it fails or prints no summary."""
+        name = f"poll_invoices_w{workers}_{len(self.ws.processes)}"
         started = time.monotonic()
-        process = self.ws.spawn(name, [PYTHON, str(MANAGE), "poll_invoices", "--workers", str(workers)], self.env)
+        argv = [PYTHON, str(MANAGE), "poll_invoices", "--workers", str(workers)]
+        process = self.ws.spawn(name, argv, env or self.env)
         timer = threading.Timer(timeout, process.kill)
         timer.start()
+        watcher = PeakMemory(process.pid)
         try:
             _, status, usage = os.wait4(process.pid, 0)
         finally:
             timer.cancel()
+            watcher.stop()
         wall = time.monotonic() - started
+        self.last_peak_mb = watcher.peak_mb
         process.returncode = os.waitstatus_to_exitcode(status)
         output = Path(self.ws.processes[name][1]).read_text(errors="replace")
         if process.returncode != 0:
@@ -176,7 +186,15 @@ class PollBench(PollData):
             raise BenchError(f"poll_invoices printed no summary line:\n{self.ws.log_tail(name)}")
         if "Traceback" in output or "ERROR" in output:
             say(f"  poll_invoices logged errors:\n{self.ws.log_tail(name)}")
-        peak_mb = usage.ru_maxrss / 1024.0  # Linux: kilobytes
+        return wall, usage, match
+
+    def run(self, workers: int) -> dict[str, Any]:
+        ideal = (self.n + self.follow_ups) * (self.latency_ms / 1000.0) / workers
+        timeout = max(120.0, 3 * ideal + 60)
+        calls_before = self.standin_status_calls()
+        say(f"\n-- manage.py poll_invoices --workers {workers} (N={self.n}, latency {self.latency_ms:g} ms)")
+        wall, usage, match = self.spawn_poll(workers, timeout=timeout)
+        peak_mb = self.last_peak_mb
         result = {
             "n": self.n,
             "workers": workers,
@@ -270,6 +288,13 @@ def main() -> int:
         metavar="F",
         help="also F invoiced O.S due a follow-up check (still valid at the stand-in; default 0)",
     )
+    parser.add_argument(
+        "--scenario",
+        choices=("flat", "year"),
+        default="flat",
+        help="flat: N young pending O.S (default); year: N O.S over 365 days (bench/_poll_year.py)",
+    )
+    parser.add_argument("--young", type=int, default=300, help="year scenario: O.S younger than 7 days (300)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args()
     if args.n < OPPORTUNITIES or args.workers < 1 or args.latency_ms <= 0:
@@ -278,8 +303,17 @@ def main() -> int:
 
     def work() -> None:
         with Workspace("crm-bench-poll-") as ws:
-            bench = PollBench(ws, n=args.n, latency_ms=args.latency_ms, follow_ups=args.follow_ups)
+            bench = PollBench(
+                ws, n=args.n, latency_ms=args.latency_ms, follow_ups=args.follow_ups, scenario=args.scenario
+            )
             bench.setup()
+            if args.scenario == "year":
+                report["year"] = run_year(bench, workers=args.workers, n=args.n, young=args.young)
+                report["startup_s"] = startup_seconds(bench, args.workers)
+                from django.db import connections
+
+                connections.close_all()
+                return
             parallel = bench.run(args.workers)
             report["runs"].append(parallel)
             if not args.skip_serial and args.workers != 1:
@@ -292,6 +326,8 @@ def main() -> int:
     code = run_guarded("bench/poll.py: manage.py poll_invoices against a slow invoice-mifact stand-in", work)
     report["ok"] = code == 0
 
+    if report.get("year"):
+        report["targets"] = year_report(report)
     if report["runs"]:
         say("\nRESULTS (poll_invoices)")
         say(
@@ -322,6 +358,19 @@ def main() -> int:
                 "pass": max(r["peak_rss_mb"] for r in report["runs"]) < MEMORY_TARGET_MB,
             },
         ]
+        if parallel["n"] >= SCALE_N:
+            targets += [
+                {
+                    "name": f"poll ratio wall/ideal <= {SCALE_RATIO} at N = {parallel['n']} (start-up included)",
+                    "value": f"{parallel['ratio']:.2f}",
+                    "pass": parallel["ratio"] <= SCALE_RATIO,
+                },
+                {
+                    "name": f"poll peak memory < {SCALE_MEMORY_MB:.0f} MB at N = {parallel['n']}",
+                    "value": f"{parallel['peak_rss_mb']:.1f} MB",
+                    "pass": parallel["peak_rss_mb"] < SCALE_MEMORY_MB,
+                },
+            ]
         report["targets"] = targets
     return report_targets(report, code, args.json)
 

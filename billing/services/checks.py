@@ -249,10 +249,13 @@ def service_order_check(
     service_order: OpportunityServiceOrder,
     client: MifactClient | None,
     claimed: bool = False,
+    record_pending: Callable[[int, dt.datetime], None] | None = None,
 ) -> CheckOutcome:
     """Check one O.S against invoice-mifact and complete it when *facturado*.
 
-    Claims the row first unless `claimed`. `client` None means invoice-mifact is not configured
+    Claims the row first unless `claimed`. A "not invoiced yet" answer is recorded on the row, or
+    handed to `record_pending(pk, checked_at)` when given (the poll writes those in batches,
+    billing/services/poll_writes.py). `client` None means invoice-mifact is not configured
     (the error is recorded). Never raises for the service's or the download's failures: they are
     recorded in `last_error` (and `last_checked_at`) and reported in the outcome; the row stays
     pending so the next check retries.
@@ -265,7 +268,10 @@ def service_order_check(
     if isinstance(status, CheckOutcome):
         return status
     if not status.facturado:
-        service_order_check_record(pk, error="", checked_at=checked_at)
+        if record_pending is not None:
+            record_pending(pk, checked_at)
+        else:
+            service_order_check_record(pk, error="", checked_at=checked_at)
         return service_order_check_outcome(service_order, CheckResult.PENDING)
     pdfs = comprobantes_fetch(service_order=service_order, status=status, checked_at=checked_at)
     if isinstance(pdfs, CheckOutcome):

@@ -17,6 +17,7 @@ cron run never check one O.S at the same time, and never apply one change twice.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from django.conf import settings
 from django.utils import timezone
@@ -31,13 +32,20 @@ from jobs.models import CommandRun
 
 
 def service_order_check_now(
-    *, service_order: OpportunityServiceOrder, client: MifactClient | None, claimed: bool = False
+    *,
+    service_order: OpportunityServiceOrder,
+    client: MifactClient | None,
+    claimed: bool = False,
+    record_pending: Callable[[int, dt.datetime], None] | None = None,
 ) -> CheckOutcome:
     """Check one O.S now, whatever its state: a pending one for its invoice, an invoiced one for a
-    void or a reissue. Claims it first unless `claimed` (skipped while someone else checks it)."""
+    void or a reissue. Claims it first unless `claimed` (skipped while someone else checks it).
+    `record_pending`: see `service_order_check`."""
     if service_order.facturado:
         return service_order_follow_up(service_order=service_order, client=client, claimed=claimed)
-    return service_order_check(service_order=service_order, client=client, claimed=claimed)
+    return service_order_check(
+        service_order=service_order, client=client, claimed=claimed, record_pending=record_pending
+    )
 
 
 def forced_claim_batch(

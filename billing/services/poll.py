@@ -25,6 +25,7 @@ from billing.selectors import service_orders_due_follow_up, service_orders_force
 from billing.services.checks import CheckOutcome, CheckResult
 from billing.services.forced import forced_claim_batch, service_order_check_now
 from billing.services.poll_summary import PollSummary
+from billing.services.poll_writes import PendingAnswers, drain, release
 from crm.database import DATABASE_LOST, connection_drop, connection_lost, database_retry
 from jobs.claims import claim_batch, claims_release
 from jobs.models import CommandRun
@@ -88,20 +89,23 @@ def follow_ups_claim_batch(
     return list(OpportunityServiceOrder.objects.filter(pk__in=ids).order_by("id")) if ids else []
 
 
-def _check_claimed(row: OpportunityServiceOrder, client: MifactClient, gate: PauseGate) -> CheckOutcome:
+def _check_claimed(
+    row: OpportunityServiceOrder, client: MifactClient, gate: PauseGate, answers: PendingAnswers
+) -> CheckOutcome:
     """Check a claimed row once no pause holds the run's calls (a 429 or 503 with Retry-After
-    pauses them all: `gate`); a crash (a bug: `service_order_check` records its own errors)
-    becomes an error outcome, so every claimed row yields exactly one outcome."""
+    pauses them all: `gate`), a "not invoiced yet" answer kept in `answers` (written in batches);
+    a crash (a bug: `service_order_check` records its own errors) becomes an error outcome, so
+    every claimed row yields exactly one outcome."""
     gate.wait()
-    outcome = _check_claimed_now(row, client)
+    outcome = _check_claimed_now(row, client, answers)
     if outcome.throttled:
         gate.pause(outcome.retry_after)
     return outcome
 
 
-def _check_claimed_now(row: OpportunityServiceOrder, client: MifactClient) -> CheckOutcome:
+def _check_claimed_now(row: OpportunityServiceOrder, client: MifactClient, answers: PendingAnswers) -> CheckOutcome:
     try:
-        return service_order_check_now(service_order=row, client=client, claimed=True)
+        return service_order_check_now(service_order=row, client=client, claimed=True, record_pending=answers.add)
     except DatabaseError as exc:
         if not connection_lost(exc):
             logger.exception("Service order %s: check crashed", row.pk)
@@ -118,37 +122,14 @@ def _worker(
     outcomes: queue.Queue[CheckOutcome],
     client: MifactClient,
     gate: PauseGate,
+    answers: PendingAnswers,
 ) -> None:
     """One pool thread: check rows until it is handed None, then close its database connection."""
     try:
         while (row := rows.get()) is not None:
-            outcomes.put(_check_claimed(row, client, gate))
+            outcomes.put(_check_claimed(row, client, gate, answers))
     finally:
         connections.close_all()
-
-
-def _release(rows: list[OpportunityServiceOrder]) -> None:
-    """Give claimed rows that were not started back to the next run (with the database gone, the
-    run's final release, or the end of the run, frees them)."""
-    if not rows:
-        return
-    try:
-        OpportunityServiceOrder.objects.filter(pk__in=[row.pk for row in rows]).update(claimed_until=None)
-    except DatabaseError as exc:
-        if not connection_lost(exc):
-            raise
-        connection_drop()
-
-
-def _drain(rows: queue.Queue[OpportunityServiceOrder | None]) -> list[OpportunityServiceOrder]:
-    drained: list[OpportunityServiceOrder] = []
-    while True:
-        try:
-            row = rows.get_nowait()
-        except queue.Empty:
-            return drained
-        if row is not None:
-            drained.append(row)
 
 
 class _Run:
@@ -170,6 +151,7 @@ class _Run:
     ) -> None:
         self.summary = summary
         self.gate = gate
+        self.answers = PendingAnswers()
         self.run = run
         self.limit = limit
         self.round_started_at = round_started_at
@@ -238,14 +220,28 @@ class _Run:
             summary.errors += outcome.result is CheckResult.ERROR
         if self.progress is not None:
             self.progress(self.done, summary.pending)
+        if len(self.answers) >= self.batch_size and not self.write_answers():
+            return True
         return self.service_errors_in_a_row >= self.abort_after or self.gate.exhausted
+
+    def write_answers(self) -> bool:
+        """Write the buffered "not invoiced yet" answers; False (and `database_lost`) when the
+        connection is lost (those rows stay as they were, for the next run)."""
+        try:
+            self.answers.flush()
+        except DatabaseError as exc:
+            if not connection_lost(exc):
+                raise
+            self.summary.database_lost = True
+            return False
+        return True
 
     def run_inline(self, client: MifactClient) -> None:
         """One worker: check each claimed row in this thread."""
         while batch := self.claim():
             for index, row in enumerate(batch):
-                if self.record(_check_claimed(row, client, self.gate)):
-                    _release(batch[index + 1 :])
+                if self.record(_check_claimed(row, client, self.gate, self.answers)):
+                    release(batch[index + 1 :])
                     return
 
     def run_pooled(self, client: MifactClient, workers: int) -> None:
@@ -257,7 +253,7 @@ class _Run:
         claiming = True
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as executor:
             for _ in range(workers):
-                executor.submit(_worker, rows, outcomes, client, self.gate)
+                executor.submit(_worker, rows, outcomes, client, self.gate, self.answers)
             try:
                 while True:
                     while claiming and in_flight < 2 * workers:
@@ -271,11 +267,11 @@ class _Run:
                     in_flight -= 1
                     if self.record(outcomes.get()) and claiming:
                         claiming = False
-                        released = _drain(rows)
+                        released = drain(rows)
                         in_flight -= len(released)
-                        _release(released)
+                        release(released)
             finally:
-                _release(_drain(rows))
+                release(drain(rows))
                 for _ in range(workers):
                     rows.put(None)
 
@@ -370,6 +366,8 @@ def service_orders_poll(
             finally:
                 client.close()
                 summary.pauses, summary.paused_seconds = gate.pauses, math.ceil(gate.seconds)
+                if not summary.database_lost:
+                    poll.write_answers()
             if run is not None:
                 _release_run(run, summary)
     summary.left = max(0, summary.pending - summary.checked)

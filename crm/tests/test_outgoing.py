@@ -232,3 +232,30 @@ def test_each_client_is_built_from_its_own_settings(client_class, method, path, 
         (5.0, 7.0),
     )
     assert client_class.from_settings(timeout=1.5).timeout == (1.5, 1.5)
+
+
+def test_the_environment_proxies_are_read_once_for_the_base_url(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.clinica.test:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    proxied = DemoClient(base_url=BASE, username="u", password="p")
+    assert proxied.session.proxies == {"http": "http://proxy.clinica.test:3128"}
+    assert proxied.session.trust_env is False  # not re-read (nor ~/.netrc looked for) on every call
+    monkeypatch.setenv("NO_PROXY", "servicio.test")
+    assert DemoClient(base_url=BASE, username="u", password="p").session.proxies == {}
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/clinica.pem")
+    assert DemoClient(base_url=BASE, username="u", password="p").session.verify == "/etc/ssl/clinica.pem"
+
+
+@responses.activate
+def test_a_call_does_not_read_the_environment(client, monkeypatch):
+    responses.post(SIGNIN, json={"access_token": "tok-1"})
+    responses.get(THING, json={})
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the environment was read during a call")
+
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", refuse)
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", refuse)
+    monkeypatch.setattr(requests.utils, "get_netrc_auth", refuse)
+    monkeypatch.setattr(requests.sessions, "get_netrc_auth", refuse)
+    assert client.thing() == 200
