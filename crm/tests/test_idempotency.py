@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from crm import idempotency
 from crm.models import IdempotencyKey
+from devtools.testing import at_once
 from opportunities import services
 from opportunities.models import ActionHistory, Opportunity
 
@@ -203,26 +203,13 @@ def test_prune_deletes_the_expired_keys_only(api_client, settings):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent requests need PostgreSQL row locks")
 def test_eight_creates_with_one_key_at_once_create_one_opportunity(user):
     token = str(AccessToken.for_user(user))
-    barrier = threading.Barrier(8)
-    results: list[Any] = [None] * 8
 
-    def send(index: int) -> None:
+    def send(_: int) -> Any:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        try:
-            barrier.wait(timeout=30)
-            results[index] = post(client, {"name": "Venta"}, "a-la-vez")
-        except BaseException as exc:  # reported by the assertions below
-            results[index] = exc
-        finally:
-            connections.close_all()
+        return post(client, {"name": "Venta"}, "a-la-vez")
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
+    results = at_once(8, send, each_done=connections.close_all)
     statuses = sorted(answer.status_code for answer in results)
     assert set(statuses) <= {201, 409} and 201 in statuses, statuses
     ids = {answer.json()["id"] for answer in results if answer.status_code == 201}
