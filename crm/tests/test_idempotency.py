@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -95,16 +95,21 @@ def test_keys_belong_to_their_user(api_client, django_user_model):
     assert Opportunity.objects.count() == 2
 
 
-def test_a_key_in_progress_is_a_409_with_retry_after(api_client, user):
+def key_in_progress(user: Any, key: str, locked_at: datetime) -> None:
+    """The row a create of `{"name": "Venta"}` under `key` leaves while it runs (locked at `locked_at`)."""
     body = json.dumps({"name": "Venta"}).encode()
     IdempotencyKey.objects.create(
         user=user,
-        key="en-curso",
+        key=key,
         method="POST",
         path="/opportunity",
         fingerprint=idempotency.request_fingerprint(method="POST", path="/opportunity", body=body),
-        locked_at=timezone.now(),
+        locked_at=locked_at,
     )
+
+
+def test_a_key_in_progress_is_a_409_with_retry_after(api_client, user):
+    key_in_progress(user, "en-curso", timezone.now())
     answer = post(api_client, {"name": "Venta"}, "en-curso")
     assert answer.status_code == 409
     assert answer["Retry-After"] == "1"
@@ -113,15 +118,7 @@ def test_a_key_in_progress_is_a_409_with_retry_after(api_client, user):
 
 
 def test_a_key_a_killed_process_left_in_progress_is_taken_over_after_the_lock_expires(api_client, user, settings):
-    body = json.dumps({"name": "Venta"}).encode()
-    IdempotencyKey.objects.create(
-        user=user,
-        key="abandonada",
-        method="POST",
-        path="/opportunity",
-        fingerprint=idempotency.request_fingerprint(method="POST", path="/opportunity", body=body),
-        locked_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS + 1),
-    )
+    key_in_progress(user, "abandonada", timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS + 1))
     answer = post(api_client, {"name": "Venta"}, "abandonada")
     assert answer.status_code == 201 and Opportunity.objects.count() == 1
     record = IdempotencyKey.objects.get()
