@@ -26,6 +26,7 @@ __all__ = [
     "SMALL_PDF",
     "at_once",
     "each_once",
+    "kill_points",
     "make_pdf",
     "service_client",
 ]
@@ -80,6 +81,19 @@ def at_once(copies: int, call: Callable[[int], Any], *, each_done: Callable[[], 
     if hung:
         raise AssertionError(f"threads still running: {hung}")
     return results
+
+
+def kill_points(events: list[str], code: tuple[str, ...], count: int) -> list[int]:
+    """`count` of the line events (1-based) that fall in the files `code`, evenly spread, the first
+    and the last included: where a crash-point test kills its process (docs/development.md
+    "Crash points"); `events` are a calibration run's (`devtools.crash_points.Killer`)."""
+    lines = [index + 1 for index, event in enumerate(events) if event.startswith(code)]
+    if not lines:
+        raise AssertionError(f"no line event in {code}: {events[:20]}")
+    if len(lines) <= count:
+        return lines
+    step = (len(lines) - 1) / (count - 1)
+    return sorted({lines[round(step * i)] for i in range(count)})
 
 
 _CHUNK = 1024
