@@ -69,6 +69,29 @@ def test_change_page_shows_read_only_inlines(staff_client: Client, closed: Oppor
     assert 'name="file"' not in text
 
 
+def test_valid_comprobantes_and_voided_or_replaced_ones_are_shown_apart(
+    staff_client: Client, closed: Opportunity
+) -> None:
+    valid = Attachment.objects.get()
+    voided = attach_pdf(closed, tag="F001-300")
+    Attachment.objects.filter(pk=voided.pk).update(status=Attachment.Status.ANULADO)
+    response = staff_client.get(reverse("admin:opportunities_opportunity_change", args=[closed.pk]))
+    sections = {
+        str(inline.opts.verbose_name_plural): list(inline.formset.queryset)
+        for inline in response.context["inline_admin_formsets"]
+        if inline.opts.model is Attachment
+    }
+    assert sections == {
+        "comprobantes vigentes": [valid],
+        "comprobantes anulados o reemplazados (ya no valen)": [voided],
+    }
+    # Every column of both sections is read-only: no form field for any of them.
+    for inline in response.context["inline_admin_formsets"]:
+        if inline.opts.model is Attachment:
+            assert f'name="{inline.formset.prefix}-0-kind"' not in response.text
+            assert list(inline.formset.forms[0].fields) == ["id", "opportunity"]  # the hidden keys only
+
+
 def test_admin_edit_saves_only_changed_fields_and_records_history(staff_client: Client, closed: Opportunity) -> None:
     url = reverse("admin:opportunities_opportunity_change", args=[closed.pk])
     page = staff_client.get(url).context
