@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing.models import OpportunityServiceOrder
-from devtools.admin_testing import attach_pdf, message_texts, sv_delivery
+from devtools.admin_testing import admin_action, attach_pdf, sv_delivery
 from opportunities.models import ActionHistory, Attachment, Opportunity
 
 pytestmark = pytest.mark.django_db
@@ -148,14 +148,14 @@ def test_check_action_on_opportunities_checks_all_their_service_orders(
     mifact.invoice(789, soles=True)
     mifact.invoice(455, soles=True, head_id=70)  # `closed`'s invoiced O.S: still valid
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(
-            reverse("admin:opportunities_opportunity_changelist"),
-            {"action": "check_invoice_status_now", "_selected_action": [closed.pk, other.pk]},
-        )
-
-    assert response.status_code == 302
-    assert message_texts(response) == [
+    texts = admin_action(
+        staff_client,
+        "opportunities_opportunity",
+        "check_invoice_status_now",
+        [closed.pk, other.pk],
+        on_commit=django_capture_on_commit_callbacks,
+    )
+    assert texts == [
         "Órdenes de servicio consultadas: 3; facturadas: 1; con error: 0. "
         "Ya facturadas: comprobante vigente 1; anulado (espera reemisión) 0; reemitido 0."
     ]
