@@ -13,7 +13,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from devtools.testing import LocalHTTPServer
 
-pytest_plugins = ["devtools.admin_testing"]
+pytest_plugins = ["devtools.admin_testing", "jobs.tests.webhook_receiver"]
 
 
 @pytest.fixture(autouse=True)

@@ -25,20 +25,12 @@ Exit status: 0 when the bench ran (whatever the targets say); 1 when it broke; 1
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from typing import Any
 
-from _common import (
-    ROOT,
-    BenchError,
-    Workspace,
-    report_targets,
-    run_guarded,
-    say,
-)
+from _common import BenchError, report_targets, run_guarded, say, seeded_in_process
 
 OPPORTUNITIES = 10_000
 SERVICE_ORDERS = 20_000
@@ -226,31 +218,9 @@ def main() -> int:
     report: dict[str, Any] = {"bench": "admin", "ok": False, "targets": []}
 
     def work() -> None:
-        with Workspace("crm-bench-admin-") as ws:
-            env = ws.production_env("admin", {"ALLOWED_HOSTS": "testserver", "CONN_MAX_AGE": "600"})
-            say(f"database {ws.db.name} on 127.0.0.1:5432")
-            ws.db.create()
-            ws.manage(env, "migrate", "--noinput")
-            # Production static storage (hashed names, a manifest) needs collectstatic; STATIC_ROOT
-            # is the project's staticfiles/ (gitignored), as for the black-box suite.
-            ws.manage(env, "collectstatic", "--noinput")
-            os.environ.update(env)
-            sys.path.insert(0, str(ROOT))
-            import django
-
-            django.setup()
-            started = time.monotonic()
-            counts = seed()
-            say(
-                "  seeded "
-                + ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
-                + f" in {time.monotonic() - started:.1f} s"
-            )
+        with seeded_in_process("admin", seed) as counts:
             result = measure(args.requests, args.warmup)
             report.update(counts=counts, **result)
-            from django.db import connections
-
-            connections.close_all()
 
     code = run_guarded("bench/admin_start.py: the staff's start page with 10,000 opportunities and 20,000 O.S", work)
     report["ok"] = code == 0

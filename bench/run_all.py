@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,66 @@ def say_table(columns: list[tuple[str, str]], rows: list[list[Any]]) -> None:
         print("  " + " ".join(f"{value:{spec}}" for value, (_, spec) in zip(row, columns, strict=True)))
 
 
+def say_poll(poll: dict[str, Any]) -> None:
+    first = poll["runs"][0]
+    print(
+        f"\npoll_invoices: N={first['n']} service orders, stand-in latency {first['latency_ms']:g} ms "
+        f"(effective {first['effective_latency_ms']:.1f} ms per call)"
+    )
+    columns = [("workers", ">7"), ("wall s", ">8.2f"), ("checks/s", ">9.1f"), ("peak MB", ">8.1f")]
+    columns += [("ideal s", ">8.2f"), ("ratio", ">6.2f"), ("ratio@eff", ">9.2f")]
+    keys = ("workers", "wall_s", "checks_per_s", "peak_rss_mb", "ideal_s", "ratio", "ratio_effective")
+    say_table(columns, [[run[key] for key in keys] for run in poll["runs"]])
+
+
+def say_api(api: dict[str, Any]) -> None:
+    print(
+        f"\nAPI: gunicorn {api.get('gunicorn_workers', 2)} sync workers, PostgreSQL, {api['connections']} "
+        f"connections, {api['duration']:g} s per "
+        f"endpoint, {api['loadgen']}"
+    )
+    columns = [("endpoint", "<50"), ("req/s", ">8.1f"), ("p50 ms", ">7.1f"), ("p99 ms", ">7.1f")]
+    columns += [("vs /health", ">10.0%"), ("non-2xx", ">7")]
+    rows = [
+        [e["endpoint"], e["rps"], e["p50_ms"], e["p99_ms"], e.get("vs_health", 0), e["non2xx"]]
+        for e in api["endpoints"]
+    ]
+    say_table(columns, rows)
+
+
+def say_start(start: dict[str, Any]) -> None:
+    counts = start.get("counts", {})
+    print(
+        f"\nstart page (GET /admin/, staff user, in-process): {counts.get('opportunities', 0):,} opportunities, "
+        f"{counts.get('service_orders', 0):,} O.S, {len(start['queries'])} queries"
+    )
+    print(
+        f"  {start['requests']} requests: min {start['min_ms']:.1f} ms, median {start['median_ms']:.1f} ms, "
+        f"p95 {start['p95_ms']:.1f} ms, max {start['max_ms']:.1f} ms"
+    )
+
+
+def say_staff(staff: dict[str, Any]) -> None:
+    counts = staff.get("counts", {})
+    print(
+        f"\nstaff pages (in-process): {counts.get('opportunities', 0):,} opportunities, "
+        f"{counts.get('service_orders', 0):,} O.S, {counts.get('history', 0):,} history records"
+    )
+    columns = [("page", "<34"), ("queries", ">7"), ("p50 ms", ">7.1f"), ("p95 ms", ">7.1f"), ("cpu p50", ">7.1f")]
+    rows = [[p["name"], p["queries"], p["p50_ms"], p["p95_ms"], p["cpu_p50_ms"]] for p in staff["pages"]]
+    say_table(columns, rows)
+
+
+#: Each bench's part of the summary: its script, the report key its figures are under, its title
+#: when it broke, and what prints its figures.
+SUMMARY_PARTS: tuple[tuple[str, str, str, Callable[[dict[str, Any]], None]], ...] = (
+    ("poll.py", "runs", "poll_invoices", say_poll),
+    ("api.py", "endpoints", "API", say_api),
+    ("admin_start.py", "queries", "start page", say_start),
+    ("staff_pages.py", "pages", "staff pages", say_staff),
+)
+
+
 def print_summary(
     results: dict[str, tuple[int, dict[str, Any] | None]],
     seconds: float,
@@ -144,64 +205,13 @@ def print_summary(
         f"(other work on the machine makes the figures noisy); total {seconds:.0f} s"
     )
     targets: list[dict[str, Any]] = []
-    poll = results.get("poll.py", (0, None))[1]
-    if poll and poll.get("runs"):
-        first = poll["runs"][0]
-        say(
-            f"\npoll_invoices: N={first['n']} service orders, stand-in latency {first['latency_ms']:g} ms "
-            f"(effective {first['effective_latency_ms']:.1f} ms per call)"
-        )
-        columns = [("workers", ">7"), ("wall s", ">8.2f"), ("checks/s", ">9.1f"), ("peak MB", ">8.1f")]
-        columns += [("ideal s", ">8.2f"), ("ratio", ">6.2f"), ("ratio@eff", ">9.2f")]
-        keys = ("workers", "wall_s", "checks_per_s", "peak_rss_mb", "ideal_s", "ratio", "ratio_effective")
-        say_table(columns, [[run[key] for key in keys] for run in poll["runs"]])
-        targets += poll.get("targets", [])
-    elif "poll.py" in results:
-        say("\npoll_invoices: no figures (the bench broke)")
-    api = results.get("api.py", (0, None))[1]
-    if api and api.get("endpoints"):
-        say(
-            f"\nAPI: gunicorn {api.get('gunicorn_workers', 2)} sync workers, PostgreSQL, {api['connections']} "
-            f"connections, {api['duration']:g} s per "
-            f"endpoint, {api['loadgen']}"
-        )
-        columns = [("endpoint", "<50"), ("req/s", ">8.1f"), ("p50 ms", ">7.1f"), ("p99 ms", ">7.1f")]
-        columns += [("vs /health", ">10.0%"), ("non-2xx", ">7")]
-        rows = [
-            [e["endpoint"], e["rps"], e["p50_ms"], e["p99_ms"], e.get("vs_health", 0), e["non2xx"]]
-            for e in api["endpoints"]
-        ]
-        say_table(columns, rows)
-        targets += api.get("targets", [])
-    elif "api.py" in results:
-        say("\nAPI: no figures (the bench broke)")
-    start = results.get("admin_start.py", (0, None))[1]
-    if start and start.get("queries"):
-        counts = start.get("counts", {})
-        say(
-            f"\nstart page (GET /admin/, staff user, in-process): {counts.get('opportunities', 0):,} opportunities, "
-            f"{counts.get('service_orders', 0):,} O.S, {len(start['queries'])} queries"
-        )
-        say(
-            f"  {start['requests']} requests: min {start['min_ms']:.1f} ms, median {start['median_ms']:.1f} ms, "
-            f"p95 {start['p95_ms']:.1f} ms, max {start['max_ms']:.1f} ms"
-        )
-        targets += start.get("targets", [])
-    elif "admin_start.py" in results:
-        say("\nstart page: no figures (the bench broke)")
-    staff = results.get("staff_pages.py", (0, None))[1]
-    if staff and staff.get("pages"):
-        counts = staff.get("counts", {})
-        say(
-            f"\nstaff pages (in-process): {counts.get('opportunities', 0):,} opportunities, "
-            f"{counts.get('service_orders', 0):,} O.S, {counts.get('history', 0):,} history records"
-        )
-        columns = [("page", "<34"), ("queries", ">7"), ("p50 ms", ">7.1f"), ("p95 ms", ">7.1f"), ("cpu p50", ">7.1f")]
-        rows = [[p["name"], p["queries"], p["p50_ms"], p["p95_ms"], p["cpu_p50_ms"]] for p in staff["pages"]]
-        say_table(columns, rows)
-        targets += staff.get("targets", [])
-    elif "staff_pages.py" in results:
-        say("\nstaff pages: no figures (the bench broke)")
+    for script, key, title, say_figures in SUMMARY_PARTS:
+        report = results.get(script, (0, None))[1]
+        if report and report.get(key):
+            say_figures(report)
+            targets += report.get("targets", [])
+        elif script in results:
+            say(f"\n{title}: no figures (the bench broke)")
     if targets:
         say("\nTARGETS")
         for target in targets:

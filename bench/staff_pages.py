@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from _common import ROOT, BenchError, Workspace, report_targets, run_guarded, say
+from _common import BenchError, report_targets, run_guarded, say, seeded_in_process
 
 TARGET_MS = 300.0
 HISTORY_ON_PAGE = 500
@@ -74,7 +74,7 @@ SEED_SQL = (
         c_customer_document, c_patientsname, c_patients_paternal_last_name, c_patients_maternal_last_name,
         c_patient_document, c_patient_document_type, c_clinic_history, c_appointment, c_date_reservation,
         c_doctor, c_environment, c_specialty, c_tariff, reservation_id, c_facturacion_sub_estado,
-        is_presaved, created_at, modified_at)
+        is_presaved, created_at, modified_at, version)
     SELECT lpad(to_hex(g), 17, '0'),
            'Venta ' || g || ' - ' || (ARRAY['Lucía','José','María','Ramón','Ñusta'])[1 + g %% 5]
                || ' ' || (ARRAY['Quispe','Mamani','Peña','Huamán','Núñez','Ríos'])[1 + g %% 6],
@@ -92,13 +92,14 @@ SEED_SQL = (
                 WHEN g %% 5 <> 0 THEN 'factura_directa' END,
            g <= %(pending)s / 2 OR NOT (g <= %(with_orders)s OR g %% 5 <> 0),
            now() - (g %% 8760) * interval '1 hour',
-           now() - (g %% 8760) * interval '1 hour' + interval '5 minutes'
+           now() - (g %% 8760) * interval '1 hour' + interval '5 minutes',
+           1
     FROM generate_series(1, %(opps)s) AS g
     """,
     """
     INSERT INTO opportunity_service_order (
         opportunity_id, service_order_id, metadata, facturado, invoice_result_head_id, url_soles, last_checked_at,
-        invoiced_at, last_error, last_error_kind, created_at, updated_at)
+        invoiced_at, last_error, last_error_kind, error_streak, created_at, updated_at)
     SELECT lpad(to_hex((g + 1) / 2), 17, '0'), 100000 + g,
            jsonb_build_object('numero_os', 'OS-' || (100000 + g), 'descripcion', 'Procedimiento ' || g %% 40),
            g > %(pending)s,
@@ -111,6 +112,7 @@ SEED_SQL = (
                 ELSE '' END,
            CASE WHEN g <= %(pending)s AND g %% 3 = 0
                 THEN (ARRAY['configuration','unknown_order','unavailable'])[1 + g %% 9 / 3] ELSE '' END,
+           CASE WHEN g <= %(pending)s AND g %% 3 = 0 THEN 1 ELSE 0 END,
            now() - ((g * 7) %% 8760) * interval '1 hour',
            now() - (g %% 60) * interval '1 minute'
     FROM generate_series(1, %(orders)s) AS g
@@ -297,33 +299,13 @@ def main() -> int:
     report: dict[str, Any] = {"bench": "staff", "ok": False, "targets": [], "pages": []}
 
     def work() -> None:
-        with Workspace("crm-bench-staff-") as ws:
-            env = ws.production_env("staff", {"ALLOWED_HOSTS": "testserver", "CONN_MAX_AGE": "600"})
-            say(f"database {ws.db.name} on 127.0.0.1:5432")
-            ws.db.create()
-            ws.manage(env, "migrate", "--noinput")
-            ws.manage(env, "collectstatic", "--noinput")
-            os.environ.update(env)
-            sys.path.insert(0, str(ROOT))
-            import django
-
-            django.setup()
-            started = time.monotonic()
-            counts = seed(sizes)
-            say(
-                "  seeded "
-                + ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items())
-                + f" in {time.monotonic() - started:.1f} s"
-            )
+        with seeded_in_process("staff", lambda: seed(sizes)) as counts:
             report["counts"] = counts
             client = staff_client()
             for name, url, expected in pages():
                 result = measure_page(client, url, expected, args.requests, args.warmup)
                 report["pages"].append({"name": name, **result})
                 say(f"  {name}: {result['queries']} queries, p95 {result['p95_ms']:.1f} ms")
-            from django.db import connections
-
-            connections.close_all()
 
     code = run_guarded(
         f"bench/staff_pages.py: staff pages with {sizes.opportunities:,} opportunities, "

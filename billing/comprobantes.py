@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils import timezone
 
@@ -33,6 +34,17 @@ class StoredPdf:
     content_type: str
     file_name: str
     source_url: str
+
+    def attachment_columns(self) -> dict[str, Any]:
+        """The columns of the `Attachment` row that records this file."""
+        return {
+            "file": self.name,
+            "file_name": self.file_name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "source_url": self.source_url,
+        }
 
 
 def comprobante_store(pdf: DownloadedPdf) -> StoredPdf:
@@ -108,14 +120,9 @@ def attachment_store_pdfs(
         attachment = Attachment.objects.create(
             opportunity=opportunity,
             kind=kind,
-            file=pdf.name,
-            file_name=pdf.file_name,
-            size=pdf.size,
-            sha256=pdf.sha256,
-            content_type=pdf.content_type,
-            source_url=pdf.source_url,
             service_order_id=service_order_id,
             invoice_result_head_id=invoice_result_head_id,
+            **pdf.attachment_columns(),
         )
         existing[pdf.sha256] = attachment
         created.append(attachment)

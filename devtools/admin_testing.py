@@ -5,8 +5,10 @@ Registered as a pytest plugin by the root `conftest.py`."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from django.contrib.messages import get_messages
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
+from django.urls import reverse
 
 from billing.models import OpportunityServiceOrder
 from devtools.testing import make_pdf
@@ -135,6 +138,22 @@ def workspace(db: None) -> Workspace:
 
 def message_texts(response: Any) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def admin_action(
+    client: Client, changelist: str, action: str, pks: Iterable[Any], *, on_commit: Any = None
+) -> list[str]:
+    """Run the admin action `action` on the rows `pks` of the list `changelist` ("app_model") and
+    return the messages it left; `on_commit` (pytest-django's `django_capture_on_commit_callbacks`)
+    runs the work the action leaves for after its commit. Fails unless the answer is the redirect
+    back to the list."""
+    with on_commit(execute=True) if on_commit else contextlib.nullcontext():
+        response = client.post(
+            reverse(f"admin:{changelist}_changelist"), {"action": action, "_selected_action": list(pks)}
+        )
+    if response.status_code != 302:
+        raise AssertionError(f"the action answered {response.status_code}, not the redirect back to the list")
+    return message_texts(response)
 
 
 def sv_delivery(opportunity: Opportunity, **fields: Any) -> Any:

@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from crm.models import IdempotencyKey  # noqa: E402
-from devtools.crash_points import Killer  # noqa: E402
+from devtools.crash_points import killed_at  # noqa: E402
 from opportunities.models import Opportunity  # noqa: E402
 
 USERNAME = "ventas-crash-idempotency"
@@ -65,12 +65,7 @@ def main(argv: list[str]) -> int:
         )
         return 0
     get_user_model().objects.get_or_create(username=USERNAME)
-    kill_at = int(argv[3])
-    with Killer(kill_at) as killer:
-        _post(name, key)
-    if kill_at == 0:
-        print(json.dumps(killer.events))
-    return 0
+    return killed_at(int(argv[3]), lambda: _post(name, key))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -87,6 +88,16 @@ class Killer:
     def __exit__(self, *exc: object) -> None:
         sys.settrace(None)
         threading.settrace(None)
+
+
+def killed_at(kill_at: int, work: Callable[[], object]) -> int:
+    """Run `work` and be SIGKILLed at line event `kill_at`; with 0 (never), print the events it
+    passed (the points a test samples). The exit status of a process that survived."""
+    with Killer(kill_at) as killer:
+        work()
+    if kill_at == 0:
+        print(json.dumps(killer.events))
+    return 0
 
 
 def _prepare(scenario: str, n: int) -> str:
@@ -189,13 +200,8 @@ def main(argv: list[str]) -> int:
                 _work(scenario, number)
         _work("poll", 0)
         return 0
-    kill_at = int(argv[3])
     _prepare(scenario, n)
-    with Killer(kill_at) as killer:
-        _work(scenario, n)
-    if kill_at == 0:
-        print(json.dumps(killer.events))
-    return 0
+    return killed_at(int(argv[3]), lambda: _work(scenario, n))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ __all__ = [
     "SERVICE_USER",
     "LocalHTTPServer",
     "SMALL_PDF",
+    "at_once",
     "each_once",
+    "kill_points",
     "make_pdf",
     "service_client",
 ]
@@ -51,6 +53,47 @@ def each_once(pending: list[Item]) -> Iterator[Item]:
         if item not in seen:
             seen.add(item)
             yield item
+
+
+def at_once(copies: int, call: Callable[[int], Any], *, each_done: Callable[[], None] | None = None) -> list[Any]:
+    """Run `call(index)` in `copies` threads released together (behind a barrier); what each returned,
+    or the exception it raised, in index order. `each_done` runs at the end of every thread (with a
+    database: `connections.close_all`). Fails when a thread is still running after a minute."""
+    barrier = threading.Barrier(copies)
+    results: list[Any] = [None] * copies
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = call(index)
+        except BaseException as exc:  # reported by the caller's assertions
+            results[index] = exc
+        finally:
+            if each_done is not None:
+                each_done()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    hung = [thread.name for thread in threads if thread.is_alive()]
+    if hung:
+        raise AssertionError(f"threads still running: {hung}")
+    return results
+
+
+def kill_points(events: list[str], code: tuple[str, ...], count: int) -> list[int]:
+    """`count` of the line events (1-based) that fall in the files `code`, evenly spread, the first
+    and the last included: where a crash-point test kills its process (docs/development.md
+    "Crash points"); `events` are a calibration run's (`devtools.crash_points.Killer`)."""
+    lines = [index + 1 for index, event in enumerate(events) if event.startswith(code)]
+    if not lines:
+        raise AssertionError(f"no line event in {code}: {events[:20]}")
+    if len(lines) <= count:
+        return lines
+    step = (len(lines) - 1) / (count - 1)
+    return sorted({lines[round(step * i)] for i in range(count)})
 
 
 _CHUNK = 1024

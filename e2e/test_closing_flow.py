@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from typing import Any
 
 import requests
 
-from devtools.testing import make_pdf
+from devtools.testing import at_once, make_pdf
 from e2e import bodies
 
 
@@ -124,27 +123,13 @@ DOUBLE_SUBMIT_ROUNDS = 4
 def double_submit(stack, opportunity_id: str, body: dict[str, Any], copies: int = 8) -> list[tuple[int, str]]:
     """Send `copies` identical PUTs at the same moment (threads behind a barrier); returns
     (status, text) per answer, status 0 when no answer came."""
-    barrier = threading.Barrier(copies)
-    answers: list[tuple[int, str]] = []
-    lock = threading.Lock()
 
-    def submit() -> None:
+    def submit(_: int) -> requests.Response:
         with stack.session(stack.token) as http:
-            barrier.wait(timeout=30)
-            try:
-                response = http.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", json=body)
-                answer = (response.status_code, response.text[:300])
-            except requests.RequestException as exc:
-                answer = (0, repr(exc))
-        with lock:
-            answers.append(answer)
+            return http.put(f"/opportunity/update-opportunity-procces/{opportunity_id}", json=body)
 
-    threads = [threading.Thread(target=submit) for _ in range(copies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return answers
+    answers = at_once(copies, submit)
+    return [(a.status_code, a.text[:300]) if isinstance(a, requests.Response) else (0, repr(a)) for a in answers]
 
 
 def test_eight_identical_puts_at_once_make_one_meeting(api, stack, new_id):

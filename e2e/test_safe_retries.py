@@ -3,13 +3,13 @@ the process update, `ETag` / `If-Match` / `If-None-Match` on the opportunity."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import requests
 
+from devtools.testing import at_once
 from e2e import bodies
 from e2e.harness import CommandResult, Stack, json_error
 
@@ -27,28 +27,14 @@ def opportunities_named(manage: Callable[..., CommandResult], name: str) -> int:
     return int(done.stdout.strip().splitlines()[-1])  # after the shell's note on its imports
 
 
-def at_once(stack: Stack, copies: int, send: Callable[[Any], requests.Response]) -> list[requests.Response]:
+def sent_at_once(stack: Stack, copies: int, send: Callable[[Any], requests.Response]) -> list[requests.Response]:
     """`copies` requests released together (threads behind a barrier), each on its own session."""
-    barrier = threading.Barrier(copies)
-    answers: list[Any] = []
-    lock = threading.Lock()
 
-    def one() -> None:
+    def one(_: int) -> requests.Response:
         with stack.session(stack.token) as http:
-            barrier.wait(timeout=30)
-            try:
-                answer: Any = send(http)
-            except requests.RequestException as exc:
-                answer = exc
-        with lock:
-            answers.append(answer)
+            return send(http)
 
-    threads = [threading.Thread(target=one) for _ in range(copies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
+    answers = at_once(copies, one)
     assert all(isinstance(answer, requests.Response) for answer in answers), answers
     return answers
 
@@ -77,7 +63,7 @@ def test_the_same_key_with_another_body_is_a_422_and_creates_nothing(api, manage
 def test_eight_creates_with_one_key_at_once_do_the_work_once(stack, api, manage):
     name = f"E2E - a la vez {uuid.uuid4().hex[:8]}"
     key = str(uuid.uuid4())
-    answers = at_once(
+    answers = sent_at_once(
         stack, 8, lambda http: http.post("/opportunity", json={"name": name}, headers={"Idempotency-Key": key})
     )
     statuses = sorted(answer.status_code for answer in answers)

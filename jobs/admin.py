@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from crm.admin_ui.display import clinic_datetime
-from crm.admin_ui.outbox import OutboxAdminMixin
+from crm.admin_ui.outbox import OUTBOX_FIELDS, OUTBOX_LIST_DISPLAY, OutboxAdminMixin
 from crm.admin_ui.readonly import ReadOnlyAdminMixin, pretty_json, short_text
 from jobs.models import CommandRun, Event, EventType, WebhookDelivery, WebhookEndpoint, new_webhook_secret
 from jobs.webhooks import webhook_deliveries_retry_now
@@ -168,16 +168,7 @@ class WebhookDeliveryAdmin(OutboxAdminMixin, admin.ModelAdmin):
     """The events' outbox (docs/admin.md "Events"): each event to each receiver, its status,
     attempts, next try and last error; "Reintentar ahora" for Facturación."""
 
-    list_display = (
-        "when",
-        "event_type",
-        "opportunity",
-        "receiver",
-        "status",
-        "attempts",
-        "next_attempt",
-        "last_error_short",
-    )
+    list_display = ("when", "event_type", "opportunity", "receiver", *OUTBOX_LIST_DISPLAY)
     list_display_links = ("when",)
     list_filter = ("status", "event__type", "created_at")
     search_fields = ("=event__uid", "=event__opportunity_id")
@@ -185,18 +176,7 @@ class WebhookDeliveryAdmin(OutboxAdminMixin, admin.ModelAdmin):
     list_select_related = ("event", "endpoint")
     list_per_page = 100
     ordering = ("-id",)
-    fields = (
-        "event",
-        "endpoint",
-        "stream",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "delivered_at",
-        "last_error",
-        "created_at",
-        "updated_at",
-    )
+    fields = ("event", "endpoint", "stream", *OUTBOX_FIELDS)
     readonly_fields = fields
     retry_permission = "jobs.change_webhookdelivery"
     retry_description = "Reintentar envío del evento ahora"

@@ -28,7 +28,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from crm.admin_ui.display import clinic_datetime
-from crm.admin_ui.outbox import OutboxAdminMixin
+from crm.admin_ui.outbox import OUTBOX_FIELDS, OUTBOX_LIST_DISPLAY, OutboxAdminMixin
 from crm.admin_ui.readonly import ReadOnlyAdminMixin
 from crm.admin_ui.search import FoldedSearchMixin
 
@@ -214,16 +214,7 @@ class SvDeliveryAdmin(FoldedSearchMixin, OutboxAdminMixin, admin.ModelAdmin):
     The list keeps what fits a 1366 px screen; delivery time and full error on the row's page;
     "Reintentar envío a SV ahora" for Facturación (`crm.admin_ui.outbox`)."""
 
-    list_display = (
-        "when",
-        "opportunity_name",
-        "reservation_id",
-        "clinic_history",
-        "status",
-        "attempts",
-        "next_attempt",
-        "last_error_short",
-    )
+    list_display = ("when", "opportunity_name", "reservation_id", "clinic_history", *OUTBOX_LIST_DISPLAY)
     list_display_links = ("when",)
     list_filter = ("status", "created_at", "delivered_at")
     search_fields = (
@@ -236,18 +227,7 @@ class SvDeliveryAdmin(FoldedSearchMixin, OutboxAdminMixin, admin.ModelAdmin):
     list_select_related = ("opportunity",)
     list_per_page = 100
     ordering = ("-created_at", "-id")
-    fields = (
-        "opportunity",
-        "reservation_id",
-        "clinic_history",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "delivered_at",
-        "last_error",
-        "created_at",
-        "updated_at",
-    )
+    fields = ("opportunity", "reservation_id", "clinic_history", *OUTBOX_FIELDS)
     readonly_fields = fields
     retry_permission = "opportunities.change_svdelivery"
     retry_description = "Reintentar envío a SV ahora"

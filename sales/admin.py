@@ -11,10 +11,10 @@ and history follow, folded.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.urls import reverse
@@ -54,9 +54,21 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     max_num = 0
     can_delete = False
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields  # every column shown is read-only
 
-class AttachmentColumns:
-    """The columns both comprobante sections show."""
+
+class AttachmentSection(ReadOnlyInline):
+    """What both comprobante sections share: the valid ones (`valid`) or the voided and replaced
+    ones, and their columns."""
+
+    model = Attachment
+    valid: ClassVar[bool]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Attachment]:
+        rows = super().get_queryset(request)
+        vigente = Q(status=Attachment.Status.VIGENTE)
+        return rows.filter(vigente) if self.valid else rows.exclude(vigente)
 
     @admin.display(description="PDF")
     def download_link(self, obj: Attachment) -> str:
@@ -67,33 +79,25 @@ class AttachmentColumns:
         return clinic_datetime(obj.created_at)
 
 
-class AttachmentInline(AttachmentColumns, ReadOnlyInline):
+class AttachmentInline(AttachmentSection):
     """The valid (`vigente`) comprobantes."""
 
-    model = Attachment
+    valid = True
     fields = ("kind", "file_name", "size", "service_order_id", "invoice_result_head_id", "created", "download_link")
-    readonly_fields = fields
     ordering = ("created_at", "id")
     verbose_name = "comprobante vigente"
     verbose_name_plural = "comprobantes vigentes"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Attachment]:
-        return super().get_queryset(request).filter(status=Attachment.Status.VIGENTE)
 
-
-class PastAttachmentInline(AttachmentColumns, ReadOnlyInline):
+class PastAttachmentInline(AttachmentSection):
     """Voided or replaced comprobantes, set apart below the valid ones, each labelled with the
     invoice-mifact head id it belonged to; shown only when there is one."""
 
-    model = Attachment
+    valid = False
     fields = ("kind", "file_name", "service_order_id", "past_status", "status_changed", "download_link")
-    readonly_fields = fields
     ordering = ("-status_changed_at", "-id")
     verbose_name = "comprobante anulado o reemplazado"
     verbose_name_plural = "comprobantes anulados o reemplazados (ya no valen)"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Attachment]:
-        return super().get_queryset(request).exclude(status=Attachment.Status.VIGENTE)
 
     @admin.display(description="estado")
     def past_status(self, obj: Attachment) -> str:
@@ -108,7 +112,6 @@ class PastAttachmentInline(AttachmentColumns, ReadOnlyInline):
 class MeetingInline(ReadOnlyInline):
     model = Meeting
     fields = ("name", "status", "date_start", "date_end", "doctor", "specialty", "environment", "reservation_id")
-    readonly_fields = fields
     ordering = ("date_start", "id")
     classes = ("collapse",)
 
@@ -116,7 +119,6 @@ class MeetingInline(ReadOnlyInline):
 class SvDeliveryInline(ReadOnlyInline):
     model = SvDelivery
     fields = ("reservation_id", "clinic_history", "status", "attempts", "next_attempt_at", "delivered_at", "last_error")
-    readonly_fields = fields
     ordering = ("-created_at", "-id")
     verbose_name_plural = "envíos de historia clínica a SV"
     classes = ("collapse",)

@@ -88,6 +88,19 @@ class FirstRendererNegotiation(BaseContentNegotiation):
         return renderer, renderer.media_type
 
 
+class PdfApiView(APIView):
+    """A view answering a PDF's bytes (its body set by the view) or a JSON error, whatever the
+    client's `Accept`."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
+
+
+def pdf_answer(description: str) -> dict[tuple[int, str], OpenApiResponse]:
+    """The OpenAPI answer of a PDF view: status 200, `application/pdf`, binary."""
+    return {(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description=description)}
+
+
 class OpportunityCreateApi(APIView):
     """`POST /opportunity`: create an opportunity (`name` required)."""
 
@@ -326,17 +339,12 @@ class AttachmentListApi(APIView):
         return Response(AttachmentOutputSerializer(attachments, many=True, context={"request": request}).data)
 
 
-class AttachmentDownloadApi(APIView):
+class AttachmentDownloadApi(PdfApiView):
     """`GET /opportunity/<id>/attachments/<attachmentId>/download`: the PDF bytes."""
-
-    renderer_classes = [JSONRenderer]
-    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         responses={
-            (200, "application/pdf"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="Los bytes del PDF, como descarga"
-            ),
+            **pdf_answer("Los bytes del PDF, como descarga"),
             **error_responses(
                 401,
                 404,

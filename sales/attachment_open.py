@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import FileResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from crm.errors import ApiError
 from crm.schema import ATTACHMENT_ID_PARAMETER, OPPORTUNITY_ID_PARAMETER, error_example, error_responses
 from opportunities import selectors
 
-from .apis import ATTACHMENT_NOT_FOUND_ERRORS, FirstRendererNegotiation
+from .apis import ATTACHMENT_NOT_FOUND_ERRORS, PdfApiView, pdf_answer
 from .attachment_links import LinkRefused, attachment_link_opened, attachment_link_user
 
 TOKEN_PARAMETER = OpenApiParameter(
@@ -27,20 +24,16 @@ TOKEN_PARAMETER = OpenApiParameter(
 )
 
 
-class AttachmentOpenApi(APIView):
+class AttachmentOpenApi(PdfApiView):
     """The PDF, shown in the browser (`inline`); no authentication: the signed token is the key."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
-    renderer_classes = [JSONRenderer]
-    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         auth=[],
         responses={
-            (200, "application/pdf"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="Los bytes del PDF, para mostrarlo en el navegador"
-            ),
+            **pdf_answer("Los bytes del PDF, para mostrarlo en el navegador"),
             **error_responses(
                 403,
                 404,

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
-from devtools.admin_testing import grant, message_texts
+from devtools.admin_testing import admin_action, grant
 from opportunities.models import ActionHistory, Attachment, Opportunity
 
 pytestmark = pytest.mark.django_db
@@ -45,14 +45,14 @@ def test_check_action_completes_an_invoiced_service_order(
     row = OpportunityServiceOrder.objects.get(service_order_id=456)
     invoiced = OpportunityServiceOrder.objects.get(service_order_id=455)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(
-            reverse("admin:billing_opportunityserviceorder_changelist"),
-            {"action": "check_invoice_status_now", "_selected_action": [row.pk, invoiced.pk]},
-        )
-
-    assert response.status_code == 302
-    assert message_texts(response) == [
+    texts = admin_action(
+        staff_client,
+        "billing_opportunityserviceorder",
+        "check_invoice_status_now",
+        [row.pk, invoiced.pk],
+        on_commit=django_capture_on_commit_callbacks,
+    )
+    assert texts == [
         "Órdenes de servicio consultadas: 2; facturadas: 1; con error: 0. "
         "Ya facturadas: comprobante vigente 1; anulado (espera reemisión) 0; reemitido 0."
     ]
@@ -71,11 +71,7 @@ def test_check_action_reports_errors_when_invoice_mifact_is_down(
 ) -> None:
     mifact.down = True
     row = OpportunityServiceOrder.objects.get(service_order_id=456)
-    response = admin_client.post(
-        reverse("admin:billing_opportunityserviceorder_changelist"),
-        {"action": "check_invoice_status_now", "_selected_action": [row.pk]},
-    )
-    texts = message_texts(response)
+    texts = admin_action(admin_client, "billing_opportunityserviceorder", "check_invoice_status_now", [row.pk])
     assert texts[0] == "Órdenes de servicio consultadas: 0; facturadas: 0; con error: 1."
     assert texts[1].startswith("O.S 456: No se pudo comunicar con el sistema de facturación")
     assert "Debe actuar: TI de la clínica." in texts[1] and "(Detalle: invoice-mifact respondió 503" in texts[1]
@@ -90,11 +86,9 @@ def test_check_action_stops_after_repeated_invoice_mifact_failures(
     for service_order_id in (457, 458, 459):
         OpportunityServiceOrder.objects.create(opportunity=closed, service_order_id=service_order_id)
     pending = OpportunityServiceOrder.objects.filter(facturado=False).order_by("id")
-    response = admin_client.post(
-        reverse("admin:billing_opportunityserviceorder_changelist"),
-        {"action": "check_invoice_status_now", "_selected_action": [row.pk for row in pending]},
+    texts = admin_action(
+        admin_client, "billing_opportunityserviceorder", "check_invoice_status_now", [row.pk for row in pending]
     )
-    texts = message_texts(response)
     assert texts[0] == "Órdenes de servicio consultadas: 0; facturadas: 0; con error: 3."
     assert any("se detuvo la consulta; 1 orden(es) quedaron sin consultar" in text for text in texts)
     assert list(pending.filter(last_checked_at__isnull=True).values_list("service_order_id", flat=True)) == [459]
@@ -104,11 +98,8 @@ def test_check_action_without_invoice_mifact_configured_checks_nothing(
     admin_client: Client, closed: Opportunity
 ) -> None:
     row = OpportunityServiceOrder.objects.get(service_order_id=456)
-    response = admin_client.post(
-        reverse("admin:billing_opportunityserviceorder_changelist"),
-        {"action": "check_invoice_status_now", "_selected_action": [row.pk]},
-    )
-    assert "no está configurado" in message_texts(response)[0]
+    texts = admin_action(admin_client, "billing_opportunityserviceorder", "check_invoice_status_now", [row.pk])
+    assert "no está configurado" in texts[0]
     row.refresh_from_db()
     assert row.last_checked_at is None
 

@@ -25,6 +25,11 @@ ADMIN_RETRY_MAX_ROWS = 20
 #: The statuses "Reintentar ahora" acts on (`jobs.models.OutboxRow.Status`).
 RETRIABLE = ("pending", "failed")
 
+#: The list columns every outbox shows after its channel's own ones.
+OUTBOX_LIST_DISPLAY = ("status", "attempts", "next_attempt", "last_error_short")
+#: The columns every outbox row has (`jobs.models.OutboxRow`), shown after its channel's own ones.
+OUTBOX_FIELDS = ("status", "attempts", "next_attempt_at", "delivered_at", "last_error", "created_at", "updated_at")
+
 
 class OutboxAdminMixin(ReadOnlyAdminMixin):
     """Columns and the "Reintentar ahora" action shared by the outboxes' admin lists."""

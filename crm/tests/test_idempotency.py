@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from crm import idempotency
 from crm.models import IdempotencyKey
+from devtools.testing import at_once
 from opportunities import services
 from opportunities.models import ActionHistory, Opportunity
 
@@ -95,16 +95,21 @@ def test_keys_belong_to_their_user(api_client, django_user_model):
     assert Opportunity.objects.count() == 2
 
 
-def test_a_key_in_progress_is_a_409_with_retry_after(api_client, user):
+def key_in_progress(user: Any, key: str, locked_at: datetime) -> None:
+    """The row a create of `{"name": "Venta"}` under `key` leaves while it runs (locked at `locked_at`)."""
     body = json.dumps({"name": "Venta"}).encode()
     IdempotencyKey.objects.create(
         user=user,
-        key="en-curso",
+        key=key,
         method="POST",
         path="/opportunity",
         fingerprint=idempotency.request_fingerprint(method="POST", path="/opportunity", body=body),
-        locked_at=timezone.now(),
+        locked_at=locked_at,
     )
+
+
+def test_a_key_in_progress_is_a_409_with_retry_after(api_client, user):
+    key_in_progress(user, "en-curso", timezone.now())
     answer = post(api_client, {"name": "Venta"}, "en-curso")
     assert answer.status_code == 409
     assert answer["Retry-After"] == "1"
@@ -113,15 +118,7 @@ def test_a_key_in_progress_is_a_409_with_retry_after(api_client, user):
 
 
 def test_a_key_a_killed_process_left_in_progress_is_taken_over_after_the_lock_expires(api_client, user, settings):
-    body = json.dumps({"name": "Venta"}).encode()
-    IdempotencyKey.objects.create(
-        user=user,
-        key="abandonada",
-        method="POST",
-        path="/opportunity",
-        fingerprint=idempotency.request_fingerprint(method="POST", path="/opportunity", body=body),
-        locked_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS + 1),
-    )
+    key_in_progress(user, "abandonada", timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS + 1))
     answer = post(api_client, {"name": "Venta"}, "abandonada")
     assert answer.status_code == 201 and Opportunity.objects.count() == 1
     record = IdempotencyKey.objects.get()
@@ -203,26 +200,13 @@ def test_prune_deletes_the_expired_keys_only(api_client, settings):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent requests need PostgreSQL row locks")
 def test_eight_creates_with_one_key_at_once_create_one_opportunity(user):
     token = str(AccessToken.for_user(user))
-    barrier = threading.Barrier(8)
-    results: list[Any] = [None] * 8
 
-    def send(index: int) -> None:
+    def send(_: int) -> Any:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        try:
-            barrier.wait(timeout=30)
-            results[index] = post(client, {"name": "Venta"}, "a-la-vez")
-        except BaseException as exc:  # reported by the assertions below
-            results[index] = exc
-        finally:
-            connections.close_all()
+        return post(client, {"name": "Venta"}, "a-la-vez")
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
+    results = at_once(8, send, each_done=connections.close_all)
     statuses = sorted(answer.status_code for answer in results)
     assert set(statuses) <= {201, 409} and 201 in statuses, statuses
     ids = {answer.json()["id"] for answer in results if answer.status_code == 201}

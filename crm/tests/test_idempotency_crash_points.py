@@ -15,14 +15,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devtools.harness import Workspace
+from devtools.harness import ROOT, Workspace
+from devtools.testing import kill_points
 
-ROOT = Path(__file__).resolve().parents[2]
 POINTS = int(os.environ.get("CRASH_POINTS", "10"))
 # The key's claim, the create, its history and version, and the kept answer.
 CREATE_CODE = (
@@ -58,10 +57,8 @@ def child(env: dict[str, str], *args: Any, killed: bool = False) -> str:
 
 def test_a_create_killed_at_any_point_is_done_once(env):
     events = json.loads(child(env, "run", "Venta calibración", "clave-0", 0))
-    lines = [index + 1 for index, event in enumerate(events) if event.startswith(CREATE_CODE)]
-    assert any(event.startswith("crm/idempotency.py") for event in events) and lines
-    step = max(1, (len(lines) - 1) / max(1, POINTS - 1))
-    points = sorted({lines[min(len(lines) - 1, round(step * i))] for i in range(POINTS)})
+    assert any(event.startswith("crm/idempotency.py") for event in events)
+    points = kill_points(events, CREATE_CODE, POINTS)
 
     def one(number: int, point: int) -> dict[str, Any]:
         name, key = f"Venta {number}", f"clave-{number}"

@@ -4,8 +4,6 @@ clients' own calls are tested beside them. HTTP faked with `responses`."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import requests
 import responses
@@ -13,7 +11,7 @@ from responses import matchers
 
 from billing.mifact import MifactClient
 from crm.outgoing import BearerApiClient, ServiceAuthError, ServiceBadResponse, ServiceUnavailable
-from devtools.testing import SERVICE_PASSWORD, SERVICE_USER, service_client
+from devtools.testing import SERVICE_PASSWORD, SERVICE_USER, at_once, service_client
 from opportunities.sv import SvClient
 
 BASE = "http://servicio.test/api"
@@ -86,23 +84,7 @@ def test_many_threads_seeing_a_401_sign_in_again_once(client):
     responses.replace(responses.POST, SIGNIN, json={"access_token": "new"})
     responses.get(THING, status=401, match=[matchers.header_matcher({"Authorization": "Bearer old"})])
     responses.get(THING, status=200, match=[matchers.header_matcher({"Authorization": "Bearer new"})])
-    barrier = threading.Barrier(8)
-    results: list[object] = []
-
-    def worker() -> None:
-        barrier.wait(timeout=10)
-        try:
-            results.append(client.thing())
-        except BaseException as exc:  # reported by the assertion below
-            results.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a worker hung"
-    assert results == [200] * 8
+    assert at_once(8, lambda _: client.thing()) == [200] * 8
     assert client.sign_in_count == 2  # the first sign-in and exactly one renewal
 
 

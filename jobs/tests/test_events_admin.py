@@ -8,21 +8,25 @@ from typing import Any
 import pytest
 from django.contrib.messages import get_messages
 from django.db import transaction
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 
 from devtools.admin_testing import role_client
 from jobs.models import Event, WebhookDelivery, WebhookEndpoint
-from jobs.tests.webhook_receiver import URL, Receiver, receiver  # noqa: F401
+from jobs.tests.webhook_receiver import URL, Receiver
 from jobs.webhooks import events_publish
 from sales.roles import BILLING, SALES, SUPERVISION
 
 pytestmark = pytest.mark.django_db
 
+DELIVERIES = reverse_lazy("admin:jobs_webhookdelivery_changelist")
 
-def failed_delivery(receiver: Receiver, capture: Any) -> WebhookDelivery:  # noqa: F811
+
+@pytest.fixture
+def delivery(receiver: Receiver, django_capture_on_commit_callbacks: Any) -> WebhookDelivery:
+    """A failed event delivery: it ran out of attempts while the receiver was down (it is up again)."""
     receiver.down = True
     body = {"type": "comprobante.voided", "timestamp": "2026-12-05T10:00:00.000Z", "data": {"opportunityId": "a"}}
-    with capture(execute=True), transaction.atomic():
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         (delivery,) = events_publish([Event(type="comprobante.voided", opportunity_id="a", body=body)])
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status="failed", attempts=30)
     receiver.down = False
@@ -30,19 +34,15 @@ def failed_delivery(receiver: Receiver, capture: Any) -> WebhookDelivery:  # noq
 
 
 def test_billing_retries_a_failed_delivery_now(
-    receiver: Receiver,  # noqa: F811
-    django_user_model: Any,
-    django_capture_on_commit_callbacks: Any,
+    delivery: WebhookDelivery, receiver: Receiver, django_user_model: Any
 ) -> None:
-    delivery = failed_delivery(receiver, django_capture_on_commit_callbacks)
     client = role_client(django_user_model, BILLING)
-    url = reverse("admin:jobs_webhookdelivery_changelist")
-    listing = client.get(url, {"status__exact": "failed"})
+    listing = client.get(DELIVERIES, {"status__exact": "failed"})
     assert listing.status_code == 200
     assert list(listing.context["cl"].result_list) == [delivery]
     assert "el destino respondió 503" in listing.content.decode()
     assert "Reintentar envío del evento ahora" in listing.content.decode()
-    response = client.post(url, {"action": "retry_now", "_selected_action": [delivery.pk]}, follow=True)
+    response = client.post(DELIVERIES, {"action": "retry_now", "_selected_action": [delivery.pk]}, follow=True)
     assert response.status_code == 200
     assert "Entregados: 1" in " ".join(str(m) for m in get_messages(response.wsgi_request))
     delivery.refresh_from_db()
@@ -51,16 +51,12 @@ def test_billing_retries_a_failed_delivery_now(
 
 
 def test_supervision_reads_and_sales_sees_nothing(
-    receiver: Receiver,  # noqa: F811
-    django_user_model: Any,
-    django_capture_on_commit_callbacks: Any,
+    delivery: WebhookDelivery, receiver: Receiver, django_user_model: Any
 ) -> None:
-    delivery = failed_delivery(receiver, django_capture_on_commit_callbacks)
     supervision = role_client(django_user_model, SUPERVISION)
-    url = reverse("admin:jobs_webhookdelivery_changelist")
-    form = supervision.get(url).context["action_form"]
+    form = supervision.get(DELIVERIES).context["action_form"]
     assert form is None or "retry_now" not in [value for value, _ in form.fields["action"].choices]
-    supervision.post(url, {"action": "retry_now", "_selected_action": [delivery.pk]})
+    supervision.post(DELIVERIES, {"action": "retry_now", "_selected_action": [delivery.pk]})
     delivery.refresh_from_db()
     assert delivery.status == "failed" and receiver.received == []
     assert supervision.get(reverse("admin:jobs_webhookendpoint_add")).status_code == 403

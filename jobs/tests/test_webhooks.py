@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from jobs.models import CommandRun, Event, WebhookDelivery, WebhookEndpoint
 from jobs.outbox import OutboxAttempt, outbox_attempt, outbox_attempt_inline
-from jobs.tests.webhook_receiver import URL, Receiver, receiver  # noqa: F401
+from jobs.tests.webhook_receiver import URL, Receiver
 from jobs.webhooks import WEBHOOK_CHANNEL, JsonPoster, events_prune, events_publish, signed_request
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,7 @@ def send_events() -> tuple[int, str, str]:
 
 
 def test_a_delivered_event_verifies_with_standardwebhooks(
-    receiver: Receiver,  # noqa: F811
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, django_capture_on_commit_callbacks: Any
 ) -> None:
     (delivery,) = publish(django_capture_on_commit_callbacks, event())
     stored = Event.objects.get()
@@ -77,8 +76,7 @@ def test_a_retry_is_signed_again_with_its_own_timestamp() -> None:
 
 
 def test_a_stream_waits_behind_its_pending_older_event_then_goes_in_order(
-    receiver: Receiver,  # noqa: F811
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, django_capture_on_commit_callbacks: Any
 ) -> None:
     receiver.down = True
     (first,) = publish(django_capture_on_commit_callbacks, event(n=1))
@@ -107,9 +105,7 @@ def test_a_stream_waits_behind_its_pending_older_event_then_goes_in_order(
 
 
 def test_backoff_doubles_up_to_its_cap_then_the_delivery_fails(
-    receiver: Receiver,  # noqa: F811
-    settings: Any,
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     settings.WEBHOOK_BACKOFF_SECONDS, settings.WEBHOOK_BACKOFF_MAX_SECONDS, settings.WEBHOOK_MAX_ATTEMPTS = 30, 100, 4
     receiver.down = True
@@ -142,9 +138,7 @@ def test_nothing_is_written_without_a_receiver_nor_when_the_change_rolls_back(
 
 
 def test_admin_endpoints_get_the_types_they_ask_for_signed_with_their_own_secret(
-    receiver: Receiver,  # noqa: F811
-    settings: Any,
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     settings.WEBHOOK_URL = ""
     voided_only = WebhookEndpoint.objects.create(url=URL, event_types=["comprobante.voided"])
@@ -158,9 +152,7 @@ def test_admin_endpoints_get_the_types_they_ask_for_signed_with_their_own_secret
 
 
 def test_old_events_nobody_waits_for_are_pruned(
-    receiver: Receiver,  # noqa: F811
-    settings: Any,
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     settings.WEBHOOK_EVENTS_KEEP_DAYS = 30
     publish(django_capture_on_commit_callbacks, event(n=1))
@@ -175,9 +167,7 @@ def test_old_events_nobody_waits_for_are_pruned(
 
 
 def test_a_switched_off_endpoint_holds_its_deliveries_until_it_is_on_again(
-    receiver: Receiver,  # noqa: F811
-    settings: Any,
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     settings.WEBHOOK_URL = ""
     endpoint = WebhookEndpoint.objects.create(url=URL)
@@ -193,8 +183,7 @@ def test_a_switched_off_endpoint_holds_its_deliveries_until_it_is_on_again(
 
 
 def test_a_receiver_that_fails_costs_the_commit_one_attempt_not_one_per_event(
-    receiver: Receiver,  # noqa: F811
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, django_capture_on_commit_callbacks: Any
 ) -> None:
     receiver.down = True
     deliveries = publish(django_capture_on_commit_callbacks, event(n=1), event(n=2), event(n=3))
@@ -207,8 +196,7 @@ def test_a_receiver_that_fails_costs_the_commit_one_attempt_not_one_per_event(
 
 
 def test_a_newer_event_written_while_an_older_was_in_flight_follows_it_at_once(
-    receiver: Receiver,  # noqa: F811
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, django_capture_on_commit_callbacks: Any
 ) -> None:
     receiver.down = True
     (older,) = publish(django_capture_on_commit_callbacks, event(n=1))

@@ -10,7 +10,7 @@ from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Event
-from jobs.tests.webhook_receiver import Receiver, receiver  # noqa: F401
+from jobs.tests.webhook_receiver import Receiver
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, Opportunity, Stage
 
@@ -28,9 +28,7 @@ def flush(capture: Any, opportunity: Opportunity, *records: tuple[str, dict[str,
 
 
 def test_each_told_record_becomes_one_event_with_the_opportunity_id(
-    receiver: Receiver,  # noqa: F811
-    make_opportunity: Any,
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, make_opportunity: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     opportunity = make_opportunity(stage=Stage.CIERRE_GANADO, c_facturacion_sub_estado="factura_directa")
     flush(
@@ -58,9 +56,7 @@ def test_each_told_record_becomes_one_event_with_the_opportunity_id(
 
 
 def test_closed_won_is_told_once_per_sale(
-    receiver: Receiver,  # noqa: F811
-    make_opportunity: Any,
-    django_capture_on_commit_callbacks: Any,
+    receiver: Receiver, make_opportunity: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     opportunity = make_opportunity()
     close = (Action.CLOSED_WON, {"stage": "Cierre ganado", "subState": "orden_servicio_pendiente_factura"})
@@ -74,9 +70,7 @@ def test_closed_won_is_told_once_per_sale(
 
 
 def test_a_put_tells_each_changed_field_old_and_new(
-    receiver: Receiver,  # noqa: F811
-    make_opportunity: Any,
-    put_process: Any,
+    receiver: Receiver, make_opportunity: Any, put_process: Any
 ) -> None:
     opportunity = make_opportunity(c_patientsname="Ana")
     response = put_process(opportunity.pk, {"cPatientsname": "Ana María", "cPatientDocument": "12345678"})
@@ -95,10 +89,7 @@ def test_a_put_tells_each_changed_field_old_and_new(
 
 @pytest.mark.django_db(transaction=True)
 def test_events_cost_a_put_nothing_without_a_receiver_and_two_inserts_with_one(
-    receiver: Receiver,  # noqa: F811
-    make_opportunity: Any,
-    api_client: Any,
-    settings: Any,
+    receiver: Receiver, make_opportunity: Any, api_client: Any, settings: Any
 ) -> None:
     """The PUT's statements (after a first PUT: the process's endpoint list is read once per
     WEBHOOK_ENDPOINTS_CACHE_SECONDS): without a receiver none more; with one, the event and its

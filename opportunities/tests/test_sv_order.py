@@ -14,6 +14,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from devtools.sv_standin import SvStandin
+from devtools.testing import at_once
 from jobs.claims import claim_one_per_key
 from opportunities.models import SvDelivery
 from opportunities.sv import SvClient
@@ -149,35 +150,22 @@ def test_sv_ends_with_the_newest_when_sync_sv_and_a_put_deliver_at_once(make_opp
 
 def claim_at_once(claimers: int) -> list[int]:
     """`claimers` threads claim due deliveries at the same moment; the pks they got."""
-    barrier = threading.Barrier(claimers)
+
+    def claim(_: int) -> list[int]:
+        now = timezone.now()
+        return claim_one_per_key(
+            SvDelivery.objects.filter(status="pending").order_by("id"),
+            key="reservation_id",
+            lock_namespace=1,
+            limit=10,
+            now=now,
+            until=now + dt.timedelta(minutes=1),
+        )
+
     claimed: list[int] = []
-    errors: list[BaseException] = []
-
-    def claim():
-        try:
-            barrier.wait()
-            now = timezone.now()
-            claimed.extend(
-                claim_one_per_key(
-                    SvDelivery.objects.filter(status="pending").order_by("id"),
-                    key="reservation_id",
-                    lock_namespace=1,
-                    limit=10,
-                    now=now,
-                    until=now + dt.timedelta(minutes=1),
-                )
-            )
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=claim) for _ in range(claimers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == [] and not any(t.is_alive() for t in threads)
+    for result in at_once(claimers, claim, each_done=connections.close_all):
+        assert not isinstance(result, BaseException), result
+        claimed += result
     return claimed
 
 

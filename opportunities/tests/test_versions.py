@@ -3,11 +3,10 @@ history, never lost under concurrent writers."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.db import connection, connections, transaction
 
+from devtools.testing import at_once
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, Opportunity
 from opportunities.versions import if_match_parse, if_none_match_matches, opportunity_etag
@@ -64,24 +63,11 @@ def test_header_parsing():
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
 def test_concurrent_units_of_work_each_get_their_own_version(make_opportunity):
     opportunity = make_opportunity()
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
 
-    def work() -> None:
-        try:
-            barrier.wait(timeout=30)
-            unit_of_work(Opportunity.objects.get(pk=opportunity.pk), "meeting_updated")
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def work(_: int) -> None:
+        unit_of_work(Opportunity.objects.get(pk=opportunity.pk), "meeting_updated")
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert at_once(8, work, each_done=connections.close_all) == [None] * 8
     assert Opportunity.objects.get().version == 8
     stamps = ActionHistory.objects.order_by("opportunity_version").values_list("opportunity_version", flat=True)
     assert list(stamps) == list(range(1, 9))

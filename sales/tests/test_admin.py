@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing.models import OpportunityServiceOrder
-from devtools.admin_testing import attach_pdf, message_texts, sv_delivery
+from devtools.admin_testing import admin_action, attach_pdf, sv_delivery
 from opportunities.models import ActionHistory, Attachment, Opportunity
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +67,29 @@ def test_change_page_shows_read_only_inlines(staff_client: Client, closed: Oppor
     assert 'name="service_orders-0-facturado"' not in text
     assert 'name="history-0-data"' not in text
     assert 'name="file"' not in text
+
+
+def test_valid_comprobantes_and_voided_or_replaced_ones_are_shown_apart(
+    staff_client: Client, closed: Opportunity
+) -> None:
+    valid = Attachment.objects.get()
+    voided = attach_pdf(closed, tag="F001-300")
+    Attachment.objects.filter(pk=voided.pk).update(status=Attachment.Status.ANULADO)
+    response = staff_client.get(reverse("admin:opportunities_opportunity_change", args=[closed.pk]))
+    sections = {
+        str(inline.opts.verbose_name_plural): list(inline.formset.queryset)
+        for inline in response.context["inline_admin_formsets"]
+        if inline.opts.model is Attachment
+    }
+    assert sections == {
+        "comprobantes vigentes": [valid],
+        "comprobantes anulados o reemplazados (ya no valen)": [voided],
+    }
+    # Every column of both sections is read-only: no form field for any of them.
+    for inline in response.context["inline_admin_formsets"]:
+        if inline.opts.model is Attachment:
+            assert f'name="{inline.formset.prefix}-0-kind"' not in response.text
+            assert list(inline.formset.forms[0].fields) == ["id", "opportunity"]  # the hidden keys only
 
 
 def test_admin_edit_saves_only_changed_fields_and_records_history(staff_client: Client, closed: Opportunity) -> None:
@@ -125,14 +148,14 @@ def test_check_action_on_opportunities_checks_all_their_service_orders(
     mifact.invoice(789, soles=True)
     mifact.invoice(455, soles=True, head_id=70)  # `closed`'s invoiced O.S: still valid
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post(
-            reverse("admin:opportunities_opportunity_changelist"),
-            {"action": "check_invoice_status_now", "_selected_action": [closed.pk, other.pk]},
-        )
-
-    assert response.status_code == 302
-    assert message_texts(response) == [
+    texts = admin_action(
+        staff_client,
+        "opportunities_opportunity",
+        "check_invoice_status_now",
+        [closed.pk, other.pk],
+        on_commit=django_capture_on_commit_callbacks,
+    )
+    assert texts == [
         "Órdenes de servicio consultadas: 3; facturadas: 1; con error: 0. "
         "Ya facturadas: comprobante vigente 1; anulado (espera reemisión) 0; reemitido 0."
     ]

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from devtools.harness import Workspace
+from devtools.harness import ROOT, Workspace
 from devtools.mifact_standin import MifactStandin
+from devtools.testing import kill_points
 
-ROOT = Path(__file__).resolve().parents[2]
 POINTS = int(os.environ.get("CRASH_POINTS", "16"))
 # Where comprobantes are downloaded and stored, and the close recorded.
 CLOSING_CODE = (
@@ -92,21 +92,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
         yield world
 
 
-def kill_points(events: list[str]) -> list[int]:
-    """`POINTS` line events (1-based) of the closing code, evenly spread, the last one included."""
-    closing = [index + 1 for index, event in enumerate(events) if event.startswith(CLOSING_CODE)]
-    assert closing, events
-    if len(closing) <= POINTS:
-        return closing
-    step = (len(closing) - 1) / (POINTS - 1)
-    return sorted({closing[round(step * i)] for i in range(POINTS)})
-
-
 def sweep(world: World, scenario: str, first: int) -> list[dict[str, Any]]:
     """Calibrate (one run to the end), then kill one run at each point and retry it."""
     world.standin.invoice(first)
     events = json.loads(world.child("run", scenario, first, 0))
-    points = kill_points(events)
+    points = kill_points(events, CLOSING_CODE, POINTS)
 
     def one(number: int, point: int) -> dict[str, Any]:
         world.standin.invoice(number)

@@ -7,7 +7,6 @@ black-box suite covers it through a real server): on SQLite this test is skipped
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from django.db import connection, connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from devtools.testing import at_once
 from opportunities.models import ActionHistory, Meeting
 from sales.example_bodies import APPOINTMENT_DATA, MAIN_DATA
 
@@ -29,28 +29,13 @@ BODY = {**MAIN_DATA, **APPOINTMENT_DATA, "reservationId": 98765}
 def put_at_once(url: str, token: str, copies: int) -> list[Any]:
     """Send `copies` identical PUTs from as many threads released together; their status codes
     (or the exception a thread raised)."""
-    barrier = threading.Barrier(copies)
-    results: list[Any] = [None] * copies
 
-    def send(index: int) -> None:
+    def send(_: int) -> int:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        try:
-            barrier.wait(timeout=30)
-            results[index] = client.put(url, BODY, format="json").status_code
-        except BaseException as exc:  # reported by the caller's assertion
-            results[index] = exc
-        finally:
-            connections.close_all()
+        return client.put(url, BODY, format="json").status_code
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    hung = [thread.name for thread in threads if thread.is_alive()]
-    assert not hung, f"threads still running: {hung}"
-    return results
+    return at_once(copies, send, each_done=connections.close_all)
 
 
 def test_eight_identical_appointment_puts_at_once_all_answer_200_with_one_meeting(user, make_opportunity):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ from django.db import connection, connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from devtools.testing import at_once
 from opportunities.history import HistoryLog
 from opportunities.models import ActionHistory, Meeting, Opportunity
 from opportunities.services import opportunity_correct
@@ -169,27 +169,14 @@ def test_of_eight_puts_with_one_if_match_at_once_exactly_one_wins(user):
     setup = APIClient()
     setup.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     opportunity_id, etag = created(setup)
-    barrier = threading.Barrier(8)
-    results: list[Any] = [None] * 8
 
-    def send(index: int) -> None:
+    def send(index: int) -> Any:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        try:
-            barrier.wait(timeout=30)
-            body = {"cPatientsname": f"Paciente {index}"}
-            results[index] = client.put(PUT.format(opportunity_id), body, format="json", HTTP_IF_MATCH=etag)
-        except BaseException as exc:  # reported by the assertions below
-            results[index] = exc
-        finally:
-            connections.close_all()
+        body = {"cPatientsname": f"Paciente {index}"}
+        return client.put(PUT.format(opportunity_id), body, format="json", HTTP_IF_MATCH=etag)
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
+    results = at_once(8, send, each_done=connections.close_all)
     statuses = sorted(answer.status_code for answer in results)
     assert statuses == [200] + [412] * 7, statuses
     winner = next(index for index, answer in enumerate(results) if answer.status_code == 200)
