@@ -45,6 +45,18 @@ def grant(user: Any, *perms: str) -> Any:
     return user
 
 
+def service_order_viewer_client(django_user_model: Any) -> Client:
+    """A logged-in staff member who may view the O.S and the opportunities, and change nothing."""
+    viewer = grant(
+        django_user_model.objects.create_user(username="solo-ver", password="x", is_staff=True),
+        "billing.view_opportunityserviceorder",
+        "opportunities.view_opportunity",
+    )
+    client = Client()
+    client.force_login(viewer)
+    return client
+
+
 # The data migrations that grant the roles' permissions, in order (each adds to the ones before).
 ROLE_MIGRATIONS = ("sales.migrations.0001_staff_roles", "sales.migrations.0002_event_permissions")
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
-from devtools.admin_testing import admin_action, grant
+from devtools.admin_testing import admin_action, service_order_viewer_client
 from opportunities.models import ActionHistory, Attachment, Opportunity
 
 pytestmark = pytest.mark.django_db
@@ -107,13 +107,7 @@ def test_check_action_without_invoice_mifact_configured_checks_nothing(
 def test_check_action_needs_the_service_order_change_permission(
     django_user_model: Any, closed: Opportunity, mifact: Any
 ) -> None:
-    viewer = grant(
-        django_user_model.objects.create_user(username="solo-ver", password="x", is_staff=True),
-        "billing.view_opportunityserviceorder",
-        "opportunities.view_opportunity",
-    )
-    client = Client()
-    client.force_login(viewer)
+    client = service_order_viewer_client(django_user_model)
     url = reverse("admin:billing_opportunityserviceorder_changelist")
     assert "check_invoice_status_now" not in client.get(url).text
     row = OpportunityServiceOrder.objects.get(service_order_id=456)

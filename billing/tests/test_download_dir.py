@@ -35,7 +35,8 @@ def test_a_hidden_file_is_swept_at_once_and_its_live_creator_makes_another(downl
     left.write_bytes(b"")
     assert download_dir_sweep() == 1 and not left.exists()
 
-    real_flock, swept = fcntl.flock, []
+    real_flock = fcntl.flock
+    swept: list[int] = []
 
     def flock_after_a_sweep(fd: int, operation: int) -> None:
         if not swept:  # the sweep runs between this process's mkstemp and its lock

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing.models import OpportunityServiceOrder
 from billing.services.poll import service_orders_poll
-from devtools.admin_testing import message_texts
+from devtools.admin_testing import message_texts, service_order_viewer_client
 
 pytestmark = pytest.mark.django_db
 
@@ -112,15 +112,7 @@ def test_resume_from_the_waiting_list_takes_the_sales_pending_orders(admin_clien
 
 
 def test_resume_needs_the_check_permission(django_user_model, aged, mifact) -> None:
-    from devtools.admin_testing import grant
-
-    viewer = grant(
-        django_user_model.objects.create_user(username="solo-ver", password="x", is_staff=True),
-        "billing.view_opportunityserviceorder",
-        "opportunities.view_opportunity",
-    )
-    client = Client()
-    client.force_login(viewer)
+    client = service_order_viewer_client(django_user_model)
     old = aged(456, 200)
     assert "resume_checks" not in client.get(reverse(OS_LIST)).text
     client.post(reverse(OS_LIST), {"action": "resume_checks", "_selected_action": [old.pk]})
