@@ -142,7 +142,7 @@ def test_the_installed_poll_line_runs_as_cron_runs_it(checkout, user_crontab, mi
     assert record == ["ok", "1", "True"]
 
     # The daily check, as cron runs it: the comprobante just attached is in place; one line.
-    check_command = installed[2].split(" ", 5)[5].split(" #", 1)[0]
+    check_command = installed[3].split(" ", 5)[5].split(" #", 1)[0]  # attachments_check
     done = subprocess.run(
         ["env", "-i", "/bin/sh", "-c", check_command], cwd="/", capture_output=True, text=True, timeout=120
     )
