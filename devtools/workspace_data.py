@@ -247,4 +247,6 @@ def seed_workspace(now: dt.datetime | None = None) -> Workspace:
     _at(CommandRun, poll, started_at=now - 3 * dt.timedelta(minutes=1), finished_at=now - 3 * dt.timedelta(minutes=1))
     sync = CommandRun.objects.create(command="sync_sv", host="app-1", outcome=CommandRun.Outcome.OK, counts={})
     _at(CommandRun, sync, started_at=now - 2 * dt.timedelta(minutes=1), finished_at=now - 2 * dt.timedelta(minutes=1))
+    events = CommandRun.objects.create(command="send_events", host="app-1", outcome=CommandRun.Outcome.OK, counts={})
+    _at(CommandRun, events, started_at=now - dt.timedelta(seconds=30), finished_at=now - dt.timedelta(seconds=29))
     return space

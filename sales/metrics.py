@@ -31,7 +31,7 @@ from crm.security import client_ip
 from jobs.models import CommandRun
 from opportunities.selectors import sv_backlog
 
-COMMANDS = ("poll_invoices", "sync_sv")
+COMMANDS = ("poll_invoices", "sync_sv", "send_events")
 
 
 class BacklogCollector(Collector):

@@ -6,7 +6,7 @@ whatever the number of rows (docs/admin.md "The start page"):
   read of the oldest; O.S registered on more than one sale: one grouped count;
 - SV deliveries pending and failed: one aggregate;
 - comprobantes whose file is missing or wrong and could not be repaired: one count;
-- the last `poll_invoices` and `sync_sv` runs: one read each;
+- the last `poll_invoices`, `sync_sv` and `send_events` runs: one read each;
 - sales closed per week by way of closing, the last 12 weeks (`first_closings`): one grouped read.
 
 Each part is read only when the user may see the list behind it (view permissions). Every
@@ -286,20 +286,19 @@ def _deliveries() -> Deliveries:
     return Deliveries(pending=counts["pending"], failed=counts["failed"])
 
 
-def _run(command: str, purpose: str, now: dt.datetime) -> Run:
+def _run(command: str, purpose: str, now: dt.datetime, *, every: str = "cada 5 minutos") -> Run:
     runs = last_runs(command=command, limit=1)
     summary = Run(command=command, purpose=purpose, run=runs[0] if runs else None, now=now)
     if summary.run is None:
         summary.problem = "No hay registro de ninguna ejecución: revisar la tarea programada (cron)."
         return summary
-    # Both commands run every 5 minutes (CRONJOBS): a last run older than the /health limit
-    # means cron stopped.
+    # Each runs every 5 minutes or every minute (`every`, as in CRONJOBS): a last run older than
+    # the /health limit means cron stopped.
     limit = dt.timedelta(minutes=settings.HEALTH_POLL_MAX_AGE_MINUTES)
     if now - summary.run.started_at > limit:
         summary.stale = True
         summary.problem = (
-            f"No se ejecuta desde hace {summary.ago}: revisar la tarea programada (cron), "
-            "que debe correr cada 5 minutos."
+            f"No se ejecuta desde hace {summary.ago}: revisar la tarea programada (cron), que debe correr {every}."
         )
     elif interrupted := run_interruption(summary.run, now=now):
         summary.interrupted = interrupted
@@ -362,6 +361,7 @@ def start_page(*, request: HttpRequest, now: dt.datetime | None = None) -> Start
         page.runs = [
             _run("poll_invoices", "Consulta de facturas en invoice-mifact", now),
             _run("sync_sv", "Envío de historias clínicas a SV", now),
+            _run("send_events", "Envío de eventos firmados a otros sistemas", now, every="cada minuto"),
         ]
     if user.has_perms(PERMISSIONS["closings"]):
         page.closings = _closings(now)

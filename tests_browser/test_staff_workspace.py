@@ -129,6 +129,7 @@ def test_the_start_page_answers_what_waits_and_why(
     poll = visible_text(browser, "#crm-run-poll_invoices")
     assert "parcial" in poll and "Debe actuar: TI de la clínica." in poll
     assert "correcta" in visible_text(browser, "#crm-run-sync_sv")
+    assert "correcta" in visible_text(browser, "#crm-run-send_events")
     # Two charts drawn on the server: 4 age ranges, 12 weeks of closings.
     assert len(browser.find_elements(By.CSS_SELECTOR, "#crm-chart-ages svg rect")) == 4
     assert "30/11" in visible_text(browser, "#crm-chart-closings") or browser.find_elements(

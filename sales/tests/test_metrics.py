@@ -50,6 +50,7 @@ def test_the_token_gets_the_backlog_and_the_runs(anon_client, settings, make_opp
     assert put_process(opportunity.pk, {"cOrdenesServicio": [456, 457]}).status_code == 200  # checks both inline
     SvDelivery.objects.create(opportunity=opportunity, reservation_id=1, clinic_history="HC-1", status="failed")
     CommandRun.objects.create(command="poll_invoices", host="app1", outcome="ok")
+    CommandRun.objects.create(command="send_events", host="app1", outcome="ok")
     response = anon_client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cr3t-token")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -59,6 +60,7 @@ def test_the_token_gets_the_backlog_and_the_runs(anon_client, settings, make_opp
     assert value(text, "crm_sv_deliveries", status="failed") == 1
     assert value(text, "crm_sv_deliveries", status="pending") == 0
     assert value(text, "crm_command_last_success_timestamp_seconds", command="poll_invoices") > 0
+    assert value(text, "crm_command_last_success_timestamp_seconds", command="send_events") > 0
     assert value(text, "crm_outgoing_requests_total", service="invoice-mifact", outcome="ok") >= 3  # sign-in, 2 checks
     assert "crm_outgoing_request_seconds_bucket" in text
     assert "django_http_responses_total_by_status_view_method_total" in text

@@ -32,10 +32,10 @@ pytestmark = pytest.mark.django_db
 
 INDEX = "/admin/"
 # The start page's queries, whatever the rows: the session and the user, the user's and the
-# groups' permissions, then its own eight reads (pending O.S aggregate, the oldest pending O.S,
+# groups' permissions, then its own nine reads (pending O.S aggregate, the oldest pending O.S,
 # O.S on more than one sale, SV aggregate, comprobantes without a valid file, the last run of each
-# command, closings per week).
-MAX_QUERIES = 12
+# of the three commands, closings per week).
+MAX_QUERIES = 13
 
 
 def text_of(response: Any) -> str:
@@ -156,8 +156,21 @@ def test_runs_that_never_ran_or_stopped_say_who_must_act(staff_client: Client, m
     run = CommandRun.objects.create(command="sync_sv", host="h", outcome="ok", finished_at=timezone.now())
     CommandRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(hours=3))
     text = text_of(staff_client.get(INDEX))
-    assert "No se ejecuta desde hace 3 h: revisar la tarea programada (cron)" in text
-    assert text.count("Debe actuar: TI de la clínica.") == 2
+    assert "No se ejecuta desde hace 3 h: revisar la tarea programada (cron), que debe correr cada 5 minutos." in text
+    assert "send_events (Envío de eventos firmados a otros sistemas): nunca se ejecutó" in text
+    assert text.count("Debe actuar: TI de la clínica.") == 3  # poll_invoices and send_events never ran, sync_sv stopped
+
+
+def test_the_event_sender_is_one_of_the_automatic_processes(staff_client: Client) -> None:
+    run = CommandRun.objects.create(command="send_events", host="h", outcome="ok", finished_at=timezone.now())
+    response = staff_client.get(INDEX)
+    assert 'id="crm-run-send_events" class="crm-ok"' in response.content.decode()
+    purpose = r"send_events \(Envío de eventos firmados a otros sistemas\)"
+    assert re.search(purpose + r": última ejecución [^.]*, correcta\.", text_of(response))
+    CommandRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(minutes=40))
+    response = staff_client.get(INDEX)
+    assert 'id="crm-run-send_events" class="crm-alert"' in response.content.decode()
+    assert "que debe correr cada minuto." in text_of(response)
 
 
 def test_staff_see_only_the_figures_of_the_lists_they_may_open(django_user_model: Any, workspace: Workspace) -> None:
