@@ -115,7 +115,15 @@ def seed_workspace(now: dt.datetime | None = None) -> Workspace:
         jose, 789, now - 10 * day, metadata=jose_789, last_checked_at=now - 20 * minute, **unknown
     )
     space.orders[790] = _order(ramon, 790, now - hour / 2)
-    space.orders[455] = _order(maria, 455, now - 35 * day, facturado=True)
+    space.orders[455] = _order(
+        maria,
+        455,
+        now - 35 * day,
+        facturado=True,
+        invoiced_at=now - 28 * day,  # a week after registration, as its history says below
+        last_checked_at=now - 28 * day,
+        invoice_result_head_id=901,
+    )
 
     _history(lucia, "opportunity_created", {"name": lucia.name, "stage": "Prospección"}, now - 4 * day)
     _history(
