@@ -16,7 +16,7 @@ What it does:
    templates; no network): a few warm-up requests, then N measured ones. Prints the query count
    (and each query's time), min, median, p95 and max.
 
-Targets (PASS/FAIL): p95 < 300 ms; at most 11 queries (sales/tests/test_start_page.py bounds
+Targets (PASS/FAIL): p95 < 300 ms; at most 12 queries (sales/tests/test_start_page.py bounds
 the same count).
 
 Exit status: 0 when the bench ran (whatever the targets say); 1 when it broke; 130 on Ctrl-C.
@@ -35,7 +35,7 @@ from _common import BenchError, report_targets, run_guarded, say, seeded_in_proc
 OPPORTUNITIES = 10_000
 SERVICE_ORDERS = 20_000
 RENDER_TARGET_MS = 300.0
-QUERY_TARGET = 11
+QUERY_TARGET = 12  # 11 until the start page also showed the last send_events run (one indexed read)
 PATIENTS = ("Lucía", "José", "María", "Ramón", "Ñusta", "Andrés", "Inés", "Álvaro", "Rosa", "Jesús")
 SURNAMES = ("Quispe", "Mamani", "Peña", "Huamán", "Gutiérrez", "Núñez", "Cárdenas", "Rodríguez", "Flores", "Ríos")
 STAFF_PERMISSIONS = (
