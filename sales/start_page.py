@@ -286,19 +286,33 @@ def _deliveries() -> Deliveries:
     return Deliveries(pending=counts["pending"], failed=counts["failed"])
 
 
-def _run(command: str, purpose: str, now: dt.datetime, *, every: str = "cada 5 minutos") -> Run:
+def cron_frequency(command: str) -> str:
+    """How often `settings.CRONJOBS` runs `command`, as staff read it ("cada 5 minutos")."""
+    for schedule, _function, args, *_ in settings.CRONJOBS:
+        if list(args)[:1] == [command]:
+            minute = schedule.split()[0]
+            if minute == "*" and schedule.split()[1:] == ["*"] * 4:
+                return "cada minuto"
+            if minute.startswith("*/") and schedule.split()[1:] == ["*"] * 4:
+                return f"cada {minute[2:]} minutos"
+            return f"según el horario «{schedule}»"
+    return "según la tarea programada"
+
+
+def _run(command: str, purpose: str, now: dt.datetime) -> Run:
     runs = last_runs(command=command, limit=1)
     summary = Run(command=command, purpose=purpose, run=runs[0] if runs else None, now=now)
     if summary.run is None:
         summary.problem = "No hay registro de ninguna ejecución: revisar la tarea programada (cron)."
         return summary
-    # Each runs every 5 minutes or every minute (`every`, as in CRONJOBS): a last run older than
-    # the /health limit means cron stopped.
+    # Each runs every few minutes (CRONJOBS): a last run older than the /health limit means cron
+    # stopped.
     limit = dt.timedelta(minutes=settings.HEALTH_POLL_MAX_AGE_MINUTES)
     if now - summary.run.started_at > limit:
         summary.stale = True
         summary.problem = (
-            f"No se ejecuta desde hace {summary.ago}: revisar la tarea programada (cron), que debe correr {every}."
+            f"No se ejecuta desde hace {summary.ago}: revisar la tarea programada (cron), "
+            f"que debe correr {cron_frequency(command)}."
         )
     elif interrupted := run_interruption(summary.run, now=now):
         summary.interrupted = interrupted
@@ -361,7 +375,7 @@ def start_page(*, request: HttpRequest, now: dt.datetime | None = None) -> Start
         page.runs = [
             _run("poll_invoices", "Consulta de facturas en invoice-mifact", now),
             _run("sync_sv", "Envío de historias clínicas a SV", now),
-            _run("send_events", "Envío de eventos firmados a otros sistemas", now, every="cada minuto"),
+            _run("send_events", "Envío de eventos firmados a otros sistemas", now),
         ]
     if user.has_perms(PERMISSIONS["closings"]):
         page.closings = _closings(now)

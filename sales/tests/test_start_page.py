@@ -26,7 +26,7 @@ from devtools.workspace_data import Workspace, seed_workspace
 from jobs.models import CommandRun
 from jobs.run_liveness import this_host
 from opportunities.models import ActionHistory, Opportunity
-from sales.start_page import WEEKS, week_start
+from sales.start_page import WEEKS, cron_frequency, week_start
 
 pytestmark = pytest.mark.django_db
 
@@ -233,3 +233,14 @@ def test_a_killed_run_shows_as_interrupted_not_in_progress(staff_client: Client,
     )
     assert f"Ejecución interrumpida: el proceso ya no existe (servidor {this_host()})" in text
     assert 'id="crm-run-poll_invoices" class="crm-alert"' in response.content.decode()
+
+
+def test_the_stale_message_says_how_often_cron_runs_the_command(settings: Any) -> None:
+    assert [cron_frequency(c) for c in ("poll_invoices", "sync_sv", "send_events")] == [
+        "cada 5 minutos",
+        "cada 5 minutos",
+        "cada minuto",
+    ]
+    settings.CRONJOBS = [("*/10 * * * *", "crm.cron.command_for_cron", ["poll_invoices"])]
+    assert cron_frequency("poll_invoices") == "cada 10 minutos"
+    assert cron_frequency("sync_sv") == "según la tarea programada"
